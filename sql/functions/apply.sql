@@ -1,0 +1,170 @@
+-- ferry.apply: the inbound write path. One call applies a batch of remote records to a
+-- mapping's hub table, atomically per record under the row lock, and moves each link's base.
+--
+-- p_records: [{"id": remote id, "updated_at": iso8601|null, "deleted": bool,
+--              "values": {hub column: text value | null}}]   (only inbound-capable fields)
+-- p_defer_unknown: while creates of this mapping are in flight (links without remote id,
+--   younger than 30 s),
+--   unknown remote ids are returned in "deferred" instead of inserted: they may be the echo
+--   of a create whose link is not committed yet.
+-- returns {"inserted","updated","deleted","unchanged","conflicts","deferred":[ids],"errors":[{id,error}]}
+create or replace function ferry.apply(p_mapping integer, p_records jsonb, p_defer_unknown boolean default true)
+returns jsonb
+language plpgsql
+as $fn$
+declare
+    m          ferry.mappings;
+    tbl        text;
+    rec        jsonb;
+    rid        text;
+    l_key      bigint;
+    l_base     jsonb;
+    l_updated  timestamptz;
+    r_updated  timestamptz;
+    typed      jsonb;
+    cur        jsonb;
+    newvals    jsonb;
+    newbase    jsonb;
+    k          text;
+    v          jsonb;
+    b          jsonb;
+    h          jsonb;
+    pol        text;
+    take_remote boolean;
+    pending    boolean;
+    new_key    bigint;
+    n_ins      integer := 0;
+    n_upd      integer := 0;
+    n_del      integer := 0;
+    n_same     integer := 0;
+    n_conf     integer := 0;
+    deferred   jsonb := '[]';
+    errors     jsonb := '[]';
+begin
+    select * into m from ferry.mappings where id = p_mapping;
+    if not found then
+        raise exception 'ferry.apply: mapping % does not exist', p_mapping;
+    end if;
+    tbl := format('%I.%I', m.hub_schema, m.hub_table);
+    select exists (select 1 from ferry.links
+                    where mapping_id = p_mapping and remote_id is null
+                      and created_at > now() - interval '30 seconds')
+      into pending;
+
+    for rec in select value from jsonb_array_elements(p_records) loop
+        rid := rec ->> 'id';
+        begin
+            select row_key, base, remote_updated_at into l_key, l_base, l_updated
+              from ferry.links where mapping_id = p_mapping and remote_id = rid
+               for update;
+            r_updated := (rec ->> 'updated_at')::timestamptz;
+
+            if coalesce((rec ->> 'deleted')::boolean, false) then
+                if l_key is not null then
+                    if m.soft_delete then
+                        execute format('update %s set _deleted_at = now() where %I = $1', tbl, m.key_column)
+                          using l_key;
+                    else
+                        execute format('delete from %s where %I = $1', tbl, m.key_column) using l_key;
+                    end if;
+                    delete from ferry.links where mapping_id = p_mapping and row_key = l_key;
+                    n_del := n_del + 1;
+                else
+                    n_same := n_same + 1;
+                end if;
+                continue;
+            end if;
+
+            -- remote text values cast to the column types, then back to jsonb: the same
+            -- normal form to_jsonb(row) gives, so values compare exactly with rows and bases
+            execute format('select to_jsonb(jsonb_populate_record(null::%s, $1))', tbl)
+              into typed using rec -> 'values';
+            select coalesce(jsonb_object_agg(key, typed -> key), '{}')
+              into typed from jsonb_object_keys(rec -> 'values') as key;
+
+            if l_key is null then
+                if pending and p_defer_unknown then
+                    deferred := deferred || to_jsonb(rid);
+                    continue;
+                end if;
+                execute format(
+                    'insert into %s as t (%s%I) select %s$2 from jsonb_populate_record(null::%s, $1) r returning t.%I',
+                    tbl,
+                    (select coalesce(string_agg(format('%I, ', key), ''), '') from jsonb_object_keys(typed) key),
+                    m.id_column,
+                    (select coalesce(string_agg(format('r.%I, ', key), ''), '') from jsonb_object_keys(typed) key),
+                    tbl, m.key_column)
+                  into new_key using typed, rid;
+                insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
+                values (p_mapping, new_key, rid, r_updated, typed);
+                n_ins := n_ins + 1;
+                continue;
+            end if;
+
+            if l_updated is not null and r_updated is not null and r_updated < l_updated then
+                n_same := n_same + 1;   -- an older version than the one already applied
+                continue;
+            end if;
+
+            execute format('select to_jsonb(t) from %s t where %I = $1 for update', tbl, m.key_column)
+              into cur using l_key;
+            if cur is null then
+                n_same := n_same + 1;   -- hub row deleted; the outbound worker archives it
+                continue;
+            end if;
+
+            newvals := '{}';
+            newbase := coalesce(l_base, '{}');
+            for k, v in select key, value from jsonb_each(typed) loop
+                v := nullif(v, 'null'::jsonb);
+                b := nullif(l_base -> k, 'null'::jsonb);
+                h := nullif(cur -> k, 'null'::jsonb);
+                if v is not distinct from b and l_base ? k then
+                    continue;          -- remote did not change this field
+                end if;
+                take_remote := true;
+                if l_base ? k and h is distinct from b and h is distinct from v then
+                    -- both sides changed the field since the base: the policy decides
+                    select coalesce(f.conflict_policy, m.conflict_policy) into pol
+                      from ferry.fields f where f.mapping_id = p_mapping and f.hub_column = k;
+                    take_remote := pol in ('remote_wins', 'last_write_wins');
+                    insert into ferry.conflicts
+                        (mapping_id, row_key, field, hub_value, remote_value, base_value, policy, decision)
+                    values (p_mapping, l_key, k, h, v, b, pol,
+                            case when take_remote then 'remote' else 'hub' end);
+                    n_conf := n_conf + 1;
+                end if;
+                if take_remote and h is distinct from v then
+                    newvals := newvals || jsonb_build_object(k, coalesce(v, 'null'::jsonb));
+                end if;
+                newbase := newbase || jsonb_build_object(k, coalesce(v, 'null'::jsonb));
+            end loop;
+
+            if newvals <> '{}' then
+                execute format('update %s t set %s from jsonb_populate_record(null::%s, $1) r where t.%I = $2',
+                    tbl,
+                    (select string_agg(format('%I = r.%I', key, key), ', ') from jsonb_object_keys(newvals) key),
+                    tbl, m.key_column)
+                  using newvals, l_key;
+                n_upd := n_upd + 1;
+            else
+                n_same := n_same + 1;
+            end if;
+            update ferry.links
+               set base = newbase,
+                   remote_updated_at = coalesce(r_updated, remote_updated_at),
+                   synced_at = now()
+             where mapping_id = p_mapping and row_key = l_key;
+        exception when others then
+            errors := errors || jsonb_build_object('id', rid, 'error', sqlerrm);
+        end;
+    end loop;
+
+    if n_ins + n_upd + n_del > 0 then
+        update ferry.mappings set last_inbound_at = now() where id = p_mapping;
+    end if;
+    return jsonb_build_object('inserted', n_ins, 'updated', n_upd, 'deleted', n_del,
+                              'unchanged', n_same, 'conflicts', n_conf,
+                              'deferred', deferred, 'errors', errors);
+end
+$fn$;

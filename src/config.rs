@@ -1,0 +1,314 @@
+//! Configuration: `ferry.toml` plus the environment. Secrets are named, never written here.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Why a configuration cannot be used. Never retried: the operator must fix the file or env.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is not valid ferry configuration: {message}")]
+    Parse { path: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("connection `{connection}`: environment variable {var} ({what}) is not set")]
+    MissingEnv { connection: String, var: String, what: &'static str },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
+    pub connections: BTreeMap<String, ConnectionConfig>,
+    #[serde(default)]
+    pub mappings: Vec<MappingConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// HTTP listener for webhooks, /healthz.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The URL apps post webhooks to, as they see it (HubSpot signs the full URL).
+    /// Default: `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Replication slot name (lowercase).
+    #[serde(default = "default_slot")]
+    pub slot: String,
+    #[serde(default = "default_publication")]
+    pub publication: String,
+    /// Outbound worker tasks per process.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8700))
+}
+fn default_slot() -> String {
+    "ferry".into()
+}
+fn default_publication() -> String {
+    "ferry".into()
+}
+fn default_workers() -> usize {
+    4
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            listen: default_listen(),
+            public_url: None,
+            slot: default_slot(),
+            publication: default_publication(),
+            workers: default_workers(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    pub kind: String,
+    pub base_url: String,
+    /// Name of the environment variable holding the API token.
+    pub token_env: String,
+    /// Name of the environment variable holding the webhook signing secret.
+    pub webhook_secret_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingConfig {
+    /// Default: `<connection>.<object>`.
+    pub name: Option<String>,
+    pub connection: String,
+    /// Remote object, e.g. `contacts`.
+    pub object: String,
+    /// Hub table, `schema.table`.
+    pub table: String,
+    #[serde(default = "default_policy")]
+    pub conflict_policy: String,
+    pub match_key: Option<String>,
+    #[serde(default)]
+    pub soft_delete: bool,
+    pub fields: Vec<FieldConfig>,
+}
+
+fn default_policy() -> String {
+    "remote_wins".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldConfig {
+    pub column: String,
+    pub property: String,
+    #[serde(default = "default_type", rename = "type")]
+    pub ty: String,
+    #[serde(default = "default_direction")]
+    pub direction: String,
+    pub transform: Option<String>,
+    pub conflict_policy: Option<String>,
+}
+
+fn default_type() -> String {
+    "text".into()
+}
+fn default_direction() -> String {
+    "both".into()
+}
+
+/// Column types a mapping may declare, with their SQL spelling.
+pub const FIELD_TYPES: &[(&str, &str)] = &[
+    ("text", "text"),
+    ("integer", "integer"),
+    ("bigint", "bigint"),
+    ("numeric", "numeric"),
+    ("boolean", "boolean"),
+    ("date", "date"),
+    ("timestamptz", "timestamptz"),
+];
+pub const DIRECTIONS: &[&str] = &["both", "inbound", "outbound"];
+pub const POLICIES: &[&str] = &["remote_wins", "hub_wins", "last_write_wins", "manual"];
+pub const TRANSFORMS: &[&str] = &["lowercase", "uppercase", "trim"];
+
+impl MappingConfig {
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| format!("{}.{}", self.connection, self.object))
+    }
+
+    /// `(schema, table)`; a bare name lands in the connection's schema.
+    pub fn schema_table(&self) -> (String, String) {
+        match self.table.split_once('.') {
+            Some((s, t)) => (s.to_string(), t.to_string()),
+            None => (self.connection.clone(), self.table.clone()),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.message().to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Structural checks that need no environment.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        for (name, c) in &self.connections {
+            if !crate::connectors::KINDS.contains(&c.kind.as_str()) {
+                return bad(format!(
+                    "connection `{name}`: unknown connector kind `{}` (known: {})",
+                    c.kind,
+                    crate::connectors::KINDS.join(", ")
+                ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for m in &self.mappings {
+            let name = m.name();
+            if !names.insert(name.clone()) {
+                return bad(format!("mapping `{name}` is declared twice"));
+            }
+            if !self.connections.contains_key(&m.connection) {
+                return bad(format!("mapping `{name}`: no connection named `{}`", m.connection));
+            }
+            if !POLICIES.contains(&m.conflict_policy.as_str()) {
+                return bad(format!(
+                    "mapping `{name}`: unknown conflict_policy `{}` (one of {})",
+                    m.conflict_policy,
+                    POLICIES.join(", ")
+                ));
+            }
+            if m.fields.is_empty() {
+                return bad(format!("mapping `{name}` has no fields"));
+            }
+            let mut cols = std::collections::HashSet::new();
+            for f in &m.fields {
+                let at = format!("mapping `{name}`, field `{}`", f.column);
+                if !cols.insert(f.column.as_str()) {
+                    return bad(format!("{at}: column declared twice"));
+                }
+                if f.column == "id" || f.column == format!("{}_id", m.connection) || f.column.starts_with("_ferry") {
+                    return bad(format!("{at}: column name is reserved for ferry"));
+                }
+                if !FIELD_TYPES.iter().any(|(t, _)| *t == f.ty) {
+                    let known: Vec<_> = FIELD_TYPES.iter().map(|(t, _)| *t).collect();
+                    return bad(format!("{at}: unknown type `{}` (one of {})", f.ty, known.join(", ")));
+                }
+                if !DIRECTIONS.contains(&f.direction.as_str()) {
+                    return bad(format!("{at}: unknown direction `{}` (one of {})", f.direction, DIRECTIONS.join(", ")));
+                }
+                if let Some(t) = &f.transform {
+                    if !TRANSFORMS.contains(&t.as_str()) {
+                        return bad(format!("{at}: unknown transform `{t}` (one of {})", TRANSFORMS.join(", ")));
+                    }
+                }
+                if let Some(p) = &f.conflict_policy {
+                    if !POLICIES.contains(&p.as_str()) {
+                        return bad(format!("{at}: unknown conflict_policy `{p}`"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The URL webhooks are addressed to.
+    pub fn public_url(&self) -> String {
+        self.engine
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.engine.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+/// Secrets of one connection, read from the environment variables the config names.
+#[derive(Clone)]
+pub struct Secrets {
+    pub token: String,
+    pub webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(<redacted>)")
+    }
+}
+
+impl ConnectionConfig {
+    pub fn secrets(&self, connection: &str) -> Result<Secrets, ConfigError> {
+        let read = |var: &str, what: &'static str| {
+            std::env::var(var).ok().filter(|v| !v.is_empty()).ok_or_else(|| ConfigError::MissingEnv {
+                connection: connection.to_string(),
+                var: var.to_string(),
+                what,
+            })
+        };
+        Ok(Secrets {
+            token: read(&self.token_env, "token_env")?,
+            webhook_secret: match &self.webhook_secret_env {
+                Some(v) => Some(read(v, "webhook_secret_env")?),
+                None => None,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+        [connections.hubspot]
+        kind = "hubspot"
+        base_url = "http://127.0.0.1:1"
+        token_env = "FERRY_TEST_TOKEN_UNSET_VAR"
+
+        [[mappings]]
+        connection = "hubspot"
+        object = "contacts"
+        table = "hubspot.contacts"
+        fields = [{ column = "email", property = "email" }]
+    "#;
+
+    #[test]
+    fn parses_and_names() {
+        let c = Config::parse(OK, "t").unwrap();
+        assert_eq!(c.mappings[0].name(), "hubspot.contacts");
+        assert_eq!(c.mappings[0].schema_table(), ("hubspot".into(), "contacts".into()));
+    }
+
+    #[test]
+    fn unknown_kind_is_one_sentence() {
+        let err = Config::parse(&OK.replace("kind = \"hubspot\"", "kind = \"pipedrive\""), "t").unwrap_err();
+        assert_eq!(err.to_string(), "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot)");
+    }
+
+    #[test]
+    fn missing_env_names_the_variable() {
+        let c = Config::parse(OK, "t").unwrap();
+        let err = c.connections["hubspot"].secrets("hubspot").unwrap_err();
+        assert!(err.to_string().contains("FERRY_TEST_TOKEN_UNSET_VAR"), "{err}");
+    }
+}

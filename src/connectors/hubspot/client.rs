@@ -1,0 +1,92 @@
+//! Outbound/inbound edge: HubSpot CRM v3 HTTP calls and failure classification.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::connectors::ConnectorError;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+/// A parsed response: status and JSON body (`Null` when empty).
+pub struct Response {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Client {
+    pub fn new(base: &str, token: &str) -> Client {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()
+            .expect("static reqwest configuration is valid");
+        Client { http, base: base.trim_end_matches('/').to_string(), token: token.to_string() }
+    }
+
+    /// Sends one request; non-2xx statuses come back classified as errors.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response, ConnectorError> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| ConnectorError::Transient(describe(&e)))?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(Duration::from_secs_f64);
+        let bytes = resp.bytes().await.map_err(|e| ConnectorError::Transient(describe(&e)))?;
+        let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        if status.is_success() {
+            return Ok(Response { status, body });
+        }
+        Err(classify(status, &body, retry_after, &bytes))
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// The API's own message, for dead letters.
+pub fn message_of(body: &Value, raw: &[u8]) -> String {
+    body.get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(raw).chars().take(500).collect())
+}
+
+fn classify(status: StatusCode, body: &Value, retry_after: Option<Duration>, raw: &[u8]) -> ConnectorError {
+    let message = message_of(body, raw);
+    match status.as_u16() {
+        429 => {
+            let policy = body.get("policyName").and_then(Value::as_str).unwrap_or("unknown").to_string();
+            let hint = match policy.as_str() {
+                "TEN_SECONDLY_ROLLING" => Duration::from_secs(1),
+                "DAILY" => Duration::from_secs(3600),
+                _ => Duration::from_secs(1),
+            };
+            ConnectorError::RateLimited { retry_after: retry_after.unwrap_or(hint), policy }
+        }
+        401 | 403 => ConnectorError::Auth(message),
+        404 => ConnectorError::NotFound,
+        s if s >= 500 => ConnectorError::Transient(format!("HTTP {s}: {message}")),
+        s => ConnectorError::Rejected { status: s, message },
+    }
+}

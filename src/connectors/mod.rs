@@ -1,0 +1,138 @@
+//! Connectors: the edge between ferry and one app's API (both directions).
+
+pub mod hubspot;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{ConnectionConfig, Secrets};
+
+/// Connector kinds this build knows; `ferry.toml` may name only these.
+pub const KINDS: &[&str] = &["hubspot"];
+
+/// Property values as the app sees them: strings, `None` = unset.
+pub type Properties = BTreeMap<String, Option<String>>;
+
+/// One remote record, as fetched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteRecord {
+    pub id: String,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub properties: Properties,
+    pub archived: bool,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub records: Vec<RemoteRecord>,
+    /// Cursor of the next page; `None` on the last page.
+    pub after: Option<String>,
+}
+
+/// A change the app announced (webhook); the record is fetched afterwards unless deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEvent {
+    /// The app's own event id, used to drop replays.
+    pub event_id: Option<String>,
+    pub object: String,
+    pub remote_id: String,
+    pub deleted: bool,
+    /// The event as the app sent it, kept in ferry.inbox.
+    pub raw: serde_json::Value,
+}
+
+/// What a connector can do, so the engine can size batches and budgets.
+#[derive(Debug, Clone)]
+pub struct Capabilities {
+    pub max_batch: usize,
+    pub max_page: usize,
+}
+
+/// An API call's failure, classified by what to do next.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectorError {
+    /// Throttled: retry after the server's hint.
+    #[error("rate limited ({policy}); retry after {retry_after:?}")]
+    RateLimited { retry_after: Duration, policy: String },
+    /// 5xx, timeouts, resets: retry with exponential backoff.
+    #[error("transient API failure: {0}")]
+    Transient(String),
+    /// Validation and other 4xx: never retried; becomes a dead letter with the API's text.
+    #[error("{message}")]
+    Rejected { status: u16, message: String },
+    /// The record does not exist (anymore) on the remote side.
+    #[error("remote record not found")]
+    NotFound,
+    /// Bad or expired credentials: retry after a delay (the operator must fix the token).
+    #[error("authentication failed: {0}")]
+    Auth(String),
+}
+
+impl ConnectorError {
+    /// Whether retrying can ever help.
+    pub fn retryable(&self) -> bool {
+        !matches!(self, ConnectorError::Rejected { .. })
+    }
+}
+
+/// Why a webhook delivery was refused: answered 401/400, and nothing is stored.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("signature rejected: {0}")]
+    Signature(String),
+    #[error("no webhook secret configured for this connection")]
+    NoSecret,
+    #[error("malformed webhook body: {0}")]
+    Malformed(String),
+}
+
+/// The HTTP request of a webhook delivery, as received.
+pub struct WebhookRequest<'a> {
+    pub method: &'a str,
+    /// The full URL the app posted to (apps sign it).
+    pub url: &'a str,
+    pub headers: &'a axum::http::HeaderMap,
+    pub body: &'a [u8],
+}
+
+/// One app kind's API.
+///
+/// Contract:
+/// - **At least once.** The engine may call any write again after a crash or a timeout whose
+///   outcome is unknown; `update` and `archive` must therefore be idempotent (same values,
+///   same outcome), and `create` is guarded by the engine's create intent (a link with no remote
+///   id) so a retried create is looked up before it is repeated.
+/// - **Per-record order.** The engine never has two writes for the same record in flight;
+///   batches hold distinct records. Records in different batches may run in parallel.
+/// - **Per-item results.** Batch writes return one result per input, in input order: a partial
+///   failure (HubSpot 207) fails only the items it names.
+/// - **No hidden retries.** A connector reports failures classified ([`ConnectorError`]);
+///   the engine owns retry, backoff and dead letters.
+/// - Property values are strings on the wire; `None` clears a property.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn capabilities(&self) -> Capabilities;
+    /// One page of all live records, from `after` (None = first page).
+    async fn list(&self, object: &str, properties: &[String], after: Option<String>) -> Result<Page, ConnectorError>;
+    /// Current state of the given records; missing or archived ones are absent from the result.
+    async fn fetch(&self, object: &str, ids: &[String], properties: &[String]) -> Result<Vec<RemoteRecord>, ConnectorError>;
+    async fn create(&self, object: &str, items: &[Properties]) -> Vec<Result<RemoteRecord, ConnectorError>>;
+    async fn update(&self, object: &str, items: &[(String, Properties)]) -> Vec<Result<RemoteRecord, ConnectorError>>;
+    /// Deletes (archives); a record already gone counts as success.
+    async fn archive(&self, object: &str, ids: &[String]) -> Vec<Result<(), ConnectorError>>;
+    /// Verifies the delivery's signature and returns its events.
+    fn parse_webhook(&self, request: &WebhookRequest<'_>, secret: Option<&str>) -> Result<Vec<ChangeEvent>, WebhookError>;
+}
+
+/// Builds the connector for one connection.
+pub fn build(connection: &ConnectionConfig, secrets: &Secrets) -> Result<Arc<dyn Connector>, String> {
+    match connection.kind.as_str() {
+        "hubspot" => Ok(Arc::new(hubspot::HubSpot::new(&connection.base_url, &secrets.token))),
+        other => Err(format!("unknown connector kind `{other}` (known: {})", KINDS.join(", "))),
+    }
+}

@@ -1,0 +1,69 @@
+//! Control plane: LISTEN ferry_control; a change to the mappings (from `ferry apply` or psql)
+//! reloads the catalog and wakes the parts that depend on it, within a second.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::engine::Shared;
+use crate::hub::catalog::Catalog;
+use crate::hub::Hub;
+
+pub async fn run(hub: Hub, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            r = session(&hub, &shared) => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "control listener lost its connection; reconnecting");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn reload(hub: &Hub, shared: &Shared) -> Result<(), crate::hub::HubError> {
+    let catalog = Catalog::load(&**hub.client().await?).await?;
+    shared.set_catalog(catalog);
+    shared.backfill_ready.notify_waiters();
+    shared.outbox_ready.notify_waiters();
+    shared.inbox_ready.notify_waiters();
+    Ok(())
+}
+
+async fn session(hub: &Hub, shared: &Shared) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (client, mut conn) = hub.config.connect(NoTls).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+    let pump = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(msg) = stream.next().await {
+            match msg {
+                Ok(AsyncMessage::Notification(n)) => {
+                    let _ = tx.send(n.payload().to_string());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "control connection error");
+                    break;
+                }
+            }
+        }
+    });
+    client.batch_execute("listen ferry_control").await?;
+    // anything changed while we were not listening
+    reload(hub, shared).await?;
+    while let Some(payload) = rx.recv().await {
+        tracing::info!(%payload, "control notification");
+        reload(hub, shared).await?;
+    }
+    pump.abort();
+    Err("control connection closed".into())
+}

@@ -1,0 +1,149 @@
+//! The catalog: mappings and fields as the engine runs them, read from ferry.* (so a psql
+//! admin can change them live).
+
+use std::sync::Arc;
+
+use postgres_protocol::escape::escape_identifier;
+use tokio_postgres::GenericClient;
+
+use super::HubError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Both,
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    fn parse(s: &str) -> Direction {
+        match s {
+            "inbound" => Direction::Inbound,
+            "outbound" => Direction::Outbound,
+            _ => Direction::Both,
+        }
+    }
+    /// Values flow from the app into the hub.
+    pub fn inbound(self) -> bool {
+        matches!(self, Direction::Both | Direction::Inbound)
+    }
+    /// Values flow from the hub to the app.
+    pub fn outbound(self) -> bool {
+        matches!(self, Direction::Both | Direction::Outbound)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub column: String,
+    pub property: String,
+    pub ty: String,
+    pub direction: Direction,
+    pub transform: Option<String>,
+}
+
+impl Field {
+    /// Applies the field's transform to a text value (both directions).
+    pub fn transform(&self, value: String) -> String {
+        match self.transform.as_deref() {
+            Some("lowercase") => value.to_lowercase(),
+            Some("uppercase") => value.to_uppercase(),
+            Some("trim") => value.trim().to_string(),
+            _ => value,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub id: i32,
+    pub name: String,
+    pub connection: String,
+    pub object: String,
+    pub schema: String,
+    pub table: String,
+    pub key_column: String,
+    pub id_column: String,
+    pub active: bool,
+    pub backfill_done: bool,
+    pub fields: Vec<Field>,
+}
+
+impl Mapping {
+    /// `"schema"."table"`, quoted.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", escape_identifier(&self.schema), escape_identifier(&self.table))
+    }
+    pub fn properties(&self) -> Vec<String> {
+        self.fields.iter().map(|f| f.property.clone()).collect()
+    }
+}
+
+/// The mappings of the hub, as loaded at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub mappings: Vec<Arc<Mapping>>,
+}
+
+impl Catalog {
+    pub async fn load(client: &impl GenericClient) -> Result<Catalog, HubError> {
+        let rows = client
+            .query(
+                "select id, name, connection, remote_object, hub_schema, hub_table, key_column, id_column,
+                        state = 'active', backfill_state = 'done'
+                   from ferry.mappings order by id",
+                &[],
+            )
+            .await?;
+        let field_rows = client
+            .query(
+                "select mapping_id, hub_column, remote_property, type, direction, transform
+                   from ferry.fields order by mapping_id, position",
+                &[],
+            )
+            .await?;
+        let mappings = rows
+            .iter()
+            .map(|r| {
+                let id: i32 = r.get(0);
+                Arc::new(Mapping {
+                    id,
+                    name: r.get(1),
+                    connection: r.get(2),
+                    object: r.get(3),
+                    schema: r.get(4),
+                    table: r.get(5),
+                    key_column: r.get(6),
+                    id_column: r.get(7),
+                    active: r.get(8),
+                    backfill_done: r.get(9),
+                    fields: field_rows
+                        .iter()
+                        .filter(|f| f.get::<_, i32>(0) == id)
+                        .map(|f| Field {
+                            column: f.get(1),
+                            property: f.get(2),
+                            ty: f.get(3),
+                            direction: Direction::parse(f.get(4)),
+                            transform: f.get(5),
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        Ok(Catalog { mappings })
+    }
+
+    pub fn by_id(&self, id: i32) -> Option<&Arc<Mapping>> {
+        self.mappings.iter().find(|m| m.id == id)
+    }
+
+    pub fn by_object(&self, connection: &str, object: &str) -> Option<&Arc<Mapping>> {
+        self.mappings.iter().find(|m| m.connection == connection && m.object == object)
+    }
+
+    /// Mappings whose hub table is `schema.table`.
+    pub fn by_table<'a>(&'a self, schema: &'a str, table: &'a str) -> impl Iterator<Item = &'a Arc<Mapping>> + 'a {
+        self.mappings.iter().filter(move |m| m.schema == schema && m.table == table)
+    }
+}

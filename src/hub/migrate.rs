@@ -1,0 +1,48 @@
+//! The hub's control schema: refinery migrations (append-only) then the idempotent `sql/`
+//! objects (functions, views, triggers), re-applied at every start.
+
+use tokio_postgres::NoTls;
+
+use super::{Hub, HubError};
+
+refinery::embed_migrations!("migrations");
+
+/// Idempotent objects, in dependency order.
+const SQL_OBJECTS: &[(&str, &str)] = &[
+    ("functions/apply.sql", include_str!("../../sql/functions/apply.sql")),
+    ("views/status.sql", include_str!("../../sql/views/status.sql")),
+    ("triggers/control.sql", include_str!("../../sql/triggers/control.sql")),
+];
+
+/// Serialises concurrent starts of several ferry processes.
+const MIGRATE_LOCK: i64 = 0x6665_7272_7900_0001;
+
+/// Brings the `ferry` schema up to date. Safe to run from several processes at once.
+pub async fn migrate(hub: &Hub) -> Result<(), HubError> {
+    let (mut client, conn) = hub
+        .config
+        .connect(NoTls)
+        .await
+        .map_err(|source| HubError::Connect { url: hub.display_url.clone(), source })?;
+    let conn = tokio::spawn(conn);
+    client.execute("select pg_advisory_lock($1)", &[&MIGRATE_LOCK]).await?;
+    let result = async {
+        migrations::runner()
+            .set_migration_table_name("ferry_schema_history")
+            .run_async(&mut client)
+            .await
+            .map_err(|e| HubError::Migrate(e.to_string()))?;
+        for (name, sql) in SQL_OBJECTS {
+            client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| HubError::Migrate(format!("sql/{name}: {e}")))?;
+        }
+        Ok(())
+    }
+    .await;
+    let _ = client.execute("select pg_advisory_unlock($1)", &[&MIGRATE_LOCK]).await;
+    drop(client);
+    let _ = conn.await;
+    result
+}

@@ -1,0 +1,250 @@
+//! Config → hub: upserts ferry.connections/mappings/fields and creates or alters the mirror
+//! tables (typed columns, surrogate key, remote-id column, comments, publication membership).
+
+use postgres_protocol::escape::{escape_identifier as ident, escape_literal as literal};
+use tokio_postgres::Transaction;
+
+use super::{Hub, HubError};
+use crate::config::{Config, FIELD_TYPES};
+
+/// What one `apply` changed. Applying the same config twice yields an empty report.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub tables_created: Vec<String>,
+    pub columns_added: Vec<String>,
+    pub mappings_changed: Vec<String>,
+    pub publication_added: Vec<String>,
+}
+
+impl ApplyReport {
+    pub fn is_empty(&self) -> bool {
+        self.tables_created.is_empty()
+            && self.columns_added.is_empty()
+            && self.mappings_changed.is_empty()
+            && self.publication_added.is_empty()
+    }
+}
+
+impl std::fmt::Display for ApplyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return f.write_str("hub already matches the configuration");
+        }
+        let mut parts = vec![];
+        for (label, list) in [
+            ("created tables", &self.tables_created),
+            ("added columns", &self.columns_added),
+            ("changed mappings", &self.mappings_changed),
+            ("published", &self.publication_added),
+        ] {
+            if !list.is_empty() {
+                parts.push(format!("{label}: {}", list.join(", ")));
+            }
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+const APPLY_LOCK: i64 = 0x6665_7272_7900_0002;
+
+fn sql_type(ty: &str) -> &'static str {
+    FIELD_TYPES.iter().find(|(t, _)| *t == ty).map(|(_, s)| *s).unwrap_or("text")
+}
+
+/// Upserts the configuration into the hub in one transaction.
+pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> {
+    let mut client = hub.client().await?;
+    let tx = client.transaction().await?;
+    tx.execute("select pg_advisory_xact_lock($1)", &[&APPLY_LOCK]).await?;
+    let mut report = ApplyReport::default();
+
+    for (name, c) in &config.connections {
+        tx.execute(
+            "insert into ferry.connections (name, kind, base_url, token_env, webhook_secret_env)
+             values ($1, $2, $3, $4, $5)
+             on conflict (name) do update
+               set kind = excluded.kind, base_url = excluded.base_url, token_env = excluded.token_env,
+                   webhook_secret_env = excluded.webhook_secret_env, updated_at = now()
+             where (connections.kind, connections.base_url, connections.token_env, connections.webhook_secret_env)
+                   is distinct from (excluded.kind, excluded.base_url, excluded.token_env, excluded.webhook_secret_env)",
+            &[name, &c.kind, &c.base_url, &c.token_env, &c.webhook_secret_env],
+        )
+        .await?;
+    }
+
+    ensure_publication(&tx, &config.engine.publication).await?;
+
+    for m in &config.mappings {
+        let name = m.name();
+        let (schema, table) = m.schema_table();
+        let id_column = format!("{}_id", m.connection);
+        let row = tx
+            .query_one(
+                "with up as (
+                   insert into ferry.mappings (name, connection, remote_object, hub_schema, hub_table, id_column,
+                                               conflict_policy, match_key, soft_delete)
+                   values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                   on conflict (name) do update
+                     set connection = excluded.connection, remote_object = excluded.remote_object,
+                         hub_schema = excluded.hub_schema, hub_table = excluded.hub_table,
+                         id_column = excluded.id_column, conflict_policy = excluded.conflict_policy,
+                         match_key = excluded.match_key, soft_delete = excluded.soft_delete, updated_at = now()
+                   where (mappings.connection, mappings.remote_object, mappings.hub_schema, mappings.hub_table,
+                          mappings.id_column, mappings.conflict_policy, mappings.match_key, mappings.soft_delete)
+                         is distinct from
+                         (excluded.connection, excluded.remote_object, excluded.hub_schema, excluded.hub_table,
+                          excluded.id_column, excluded.conflict_policy, excluded.match_key, excluded.soft_delete)
+                   returning id)
+                 select id, true from up
+                 union all
+                 select id, false from ferry.mappings where name = $1 and not exists (select 1 from up)",
+                &[&name, &m.connection, &m.object, &schema, &table, &id_column, &m.conflict_policy, &m.match_key, &m.soft_delete],
+            )
+            .await?;
+        let mapping_id: i32 = row.get(0);
+        let mut changed: bool = row.get(1);
+
+        let columns: Vec<&str> = m.fields.iter().map(|f| f.column.as_str()).collect();
+        let removed = tx
+            .execute(
+                "delete from ferry.fields where mapping_id = $1 and hub_column <> all($2)",
+                &[&mapping_id, &columns],
+            )
+            .await?;
+        changed |= removed > 0;
+        for (pos, f) in m.fields.iter().enumerate() {
+            let pos = pos as i32;
+            let n = tx
+                .execute(
+                    "insert into ferry.fields (mapping_id, hub_column, remote_property, type, direction, transform,
+                                               conflict_policy, position)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8)
+                     on conflict (mapping_id, hub_column) do update
+                       set remote_property = excluded.remote_property, type = excluded.type,
+                           direction = excluded.direction, transform = excluded.transform,
+                           conflict_policy = excluded.conflict_policy, position = excluded.position
+                     where (fields.remote_property, fields.type, fields.direction, fields.transform,
+                            fields.conflict_policy, fields.position)
+                           is distinct from
+                           (excluded.remote_property, excluded.type, excluded.direction, excluded.transform,
+                            excluded.conflict_policy, excluded.position)",
+                    &[&mapping_id, &f.column, &f.property, &f.ty, &f.direction, &f.transform, &f.conflict_policy, &pos],
+                )
+                .await?;
+            changed |= n > 0;
+        }
+        if changed {
+            report.mappings_changed.push(name.clone());
+        }
+
+        // the mirror table
+        let qualified = format!("{}.{}", ident(&schema), ident(&table));
+        let exists = tx
+            .query_opt(
+                "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                  where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p')",
+                &[&schema, &table],
+            )
+            .await?
+            .is_some();
+        if !exists {
+            tx.batch_execute(&format!(
+                "create schema if not exists {schema_q};
+                 create table {qualified} (
+                     id bigint generated by default as identity primary key,
+                     {idc} text unique
+                 );
+                 comment on table {qualified} is {tcomment};
+                 comment on column {qualified}.id is 'hub row key (ferry surrogate key)';
+                 comment on column {qualified}.{idc} is {icomment};",
+                schema_q = ident(&schema),
+                idc = ident(&id_column),
+                tcomment = literal(&format!("mirror of {} {} (ferry mapping {name})", m.connection, m.object)),
+                icomment = literal(&format!("{} record id (set by ferry)", m.connection)),
+            ))
+            .await?;
+            report.tables_created.push(format!("{schema}.{table}"));
+        }
+        let existing: Vec<String> = tx
+            .query(
+                "select a.attname::text from pg_attribute a
+                  where a.attrelid = $1::text::regclass and a.attnum > 0 and not a.attisdropped",
+                &[&qualified],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let has_pk = tx
+            .query_opt(
+                "select 1 from pg_index where indrelid = $1::text::regclass and indisprimary",
+                &[&qualified],
+            )
+            .await?
+            .is_some();
+        if !has_pk {
+            return Err(HubError::Schema(format!(
+                "table {schema}.{table} has no primary key: ferry needs one to identify rows"
+            )));
+        }
+        let mut ddl = String::new();
+        for f in &m.fields {
+            if !existing.contains(&f.column) {
+                ddl.push_str(&format!(
+                    "alter table {qualified} add column {} {};\n",
+                    ident(&f.column),
+                    sql_type(&f.ty)
+                ));
+                report.columns_added.push(format!("{schema}.{table}.{}", f.column));
+            }
+            let owner = match f.direction.as_str() {
+                "inbound" => format!("read-only in the hub, owned by {}", m.connection),
+                "outbound" => format!("hub-owned, pushed to {}", m.connection),
+                _ => "synced both ways".to_string(),
+            };
+            ddl.push_str(&format!(
+                "comment on column {qualified}.{} is {};\n",
+                ident(&f.column),
+                literal(&format!("{} {}.{} ({owner})", m.connection, m.object, f.property))
+            ));
+        }
+        if m.soft_delete && !existing.iter().any(|c| c == "_deleted_at") {
+            ddl.push_str(&format!("alter table {qualified} add column _deleted_at timestamptz;\n"));
+            report.columns_added.push(format!("{schema}.{table}._deleted_at"));
+        }
+        if !existing.iter().any(|c| c == &id_column) {
+            ddl.push_str(&format!("alter table {qualified} add column {} text unique;\n", ident(&id_column)));
+            report.columns_added.push(format!("{schema}.{table}.{id_column}"));
+        }
+        tx.batch_execute(&ddl).await?;
+
+        let published = tx
+            .query_opt(
+                "select 1 from pg_publication_tables where pubname = $1 and schemaname = $2 and tablename = $3",
+                &[&config.engine.publication, &schema, &table],
+            )
+            .await?
+            .is_some();
+        if !published {
+            tx.batch_execute(&format!(
+                "alter publication {} add table {qualified}",
+                ident(&config.engine.publication)
+            ))
+            .await?;
+            report.publication_added.push(format!("{schema}.{table}"));
+        }
+    }
+    tx.commit().await?;
+    Ok(report)
+}
+
+async fn ensure_publication(tx: &Transaction<'_>, publication: &str) -> Result<(), HubError> {
+    let exists = tx
+        .query_opt("select 1 from pg_publication where pubname = $1", &[&publication])
+        .await?
+        .is_some();
+    if !exists {
+        tx.batch_execute(&format!("create publication {}", ident(publication))).await?;
+    }
+    Ok(())
+}

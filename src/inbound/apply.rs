@@ -1,0 +1,103 @@
+//! Inbound path, last hop: remote records → one `ferry.apply` call per batch. The SQL function
+//! decides field by field under the row lock (see sql/functions/apply.sql).
+//!
+//! Contract: applying the same record twice changes nothing the second time; a record older
+//! than the one last applied is ignored; per-record failures (a value the column type rejects)
+//! are returned, not raised, so one bad record never blocks a batch.
+
+use serde_json::{json, Map, Value};
+use tokio_postgres::GenericClient;
+
+use crate::connectors::RemoteRecord;
+use crate::hub::catalog::Mapping;
+use crate::hub::HubError;
+
+/// What one apply call did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ApplyOutcome {
+    pub inserted: i64,
+    pub updated: i64,
+    pub deleted: i64,
+    pub unchanged: i64,
+    pub conflicts: i64,
+    /// Unknown remote ids held back while creates are in flight.
+    pub deferred: Vec<String>,
+    /// `(remote id, error)` per record the hub refused.
+    pub errors: Vec<(String, String)>,
+}
+
+/// One record as ferry.apply takes it: inbound fields only, transformed, keyed by hub column.
+pub fn record_json(mapping: &Mapping, r: &RemoteRecord) -> Value {
+    if r.archived {
+        return json!({"id": r.id, "deleted": true});
+    }
+    let mut values = Map::new();
+    for f in mapping.fields.iter().filter(|f| f.direction.inbound()) {
+        if let Some(v) = r.properties.get(&f.property) {
+            values.insert(f.column.clone(), v.clone().map(|s| Value::String(f.transform(s))).unwrap_or(Value::Null));
+        }
+    }
+    json!({
+        "id": r.id,
+        "updated_at": r.updated_at.map(|t| t.to_rfc3339()),
+        "deleted": false,
+        "values": values,
+    })
+}
+
+/// A deletion of one remote record.
+pub fn deletion_json(remote_id: &str) -> Value {
+    json!({"id": remote_id, "deleted": true})
+}
+
+pub async fn apply(client: &impl GenericClient, mapping_id: i32, records: Vec<Value>, defer_unknown: bool) -> Result<ApplyOutcome, HubError> {
+    if records.is_empty() {
+        return Ok(ApplyOutcome::default());
+    }
+    let row = client
+        .query_one("select ferry.apply($1, $2, $3)", &[&mapping_id, &Value::Array(records), &defer_unknown])
+        .await?;
+    let v: Value = row.get(0);
+    let n = |k: &str| v.get(k).and_then(Value::as_i64).unwrap_or(0);
+    Ok(ApplyOutcome {
+        inserted: n("inserted"),
+        updated: n("updated"),
+        deleted: n("deleted"),
+        unchanged: n("unchanged"),
+        conflicts: n("conflicts"),
+        deferred: v
+            .get("deferred")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
+        errors: v
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        (
+                            e.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
+                            e.get("error").and_then(Value::as_str).unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+/// Records refused by the hub become inbound dead letters.
+pub async fn record_errors(client: &impl GenericClient, mapping_id: i32, errors: &[(String, String)]) -> Result<(), HubError> {
+    for (remote_id, error) in errors {
+        tracing::warn!(mapping_id, remote_id = %remote_id, error = %error, "inbound record refused by the hub");
+        client
+            .execute(
+                "insert into ferry.dead_letters (mapping_id, remote_id, direction, operation, error)
+                 values ($1, $2, 'inbound', 'apply', $3)",
+                &[&mapping_id, remote_id, error],
+            )
+            .await?;
+    }
+    Ok(())
+}

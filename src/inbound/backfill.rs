@@ -1,0 +1,108 @@
+//! Inbound path: the initial backfill of a new mapping — pages through every remote record
+//! and applies each page in the transaction that records the page cursor, so a restart
+//! resumes after the last finished page.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::apply::{apply, record_errors, record_json};
+use crate::connectors::{Connector, ConnectorError};
+use crate::engine::{Connections, Shared};
+use crate::hub::catalog::Mapping;
+use crate::hub::{Hub, HubError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    /// Retry after a delay.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    /// Retry after the connector's hint or with backoff; a rejection needs the operator.
+    #[error("listing remote records: {0}")]
+    Connector(#[from] ConnectorError),
+}
+
+pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        let notified = shared.backfill_ready.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let catalog = shared.catalog();
+        let mut failed = false;
+        for m in catalog.mappings.iter().filter(|m| m.active && !m.backfill_done) {
+            let Some(conn) = connections.get(&m.connection) else { continue };
+            if let Err(e) = backfill(&hub, &shared, m, conn.connector.as_ref()).await {
+                tracing::warn!(mapping = %m.name, error = %e, "backfill interrupted; will resume from its last page");
+                failed = true;
+            }
+        }
+        let wait = if failed { Duration::from_secs(1) } else { Duration::from_secs(3600) };
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Backfills one mapping to the end, resuming from its stored cursor.
+pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: &dyn Connector) -> Result<(), BackfillError> {
+    let client = hub.client().await?;
+    let row = client
+        .query_one(
+            "update ferry.mappings set backfill_state = 'running'
+              where id = $1 and backfill_state <> 'done'
+          returning backfill_after, backfill_rows",
+            &[&mapping.id],
+        )
+        .await;
+    let Ok(row) = row else { return Ok(()) }; // already done
+    let mut after: Option<String> = row.get(0);
+    let mut total: i64 = row.get(1);
+    drop(client);
+    tracing::info!(mapping = %mapping.name, resume_after = ?after, "backfill started");
+    let properties = mapping.properties();
+    loop {
+        if shared.is_shutting_down() {
+            return Ok(());
+        }
+        let page = connector.list(&mapping.object, &properties, after.clone()).await?;
+        let records: Vec<serde_json::Value> = page.records.iter().map(|r| record_json(mapping, r)).collect();
+        let n = records.len() as i64;
+        let mut tries = 0;
+        loop {
+            let mut client = hub.client().await?;
+            let tx = client.transaction().await.map_err(HubError::from)?;
+            // past ~30 s of waiting, in-flight creates are no longer a reason to hold back
+            let outcome = apply(&*tx, mapping.id, records.clone(), tries < 300).await?;
+            if !outcome.deferred.is_empty() {
+                drop(tx);
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            record_errors(&*tx, mapping.id, &outcome.errors).await?;
+            tx.execute(
+                "update ferry.mappings
+                    set backfill_after = $2, backfill_pages = backfill_pages + 1, backfill_rows = backfill_rows + $3,
+                        backfill_state = case when $2::text is null then 'done' else 'running' end,
+                        backfilled_at = case when $2::text is null then now() else backfilled_at end
+                  where id = $1",
+                &[&mapping.id, &page.after, &n],
+            )
+            .await
+            .map_err(HubError::from)?;
+            tx.commit().await.map_err(HubError::from)?;
+            break;
+        }
+        total += n;
+        shared.outbox_ready.notify_waiters();
+        match page.after {
+            Some(a) => after = Some(a),
+            None => {
+                tracing::info!(mapping = %mapping.name, records = total, "backfill finished");
+                return Ok(());
+            }
+        }
+    }
+}

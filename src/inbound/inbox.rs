@@ -1,0 +1,149 @@
+//! Inbound path, second hop: the inbox worker. Claims stored events, fetches the current
+//! records (events carry only ids), and applies them in the transaction that removes the
+//! events, so an event is either applied and gone or still in the inbox.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::apply::{apply, deletion_json, record_errors, record_json};
+use crate::engine::{Connections, Shared};
+use crate::hub::{Hub, HubError};
+
+const CLAIM: i64 = 1000;
+/// Retry delay for events held back while a create of the same mapping is in flight.
+const DEFER_MS: f64 = 100.0;
+
+pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        if shared.is_shutting_down() {
+            return;
+        }
+        let notified = shared.inbox_ready.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let wait = match round(&hub, &shared, &connections).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => Duration::from_millis(100),
+            Err(e) => {
+                tracing::warn!(error = %e, "inbox round failed");
+                Duration::from_secs(1)
+            }
+        };
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+struct Event {
+    id: i64,
+    remote_id: String,
+    deleted: bool,
+    attempts: i32,
+}
+
+async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<usize, HubError> {
+    let mut client = hub.client().await?;
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
+            "select id, connection, coalesce(remote_object, ''), coalesce(remote_id, ''), kind, attempts
+               from ferry.inbox where next_attempt_at <= now()
+              order by id limit $1 for update skip locked",
+            &[&CLAIM],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut groups: HashMap<(String, String), Vec<Event>> = HashMap::new();
+    for r in &rows {
+        groups.entry((r.get(1), r.get(2))).or_default().push(Event {
+            id: r.get(0),
+            remote_id: r.get(3),
+            deleted: r.get::<_, String>(4) == "deleted",
+            attempts: r.get(5),
+        });
+    }
+    let catalog = shared.catalog();
+    let mut done: Vec<i64> = vec![];
+    let mut retry: Vec<(i64, f64, String)> = vec![];
+    for ((connection, object), events) in groups {
+        let mapping = match catalog.by_object(&connection, &object) {
+            Some(m) if m.active => m.clone(),
+            Some(_) => {
+                // paused: keep the events until the mapping resumes
+                retry.extend(events.iter().map(|e| (e.id, 1000.0, "mapping paused".to_string())));
+                continue;
+            }
+            None => {
+                tracing::debug!(connection = %connection, object = %object, events = events.len(), "events for an unmapped object dropped");
+                done.extend(events.iter().map(|e| e.id));
+                continue;
+            }
+        };
+        let Some(conn) = connections.get(&connection) else {
+            retry.extend(events.iter().map(|e| (e.id, 5000.0, "connection not running".to_string())));
+            continue;
+        };
+        // the last event of a record decides whether it is a change or a deletion
+        let mut last: HashMap<&str, bool> = HashMap::new();
+        for e in &events {
+            last.insert(e.remote_id.as_str(), e.deleted);
+        }
+        let changed: Vec<String> = last.iter().filter(|(_, d)| !**d).map(|(id, _)| id.to_string()).collect();
+        let fetched = if changed.is_empty() {
+            Ok(vec![])
+        } else {
+            conn.connector.fetch(&mapping.object, &changed, &mapping.properties()).await
+        };
+        let records = match fetched {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(mapping = %mapping.name, error = %e, "fetching changed records failed");
+                for ev in &events {
+                    let wait = 200.0 * f64::from(1u32 << ev.attempts.clamp(0, 8));
+                    retry.push((ev.id, wait, e.to_string()));
+                }
+                continue;
+            }
+        };
+        let found: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let mut batch: Vec<Value> = records.iter().map(|r| record_json(&mapping, r)).collect();
+        // deleted, or gone by the time we asked (archived records are not returned)
+        batch.extend(last.iter().filter(|(id, d)| **d || !found.contains(**id)).map(|(id, _)| deletion_json(id)));
+        let outcome = apply(&*tx, mapping.id, batch, true).await?;
+        record_errors(&*tx, mapping.id, &outcome.errors).await?;
+        let deferred: HashSet<&str> = outcome.deferred.iter().map(String::as_str).collect();
+        for e in &events {
+            if deferred.contains(e.remote_id.as_str()) {
+                retry.push((e.id, DEFER_MS, "unknown record while a create is in flight".into()));
+            } else {
+                done.push(e.id);
+            }
+        }
+    }
+    if !done.is_empty() {
+        tx.execute("delete from ferry.inbox where id = any($1)", &[&done]).await?;
+    }
+    for (id, ms, error) in &retry {
+        tx.execute(
+            "update ferry.inbox set attempts = attempts + 1, last_error = $2,
+                    next_attempt_at = now() + make_interval(secs => $3 / 1000.0)
+              where id = $1",
+            &[id, error, ms],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    if !done.is_empty() {
+        shared.outbox_ready.notify_waiters();
+    }
+    Ok(done.len())
+}

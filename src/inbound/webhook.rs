@@ -1,0 +1,112 @@
+//! Inbound path, first hop: the HTTP server. `POST /webhooks/<connection>` verifies the
+//! app's signature, stores the events durably in ferry.inbox, then answers 2xx; bad or
+//! unsigned deliveries get 401/400 and store nothing. Also `/healthz`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+
+use crate::connectors::{WebhookError, WebhookRequest};
+use crate::engine::{Connections, Shared};
+use crate::hub::Hub;
+
+/// Largest webhook body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+
+#[derive(Clone)]
+struct AppState {
+    hub: Hub,
+    connections: Connections,
+    public_url: String,
+    shared: Arc<Shared>,
+}
+
+pub async fn serve(listener: tokio::net::TcpListener, hub: Hub, connections: Connections, public_url: String, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let state = AppState { hub, connections, public_url, shared: shared.clone() };
+    let app = Router::new()
+        .route("/webhooks/{connection}", post(receive))
+        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "webhook server stopped");
+    }
+}
+
+async fn healthz(State(st): State<AppState>) -> (StatusCode, String) {
+    match st.hub.client().await {
+        Ok(c) => match c.query_one("select 1", &[]).await {
+            Ok(_) => (StatusCode::OK, json!({"status": "ok", "replication_lag_bytes": st.shared.lag()}).to_string()),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "hub unreachable", "error": e.to_string()}).to_string()),
+        },
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "hub unreachable", "error": e.to_string()}).to_string()),
+    }
+}
+
+async fn receive(
+    State(st): State<AppState>,
+    Path(connection): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let Some(conn) = st.connections.get(&connection) else {
+        return (StatusCode::NOT_FOUND, format!("no connection named {connection}"));
+    };
+    let url = format!("{}{}", st.public_url, uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path()));
+    let request = WebhookRequest { method: "POST", url: &url, headers: &headers, body: &body };
+    let events = match conn.connector.parse_webhook(&request, conn.webhook_secret.as_deref()) {
+        Ok(e) => e,
+        Err(e @ (WebhookError::Signature(_) | WebhookError::NoSecret)) => {
+            tracing::warn!(connection = %connection, error = %e, "webhook refused");
+            return (StatusCode::UNAUTHORIZED, e.to_string());
+        }
+        Err(e @ WebhookError::Malformed(_)) => {
+            tracing::warn!(connection = %connection, error = %e, "webhook refused");
+            return (StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    if events.is_empty() {
+        return (StatusCode::NO_CONTENT, String::new());
+    }
+    let event_ids: Vec<Option<String>> = events.iter().map(|e| e.event_id.clone()).collect();
+    let objects: Vec<String> = events.iter().map(|e| e.object.clone()).collect();
+    let ids: Vec<String> = events.iter().map(|e| e.remote_id.clone()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| if e.deleted { "deleted" } else { "changed" }).collect();
+    let payloads: Vec<serde_json::Value> = events.iter().map(|e| e.raw.clone()).collect();
+    let stored = async {
+        let client = st.hub.client().await?;
+        client
+            .execute(
+                "insert into ferry.inbox (connection, event_id, remote_object, remote_id, kind, payload)
+                 select $1, * from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+                 on conflict (connection, event_id) where event_id is not null do nothing",
+                &[&connection, &event_ids, &objects, &ids, &kinds, &payloads],
+            )
+            .await?;
+        Ok::<_, crate::hub::HubError>(())
+    }
+    .await;
+    match stored {
+        Ok(()) => {
+            st.shared.inbox_ready.notify_waiters();
+            (StatusCode::NO_CONTENT, String::new())
+        }
+        Err(e) => {
+            // not stored: a 5xx makes the app retry the delivery
+            tracing::error!(connection = %connection, error = %e, "cannot store webhook events");
+            (StatusCode::SERVICE_UNAVAILABLE, "cannot store the events now; retry".into())
+        }
+    }
+}

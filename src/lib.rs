@@ -1,0 +1,15 @@
+//! ferry: two-way sync between a PostgreSQL hub and the apps a team uses.
+//!
+//! Data path (see DESIGN.md §1): hub change → [`replication`] → ferry.outbox → [`outbound`]
+//! → [`connectors`]; app change → [`inbound`] (webhooks, backfill) → `ferry.apply` → hub row.
+
+pub mod config;
+pub mod connectors;
+pub mod control;
+pub mod demo;
+pub mod engine;
+pub mod hub;
+pub mod inbound;
+pub mod outbound;
+pub mod replication;
+pub mod sim;

@@ -1,0 +1,154 @@
+//! The `ferry` command line: parse, set up logging, hand off.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use ferry::config::Config;
+use ferry::engine::{secrets_from_env, Engine};
+use ferry::hub::embedded::EmbeddedPg;
+use ferry::hub::Hub;
+
+#[derive(Parser)]
+#[command(name = "ferry", version, about = "Two-way sync between PostgreSQL and the apps your team uses")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = "ferry.toml", env = "FERRY_CONFIG")]
+    config: PathBuf,
+    /// Where the embedded PostgreSQL keeps its data (used when FERRY_DATABASE_URL is unset).
+    #[arg(long, global = true, default_value = ".ferry", env = "FERRY_DATA_DIR")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the sync engine (the default).
+    Run,
+    /// Apply ferry.toml to the hub (tables, columns, mappings) and exit.
+    Apply,
+    /// Embedded PostgreSQL + a seeded HubSpot simulator + ferry, syncing hubspot.contacts.
+    Demo {
+        /// Contacts the simulator starts with.
+        #[arg(long, default_value_t = 1000)]
+        contacts: usize,
+        /// Simulator address.
+        #[arg(long, default_value = "127.0.0.1:8701")]
+        sim_listen: SocketAddr,
+        /// ferry's webhook/health address.
+        #[arg(long, default_value = "127.0.0.1:8700")]
+        listen: SocketAddr,
+    },
+    /// Run a local simulator of an app.
+    Sim {
+        #[command(subcommand)]
+        app: SimApp,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimApp {
+    /// HubSpot CRM v3 (contacts, companies, deals).
+    Hubspot {
+        #[arg(long, default_value = "127.0.0.1:8701")]
+        listen: SocketAddr,
+        /// Bearer token the simulator requires.
+        #[arg(long, env = "FERRY_SIM_TOKEN", default_value = "sim-token")]
+        token: String,
+        /// Contacts to create at start.
+        #[arg(long, default_value_t = 0)]
+        seed: usize,
+        /// Where to POST signed webhook batches.
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// Webhook signing secret (the app's client secret).
+        #[arg(long, env = "FERRY_SIM_WEBHOOK_SECRET", default_value = "sim-secret")]
+        webhook_secret: String,
+        /// Rate limit as REQUESTS/SECONDSs, e.g. 190/10s.
+        #[arg(long)]
+        rate_limit: Option<String>,
+        /// Added latency per API response, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
+}
+
+fn parse_rate(s: &str) -> anyhow::Result<(u32, Duration)> {
+    let (n, w) = s.split_once('/').context("rate limit must look like 190/10s")?;
+    let secs: f64 = w.trim_end_matches('s').parse().context("rate limit window must be seconds, e.g. 10s")?;
+    Ok((n.parse().context("rate limit count must be a number")?, Duration::from_secs_f64(secs)))
+}
+
+/// The hub: FERRY_DATABASE_URL, or the embedded server under the data directory.
+async fn hub(data_dir: &std::path::Path) -> anyhow::Result<(Hub, Option<EmbeddedPg>)> {
+    if let Ok(url) = std::env::var("FERRY_DATABASE_URL") {
+        return Ok((Hub::connect(&url).await?, None));
+    }
+    let dir = data_dir.to_path_buf();
+    let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&dir)).await??;
+    pg.ensure_database("ferry").await?;
+    let url = pg.url("ferry");
+    eprintln!("embedded PostgreSQL running; connect with: psql {url}");
+    Ok((Hub::connect(&url).await?, Some(pg)))
+}
+
+async fn main_inner(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let config = Config::load(&cli.config)?;
+            let secrets = secrets_from_env(&config)?;
+            let (hub, pg) = hub(&cli.data_dir).await?;
+            let engine = Engine::start(hub, &config, &secrets).await?;
+            eprintln!("ferry running; webhooks at {}/webhooks/<connection>", engine.public_url);
+            ferry::demo::wait_for_signal().await;
+            engine.shutdown().await;
+            if let Some(pg) = pg {
+                pg.stop();
+            }
+        }
+        Command::Apply => {
+            let config = Config::load(&cli.config)?;
+            let (hub, pg) = hub(&cli.data_dir).await?;
+            ferry::hub::migrate::migrate(&hub).await?;
+            let report = ferry::hub::schema::apply(&hub, &config).await?;
+            println!("{report}");
+            if let Some(pg) = pg {
+                pg.stop();
+            }
+        }
+        Command::Demo { contacts, sim_listen, listen } => {
+            ferry::demo::run(ferry::demo::DemoOptions { data_dir: cli.data_dir, contacts, sim_listen, listen }).await?;
+        }
+        Command::Sim { app: SimApp::Hubspot { listen, token, seed, webhook_url, webhook_secret, rate_limit, latency_ms } } => {
+            let cfg = ferry::sim::hubspot::SimConfig {
+                token,
+                webhook_url,
+                webhook_secret,
+                rate_limit: rate_limit.as_deref().map(parse_rate).transpose()?,
+                seed_contacts: seed,
+                latency: Duration::from_millis(latency_ms),
+            };
+            ferry::sim::hubspot::run_cli(cfg, listen).await?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "ferry=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = main_inner(cli).await {
+        eprintln!("ferry: {e:#}");
+        std::process::exit(1);
+    }
+}

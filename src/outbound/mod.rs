@@ -1,0 +1,353 @@
+//! Outbound path, last hop: workers claim dirty marks, plan each row against its base, call the
+//! connector in batches, and commit the new bases together with the removal of the marks.
+//!
+//! Contract of the outbox:
+//! - A mark `(mapping, row)` means "this row may differ from what the app has". Marks
+//!   coalesce: the listener bumps `seq` on a marked row instead of adding a second mark.
+//! - A worker claims marks with `FOR UPDATE SKIP LOCKED` and a lease, so several workers and
+//!   several ferry processes share the work and never hold the same row at once (per-row order).
+//! - A mark is removed only in the transaction that records the outcome (new base, remote id,
+//!   dead letter) and only if its `seq` is still the claimed one; a newer change keeps it.
+//! - Creates first commit a create intent (a link without remote id).
+
+pub mod plan;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::connectors::{Connector, ConnectorError, Properties};
+use crate::engine::{Connections, Shared};
+use crate::hub::catalog::Mapping;
+use crate::hub::{Hub, HubError};
+use plan::{Link, Op};
+
+/// Marks claimed per round.
+const CLAIM: i64 = 500;
+/// Attempts before a retryable failure becomes a dead letter.
+const RETRY_BUDGET: i32 = 10;
+const LEASE: &str = "60 seconds";
+
+/// One claimed mark.
+struct Mark {
+    row_key: i64,
+    seq: i64,
+    attempts: i32,
+}
+
+/// The outcome of one row.
+enum Outcome {
+    Done { op: Op, remote: Option<(String, Option<DateTime<Utc>>)> },
+    Failed { op: Op, error: ConnectorError },
+}
+
+pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, worker: usize) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        if shared.is_shutting_down() {
+            return;
+        }
+        let notified = shared.outbox_ready.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match round(&hub, &shared, &connections).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(worker, error = %e, "outbound round failed"),
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Claims one round of marks and processes them; returns how many were claimed.
+async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<usize, HubError> {
+    let client = hub.client().await?;
+    let rows = client
+        .query(
+            &format!(
+                "with picked as (
+                   select o.mapping_id, o.row_key from ferry.outbox o
+                     join ferry.mappings m on m.id = o.mapping_id and m.state = 'active'
+                    where o.next_attempt_at <= now() and (o.leased_until is null or o.leased_until < now())
+                    order by o.mapping_id, o.row_key
+                    limit $1
+                      for update of o skip locked)
+                 update ferry.outbox o
+                    set leased_until = now() + interval '{LEASE}', attempts = o.attempts + 1
+                   from picked
+                  where o.mapping_id = picked.mapping_id and o.row_key = picked.row_key
+              returning o.mapping_id, o.row_key, o.seq, o.attempts"
+            ),
+            &[&CLAIM],
+        )
+        .await?;
+    drop(client);
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut by_mapping: HashMap<i32, Vec<Mark>> = HashMap::new();
+    for r in &rows {
+        by_mapping
+            .entry(r.get(0))
+            .or_default()
+            .push(Mark { row_key: r.get(1), seq: r.get(2), attempts: r.get(3) });
+    }
+    let catalog = shared.catalog();
+    for (mapping_id, marks) in by_mapping {
+        let Some(mapping) = catalog.by_id(mapping_id).cloned() else {
+            tracing::warn!(mapping_id, "marks for an unknown mapping; leaving them until the catalog reloads");
+            continue;
+        };
+        let Some(conn) = connections.get(&mapping.connection) else {
+            tracing::warn!(mapping = %mapping.name, "no running connector for this mapping's connection");
+            continue;
+        };
+        let batch = conn.connector.capabilities().max_batch.max(1);
+        for chunk in marks.chunks(batch) {
+            process(hub, &mapping, conn.connector.as_ref(), chunk).await?;
+        }
+    }
+    Ok(rows.len())
+}
+
+async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks: &[Mark]) -> Result<(), HubError> {
+    let keys: Vec<i64> = marks.iter().map(|m| m.row_key).collect();
+    let client = hub.client().await?;
+    let row_sql = format!(
+        "select t.{k}, to_jsonb(t) from {tbl} t where t.{k} = any($1)",
+        k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
+        tbl = mapping.qualified()
+    );
+    let rows: HashMap<i64, Map<String, Value>> = client
+        .query(&row_sql, &[&keys])
+        .await?
+        .into_iter()
+        .filter_map(|r| match r.get::<_, Value>(1) {
+            Value::Object(o) => Some((r.get(0), o)),
+            _ => None,
+        })
+        .collect();
+    let links: HashMap<i64, Link> = client
+        .query(
+            "select row_key, remote_id, base from ferry.links where mapping_id = $1 and row_key = any($2)",
+            &[&mapping.id, &keys],
+        )
+        .await?
+        .into_iter()
+        .map(|r| {
+            let base = match r.get::<_, Value>(2) {
+                Value::Object(o) => o,
+                _ => Map::new(),
+            };
+            (r.get(0), Link { remote_id: r.get(1), base })
+        })
+        .collect();
+
+    let ops: Vec<Op> = marks.iter().map(|m| plan::plan(mapping, rows.get(&m.row_key), links.get(&m.row_key))).collect();
+
+    // create intents are durable before the API is called
+    let creating: Vec<i64> = marks
+        .iter()
+        .zip(&ops)
+        .filter(|(m, op)| matches!(op, Op::Create { .. }) && !links.contains_key(&m.row_key))
+        .map(|(m, _)| m.row_key)
+        .collect();
+    if !creating.is_empty() {
+        client
+            .execute(
+                "insert into ferry.links (mapping_id, row_key) select $1, unnest($2::bigint[]) on conflict do nothing",
+                &[&mapping.id, &creating],
+            )
+            .await?;
+    }
+    drop(client);
+
+    let outcomes = call(mapping, connector, ops).await;
+    commit(hub, mapping, marks, outcomes).await
+}
+
+/// Sends creates, updates and archives as batch calls; one outcome per op, in order.
+async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec<Outcome> {
+    let mut creates: Vec<(usize, Properties)> = vec![];
+    let mut updates: Vec<(usize, (String, Properties))> = vec![];
+    let mut archives: Vec<(usize, String)> = vec![];
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Op::Create { props, .. } => creates.push((i, props.clone())),
+            Op::Update { remote_id, props, .. } => updates.push((i, (remote_id.clone(), props.clone()))),
+            Op::Archive { remote_id } => archives.push((i, remote_id.clone())),
+            Op::ForgetLink | Op::Nothing => {}
+        }
+    }
+    let object = mapping.object.as_str();
+    let create_items: Vec<Properties> = creates.iter().map(|(_, p)| p.clone()).collect();
+    let update_items: Vec<(String, Properties)> = updates.iter().map(|(_, u)| u.clone()).collect();
+    let archive_ids: Vec<String> = archives.iter().map(|(_, id)| id.clone()).collect();
+    let (created, updated, archived) = tokio::join!(
+        async { if create_items.is_empty() { vec![] } else { connector.create(object, &create_items).await } },
+        async { if update_items.is_empty() { vec![] } else { connector.update(object, &update_items).await } },
+        async { if archive_ids.is_empty() { vec![] } else { connector.archive(object, &archive_ids).await } },
+    );
+    let mut results: Vec<Option<Result<Option<(String, Option<DateTime<Utc>>)>, ConnectorError>>> =
+        ops.iter().map(|_| None).collect();
+    for ((i, _), r) in creates.iter().zip(created) {
+        results[*i] = Some(r.map(|rec| Some((rec.id, rec.updated_at))));
+    }
+    for ((i, _), r) in updates.iter().zip(updated) {
+        results[*i] = Some(r.map(|rec| Some((rec.id, rec.updated_at))));
+    }
+    for ((i, _), r) in archives.iter().zip(archived) {
+        results[*i] = Some(r.map(|_| None));
+    }
+    ops.into_iter()
+        .zip(results)
+        .map(|(op, r)| match r {
+            None | Some(Ok(None)) => Outcome::Done { op, remote: None },
+            Some(Ok(remote)) => Outcome::Done { op, remote },
+            // updating a record deleted in the app: it is gone; the inbound side removes the row
+            Some(Err(ConnectorError::NotFound)) if matches!(op, Op::Update { .. }) => Outcome::Done { op: Op::Nothing, remote: None },
+            Some(Err(error)) => Outcome::Failed { op, error },
+        })
+        .collect()
+}
+
+fn backoff(attempts: i32, error: &ConnectorError) -> Duration {
+    match error {
+        ConnectorError::RateLimited { retry_after, .. } => *retry_after,
+        _ => Duration::from_millis(200u64.saturating_mul(1 << attempts.clamp(0, 10) as u64)).min(Duration::from_secs(300)),
+    }
+}
+
+/// Records every outcome in one transaction.
+async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outcome>) -> Result<(), HubError> {
+    let mut client = hub.client().await?;
+    let tx = client.transaction().await?;
+    let (mut done_keys, mut done_seqs) = (vec![], vec![]);
+    let (mut upd_keys, mut upd_changed, mut upd_ts) = (vec![], vec![], vec![]);
+    let (mut cre_keys, mut cre_ids, mut cre_base, mut cre_ts) = (vec![], vec![], vec![], vec![]);
+    let mut forget: Vec<i64> = vec![];
+    for (mark, outcome) in marks.iter().zip(outcomes) {
+        match outcome {
+            Outcome::Done { op, remote } => {
+                done_keys.push(mark.row_key);
+                done_seqs.push(mark.seq);
+                match op {
+                    Op::Create { base, .. } => {
+                        let (id, ts) = remote.unwrap_or_default();
+                        cre_keys.push(mark.row_key);
+                        cre_ids.push(id);
+                        cre_base.push(Value::Object(base));
+                        cre_ts.push(ts);
+                    }
+                    Op::Update { changed, .. } => {
+                        upd_keys.push(mark.row_key);
+                        upd_changed.push(Value::Object(changed));
+                        upd_ts.push(remote.and_then(|(_, ts)| ts));
+                    }
+                    Op::Archive { .. } | Op::ForgetLink => forget.push(mark.row_key),
+                    Op::Nothing => {}
+                }
+            }
+            Outcome::Failed { op, error } => {
+                let retry = error.retryable() && mark.attempts < RETRY_BUDGET;
+                tracing::warn!(mapping = %mapping.name, row = mark.row_key, op = op.name(), attempts = mark.attempts, retry, error = %error, "outbound write failed");
+                if retry {
+                    let wait = backoff(mark.attempts, &error);
+                    tx.execute(
+                        "update ferry.outbox set leased_until = null, last_error = $3,
+                                next_attempt_at = now() + make_interval(secs => $4)
+                          where mapping_id = $1 and row_key = $2",
+                        &[&mapping.id, &mark.row_key, &error.to_string(), &wait.as_secs_f64()],
+                    )
+                    .await?;
+                } else {
+                    let (remote_id, payload) = match &op {
+                        Op::Create { props, .. } => (None, serde_json::to_value(props).ok()),
+                        Op::Update { remote_id, props, .. } => (Some(remote_id.clone()), serde_json::to_value(props).ok()),
+                        Op::Archive { remote_id } => (Some(remote_id.clone()), None),
+                        _ => (None, None),
+                    };
+                    tx.execute(
+                        "insert into ferry.dead_letters (mapping_id, row_key, remote_id, direction, operation, error, payload)
+                         values ($1, $2, $3, 'outbound', $4, $5, $6)",
+                        &[&mapping.id, &mark.row_key, &remote_id, &op.name(), &error.to_string(), &payload],
+                    )
+                    .await?;
+                    if matches!(op, Op::Create { .. }) {
+                        // nothing was created: drop the intent so inbound records are not held back
+                        tx.execute(
+                            "delete from ferry.links where mapping_id = $1 and row_key = $2 and remote_id is null",
+                            &[&mapping.id, &mark.row_key],
+                        )
+                        .await?;
+                    }
+                    done_keys.push(mark.row_key);
+                    done_seqs.push(mark.seq);
+                }
+            }
+        }
+    }
+    // marks first, in key order, the same order the listener locks them in
+    tx.execute(
+        "delete from ferry.outbox o using (
+            select x.mapping_id, x.row_key from ferry.outbox x
+              join unnest($2::bigint[], $3::bigint[]) d(row_key, seq) on x.row_key = d.row_key and x.seq = d.seq
+             where x.mapping_id = $1 order by x.row_key for update of x) s
+          where o.mapping_id = s.mapping_id and o.row_key = s.row_key",
+        &[&mapping.id, &done_keys, &done_seqs],
+    )
+    .await?;
+    // marks that got a newer seq meanwhile stay, released for the next round
+    tx.execute(
+        "update ferry.outbox set leased_until = null, attempts = 0
+          where mapping_id = $1 and row_key = any($2) and leased_until is not null",
+        &[&mapping.id, &done_keys],
+    )
+    .await?;
+    if !cre_keys.is_empty() {
+        tx.execute(
+            "update ferry.links l set remote_id = d.remote_id, base = d.base, remote_updated_at = d.ts, synced_at = now()
+               from unnest($2::bigint[], $3::text[], $4::jsonb[], $5::timestamptz[]) d(row_key, remote_id, base, ts)
+              where l.mapping_id = $1 and l.row_key = d.row_key",
+            &[&mapping.id, &cre_keys, &cre_ids, &cre_base, &cre_ts],
+        )
+        .await?;
+        tx.execute(
+            &format!(
+                "update {tbl} t set {idc} = d.remote_id from unnest($1::bigint[], $2::text[]) d(row_key, remote_id)
+                  where t.{k} = d.row_key and t.{idc} is distinct from d.remote_id",
+                tbl = mapping.qualified(),
+                idc = postgres_protocol::escape::escape_identifier(&mapping.id_column),
+                k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
+            ),
+            &[&cre_keys, &cre_ids],
+        )
+        .await?;
+    }
+    if !upd_keys.is_empty() {
+        tx.execute(
+            "update ferry.links l set base = l.base || d.changed,
+                    remote_updated_at = coalesce(d.ts, l.remote_updated_at), synced_at = now()
+               from unnest($2::bigint[], $3::jsonb[], $4::timestamptz[]) d(row_key, changed, ts)
+              where l.mapping_id = $1 and l.row_key = d.row_key",
+            &[&mapping.id, &upd_keys, &upd_changed, &upd_ts],
+        )
+        .await?;
+    }
+    if !forget.is_empty() {
+        tx.execute("delete from ferry.links where mapping_id = $1 and row_key = any($2)", &[&mapping.id, &forget])
+            .await?;
+    }
+    if !cre_keys.is_empty() || !upd_keys.is_empty() || !forget.is_empty() {
+        tx.execute("update ferry.mappings set last_outbound_at = now() where id = $1", &[&mapping.id]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Outbound path: turning a claimed mark into an API operation by diffing the current hub row
+//! against the link's base. An empty diff is how echoes of inbound writes die.
+
+use serde_json::{Map, Value};
+
+use crate::connectors::Properties;
+use crate::hub::catalog::Mapping;
+
+/// What the link of a row says.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub remote_id: Option<String>,
+    pub base: Map<String, Value>,
+}
+
+/// What to do for one marked row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// No link yet (or an unfinished create intent): create with every outbound value.
+    Create { props: Properties, base: Map<String, Value> },
+    /// Changed fields only; `changed` holds their hub values for the new base.
+    Update { remote_id: String, props: Properties, changed: Map<String, Value> },
+    /// Row gone, remote record linked: archive it.
+    Archive { remote_id: String },
+    /// Row gone and never created remotely: drop the intent link.
+    ForgetLink,
+    /// Nothing differs from the base.
+    Nothing,
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Create { .. } => "create",
+            Op::Update { .. } => "update",
+            Op::Archive { .. } => "archive",
+            Op::ForgetLink => "forget",
+            Op::Nothing => "nothing",
+        }
+    }
+}
+
+/// A hub JSON value as the app's string form (`None` clears).
+pub fn remote_value(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn is_null(v: Option<&Value>) -> bool {
+    matches!(v, None | Some(Value::Null))
+}
+
+/// Decides the operation for one row (`row` = `to_jsonb` of the current hub row, if any).
+pub fn plan(mapping: &Mapping, row: Option<&Map<String, Value>>, link: Option<&Link>) -> Op {
+    let remote_id = link.and_then(|l| l.remote_id.clone());
+    match (row, remote_id) {
+        (None, Some(remote_id)) => Op::Archive { remote_id },
+        (None, None) => {
+            if link.is_some() {
+                Op::ForgetLink
+            } else {
+                Op::Nothing
+            }
+        }
+        (Some(row), None) => {
+            let mut props = Properties::new();
+            let mut base = Map::new();
+            for f in mapping.fields.iter().filter(|f| f.direction.outbound()) {
+                let v = row.get(&f.column).cloned().unwrap_or(Value::Null);
+                if let Some(s) = remote_value(&v) {
+                    props.insert(f.property.clone(), Some(f.transform(s)));
+                }
+                base.insert(f.column.clone(), v);
+            }
+            Op::Create { props, base }
+        }
+        (Some(row), Some(remote_id)) => {
+            let base = link.map(|l| &l.base);
+            let mut props = Properties::new();
+            let mut changed = Map::new();
+            for f in mapping.fields.iter().filter(|f| f.direction.outbound()) {
+                let h = row.get(&f.column);
+                let b = base.and_then(|b| b.get(&f.column));
+                let same = match (h, b) {
+                    (Some(h), Some(b)) => h == b,
+                    (h, b) => is_null(h) && is_null(b),
+                };
+                if !same {
+                    let v = h.cloned().unwrap_or(Value::Null);
+                    props.insert(f.property.clone(), remote_value(&v).map(|s| f.transform(s)));
+                    changed.insert(f.column.clone(), v);
+                }
+            }
+            if props.is_empty() {
+                Op::Nothing
+            } else {
+                Op::Update { remote_id, props, changed }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::catalog::{Direction, Field};
+    use serde_json::json;
+
+    fn mapping() -> Mapping {
+        let field = |c: &str, d| Field { column: c.into(), property: c.into(), ty: "text".into(), direction: d, transform: None };
+        Mapping {
+            id: 1,
+            name: "m".into(),
+            connection: "hubspot".into(),
+            object: "contacts".into(),
+            schema: "hubspot".into(),
+            table: "contacts".into(),
+            key_column: "id".into(),
+            id_column: "hubspot_id".into(),
+            active: true,
+            backfill_done: true,
+            fields: vec![field("email", Direction::Both), field("phone", Direction::Both), field("stage", Direction::Inbound)],
+        }
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn echo_is_nothing_and_change_is_only_the_field() {
+        let m = mapping();
+        let link = Link { remote_id: Some("7".into()), base: obj(json!({"email": "a@x", "phone": null, "stage": "lead"})) };
+        let row = obj(json!({"id": 1, "email": "a@x", "phone": null, "stage": "customer"}));
+        assert_eq!(plan(&m, Some(&row), Some(&link)), Op::Nothing, "inbound-only and unchanged fields never go out");
+        let row = obj(json!({"id": 1, "email": "a@x", "phone": "+1", "stage": "lead"}));
+        match plan(&m, Some(&row), Some(&link)) {
+            Op::Update { props, .. } => assert_eq!(props.into_iter().collect::<Vec<_>>(), vec![("phone".into(), Some("+1".into()))]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_archive_forget() {
+        let m = mapping();
+        let row = obj(json!({"id": 1, "email": "a@x", "phone": null}));
+        assert!(matches!(plan(&m, Some(&row), None), Op::Create { .. }));
+        let link = Link { remote_id: Some("7".into()), base: Map::new() };
+        assert_eq!(plan(&m, None, Some(&link)), Op::Archive { remote_id: "7".into() });
+        let intent = Link { remote_id: None, base: Map::new() };
+        assert_eq!(plan(&m, None, Some(&intent)), Op::ForgetLink);
+        assert_eq!(plan(&m, None, None), Op::Nothing);
+    }
+}

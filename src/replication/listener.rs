@@ -1,0 +1,188 @@
+//! Outbound path, third hop: commits → dirty marks in ferry.outbox → acknowledgement.
+//!
+//! Runs on its own thread with a current-thread runtime (measured faster than sharing the
+//! multi-thread runtime). The slot is acknowledged only up to the end of the last commit
+//! whose marks are committed in ferry.outbox, so a crash replays, never loses; replays are
+//! harmless because marks coalesce.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use postgres_protocol::escape::{escape_identifier as ident, escape_literal as literal};
+use tokio_postgres::NoTls;
+
+use super::client::{format_lsn, ReplicationClient, ReplicationError, StreamMessage};
+use super::pgoutput::{self, Datum, Message, Relation};
+use crate::engine::Shared;
+use crate::hub::Hub;
+
+/// Flush marks at least this often when a stream of commits never pauses.
+const MAX_PENDING: usize = 10_000;
+
+const UPSERT_MARKS: &str = "insert into ferry.outbox (mapping_id, row_key)
+     select * from unnest($1::integer[], $2::bigint[])
+     on conflict (mapping_id, row_key) do update
+        set seq = ferry.outbox.seq + 1, marked_at = now()";
+
+/// Starts the listener thread; it reconnects with backoff until `shared` says shut down.
+pub fn spawn(hub: Hub, slot: String, publication: String, shared: Arc<Shared>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("ferry-listener".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the listener runtime");
+                    return;
+                }
+            };
+            rt.block_on(run(hub, slot, publication, shared));
+        })
+        .expect("spawning a thread")
+}
+
+async fn run(hub: Hub, slot: String, publication: String, shared: Arc<Shared>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match session(&hub, &slot, &publication, &shared).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "replication session ended");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// A relation as the listener needs it: where its row key is.
+struct RelInfo {
+    schema: String,
+    table: String,
+    key: Option<usize>,
+}
+
+fn rel_info(r: &Relation, key_column: &str) -> RelInfo {
+    RelInfo {
+        schema: r.schema.clone(),
+        table: r.table.clone(),
+        key: r.columns.iter().position(|c| c.name == key_column),
+    }
+}
+
+fn key_of(t: &[Datum], idx: Option<usize>) -> Option<i64> {
+    match t.get(idx?)? {
+        Datum::Text(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> Result<(), ReplicationError> {
+    let (db, conn) = hub.config.connect(NoTls).await?;
+    tokio::spawn(conn);
+    let upsert = db.prepare(UPSERT_MARKS).await?;
+    let mut repl = ReplicationClient::connect(&hub.config, "ferry-listener").await?;
+    let exists = repl
+        .simple_query(&format!("select 1 from pg_replication_slots where slot_name = {}", literal(slot)))
+        .await?;
+    if exists.is_empty() {
+        repl.simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'nothing')", ident(slot)))
+            .await?;
+        tracing::info!(slot, "created replication slot");
+    }
+    repl.start_replication(&format!(
+        "START_REPLICATION SLOT {} LOGICAL 0/0 (proto_version '1', publication_names {}, messages 'true')",
+        ident(slot),
+        literal(&ident(publication))
+    ))
+    .await?;
+    tracing::info!(slot, publication, "streaming changes");
+
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut relations: HashMap<u32, RelInfo> = HashMap::new();
+    let mut in_tx = false;
+    let mut tx_marks: Vec<(i32, i64)> = vec![];
+    let mut pending: HashSet<(i32, i64)> = HashSet::new();
+    let mut pending_lsn: Option<u64> = None;
+    let mut acked: u64 = 0;
+
+    loop {
+        let msg = if repl.has_buffered_frame() {
+            repl.next().await?
+        } else {
+            tokio::select! {
+                m = repl.next() => m?,
+                _ = shutdown.changed() => {
+                    if !in_tx && pending_lsn.is_none() {
+                        repl.send_status(acked, false).await?;
+                    }
+                    return Ok(());
+                }
+            }
+        };
+        match msg {
+            StreamMessage::XLogData { data, .. } => {
+                let decoded = pgoutput::decode(data).map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+                match decoded {
+                    Message::Begin { .. } => in_tx = true,
+                    Message::Relation(r) => {
+                        relations.insert(r.id, rel_info(&r, "id"));
+                    }
+                    Message::Insert { relation, new: t } | Message::Update { relation, new: t, .. } | Message::Delete { relation, old: t } => {
+                        if let Some(rel) = relations.get(&relation) {
+                            let catalog = shared.catalog();
+                            for m in catalog.by_table(&rel.schema, &rel.table) {
+                                match key_of(&t, rel.key) {
+                                    Some(k) => tx_marks.push((m.id, k)),
+                                    None => tracing::warn!(table = %rel.table, "change without a usable row key"),
+                                }
+                            }
+                        }
+                    }
+                    Message::Truncate { .. } => {
+                        tracing::warn!("TRUNCATE of a mirror table is not propagated to the apps")
+                    }
+                    Message::Commit { end_lsn, .. } => {
+                        in_tx = false;
+                        pending.extend(tx_marks.drain(..));
+                        pending_lsn = Some(end_lsn);
+                    }
+                    Message::Origin { .. } | Message::Type | Message::Message { .. } => {}
+                }
+            }
+            StreamMessage::Keepalive { wal_end, reply } => {
+                if !in_tx && pending_lsn.is_none() && wal_end > acked {
+                    acked = wal_end;
+                }
+                shared.set_lag(wal_end.saturating_sub(acked));
+                if reply {
+                    repl.send_status(acked, false).await?;
+                }
+            }
+        }
+        if let Some(lsn) = pending_lsn {
+            if !in_tx && (!repl.has_buffered_frame() || pending.len() >= MAX_PENDING) {
+                if !pending.is_empty() {
+                    // sorted: rows are locked in the same order as the workers lock them
+                    let mut marks: Vec<(i32, i64)> = pending.drain().collect();
+                    marks.sort_unstable();
+                    let (ids, keys): (Vec<i32>, Vec<i64>) = marks.into_iter().unzip();
+                    db.execute(&upsert, &[&ids, &keys]).await?;
+                    shared.outbox_ready.notify_waiters();
+                    tracing::debug!(marks = ids.len(), lsn = %format_lsn(lsn), "queued");
+                }
+                acked = acked.max(lsn);
+                pending_lsn = None;
+                repl.send_status(acked, false).await?;
+            }
+        }
+    }
+}

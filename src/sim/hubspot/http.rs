@@ -1,0 +1,216 @@
+//! HubSpot simulator: HTTP helpers shared by the handlers — HubSpot-shaped error bodies, query
+//! string parsing, JSON bodies, and rendering records as `SimplePublicObject`s.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+use super::schema::{ObjectKind, PropError};
+use super::state::{Rec, WriteError};
+
+/// ISO-8601 with milliseconds and `Z`, as HubSpot prints timestamps.
+pub(crate) fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub(crate) fn correlation_id() -> String {
+    let r: u128 = rand::random();
+    let h = format!("{r:032x}");
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = (status, bytes).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf-8"));
+    resp
+}
+
+/// `{"status":"error","message":..,"category":..,"correlationId":..}` plus `extra` fields.
+pub(crate) fn error_with(status: StatusCode, category: &str, message: &str, extra: Value) -> Response {
+    let mut body = json!({"status": "error", "message": message, "correlationId": correlation_id(), "category": category});
+    if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        b.extend(extra);
+    }
+    json_response(status, &body)
+}
+
+pub(crate) fn error(status: StatusCode, category: &str, message: &str) -> Response {
+    error_with(status, category, message, Value::Null)
+}
+
+pub(crate) fn bad_request(message: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", message)
+}
+
+pub(crate) fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "resource not found")
+}
+
+pub(crate) fn unknown_object(name: &str) -> Response {
+    bad_request(&format!("Unable to infer object type from: {name}"))
+}
+
+/// Message and `errors` list of a property validation failure.
+pub(crate) fn validation_parts(errs: &[PropError]) -> (String, Value) {
+    let legacy: Vec<Value> = errs
+        .iter()
+        .map(|e| json!({"isValid": false, "message": e.message, "error": e.code, "name": e.name}))
+        .collect();
+    let message = format!("Property values were not valid: {}", Value::Array(legacy));
+    let errors: Vec<Value> = errs
+        .iter()
+        .map(|e| json!({"message": e.message, "code": e.code, "context": {"propertyName": [e.name]}}))
+        .collect();
+    (message, Value::Array(errors))
+}
+
+pub(crate) fn duplicate_message(existing: u64) -> String {
+    format!("Contact already exists. Existing ID: {existing}")
+}
+
+/// Status, category, message and extra fields describing a refused write.
+pub(crate) fn write_error_parts(err: &WriteError) -> (StatusCode, &'static str, String, Value) {
+    match err {
+        WriteError::NotFound => (StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "resource not found".into(), Value::Null),
+        WriteError::Invalid(errs) => {
+            let (message, errors) = validation_parts(errs);
+            (StatusCode::BAD_REQUEST, "VALIDATION_ERROR", message, json!({ "errors": errors }))
+        }
+        WriteError::Duplicate(id) => (StatusCode::CONFLICT, "CONFLICT", duplicate_message(*id), Value::Null),
+    }
+}
+
+pub(crate) fn write_error(err: &WriteError) -> Response {
+    let (status, category, message, extra) = write_error_parts(err);
+    error_with(status, category, &message, extra)
+}
+
+/// Parses a JSON request body; `Err` is a ready 400 response.
+pub(crate) fn parse_body(bytes: &[u8]) -> Result<Value, Response> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(bad_request("Invalid input JSON: request body is empty"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| bad_request(&format!("Invalid input JSON on line {}, column {}: {e}", e.line(), e.column())))
+}
+
+/// The `properties` object of a create/update input; `Err` is the message for a 400.
+pub(crate) fn properties_of(v: &Value) -> Result<&Map<String, Value>, String> {
+    match v.get("properties") {
+        Some(Value::Object(m)) => Ok(m),
+        Some(_) => Err("properties must be an object of property name to value".into()),
+        None => Err("Missing required field: properties".into()),
+    }
+}
+
+/// Decoded query string; repeated keys are kept.
+pub(crate) struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub(crate) fn parse(raw: Option<&str>) -> Query {
+        let pairs = raw
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (decode(k), decode(v))
+            })
+            .collect();
+        Query(pairs)
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// All comma-separated values of a possibly repeated key; None if the key is absent.
+    pub(crate) fn list(&self, key: &str) -> Option<Vec<&str>> {
+        let mut found = false;
+        let mut out = Vec::new();
+        for (k, v) in &self.0 {
+            if k == key {
+                found = true;
+                out.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()));
+            }
+        }
+        found.then_some(out)
+    }
+
+    /// `archived=true|false` (default false); `Err` is a 400.
+    pub(crate) fn archived(&self) -> Result<bool, Response> {
+        match self.get("archived") {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(v) => Err(bad_request(&format!("Invalid value for archived: {v} (expected true or false)"))),
+        }
+    }
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(x) => {
+                        out.push(x);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The properties a response shows: the requested known ones (unknown names ignored) or the
+/// defaults, always with the read-only ones.
+pub(crate) fn selection<'a>(kind: ObjectKind, requested: Option<impl IntoIterator<Item = &'a str>>) -> Vec<&'static str> {
+    let mut sel: Vec<&'static str> = match requested {
+        None => kind.defaults().to_vec(),
+        Some(names) => names.into_iter().filter_map(|n| kind.canonical(n)).collect(),
+    };
+    sel.extend(kind.read_only());
+    sel.sort_unstable();
+    sel.dedup();
+    sel
+}
+
+/// Selection for create/update responses: defaults plus the properties written.
+pub(crate) fn written_selection(kind: ObjectKind, written: &[&'static str]) -> Vec<&'static str> {
+    let mut sel = selection(kind, None::<Vec<&str>>);
+    sel.extend_from_slice(written);
+    sel.sort_unstable();
+    sel.dedup();
+    sel
+}
+
+/// A record as a `SimplePublicObject`.
+pub(crate) fn render(kind: ObjectKind, rec: &Rec, sel: &[&'static str], trace: Option<&str>) -> Value {
+    let mut props = Map::with_capacity(sel.len());
+    for name in sel {
+        let v = rec.value(kind, name).map(Value::String).unwrap_or(Value::Null);
+        props.insert((*name).to_string(), v);
+    }
+    let mut obj = Map::with_capacity(7);
+    obj.insert("id".into(), Value::String(rec.id.to_string()));
+    obj.insert("properties".into(), Value::Object(props));
+    obj.insert("createdAt".into(), Value::String(iso(rec.created)));
+    obj.insert("updatedAt".into(), Value::String(iso(rec.updated)));
+    obj.insert("archived".into(), Value::Bool(!rec.live()));
+    if let Some(at) = rec.archived_at {
+        obj.insert("archivedAt".into(), Value::String(iso(at)));
+    }
+    if let Some(t) = trace {
+        obj.insert("objectWriteTraceId".into(), Value::String(t.to_string()));
+    }
+    Value::Object(obj)
+}

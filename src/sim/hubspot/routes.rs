@@ -1,0 +1,261 @@
+//! HubSpot simulator: the axum router, the auth / rate-limit / latency gate, and the
+//! single-record handlers (list, get, create, update, archive).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::http::{self, bad_request, not_found, render, selection, written_selection, Query};
+use super::ratelimit::Verdict;
+use super::schema::{parse_props, ObjectKind};
+use super::state::{Store, WriteError};
+use super::webhooks::Source;
+use super::{lock, Counters, Inner};
+
+pub(crate) fn router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/crm/v3/objects/{object}", get(list).post(create))
+        .route("/crm/v3/objects/{object}/search", post(super::search::search))
+        .route("/crm/v3/objects/{object}/batch/{op}", post(super::batch::batch))
+        .route("/crm/v3/objects/{object}/{id}", get(get_one).patch(update).delete(archive))
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(inner.clone(), gate))
+        .with_state(inner)
+}
+
+async fn fallback(method: Method, uri: Uri) -> Response {
+    http::error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", &format!("No endpoint for {method} {}", uri.path()))
+}
+
+fn authorized(inner: &Inner, req: &Request) -> bool {
+    let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
+    let Some((scheme, token)) = value.split_once(' ') else { return false };
+    scheme.eq_ignore_ascii_case("bearer") && token.trim() == inner.token
+}
+
+/// Auth (401), rate limit (429 + headers), stats and artificial latency around every request.
+async fn gate(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
+    if !authorized(&inner, &req) {
+        return http::error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_AUTHENTICATION",
+            "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+        );
+    }
+    Counters::add(&inner.stats.requests, 1);
+    let mut remaining = None;
+    if let Some(limiter) = &inner.limiter {
+        match limiter.check() {
+            Verdict::Allowed { remaining: r } => remaining = Some(r),
+            Verdict::Throttled { retry_after_secs } => {
+                Counters::add(&inner.stats.throttled, 1);
+                let mut resp = http::json_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &json!({
+                        "status": "error",
+                        "message": "You have reached your ten_secondly_rolling limit.",
+                        "errorType": "RATE_LIMIT",
+                        "correlationId": http::correlation_id(),
+                        "policyName": "TEN_SECONDLY_ROLLING",
+                    }),
+                );
+                limiter.headers(resp.headers_mut(), 0);
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                return delay(&inner, resp).await;
+            }
+        }
+    }
+    let mut resp = next.run(req).await;
+    if let (Some(limiter), Some(r)) = (&inner.limiter, remaining) {
+        limiter.headers(resp.headers_mut(), r);
+    }
+    delay(&inner, resp).await
+}
+
+async fn delay(inner: &Inner, resp: Response) -> Response {
+    if !inner.latency.is_zero() {
+        tokio::time::sleep(inner.latency).await;
+    }
+    resp
+}
+
+/// Resolves a path id, honouring `idProperty` (`hs_object_id`, or `email` for contacts).
+pub(crate) fn resolve_id(store: &Store, kind: ObjectKind, id: &str, id_property: Option<&str>) -> Result<Option<u64>, Response> {
+    match id_property {
+        None | Some("hs_object_id") => Ok(id.parse().ok()),
+        Some("email") if kind == ObjectKind::Contacts => Ok(store.contact_by_email(id)),
+        Some(p) => Err(bad_request(&format!("Property {p} is not a unique identifier property for {}", kind.name()))),
+    }
+}
+
+macro_rules! kind_or_400 {
+    ($object:expr) => {
+        match $crate::sim::hubspot::schema::ObjectKind::parse(&$object) {
+            Some(k) => k,
+            None => return $crate::sim::hubspot::http::unknown_object(&$object),
+        }
+    };
+}
+pub(crate) use kind_or_400;
+
+async fn list(State(inner): State<Arc<Inner>>, Path(object): Path<String>, RawQuery(q): RawQuery) -> Response {
+    let kind = kind_or_400!(object);
+    Counters::add(&inner.stats.read_requests, 1);
+    let q = Query::parse(q.as_deref());
+    let limit = match q.get("limit").map(str::parse::<usize>) {
+        None => 10,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => return bad_request("limit must be an integer between 1 and 100"),
+    };
+    let after = match q.get("after").filter(|s| !s.is_empty()).map(str::parse::<u64>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return bad_request("Invalid paging cursor in 'after'"),
+    };
+    let archived = match q.archived() {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let sel = selection(kind, q.list("properties"));
+    let mut results = Vec::with_capacity(limit);
+    let mut more = false;
+    let mut last = 0;
+    {
+        let store = lock(&inner.store);
+        let matching = store.table(kind).recs.range(after.saturating_add(1)..).map(|(_, r)| r).filter(|r| r.live() != archived);
+        for rec in matching {
+            if results.len() == limit {
+                more = true;
+                break;
+            }
+            results.push(render(kind, rec, &sel, None));
+            last = rec.id;
+        }
+    }
+    let mut body = json!({ "results": results });
+    if more {
+        let mut link = format!("{}/crm/v3/objects/{}?limit={limit}&after={last}", inner.base_url, kind.name());
+        if archived {
+            link.push_str("&archived=true");
+        }
+        body["paging"] = json!({"next": {"after": last.to_string(), "link": link}});
+    }
+    http::json_response(StatusCode::OK, &body)
+}
+
+async fn get_one(State(inner): State<Arc<Inner>>, Path((object, id)): Path<(String, String)>, RawQuery(q): RawQuery) -> Response {
+    let kind = kind_or_400!(object);
+    Counters::add(&inner.stats.read_requests, 1);
+    let q = Query::parse(q.as_deref());
+    let archived = match q.archived() {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let sel = selection(kind, q.list("properties"));
+    let store = lock(&inner.store);
+    let id = match resolve_id(&store, kind, &id, q.get("idProperty")) {
+        Ok(Some(id)) => id,
+        Ok(None) => return not_found(),
+        Err(resp) => return resp,
+    };
+    match store.get(kind, id) {
+        Some(rec) if rec.live() || archived => http::json_response(StatusCode::OK, &render(kind, rec, &sel, None)),
+        _ => not_found(),
+    }
+}
+
+async fn create(State(inner): State<Arc<Inner>>, Path(object): Path<String>, body: Bytes) -> Response {
+    let kind = kind_or_400!(object);
+    Counters::add(&inner.stats.write_requests, 1);
+    let body = match http::parse_body(&body) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let props = match http::properties_of(&body) {
+        Ok(m) => m,
+        Err(msg) => return bad_request(&msg),
+    };
+    let props = match parse_props(kind, props) {
+        Ok(p) => p,
+        Err(errs) => return http::write_error(&WriteError::Invalid(errs)),
+    };
+    let written: Vec<&'static str> = props.iter().map(|(n, _)| *n).collect();
+    let mut changes = Vec::new();
+    let mut store = lock(&inner.store);
+    match store.create(kind, props, &mut changes) {
+        Ok(id) => {
+            inner.hooks.enqueue(&changes, Source::Api);
+            Counters::add(&inner.stats.records_written, 1);
+            let out = store.get(kind, id).map(|r| render(kind, r, &written_selection(kind, &written), None));
+            drop(store);
+            http::json_response(StatusCode::CREATED, &out.unwrap_or(Value::Null))
+        }
+        Err(e) => http::write_error(&e),
+    }
+}
+
+async fn update(
+    State(inner): State<Arc<Inner>>,
+    Path((object, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let kind = kind_or_400!(object);
+    Counters::add(&inner.stats.write_requests, 1);
+    let q = Query::parse(q.as_deref());
+    let body = match http::parse_body(&body) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let props = match http::properties_of(&body) {
+        Ok(m) => m,
+        Err(msg) => return bad_request(&msg),
+    };
+    let props = match parse_props(kind, props) {
+        Ok(p) => p,
+        Err(errs) => return http::write_error(&WriteError::Invalid(errs)),
+    };
+    let written: Vec<&'static str> = props.iter().map(|(n, _)| *n).collect();
+    let mut changes = Vec::new();
+    let mut store = lock(&inner.store);
+    let id = match resolve_id(&store, kind, &id, q.get("idProperty")) {
+        Ok(Some(id)) => id,
+        Ok(None) => return not_found(),
+        Err(resp) => return resp,
+    };
+    match store.update(kind, id, props, &mut changes) {
+        Ok(_) => {
+            inner.hooks.enqueue(&changes, Source::Api);
+            Counters::add(&inner.stats.records_written, 1);
+            let out = store.get(kind, id).map(|r| render(kind, r, &written_selection(kind, &written), None));
+            drop(store);
+            http::json_response(StatusCode::OK, &out.unwrap_or(Value::Null))
+        }
+        Err(e) => http::write_error(&e),
+    }
+}
+
+async fn archive(State(inner): State<Arc<Inner>>, Path((object, id)): Path<(String, String)>) -> Response {
+    let kind = kind_or_400!(object);
+    Counters::add(&inner.stats.write_requests, 1);
+    let Ok(id) = id.parse::<u64>() else { return not_found() };
+    let mut changes = Vec::new();
+    let mut store = lock(&inner.store);
+    match store.archive(kind, id, &mut changes) {
+        Ok(done) => {
+            inner.hooks.enqueue(&changes, Source::Api);
+            if done {
+                Counters::add(&inner.stats.records_written, 1);
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => http::write_error(&e),
+    }
+}

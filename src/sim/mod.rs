@@ -1,0 +1,5 @@
+//! Simulators of the apps ferry syncs with: local HTTP servers that follow the vendors' wire
+//! formats strictly (auth, paging, batch semantics, errors, rate limits, signed webhooks), so the
+//! engine can be tested and benchmarked offline.
+
+pub mod hubspot;
