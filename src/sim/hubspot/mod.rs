@@ -19,8 +19,6 @@ mod webhooks;
 mod tests_api;
 #[cfg(test)]
 mod tests_webhooks;
-#[cfg(test)]
-mod tests_perf_tmp;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
