@@ -173,6 +173,10 @@ impl Config {
     /// Structural checks that need no environment.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
+        let slot = &self.engine.slot;
+        if slot.is_empty() || slot.len() > 63 || !slot.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            return bad(format!("engine.slot `{slot}`: slot names are 1-63 characters of a-z, 0-9 and _"));
+        }
         for (name, c) in &self.connections {
             if !crate::connectors::KINDS.contains(&c.kind.as_str()) {
                 return bad(format!(

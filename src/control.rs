@@ -20,11 +20,11 @@ pub async fn run(hub: Hub, shared: Arc<Shared>) {
                     tracing::warn!(error = %e, "control listener lost its connection; reconnecting");
                 }
             }
-            _ = shutdown.changed() => return,
+            _ = shutdown.wait_for(|stop| *stop) => return,
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
 }

@@ -73,6 +73,8 @@ pub enum EngineError {
     Hub(#[from] HubError),
     #[error("connection `{0}`: {1}")]
     Connector(String, String),
+    #[error("replication slot {0}: {1}")]
+    Slot(String, crate::replication::ReplicationError),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
 }
@@ -108,6 +110,9 @@ impl Engine {
         hub::migrate::migrate(&hub).await?;
         let report = hub::schema::apply(&hub, config).await?;
         tracing::info!(%report, "configuration applied");
+        crate::replication::listener::ensure_slot(&hub, &config.engine.slot)
+            .await
+            .map_err(|e| EngineError::Slot(config.engine.slot.clone(), e))?;
         let catalog = Catalog::load(&**hub.client().await?).await?;
         let shared = Arc::new(Shared::new(catalog));
 

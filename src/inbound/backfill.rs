@@ -40,7 +40,7 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
 }

@@ -36,7 +36,7 @@ pub async fn serve(listener: tokio::net::TcpListener, hub: Hub, connections: Con
         .with_state(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
+            let _ = shutdown.wait_for(|stop| *stop).await;
         })
         .await;
     if let Err(e) = result {

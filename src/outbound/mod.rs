@@ -61,7 +61,7 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, worker
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
 }

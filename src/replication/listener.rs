@@ -55,12 +55,31 @@ async fn run(hub: Hub, slot: String, publication: String, shared: Arc<Shared>) {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "replication session ended");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => return,
+                    _ = shutdown.wait_for(|stop| *stop) => return,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }
+}
+
+/// Creates the slot unless it exists. The engine calls this before it starts anything that
+/// writes, so no hub change made after start-up can precede the slot.
+pub async fn ensure_slot(hub: &Hub, slot: &str) -> Result<(), ReplicationError> {
+    let mut repl = ReplicationClient::connect(&hub.config, "ferry-setup").await?;
+    create_slot(&mut repl, slot).await
+}
+
+async fn create_slot(repl: &mut ReplicationClient, slot: &str) -> Result<(), ReplicationError> {
+    let exists = repl
+        .simple_query(&format!("select 1 from pg_replication_slots where slot_name = {}", literal(slot)))
+        .await?;
+    if exists.is_empty() {
+        repl.simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'nothing')", ident(slot)))
+            .await?;
+        tracing::info!(slot, "created replication slot");
+    }
+    Ok(())
 }
 
 /// A relation as the listener needs it: where its row key is.
@@ -90,14 +109,7 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
     tokio::spawn(conn);
     let upsert = db.prepare(UPSERT_MARKS).await?;
     let mut repl = ReplicationClient::connect(&hub.config, "ferry-listener").await?;
-    let exists = repl
-        .simple_query(&format!("select 1 from pg_replication_slots where slot_name = {}", literal(slot)))
-        .await?;
-    if exists.is_empty() {
-        repl.simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'nothing')", ident(slot)))
-            .await?;
-        tracing::info!(slot, "created replication slot");
-    }
+    create_slot(&mut repl, slot).await?;
     repl.start_replication(&format!(
         "START_REPLICATION SLOT {} LOGICAL 0/0 (proto_version '1', publication_names {}, messages 'true')",
         ident(slot),
@@ -120,7 +132,7 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
         } else {
             tokio::select! {
                 m = repl.next() => m?,
-                _ = shutdown.changed() => {
+                _ = shutdown.wait_for(|stop| *stop) => {
                     if !in_tx && pending_lsn.is_none() {
                         repl.send_status(acked, false).await?;
                     }

@@ -1,0 +1,207 @@
+//! Test harness: one real PostgreSQL cluster per test binary (temp initdb, free port,
+//! wal_level=logical; as root the server runs as `postgres`), a fresh database per test, a
+//! HubSpot simulator on port 0, and the engine wired to both. Waits poll a condition until a
+//! deadline.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ferry::config::{Config, Secrets};
+use ferry::engine::Engine;
+use ferry::hub::embedded::EmbeddedPg;
+use ferry::hub::Hub;
+use ferry::sim::hubspot::{HubSpotSim, SimConfig};
+
+static CLUSTER: OnceLock<EmbeddedPg> = OnceLock::new();
+static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn stop_cluster() {
+    if let Some(pg) = CLUSTER.get() {
+        pg.stop();
+        let _ = std::fs::remove_dir_all(&pg.dir);
+    }
+}
+
+/// Starts a fresh private cluster in a temp dir (stopped and removed when the process exits).
+pub fn new_cluster(tag: &str) -> EmbeddedPg {
+    let dir = std::env::temp_dir().join(format!("ferry-test-{}-{tag}-{}", std::process::id(), rand::random::<u32>()));
+    EmbeddedPg::start(&dir).unwrap_or_else(|e| panic!("test cluster: {e}"))
+}
+
+pub fn cluster() -> &'static EmbeddedPg {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "off".into()))
+        .with_test_writer()
+        .try_init();
+    CLUSTER.get_or_init(|| {
+        let pg = new_cluster("main");
+        // SAFETY: registering a plain extern "C" function with no captured state.
+        unsafe { libc::atexit(stop_cluster) };
+        pg
+    })
+}
+
+/// A new, empty database; returns its name and URL.
+pub async fn fresh_db() -> (String, String) {
+    let pg = cluster();
+    let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
+    pg.ensure_database(&name).await.expect("create test database");
+    (name.clone(), pg.url(&name))
+}
+
+pub const TOKEN: &str = "test-token";
+pub const SECRET: &str = "test-webhook-secret";
+
+/// The standard test mapping: HubSpot contacts ↔ hubspot.contacts.
+pub fn config(sim_url: &str, slot: &str) -> Config {
+    let text = format!(
+        r#"
+        [engine]
+        listen = "127.0.0.1:0"
+        slot = "{slot}"
+        publication = "ferry"
+        workers = 2
+
+        [connections.hubspot]
+        kind = "hubspot"
+        base_url = "{sim_url}"
+        token_env = "UNUSED_IN_TESTS"
+        webhook_secret_env = "UNUSED_IN_TESTS_SECRET"
+
+        [[mappings]]
+        connection = "hubspot"
+        object = "contacts"
+        table = "hubspot.contacts"
+        fields = [
+          {{ column = "email",     property = "email", transform = "lowercase" }},
+          {{ column = "firstname", property = "firstname" }},
+          {{ column = "lastname",  property = "lastname" }},
+          {{ column = "phone",     property = "phone" }},
+          {{ column = "company",   property = "company" }},
+        ]
+        "#
+    );
+    Config::parse(&text, "test config").expect("test config parses")
+}
+
+pub fn secrets() -> HashMap<String, Secrets> {
+    HashMap::from([("hubspot".to_string(), Secrets { token: TOKEN.into(), webhook_secret: Some(SECRET.into()) })])
+}
+
+/// A running hub + simulator + engine, backfilled.
+pub struct Ctx {
+    pub db: String,
+    pub url: String,
+    pub hub: Hub,
+    pub sim: HubSpotSim,
+    pub engine: Option<Engine>,
+    pub config: Config,
+}
+
+impl Ctx {
+    pub async fn start(seed: usize) -> Ctx {
+        let (db, url) = fresh_db().await;
+        let hub = Hub::connect(&url).await.expect("hub connects");
+        let sim = HubSpotSim::start(
+            SimConfig { token: TOKEN.into(), webhook_secret: SECRET.into(), seed_contacts: seed, ..SimConfig::default() },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .expect("simulator starts");
+        let config = config(&sim.base_url(), &db);
+        let engine = Engine::start(hub.clone(), &config, &secrets()).await.expect("engine starts");
+        sim.set_webhook_url(Some(engine.webhook_url("hubspot")));
+        let ctx = Ctx { db, url, hub, sim, engine: Some(engine), config };
+        ctx.wait_backfill().await;
+        ctx
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.engine.as_ref().expect("engine running")
+    }
+
+    pub async fn wait_backfill(&self) {
+        eventually("backfill done", Duration::from_secs(30), || async {
+            let done: bool = self.one("select backfill_state = 'done' from ferry.mappings where name = 'hubspot.contacts'").await;
+            done.then_some(())
+        })
+        .await;
+    }
+
+    pub async fn exec(&self, sql: &str) -> u64 {
+        self.hub.client().await.unwrap().execute(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The single value of a query.
+    pub async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+        self.hub.client().await.unwrap().query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+    }
+
+    pub async fn opt<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> Option<T> {
+        self.hub.client().await.unwrap().query_opt(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).map(|r| r.get(0))
+    }
+
+    /// The remote property of a contact, if the record is live.
+    pub fn remote(&self, id: &str, property: &str) -> Option<String> {
+        self.sim.get("contacts", id).filter(|r| !r.archived).and_then(|r| r.properties.get(property).cloned())
+    }
+
+    /// Waits until nothing is queued in either direction and the simulator has delivered its
+    /// webhooks, stable over a few consecutive checks.
+    pub async fn quiesce(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut stable = 0;
+        let mut last = (u64::MAX, u64::MAX);
+        while stable < 5 {
+            assert!(Instant::now() < deadline, "timed out waiting for quiescence");
+            let s = self.sim.stats();
+            let now = (s.webhook_events, s.requests);
+            let queued: i64 = self
+                .one("select (select count(*) from ferry.outbox) + (select count(*) from ferry.inbox)")
+                .await;
+            stable = if queued == 0 && now == last { stable + 1 } else { 0 };
+            last = now;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.sim.base_url())).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("simulator answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(e) = self.engine.take() {
+            e.shutdown().await;
+        }
+        self.sim.shutdown();
+    }
+}
+
+/// Polls `f` every 10 ms until it yields a value; panics with `what` after `timeout`.
+pub async fn eventually<T, Fut, F>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
