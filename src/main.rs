@@ -148,7 +148,7 @@ async fn main() {
         .init();
     let cli = Cli::parse();
     if let Err(e) = main_inner(cli).await {
-        eprintln!("ferry: {e:#}");
+        eprintln!("ferry: {e}");
         std::process::exit(1);
     }
 }

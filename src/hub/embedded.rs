@@ -28,7 +28,7 @@ pub struct EmbeddedPg {
     owned: bool,
 }
 
-pub const SUPERUSER: &str = "ferry";
+pub const SUPERUSER: &str = "postgres";
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -204,7 +204,7 @@ impl EmbeddedPg {
         pid.lines().nth(3)?.trim().parse().ok()
     }
 
-    /// `postgres://ferry@127.0.0.1:PORT/<db>`.
+    /// `postgres://postgres@127.0.0.1:PORT/<db>`.
     pub fn url(&self, db: &str) -> String {
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/{db}", self.port)
     }

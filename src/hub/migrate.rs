@@ -27,8 +27,9 @@ pub async fn migrate(hub: &Hub) -> Result<(), HubError> {
     let conn = tokio::spawn(conn);
     client.execute("select pg_advisory_lock($1)", &[&MIGRATE_LOCK]).await?;
     let result = async {
+        client.batch_execute("create schema if not exists ferry").await?;
         migrations::runner()
-            .set_migration_table_name("ferry_schema_history")
+            .set_migration_table_name("ferry.schema_history")
             .run_async(&mut client)
             .await
             .map_err(|e| HubError::Migrate(e.to_string()))?;

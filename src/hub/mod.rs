@@ -13,7 +13,7 @@ use tokio_postgres::NoTls;
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
     /// The server cannot be reached or refused us: retry after a delay (it may be restarting).
-    #[error("cannot connect to the hub database {url}: {source}")]
+    #[error("cannot connect to the hub database {url}: {}", chain(source))]
     Connect { url: String, #[source] source: tokio_postgres::Error },
     #[error("the database URL is not valid: {0}")]
     BadUrl(String),
@@ -32,6 +32,21 @@ pub enum HubError {
     Sql(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Schema(String),
+}
+
+/// An error and its causes on one line, without repeats.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let text = inner.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = inner.source();
+    }
+    out
 }
 
 /// A connection pool to the hub plus what is needed to open the replication connection.

@@ -1,0 +1,146 @@
+//! Config → hub: mirror tables, columns, comments, publication; applying twice changes nothing,
+//! adding a field adds a column.
+
+mod harness;
+
+use ferry::config::Config;
+use ferry::hub::{migrate, schema, Hub};
+
+async fn snapshot(hub: &Hub) -> Vec<String> {
+    let client = hub.client().await.unwrap();
+    let rows = client
+        .query(
+            "select format('%s.%s %s %s', table_schema, table_name, column_name, data_type) from information_schema.columns
+              where table_schema in ('hubspot', 'ferry') order by 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut out: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    for sql in [
+        "select m::text from ferry.mappings m order by id",
+        "select f::text from ferry.fields f order by mapping_id, position",
+        "select c::text from ferry.connections c order by name",
+        "select pubname || ' ' || schemaname || '.' || tablename from pg_publication_tables order by 1",
+    ] {
+        out.extend(client.query(sql, &[]).await.unwrap().iter().map(|r| r.get::<_, String>(0)));
+    }
+    out
+}
+
+#[tokio::test]
+async fn apply_is_idempotent_and_grows_columns() {
+    let (db, url) = harness::fresh_db().await;
+    let hub = Hub::connect(&url).await.unwrap();
+    migrate::migrate(&hub).await.unwrap();
+    migrate::migrate(&hub).await.expect("migrating twice is harmless");
+    let config = harness::config("http://127.0.0.1:9", &db);
+
+    let first = schema::apply(&hub, &config).await.unwrap();
+    assert_eq!(first.tables_created, vec!["hubspot.contacts".to_string()]);
+    assert_eq!(first.publication_added, vec!["hubspot.contacts".to_string()]);
+    let before = snapshot(&hub).await;
+    let second = schema::apply(&hub, &config).await.unwrap();
+    assert!(second.is_empty(), "second apply changed something: {second}");
+    assert_eq!(before, snapshot(&hub).await, "second apply left the hub as it was");
+
+    // typed columns, surrogate key, remote id column, comments
+    let client = hub.client().await.unwrap();
+    let cols: Vec<(String, String)> = client
+        .query(
+            "select column_name::text, data_type::text from information_schema.columns
+              where table_schema = 'hubspot' and table_name = 'contacts' order by ordinal_position",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(cols[0], ("id".into(), "bigint".into()));
+    assert_eq!(cols[1], ("hubspot_id".into(), "text".into()));
+    assert!(cols.contains(&("email".into(), "text".into())));
+    let uncommented: i64 = client
+        .query_one(
+            "select count(*) from pg_attribute a where a.attrelid = 'hubspot.contacts'::regclass and a.attnum > 0
+                and not a.attisdropped and col_description(a.attrelid, a.attnum) is null",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(uncommented, 0, "every column has a comment");
+
+    // a new typed field becomes a column; nothing else changes
+    let text = format!(
+        r#"
+        [engine]
+        slot = "{db}"
+        publication = "ferry"
+        [connections.hubspot]
+        kind = "hubspot"
+        base_url = "http://127.0.0.1:9"
+        token_env = "X"
+        [[mappings]]
+        connection = "hubspot"
+        object = "contacts"
+        table = "hubspot.contacts"
+        fields = [
+          {{ column = "email", property = "email", transform = "lowercase" }},
+          {{ column = "firstname", property = "firstname" }},
+          {{ column = "lastname", property = "lastname" }},
+          {{ column = "phone", property = "phone" }},
+          {{ column = "company", property = "company" }},
+          {{ column = "employees", property = "numemployees", type = "integer", direction = "inbound" }},
+        ]
+        "#
+    );
+    let grown = Config::parse(&text, "grown").unwrap();
+    let third = schema::apply(&hub, &grown).await.unwrap();
+    assert_eq!(third.columns_added, vec!["hubspot.contacts.employees".to_string()]);
+    assert!(third.tables_created.is_empty());
+    let ty: String = client
+        .query_one(
+            "select data_type::text from information_schema.columns where table_schema = 'hubspot' and table_name = 'contacts' and column_name = 'employees'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ty, "integer");
+    assert!(schema::apply(&hub, &grown).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn identifiers_from_config_are_quoted() {
+    let (db, url) = harness::fresh_db().await;
+    let hub = Hub::connect(&url).await.unwrap();
+    migrate::migrate(&hub).await.unwrap();
+    let text = format!(
+        r#"
+        [engine]
+        slot = "{db}"
+        publication = "ferry"
+        [connections.hubspot]
+        kind = "hubspot"
+        base_url = "http://127.0.0.1:9"
+        token_env = "X"
+        [[mappings]]
+        connection = "hubspot"
+        object = "contacts"
+        table = "Odd Schema.contacts; drop table x"
+        fields = [{{ column = "E-mail \"addr\"", property = "email" }}]
+        "#
+    );
+    let config = Config::parse(&text, "odd").unwrap();
+    schema::apply(&hub, &config).await.expect("odd identifiers are quoted, not interpreted");
+    let n: i64 = hub
+        .client()
+        .await
+        .unwrap()
+        .query_one("select count(*) from \"Odd Schema\".\"contacts; drop table x\" where \"E-mail \"\"addr\"\"\" is null", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+}
