@@ -313,6 +313,14 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_is_valid() {
+        let c = Config::parse(include_str!("../ferry.toml"), "ferry.toml").unwrap();
+        assert_eq!(c.mappings.len(), 2);
+        let demo = crate::demo::config("http://127.0.0.1:1", "127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(demo.mappings[0].name(), "hubspot.contacts");
+    }
+
+    #[test]
     fn unknown_kind_is_one_sentence() {
         let err = Config::parse(&OK.replace("kind = \"hubspot\"", "kind = \"pipedrive\""), "t").unwrap_err();
         assert_eq!(err.to_string(), "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot)");

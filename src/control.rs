@@ -61,7 +61,7 @@ async fn session(hub: &Hub, shared: &Shared) -> Result<(), Box<dyn std::error::E
     // anything changed while we were not listening
     reload(hub, shared).await?;
     while let Some(payload) = rx.recv().await {
-        tracing::info!(%payload, "control notification");
+        tracing::debug!(%payload, "control notification");
         reload(hub, shared).await?;
     }
     pump.abort();

@@ -2,6 +2,7 @@
 //! simulator, and the engine syncing `hubspot.contacts` both ways.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -145,9 +146,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     );
 
     wait_for_signal().await;
-    println!("stopping ...");
+    // stdout may be gone by now (a closed pipe): never panic on the way out
+    let _ = writeln!(std::io::stdout(), "stopping ...");
     engine.shutdown().await;
     sim.shutdown();
+    drop(hub);
     pg.stop();
     Ok(())
 }

@@ -99,7 +99,10 @@ async fn hub(data_dir: &std::path::Path) -> anyhow::Result<(Hub, Option<Embedded
 async fn main_inner(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
-            let config = Config::load(&cli.config)?;
+            let mut config = Config::load(&cli.config)?;
+            if let Ok(listen) = std::env::var("FERRY_LISTEN") {
+                config.engine.listen = listen.parse().with_context(|| format!("FERRY_LISTEN={listen} is not an address like 0.0.0.0:8700"))?;
+            }
             let secrets = secrets_from_env(&config)?;
             let (hub, pg) = hub(&cli.data_dir).await?;
             let engine = Engine::start(hub, &config, &secrets).await?;
@@ -140,13 +143,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() {
+    let cli = Cli::parse();
+    // the demo talks to a person on the terminal: only problems are logged unless asked
+    let default_filter = if matches!(cli.command, Some(Command::Demo { .. })) { "ferry=warn" } else { "ferry=info,warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "ferry=info,warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| default_filter.into()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     if let Err(e) = main_inner(cli).await {
         eprintln!("ferry: {e}");
         std::process::exit(1);

@@ -1,0 +1,133 @@
+//! The README's first command, tried as a new user would: `ferry demo` brings up PostgreSQL, a
+//! seeded HubSpot simulator and ferry, prints where they are, and syncs edits both ways; SIGTERM
+//! stops everything, PostgreSQL included.
+
+mod harness;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::eventually;
+use serde_json::{json, Value};
+
+fn field<'a>(lines: &'a [String], prefix: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix(prefix))
+        .map(|rest| rest.split_whitespace().next().unwrap_or(""))
+        .unwrap_or_else(|| panic!("demo output has no `{prefix}` line: {lines:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_syncs_both_ways_and_stops_cleanly() {
+    let dir = std::env::temp_dir().join(format!("ferry-demo-{}-{}", std::process::id(), rand::random::<u32>()));
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["demo", "--contacts", "1000", "--sim-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
+        .env("FERRY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ferry demo starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // read to the end, so the demo never writes into a closed pipe
+        let mut lines = vec![];
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            lines.push(line);
+            if !sent && lines.last().is_some_and(|l| l.contains("Press Ctrl-C")) {
+                let _ = tx.send(lines.clone());
+                sent = true;
+            }
+        }
+        if !sent {
+            let _ = tx.send(lines);
+        }
+    });
+    let lines = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(120)).expect("demo prints its banner"))
+        .await
+        .unwrap();
+    let ready = started.elapsed();
+    println!("demo ready after {ready:?}");
+    let psql_url = field(&lines, "hub (PostgreSQL):").to_string();
+    let sim_url = field(&lines, "HubSpot simulator:").to_string();
+    let token = lines.iter().find_map(|l| l.split("token: ").nth(1)).expect("token printed").trim().to_string();
+    assert!(psql_url.starts_with("postgres://"), "{psql_url}");
+    assert!(sim_url.starts_with("http://127.0.0.1:"), "{sim_url}");
+
+    let (db, conn) = tokio_postgres::connect(&psql_url, tokio_postgres::NoTls).await.expect("psql URL works");
+    tokio::spawn(conn);
+    let n: i64 = db.query_one("select count(*) from hubspot.contacts", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1000, "seeded contacts are in the hub");
+    assert!(ready < Duration::from_secs(60), "demo came up in {ready:?}");
+
+    let http = reqwest::Client::new();
+    let get = |id: String| {
+        let (http, sim_url, token) = (http.clone(), sim_url.clone(), token.clone());
+        async move {
+            let v: Value = http
+                .get(format!("{sim_url}/crm/v3/objects/contacts/{id}?properties=phone,firstname"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            Some(v)
+        }
+    };
+
+    // psql UPDATE → visible through the simulator's API
+    let id: String = db.query_one("select hubspot_id from hubspot.contacts where id = 1", &[]).await.unwrap().get(0);
+    db.execute("update hubspot.contacts set phone = '+15550100' where id = 1", &[]).await.unwrap();
+    let t0 = Instant::now();
+    eventually("UPDATE through the API", Duration::from_secs(5), || {
+        let f = get(id.clone());
+        async move { (f.await?.pointer("/properties/phone")? == "+15550100").then_some(()) }
+    })
+    .await;
+    println!("psql UPDATE visible in the simulator after {:?}", t0.elapsed());
+
+    // API PATCH → visible in psql
+    let other: String = db.query_one("select hubspot_id from hubspot.contacts where id = 2", &[]).await.unwrap().get(0);
+    let status = http
+        .patch(format!("{sim_url}/crm/v3/objects/contacts/{other}"))
+        .bearer_auth(&token)
+        .json(&json!({"properties": {"firstname": "Ada"}}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let t0 = Instant::now();
+    eventually("PATCH in psql", Duration::from_secs(5), || async {
+        let v: Option<String> = db.query_one("select firstname from hubspot.contacts where id = 2", &[]).await.ok()?.get(0);
+        (v.as_deref() == Some("Ada")).then_some(())
+    })
+    .await;
+    println!("API PATCH visible in psql after {:?}", t0.elapsed());
+
+    // INSERT → a new contact whose id lands in the row
+    db.execute("insert into hubspot.contacts (email, firstname) values ('grace@example.com', 'Grace')", &[]).await.unwrap();
+    let new_id: String = eventually("hubspot_id written back", Duration::from_secs(5), || async {
+        db.query_one("select hubspot_id from hubspot.contacts where email = 'grace@example.com'", &[]).await.ok()?.get(0)
+    })
+    .await;
+    assert_eq!(get(new_id).await.and_then(|v| v.pointer("/properties/firstname").cloned()), Some(json!("Grace")));
+
+    // SIGTERM stops ferry and its PostgreSQL
+    drop(db);
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "demo exits cleanly: {status}");
+    assert!(tokio_postgres::connect(&psql_url, tokio_postgres::NoTls).await.is_err(), "PostgreSQL stopped with the demo");
+    let _ = std::fs::remove_dir_all(&dir);
+}
