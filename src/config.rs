@@ -84,6 +84,8 @@ pub struct ConnectionConfig {
     pub token_env: String,
     /// Name of the environment variable holding the webhook signing secret.
     pub webhook_secret_env: Option<String>,
+    /// API budget, e.g. `190/10s` (HubSpot private apps); none = unlimited.
+    pub rate_limit: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,6 +196,11 @@ impl Config {
                     crate::connectors::KINDS.join(", ")
                 ));
             }
+            if let Some(r) = &c.rate_limit {
+                if let Err(e) = r.parse::<crate::connectors::ratelimit::Budget>() {
+                    return bad(format!("connection `{name}`: {e}"));
+                }
+            }
         }
         let mut names = std::collections::HashSet::new();
         for m in &self.mappings {
@@ -213,6 +220,11 @@ impl Config {
             }
             if m.fields.is_empty() {
                 return bad(format!("mapping `{name}` has no fields"));
+            }
+            if let Some(k) = &m.match_key {
+                if !m.fields.iter().any(|f| &f.column == k) {
+                    return bad(format!("mapping `{name}`: match_key `{k}` is not one of its field columns"));
+                }
             }
             let mut cols = std::collections::HashSet::new();
             for f in &m.fields {

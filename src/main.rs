@@ -74,13 +74,16 @@ enum SimApp {
         /// Added latency per API response, in milliseconds.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
+        /// Share of API calls answered 5xx (0.0-1.0).
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        /// Share of API calls answered 429.
+        #[arg(long, default_value_t = 0.0)]
+        throttle_rate: f64,
+        /// Share of writes performed but answered 504, as if the response was lost.
+        #[arg(long, default_value_t = 0.0)]
+        lost_response_rate: f64,
     },
-}
-
-fn parse_rate(s: &str) -> anyhow::Result<(u32, Duration)> {
-    let (n, w) = s.split_once('/').context("rate limit must look like 190/10s")?;
-    let secs: f64 = w.trim_end_matches('s').parse().context("rate limit window must be seconds, e.g. 10s")?;
-    Ok((n.parse().context("rate limit count must be a number")?, Duration::from_secs_f64(secs)))
 }
 
 /// The hub: FERRY_DATABASE_URL, or the embedded server under the data directory.
@@ -126,14 +129,33 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { contacts, sim_listen, listen } => {
             ferry::demo::run(ferry::demo::DemoOptions { data_dir: cli.data_dir, contacts, sim_listen, listen }).await?;
         }
-        Command::Sim { app: SimApp::Hubspot { listen, token, seed, webhook_url, webhook_secret, rate_limit, latency_ms } } => {
+        Command::Sim { app: SimApp::Hubspot {
+                listen,
+                token,
+                seed,
+                webhook_url,
+                webhook_secret,
+                rate_limit,
+                latency_ms,
+                error_rate,
+                throttle_rate,
+                lost_response_rate,
+            },
+        } => {
             let cfg = ferry::sim::hubspot::SimConfig {
                 token,
                 webhook_url,
                 webhook_secret,
-                rate_limit: rate_limit.as_deref().map(parse_rate).transpose()?,
+                rate_limit: rate_limit
+                    .as_deref()
+                    .map(|r| r.parse::<ferry::connectors::ratelimit::Budget>().map(|b| (b.requests, b.window)))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
                 seed_contacts: seed,
                 latency: Duration::from_millis(latency_ms),
+                error_rate,
+                throttle_rate,
+                lost_response_rate,
             };
             ferry::sim::hubspot::run_cli(cfg, listen).await?;
         }

@@ -1,6 +1,7 @@
 //! Connectors: the edge between ferry and one app's API (both directions).
 
 pub mod hubspot;
+pub mod ratelimit;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -123,6 +124,9 @@ pub trait Connector: Send + Sync {
     async fn fetch(&self, object: &str, ids: &[String], properties: &[String]) -> Result<Vec<RemoteRecord>, ConnectorError>;
     async fn create(&self, object: &str, items: &[Properties]) -> Vec<Result<RemoteRecord, ConnectorError>>;
     async fn update(&self, object: &str, items: &[(String, Properties)]) -> Vec<Result<RemoteRecord, ConnectorError>>;
+    /// Live records whose `property` equals one of `values`: how the engine finds a record an
+    /// interrupted create may have made before it creates again.
+    async fn find(&self, object: &str, property: &str, values: &[String], properties: &[String]) -> Result<Vec<RemoteRecord>, ConnectorError>;
     /// Deletes (archives); a record already gone counts as success.
     async fn archive(&self, object: &str, ids: &[String]) -> Vec<Result<(), ConnectorError>>;
     /// Verifies the delivery's signature and returns its events.
@@ -132,7 +136,10 @@ pub trait Connector: Send + Sync {
 /// Builds the connector for one connection.
 pub fn build(connection: &ConnectionConfig, secrets: &Secrets) -> Result<Arc<dyn Connector>, String> {
     match connection.kind.as_str() {
-        "hubspot" => Ok(Arc::new(hubspot::HubSpot::new(&connection.base_url, &secrets.token))),
+        "hubspot" => {
+            let budget = connection.rate_limit.as_deref().map(str::parse).transpose()?;
+            Ok(Arc::new(hubspot::HubSpot::new(&connection.base_url, &secrets.token, budget)))
+        }
         other => Err(format!("unknown connector kind `{other}` (known: {})", KINDS.join(", "))),
     }
 }

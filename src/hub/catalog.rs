@@ -66,6 +66,8 @@ pub struct Mapping {
     pub id_column: String,
     pub active: bool,
     pub backfill_done: bool,
+    /// Hub column whose remote property identifies a record (e.g. email).
+    pub match_key: Option<String>,
     pub fields: Vec<Field>,
 }
 
@@ -73,6 +75,11 @@ impl Mapping {
     /// `"schema"."table"`, quoted.
     pub fn qualified(&self) -> String {
         format!("{}.{}", escape_identifier(&self.schema), escape_identifier(&self.table))
+    }
+    /// The field of the match key, if the mapping has one.
+    pub fn match_field(&self) -> Option<&Field> {
+        let key = self.match_key.as_deref()?;
+        self.fields.iter().find(|f| f.column == key)
     }
     pub fn properties(&self) -> Vec<String> {
         self.fields.iter().map(|f| f.property.clone()).collect()
@@ -90,7 +97,7 @@ impl Catalog {
         let rows = client
             .query(
                 "select id, name, connection, remote_object, hub_schema, hub_table, key_column, id_column,
-                        state = 'active', backfill_state = 'done'
+                        state = 'active', backfill_state = 'done', match_key
                    from ferry.mappings order by id",
                 &[],
             )
@@ -117,6 +124,7 @@ impl Catalog {
                     id_column: r.get(7),
                     active: r.get(8),
                     backfill_done: r.get(9),
+                    match_key: r.get(10),
                     fields: field_rows
                         .iter()
                         .filter(|f| f.get::<_, i32>(0) == id)

@@ -29,7 +29,8 @@ use plan::{Link, Op};
 const CLAIM: i64 = 500;
 /// Attempts before a retryable failure becomes a dead letter.
 const RETRY_BUDGET: i32 = 10;
-const LEASE: &str = "60 seconds";
+/// How long a claim is exclusive; a crashed worker's marks are retried after it.
+const LEASE: Duration = Duration::from_secs(60);
 
 /// One claimed mark.
 struct Mark {
@@ -66,13 +67,33 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, worker
     }
 }
 
-/// Claims one round of marks and processes them; returns how many were claimed.
+/// Claims one round of marks and processes them; returns how many were claimed. If the round
+/// fails (the hub went away), its marks are released as soon as the hub is back, instead of
+/// waiting out their lease.
 async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<usize, HubError> {
+    let lease = Utc::now() + chrono::Duration::from_std(LEASE).expect("lease fits");
+    let result = claim_and_process(hub, shared, connections, lease).await;
+    if result.is_err() {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            for _ in 0..120 {
+                if let Ok(c) = hub.client().await {
+                    if c.execute("update ferry.outbox set leased_until = null where leased_until = $1", &[&lease]).await.is_ok() {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+    }
+    result
+}
+
+async fn claim_and_process(hub: &Hub, shared: &Shared, connections: &Connections, lease: DateTime<Utc>) -> Result<usize, HubError> {
     let client = hub.client().await?;
     let rows = client
         .query(
-            &format!(
-                "with picked as (
+            "with picked as (
                    select o.mapping_id, o.row_key from ferry.outbox o
                      join ferry.mappings m on m.id = o.mapping_id and m.state = 'active'
                     where o.next_attempt_at <= now() and (o.leased_until is null or o.leased_until < now())
@@ -80,12 +101,11 @@ async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<
                     limit $1
                       for update of o skip locked)
                  update ferry.outbox o
-                    set leased_until = now() + interval '{LEASE}', attempts = o.attempts + 1
+                    set leased_until = $2, attempts = o.attempts + 1
                    from picked
                   where o.mapping_id = picked.mapping_id and o.row_key = picked.row_key
-              returning o.mapping_id, o.row_key, o.seq, o.attempts"
-            ),
-            &[&CLAIM],
+              returning o.mapping_id, o.row_key, o.seq, o.attempts",
+            &[&CLAIM, &lease],
         )
         .await?;
     drop(client);
@@ -169,8 +189,59 @@ async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks:
     }
     drop(client);
 
+    let ops = match adopt_interrupted_creates(mapping, connector, marks, &links, ops).await {
+        Ok(ops) => ops,
+        Err((ops, error)) => {
+            // cannot tell whether an earlier create happened: create nothing now, retry later
+            let outcomes = ops.into_iter().map(|op| Outcome::Failed { op, error: error.clone() }).collect();
+            return commit(hub, mapping, marks, outcomes).await;
+        }
+    };
     let outcomes = call(mapping, connector, ops).await;
     commit(hub, mapping, marks, outcomes).await
+}
+
+/// A create whose intent link is older than this attempt may have happened already (ferry died
+/// between the API call and its commit, or the call timed out): look those records up by the
+/// mapping's match key and adopt what exists instead of creating a duplicate.
+async fn adopt_interrupted_creates(
+    mapping: &Mapping,
+    connector: &dyn Connector,
+    marks: &[Mark],
+    links: &HashMap<i64, Link>,
+    mut ops: Vec<Op>,
+) -> Result<Vec<Op>, (Vec<Op>, ConnectorError)> {
+    let Some(field) = mapping.match_field() else { return Ok(ops) };
+    let mut wanted: Vec<(usize, String)> = vec![];
+    for (i, (mark, op)) in marks.iter().zip(&ops).enumerate() {
+        if let Op::Create { props, .. } = op {
+            let interrupted = links.get(&mark.row_key).is_some_and(|l| l.remote_id.is_none());
+            if let (true, Some(Some(v))) = (interrupted, props.get(&field.property)) {
+                wanted.push((i, v.clone()));
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(ops);
+    }
+    let values: Vec<String> = wanted.iter().map(|(_, v)| v.clone()).collect();
+    let found = match connector.find(&mapping.object, &field.property, &values, &[]).await {
+        Ok(found) => found,
+        Err(e) => return Err((ops, e)),
+    };
+    let by_value: HashMap<String, String> = found
+        .iter()
+        .filter_map(|r| Some((r.properties.get(&field.property)?.as_ref()?.to_lowercase(), r.id.clone())))
+        .collect();
+    for (i, v) in wanted {
+        if let Some(remote_id) = by_value.get(&v.to_lowercase()) {
+            if let Op::Create { props, base } = std::mem::replace(&mut ops[i], Op::Nothing) {
+                tracing::info!(mapping = %mapping.name, row = marks[i].row_key, remote_id = %remote_id, "adopting the record an interrupted create made");
+                ops[i] = Op::Adopt { remote_id: remote_id.clone(), props, base };
+            }
+        }
+    }
+    Ok(ops)
 }
 
 /// Sends creates, updates and archives as batch calls; one outcome per op, in order.
@@ -181,7 +252,9 @@ async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec
     for (i, op) in ops.iter().enumerate() {
         match op {
             Op::Create { props, .. } => creates.push((i, props.clone())),
-            Op::Update { remote_id, props, .. } => updates.push((i, (remote_id.clone(), props.clone()))),
+            Op::Update { remote_id, props, .. } | Op::Adopt { remote_id, props, .. } => {
+                updates.push((i, (remote_id.clone(), props.clone())))
+            }
             Op::Archive { remote_id } => archives.push((i, remote_id.clone())),
             Op::ForgetLink | Op::Nothing => {}
         }
@@ -239,7 +312,7 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
                 done_keys.push(mark.row_key);
                 done_seqs.push(mark.seq);
                 match op {
-                    Op::Create { base, .. } => {
+                    Op::Create { base, .. } | Op::Adopt { base, .. } => {
                         let (id, ts) = remote.unwrap_or_default();
                         cre_keys.push(mark.row_key);
                         cre_ids.push(id);
@@ -270,7 +343,9 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
                 } else {
                     let (remote_id, payload) = match &op {
                         Op::Create { props, .. } => (None, serde_json::to_value(props).ok()),
-                        Op::Update { remote_id, props, .. } => (Some(remote_id.clone()), serde_json::to_value(props).ok()),
+                        Op::Update { remote_id, props, .. } | Op::Adopt { remote_id, props, .. } => {
+                            (Some(remote_id.clone()), serde_json::to_value(props).ok())
+                        }
                         Op::Archive { remote_id } => (Some(remote_id.clone()), None),
                         _ => (None, None),
                     };

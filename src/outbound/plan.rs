@@ -20,6 +20,8 @@ pub enum Op {
     Create { props: Properties, base: Map<String, Value> },
     /// Changed fields only; `changed` holds their hub values for the new base.
     Update { remote_id: String, props: Properties, changed: Map<String, Value> },
+    /// An interrupted create did make the record: link it and write every value (idempotent).
+    Adopt { remote_id: String, props: Properties, base: Map<String, Value> },
     /// Row gone, remote record linked: archive it.
     Archive { remote_id: String },
     /// Row gone and never created remotely: drop the intent link.
@@ -33,6 +35,7 @@ impl Op {
         match self {
             Op::Create { .. } => "create",
             Op::Update { .. } => "update",
+            Op::Adopt { .. } => "adopt",
             Op::Archive { .. } => "archive",
             Op::ForgetLink => "forget",
             Op::Nothing => "nothing",
@@ -124,6 +127,7 @@ mod tests {
             id_column: "hubspot_id".into(),
             active: true,
             backfill_done: true,
+            match_key: None,
             fields: vec![field("email", Direction::Both), field("phone", Direction::Both), field("stage", Direction::Inbound)],
         }
     }

@@ -26,6 +26,9 @@ pub enum ReplicationError {
     Auth(String),
     #[error("hub: {0}")]
     Hub(#[from] tokio_postgres::Error),
+    /// Another process leads this slot: stand by and try again in a second.
+    #[error("another ferry process reads this slot")]
+    NotLeader,
 }
 
 /// One message of the replication stream.

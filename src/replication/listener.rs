@@ -49,8 +49,20 @@ async fn run(hub: Hub, slot: String, publication: String, shared: Arc<Shared>) {
         if *shutdown.borrow() {
             return;
         }
-        match session(&hub, &slot, &publication, &shared).await {
+        let began = std::time::Instant::now();
+        let result = session(&hub, &slot, &publication, &shared).await;
+        if began.elapsed() > Duration::from_secs(30) {
+            backoff = Duration::from_millis(100); // it had been streaming: a fresh failure
+        }
+        match result {
             Ok(()) => return,
+            Err(ReplicationError::NotLeader) => {
+                tracing::debug!(slot, "another ferry process reads the slot; standing by");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "replication session ended");
                 tokio::select! {
@@ -104,9 +116,20 @@ fn key_of(t: &[Datum], idx: Option<usize>) -> Option<i64> {
     }
 }
 
+/// Advisory-lock key of a slot's leadership.
+fn leader_key(slot: &str) -> i64 {
+    slot.bytes().fold(0x6665_7272_7900_1000_i64, |h, b| h.wrapping_mul(31).wrapping_add(i64::from(b)))
+}
+
 async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> Result<(), ReplicationError> {
     let (db, conn) = hub.config.connect(NoTls).await?;
     tokio::spawn(conn);
+    // one reader per slot: the session holding this lock; it is released when the leader's
+    // connection dies, and a follower's next attempt (within a second) takes over
+    let leader: bool = db.query_one("select pg_try_advisory_lock($1)", &[&leader_key(slot)]).await?.get(0);
+    if !leader {
+        return Err(ReplicationError::NotLeader);
+    }
     let upsert = db.prepare(UPSERT_MARKS).await?;
     let mut repl = ReplicationClient::connect(&hub.config, "ferry-listener").await?;
     create_slot(&mut repl, slot).await?;

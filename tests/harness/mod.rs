@@ -76,6 +76,7 @@ pub fn config(sim_url: &str, slot: &str) -> Config {
         connection = "hubspot"
         object = "contacts"
         table = "hubspot.contacts"
+        match_key = "email"
         fields = [
           {{ column = "email",     property = "email", transform = "lowercase" }},
           {{ column = "firstname", property = "firstname" }},

@@ -1,16 +1,19 @@
 //! Outbound/inbound edge: HubSpot CRM v3 HTTP calls and failure classification.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::connectors::ratelimit::RateLimiter;
 use crate::connectors::ConnectorError;
 
 pub struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 /// A parsed response: status and JSON body (`Null` when empty).
@@ -20,14 +23,14 @@ pub struct Response {
 }
 
 impl Client {
-    pub fn new(base: &str, token: &str) -> Client {
+    pub fn new(base: &str, token: &str, limiter: Option<Arc<RateLimiter>>) -> Client {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
             .build()
             .expect("static reqwest configuration is valid");
-        Client { http, base: base.trim_end_matches('/').to_string(), token: token.to_string() }
+        Client { http, base: base.trim_end_matches('/').to_string(), token: token.to_string(), limiter }
     }
 
     /// Sends one request; non-2xx statuses come back classified as errors.
@@ -36,7 +39,13 @@ impl Client {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| ConnectorError::Transient(describe(&e)))?;
+        let permit = match &self.limiter {
+            Some(l) => Some(l.acquire().await),
+            None => None,
+        };
+        let sent = req.send().await;
+        drop(permit);
+        let resp = sent.map_err(|e| ConnectorError::Transient(describe(&e)))?;
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -49,7 +58,11 @@ impl Client {
         if status.is_success() {
             return Ok(Response { status, body });
         }
-        Err(classify(status, &body, retry_after, &bytes))
+        let err = classify(status, &body, retry_after, &bytes);
+        if let (ConnectorError::RateLimited { retry_after, .. }, Some(l)) = (&err, &self.limiter) {
+            l.pause(*retry_after);
+        }
+        Err(err)
     }
 }
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::ratelimit::{Budget, RateLimiter};
 use super::{Capabilities, ChangeEvent, Connector, ConnectorError, Page, Properties, RemoteRecord, WebhookError, WebhookRequest};
 
 /// HubSpot's batch limit.
@@ -21,8 +22,9 @@ pub struct HubSpot {
 }
 
 impl HubSpot {
-    pub fn new(base_url: &str, token: &str) -> HubSpot {
-        HubSpot { client: client::Client::new(base_url, token) }
+    pub fn new(base_url: &str, token: &str, budget: Option<Budget>) -> HubSpot {
+        let limiter = budget.map(|b| std::sync::Arc::new(RateLimiter::new(b)));
+        HubSpot { client: client::Client::new(base_url, token, limiter) }
     }
 }
 
@@ -87,6 +89,24 @@ impl Connector for HubSpot {
                 Err(ConnectorError::NotFound) => {} // none of them exists any more
                 Err(e) => return Err(e),
             }
+        }
+        Ok(out)
+    }
+
+    async fn find(&self, object: &str, property: &str, values: &[String], properties: &[String]) -> Result<Vec<RemoteRecord>, ConnectorError> {
+        let mut out = vec![];
+        let mut wanted: Vec<String> = properties.to_vec();
+        if !wanted.iter().any(|p| p == property) {
+            wanted.push(property.to_string());
+        }
+        for chunk in values.chunks(MAX_BATCH) {
+            let body = json!({
+                "filterGroups": [{"filters": [{"propertyName": property, "operator": "IN", "values": chunk}]}],
+                "properties": wanted,
+                "limit": 100,
+            });
+            let resp = self.client.call(Method::POST, &path(object, "/search"), Some(&body)).await?;
+            out.extend(resp.body.get("results").and_then(Value::as_array).into_iter().flatten().filter_map(mapping::record));
         }
         Ok(out)
     }

@@ -1,12 +1,13 @@
 //! HubSpot simulator: the public handle (`HubSpotSim`), its configuration and the records,
 //! stats and errors it exposes. Serves the CRM v3 objects API for contacts, companies and deals
-//! with HubSpot's auth, paging, batch, search, error and rate-limit behaviour, and delivers
-//! v3-signed webhooks for every change.
+//! with HubSpot's auth, paging, batch, search, error and rate-limit behaviour, injectable faults
+//! (5xx, 429, lost write responses), and delivers v3-signed webhooks for every change.
 
 // Handlers return ready error `Response`s in `Err`; that path is cold, boxing buys nothing.
 #![allow(clippy::result_large_err)]
 
 mod batch;
+mod faults;
 mod http;
 mod ratelimit;
 mod routes;
@@ -17,6 +18,8 @@ mod webhooks;
 
 #[cfg(test)]
 mod tests_api;
+#[cfg(test)]
+mod tests_faults;
 #[cfg(test)]
 mod tests_webhooks;
 
@@ -48,6 +51,14 @@ pub struct SimConfig {
     pub seed_contacts: usize,
     /// Added to each API response.
     pub latency: Duration,
+    /// Share of authenticated API requests answered 500, 502 or 503 without doing anything.
+    pub error_rate: f64,
+    /// Share of authenticated API requests answered 429 (the rate-limit body, no `Retry-After`)
+    /// without doing anything.
+    pub throttle_rate: f64,
+    /// Share of writes (create/update/upsert/archive, single and batch) that are performed,
+    /// webhooks included, but answered 504 as if the response was lost.
+    pub lost_response_rate: f64,
 }
 
 impl Default for SimConfig {
@@ -59,6 +70,9 @@ impl Default for SimConfig {
             rate_limit: None,
             seed_contacts: 0,
             latency: Duration::ZERO,
+            error_rate: 0.0,
+            throttle_rate: 0.0,
+            lost_response_rate: 0.0,
         }
     }
 }
@@ -83,8 +97,14 @@ pub struct SimStats {
     /// Records created, updated or archived through the API.
     pub records_written: u64,
     pub read_requests: u64,
-    /// Requests answered 429.
+    /// Requests answered 429 (real limiter and injected).
     pub throttled: u64,
+    /// Requests answered with an injected 5xx.
+    pub errors_injected: u64,
+    /// Requests answered with an injected 429 (also counted in `throttled`).
+    pub throttles_injected: u64,
+    /// Writes performed but answered 504.
+    pub lost_responses: u64,
     /// Webhook POSTs delivered (2xx).
     pub webhooks_sent: u64,
     /// Webhook events delivered.
@@ -127,15 +147,19 @@ pub(crate) struct Counters {
     pub records_written: AtomicU64,
     pub read_requests: AtomicU64,
     pub throttled: AtomicU64,
+    pub errors_injected: AtomicU64,
+    pub throttles_injected: AtomicU64,
+    pub lost_responses: AtomicU64,
     pub webhooks_sent: AtomicU64,
     pub webhook_events: AtomicU64,
 }
 
 impl Counters {
-    fn all(&self) -> [&AtomicU64; 7] {
+    fn all(&self) -> [&AtomicU64; 10] {
         [
             &self.requests, &self.write_requests, &self.records_written, &self.read_requests,
-            &self.throttled, &self.webhooks_sent, &self.webhook_events,
+            &self.throttled, &self.errors_injected, &self.throttles_injected, &self.lost_responses,
+            &self.webhooks_sent, &self.webhook_events,
         ]
     }
 
@@ -153,6 +177,7 @@ pub(crate) struct Inner {
     pub store: Mutex<Store>,
     pub stats: Counters,
     pub limiter: Option<ratelimit::RateLimiter>,
+    pub faults: faults::Faults,
     pub hooks: Hooks,
     pub stop: watch::Sender<bool>,
 }
@@ -197,6 +222,7 @@ impl HubSpotSim {
             store: Mutex::new(store),
             stats: Counters::default(),
             limiter: cfg.rate_limit.map(|(max, window)| ratelimit::RateLimiter::new(max, window)),
+            faults: faults::Faults::new(cfg.error_rate, cfg.throttle_rate, cfg.lost_response_rate),
             hooks: Hooks::new(cfg.webhook_url, cfg.webhook_secret)?,
             stop,
         });
@@ -234,6 +260,12 @@ impl HubSpotSim {
     /// Events are still generated (ids consumed) but never delivered.
     pub fn set_drop_webhooks(&self, drop: bool) {
         self.inner.hooks.set_drop(drop);
+    }
+
+    /// Changes the fault rates (see `SimConfig`) for the requests that follow; each is clamped
+    /// to `[0, 1]`.
+    pub fn set_faults(&self, error_rate: f64, throttle_rate: f64, lost_response_rate: f64) {
+        self.inner.faults.set(error_rate, throttle_rate, lost_response_rate);
     }
 
     /// Creates a record as a user in the HubSpot UI would (webhooks with changeSource `CRM_UI`).
@@ -293,6 +325,9 @@ impl HubSpotSim {
             records_written: g(&s.records_written),
             read_requests: g(&s.read_requests),
             throttled: g(&s.throttled),
+            errors_injected: g(&s.errors_injected),
+            throttles_injected: g(&s.throttles_injected),
+            lost_responses: g(&s.lost_responses),
             webhooks_sent: g(&s.webhooks_sent),
             webhook_events: g(&s.webhook_events),
         }

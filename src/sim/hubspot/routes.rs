@@ -1,17 +1,18 @@
-//! HubSpot simulator: the axum router, the auth / rate-limit / latency gate, and the
+//! HubSpot simulator: the axum router, the auth / rate-limit / fault / latency gate, and the
 //! single-record handlers (list, get, create, update, archive).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
+use super::faults::{self, Fault};
 use super::http::{self, bad_request, not_found, render, selection, written_selection, Query};
 use super::ratelimit::Verdict;
 use super::schema::{parse_props, ObjectKind};
@@ -40,7 +41,8 @@ fn authorized(inner: &Inner, req: &Request) -> bool {
     scheme.eq_ignore_ascii_case("bearer") && token.trim() == inner.token
 }
 
-/// Auth (401), rate limit (429 + headers), stats and artificial latency around every request.
+/// Auth (401), rate limit (429 + headers), injected faults (5xx, 429, lost write responses),
+/// stats and artificial latency around every request.
 async fn gate(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
     if !authorized(&inner, &req) {
         return http::error(
@@ -56,23 +58,29 @@ async fn gate(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Resp
             Verdict::Allowed { remaining: r } => remaining = Some(r),
             Verdict::Throttled { retry_after_secs } => {
                 Counters::add(&inner.stats.throttled, 1);
-                let mut resp = http::json_response(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &json!({
-                        "status": "error",
-                        "message": "You have reached your ten_secondly_rolling limit.",
-                        "errorType": "RATE_LIMIT",
-                        "correlationId": http::correlation_id(),
-                        "policyName": "TEN_SECONDLY_ROLLING",
-                    }),
-                );
-                limiter.headers(resp.headers_mut(), 0);
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                return delay(&inner, resp).await;
+                return delay(&inner, faults::rate_limited(&inner, Some(retry_after_secs))).await;
             }
         }
     }
+    let fault = inner.faults.draw(req.method(), req.uri().path());
+    match fault {
+        Fault::None | Fault::LoseResponse => {}
+        Fault::Error => {
+            Counters::add(&inner.stats.errors_injected, 1);
+            return delay(&inner, faults::server_error()).await;
+        }
+        Fault::Throttle => {
+            Counters::add(&inner.stats.throttled, 1);
+            Counters::add(&inner.stats.throttles_injected, 1);
+            return delay(&inner, faults::rate_limited(&inner, None)).await;
+        }
+    }
     let mut resp = next.run(req).await;
+    if fault == Fault::LoseResponse {
+        // The write happened (webhooks included); only the answer is lost on the way back.
+        Counters::add(&inner.stats.lost_responses, 1);
+        return delay(&inner, faults::gateway_timeout()).await;
+    }
     if let (Some(limiter), Some(r)) = (&inner.limiter, remaining) {
         limiter.headers(resp.headers_mut(), r);
     }
