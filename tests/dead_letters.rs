@@ -52,8 +52,10 @@ async fn validation_errors_dead_letter_only_the_bad_rows() {
         .then_some(())
     })
     .await;
-    let state: String = ctx.one("select state from ferry.row_sync where row_key = 4").await;
-    assert_eq!(state, "synced");
+    eventually("row 4 reported synced", Duration::from_secs(5), || async {
+        (ctx.one::<String>("select state from ferry.row_sync where row_key = 4").await == "synced").then_some(())
+    })
+    .await;
     let again: bool = ctx.one("select ferry.retry(id) from ferry.dead_letters where row_key = 4").await;
     assert!(!again, "a dead letter is retried once");
     ctx.stop().await;
