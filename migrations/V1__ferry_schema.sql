@@ -73,6 +73,9 @@ create table ferry.outbox (
     attempts        integer not null default 0,
     next_attempt_at timestamptz not null default now(),
     leased_until    timestamptz,
+    -- backend pid of the claiming process's liveness connection: when that process dies, its
+    -- claims lapse at once instead of at leased_until
+    leased_by       integer,
     last_error      text,
     primary key (mapping_id, row_key)
 );

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{watch, Notify};
@@ -25,6 +25,8 @@ pub struct Shared {
     pub backfill_ready: Notify,
     pub shutdown: watch::Sender<bool>,
     lag_bytes: AtomicU64,
+    /// Backend pid of this process's liveness connection (see ferry.outbox.leased_by).
+    liveness_pid: AtomicI32,
 }
 
 impl Shared {
@@ -36,6 +38,7 @@ impl Shared {
             backfill_ready: Notify::new(),
             shutdown: watch::channel(false).0,
             lag_bytes: AtomicU64::new(0),
+            liveness_pid: AtomicI32::new(0),
         }
     }
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -49,6 +52,9 @@ impl Shared {
     }
     pub fn lag(&self) -> u64 {
         self.lag_bytes.load(Ordering::Relaxed)
+    }
+    pub fn liveness_pid(&self) -> i32 {
+        self.liveness_pid.load(Ordering::Relaxed)
     }
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
@@ -84,6 +90,29 @@ pub fn secrets_from_env(config: &Config) -> Result<HashMap<String, Secrets>, Con
     config.connections.iter().map(|(name, c)| Ok((name.clone(), c.secrets(name)?))).collect()
 }
 
+/// Holds one connection for the life of the process; outbox claims carry its backend pid, so
+/// the claims of a process that died lapse the moment its connection does.
+async fn liveness(hub: Hub, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        if let Ok((client, conn)) = hub.config.connect(tokio_postgres::NoTls).await {
+            let mut conn = tokio::spawn(conn);
+            if let Ok(row) = client.query_one("select pg_backend_pid()", &[]).await {
+                shared.liveness_pid.store(row.get(0), Ordering::Relaxed);
+                tokio::select! {
+                    _ = &mut conn => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+            }
+            conn.abort();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
 /// A running engine.
 pub struct Engine {
     pub shared: Arc<Shared>,
@@ -92,7 +121,7 @@ pub struct Engine {
     pub http_addr: SocketAddr,
     /// The webhook base URL apps should post to.
     pub public_url: String,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
     listener: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -129,19 +158,22 @@ impl Engine {
             .to_string();
 
         let mut tasks = vec![];
-        tasks.push(tokio::spawn(crate::inbound::webhook::serve(
-            listener,
-            hub.clone(),
-            connections.clone(),
-            public_url.clone(),
-            shared.clone(),
-        )));
-        for n in 0..config.engine.workers.max(1) {
-            tasks.push(tokio::spawn(crate::outbound::run(hub.clone(), shared.clone(), connections.clone(), n)));
+        tasks.push(("liveness", tokio::spawn(liveness(hub.clone(), shared.clone()))));
+        // claims must carry a live pid from the first one on
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while shared.liveness_pid() == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
-        tasks.push(tokio::spawn(crate::inbound::inbox::run(hub.clone(), shared.clone(), connections.clone())));
-        tasks.push(tokio::spawn(crate::inbound::backfill::run(hub.clone(), shared.clone(), connections.clone())));
-        tasks.push(tokio::spawn(crate::control::run(hub.clone(), shared.clone())));
+        tasks.push((
+            "webhook server",
+            tokio::spawn(crate::inbound::webhook::serve(listener, hub.clone(), connections.clone(), public_url.clone(), shared.clone())),
+        ));
+        for n in 0..config.engine.workers.max(1) {
+            tasks.push(("outbound worker", tokio::spawn(crate::outbound::run(hub.clone(), shared.clone(), connections.clone(), n))));
+        }
+        tasks.push(("inbox worker", tokio::spawn(crate::inbound::inbox::run(hub.clone(), shared.clone(), connections.clone()))));
+        tasks.push(("backfill", tokio::spawn(crate::inbound::backfill::run(hub.clone(), shared.clone(), connections.clone()))));
+        tasks.push(("control", tokio::spawn(crate::control::run(hub.clone(), shared.clone()))));
         let listener = crate::replication::listener::spawn(
             hub.clone(),
             config.engine.slot.clone(),
@@ -159,9 +191,10 @@ impl Engine {
     /// Stops every part; the listener sends its last acknowledgement.
     pub async fn shutdown(mut self) {
         let _ = self.shared.shutdown.send(true);
-        for t in self.tasks.drain(..) {
-            if tokio::time::timeout(std::time::Duration::from_secs(5), t).await.is_err() {
-                tracing::warn!("a task did not stop within 5 s");
+        for (name, mut t) in self.tasks.drain(..) {
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut t).await.is_err() {
+                tracing::warn!(task = name, "did not stop within 5 s; aborted");
+                t.abort();
             }
         }
         if let Some(l) = self.listener.take() {
@@ -173,7 +206,7 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.shared.shutdown.send(true);
-        for t in &self.tasks {
+        for (_, t) in &self.tasks {
             t.abort();
         }
     }

@@ -51,6 +51,14 @@ begin
                       and created_at > now() - interval '30 seconds')
       into pending;
 
+    -- lock the batch's links up front, in row order: outbound commits lock them in the same
+    -- order, so the two never deadlock
+    perform 1 from ferry.links
+      where mapping_id = p_mapping
+        and remote_id in (select value ->> 'id' from jsonb_array_elements(p_records))
+      order by row_key
+        for update;
+
     for rec in select value from jsonb_array_elements(p_records) loop
         rid := rec ->> 'id';
         begin
@@ -155,8 +163,11 @@ begin
                    remote_updated_at = coalesce(r_updated, remote_updated_at),
                    synced_at = now()
              where mapping_id = p_mapping and row_key = l_key;
-        exception when others then
-            errors := errors || jsonb_build_object('id', rid, 'error', sqlerrm);
+        exception
+            when deadlock_detected or serialization_failure or lock_not_available or query_canceled then
+                raise;   -- the whole batch is retried; never a per-record verdict
+            when others then
+                errors := errors || jsonb_build_object('id', rid, 'error', sqlerrm);
         end;
     end loop;
 

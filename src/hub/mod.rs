@@ -28,7 +28,7 @@ pub enum HubError {
     #[error("hub pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
     /// A statement failed; retry with backoff if the server went away, else it is a bug or bad config.
-    #[error("hub query failed: {0}")]
+    #[error("hub query failed: {}", chain(.0))]
     Sql(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Schema(String),

@@ -135,7 +135,7 @@ async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<
     for (id, ms, error) in &retry {
         tx.execute(
             "update ferry.inbox set attempts = attempts + 1, last_error = $2,
-                    next_attempt_at = now() + make_interval(secs => $3 / 1000.0)
+                    next_attempt_at = now() + make_interval(secs => $3::float8 / 1000.0)
               where id = $1",
             &[id, error, ms],
         )

@@ -96,16 +96,18 @@ async fn claim_and_process(hub: &Hub, shared: &Shared, connections: &Connections
             "with picked as (
                    select o.mapping_id, o.row_key from ferry.outbox o
                      join ferry.mappings m on m.id = o.mapping_id and m.state = 'active'
-                    where o.next_attempt_at <= now() and (o.leased_until is null or o.leased_until < now())
+                    where o.next_attempt_at <= now()
+                      and (o.leased_until is null or o.leased_until < now()
+                           or not exists (select 1 from pg_stat_activity a where a.pid = o.leased_by))
                     order by o.mapping_id, o.row_key
                     limit $1
                       for update of o skip locked)
                  update ferry.outbox o
-                    set leased_until = $2, attempts = o.attempts + 1
+                    set leased_until = $2, leased_by = $3, attempts = o.attempts + 1
                    from picked
                   where o.mapping_id = picked.mapping_id and o.row_key = picked.row_key
               returning o.mapping_id, o.row_key, o.seq, o.attempts",
-            &[&CLAIM, &lease],
+            &[&CLAIM, &lease, &shared.liveness_pid()],
         )
         .await?;
     drop(client);
@@ -294,7 +296,7 @@ async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec
 fn backoff(attempts: i32, error: &ConnectorError) -> Duration {
     match error {
         ConnectorError::RateLimited { retry_after, .. } => *retry_after,
-        _ => Duration::from_millis(200u64.saturating_mul(1 << attempts.clamp(0, 10) as u64)).min(Duration::from_secs(300)),
+        _ => Duration::from_millis(100u64.saturating_mul(1 << attempts.clamp(0, 10) as u64)).min(Duration::from_secs(60)),
     }
 }
 
@@ -302,6 +304,14 @@ fn backoff(attempts: i32, error: &ConnectorError) -> Duration {
 async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outcome>) -> Result<(), HubError> {
     let mut client = hub.client().await?;
     let tx = client.transaction().await?;
+    // links first, in key order: ferry.apply locks them in the same order, so an inbound batch
+    // and this commit never deadlock
+    let keys: Vec<i64> = marks.iter().map(|m| m.row_key).collect();
+    tx.execute(
+        "select 1 from ferry.links where mapping_id = $1 and row_key = any($2) order by row_key for update",
+        &[&mapping.id, &keys],
+    )
+    .await?;
     let (mut done_keys, mut done_seqs) = (vec![], vec![]);
     let (mut upd_keys, mut upd_changed, mut upd_ts) = (vec![], vec![], vec![]);
     let (mut cre_keys, mut cre_ids, mut cre_base, mut cre_ts) = (vec![], vec![], vec![], vec![]);

@@ -4,6 +4,8 @@
 //! deadline.
 #![allow(dead_code)]
 
+pub mod workload;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +24,9 @@ static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 extern "C" fn stop_cluster() {
     if let Some(pg) = CLUSTER.get() {
         pg.stop();
-        let _ = std::fs::remove_dir_all(&pg.dir);
+        if std::env::var_os("FERRY_TEST_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&pg.dir);
+        }
     }
 }
 
