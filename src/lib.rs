@@ -3,6 +3,7 @@
 //! Data path (see DESIGN.md §1): hub change → [`replication`] → ferry.outbox → [`outbound`]
 //! → [`connectors`]; app change → [`inbound`] (webhooks, backfill) → `ferry.apply` → hub row.
 
+pub mod bench;
 pub mod config;
 pub mod connectors;
 pub mod control;

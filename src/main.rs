@@ -43,10 +43,31 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8700")]
         listen: SocketAddr,
     },
+    /// Benchmarks against the simulators, with same-run baselines (see BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// Run a local simulator of an app.
     Sim {
         #[command(subcommand)]
         app: SimApp,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Hub commit → API write: throughput vs pg_recvlogical, latency, rate-limited rate.
+    Outbound {
+        /// Rows, each updated once in its own transaction.
+        #[arg(long, default_value_t = 20_000)]
+        rows: usize,
+        /// Latency probes per phase (unloaded, loaded).
+        #[arg(long, default_value_t = 200)]
+        latency_samples: usize,
+        /// Length of the rate-limited run in seconds at the ideal rate (0 skips it).
+        #[arg(long, default_value_t = 30)]
+        rate_limited_secs: u64,
     },
 }
 
@@ -128,6 +149,10 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo { contacts, sim_listen, listen } => {
             ferry::demo::run(ferry::demo::DemoOptions { data_dir: cli.data_dir, contacts, sim_listen, listen }).await?;
+        }
+        Command::Bench { what: BenchWhat::Outbound { rows, latency_samples, rate_limited_secs } } => {
+            let dir = if cli.data_dir == std::path::Path::new(".ferry") { PathBuf::from(".ferry-bench") } else { cli.data_dir };
+            ferry::bench::outbound::run(&dir, ferry::bench::outbound::Options { rows, latency_samples, rate_limited_secs }).await?;
         }
         Command::Sim { app: SimApp::Hubspot {
                 listen,

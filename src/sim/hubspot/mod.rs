@@ -258,6 +258,13 @@ impl HubSpotSim {
     }
 
     /// Events are still generated (ids consumed) but never delivered.
+    /// Switches the configured rate limit off and on again (no effect without one).
+    pub fn set_rate_limit_enabled(&self, on: bool) {
+        if let Some(l) = &self.inner.limiter {
+            l.set_enabled(on);
+        }
+    }
+
     pub fn set_drop_webhooks(&self, drop: bool) {
         self.inner.hooks.set_drop(drop);
     }

@@ -2,6 +2,7 @@
 //! its `X-HubSpot-RateLimit-*` headers.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,11 +19,17 @@ pub(crate) struct RateLimiter {
     max: u32,
     window: Duration,
     hits: Mutex<VecDeque<Instant>>,
+    /// Off: every request is allowed (and not counted).
+    enabled: AtomicBool,
 }
 
 impl RateLimiter {
     pub(crate) fn new(max: u32, window: Duration) -> RateLimiter {
-        RateLimiter { max, window, hits: Mutex::new(VecDeque::with_capacity(max as usize)) }
+        RateLimiter { max, window, hits: Mutex::new(VecDeque::with_capacity(max as usize)), enabled: AtomicBool::new(true) }
+    }
+
+    pub(crate) fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
     }
 
     pub(crate) fn check(&self) -> Verdict {
@@ -30,6 +37,9 @@ impl RateLimiter {
     }
 
     fn check_at(&self, now: Instant) -> Verdict {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return Verdict::Allowed { remaining: self.max };
+        }
         let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
         while hits.front().is_some_and(|t| now.saturating_duration_since(*t) >= self.window) {
             hits.pop_front();

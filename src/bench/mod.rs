@@ -1,0 +1,241 @@
+//! Benchmarks (`ferry bench ...`): the whole engine against the simulators on a private
+//! PostgreSQL, each figure printed next to its same-run baseline, plus one JSON line per result.
+
+pub mod outbound;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use postgres_protocol::escape::escape_identifier;
+
+use crate::config::{Config, ConfigError};
+use crate::engine::EngineError;
+use crate::hub::embedded::{EmbeddedError, EmbeddedPg};
+use crate::hub::{Hub, HubError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedError),
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("timed out waiting for {0}")]
+    Timeout(String),
+}
+
+impl From<tokio_postgres::Error> for BenchError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        BenchError::Hub(HubError::Sql(e))
+    }
+}
+
+/// `q`-quantile of sorted samples.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A private hub for one benchmark: embedded PostgreSQL (or FERRY_DATABASE_URL's server) and a
+/// fresh database.
+pub struct Rig {
+    _pg: Option<EmbeddedPg>,
+    pub hub: Hub,
+    pub url: String,
+    pub db: String,
+}
+
+impl Rig {
+    pub async fn start(data_dir: &Path, db: &str) -> Result<Rig, BenchError> {
+        let (pg, admin_url, url) = match std::env::var("FERRY_DATABASE_URL") {
+            Ok(base) => {
+                let cut = base.rfind('/').map(|i| &base[..i]).unwrap_or(&base).to_string();
+                (None, format!("{cut}/postgres"), format!("{cut}/{db}"))
+            }
+            Err(_) => {
+                let dir = data_dir.to_path_buf();
+                let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&dir))
+                    .await
+                    .map_err(|e| BenchError::Setup(e.to_string()))??;
+                let (a, u) = (pg.url("postgres"), pg.url(db));
+                (Some(pg), a, u)
+            }
+        };
+        let admin = Hub::connect(&admin_url).await?;
+        let c = admin.client().await?;
+        c.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1", &[&db]).await?;
+        c.batch_execute(&format!("drop database if exists {} with (force)", escape_identifier(db))).await?;
+        c.batch_execute(&format!("create database {}", escape_identifier(db))).await?;
+        drop(c);
+        let hub = Hub::connect(&url).await?;
+        Ok(Rig { _pg: pg, hub, url, db: db.to_string() })
+    }
+
+    pub fn config(&self, sim_url: &str, rate_limit: Option<&str>) -> Result<Config, BenchError> {
+        let rl = rate_limit.map(|r| format!("rate_limit = \"{r}\"")).unwrap_or_default();
+        let text = format!(
+            r#"
+            [engine]
+            listen = "127.0.0.1:0"
+            slot = "{db}"
+            workers = 4
+            [connections.hubspot]
+            kind = "hubspot"
+            base_url = "{sim_url}"
+            token_env = "UNUSED"
+            {rl}
+            [[mappings]]
+            connection = "hubspot"
+            object = "contacts"
+            table = "hubspot.contacts"
+            match_key = "email"
+            fields = [
+              {{ column = "email", property = "email" }},
+              {{ column = "firstname", property = "firstname" }},
+              {{ column = "lastname", property = "lastname" }},
+              {{ column = "phone", property = "phone" }},
+              {{ column = "company", property = "company" }},
+            ]
+            "#,
+            db = self.db
+        );
+        Ok(Config::parse(&text, "bench config")?)
+    }
+
+    async fn scalar_i64(&self, sql: &str) -> Result<i64, BenchError> {
+        Ok(self.hub.client().await?.query_one(sql, &[]).await?.get(0))
+    }
+
+    pub async fn wait_backfill(&self, rows: usize) -> Result<(), BenchError> {
+        let t0 = Instant::now();
+        loop {
+            let done = self
+                .scalar_i64("select count(*) filter (where backfill_state = 'done') from ferry.mappings")
+                .await?;
+            if done == 1 && self.scalar_i64("select count(*) from hubspot.contacts").await? == rows as i64 {
+                return Ok(());
+            }
+            if t0.elapsed() > Duration::from_secs(600) {
+                return Err(BenchError::Timeout("backfill".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Both queues empty, three checks in a row.
+    pub async fn wait_outbox_empty(&self) -> Result<(), BenchError> {
+        let t0 = Instant::now();
+        let mut calm = 0;
+        while calm < 3 {
+            let n = self.scalar_i64("select (select count(*) from ferry.outbox) + (select count(*) from ferry.inbox)").await?;
+            calm = if n == 0 { calm + 1 } else { 0 };
+            if t0.elapsed() > Duration::from_secs(600) {
+                return Err(BenchError::Timeout("outbox to drain".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    fn baseline_slot(&self) -> String {
+        format!("{}_baseline", self.db)
+    }
+
+    pub async fn create_baseline_slot(&self) -> Result<(), BenchError> {
+        let c = self.hub.client().await?;
+        c.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1", &[&self.baseline_slot()])
+            .await?;
+        c.execute("select pg_create_logical_replication_slot($1, 'pgoutput')", &[&self.baseline_slot()]).await?;
+        Ok(())
+    }
+
+    pub async fn current_lsn(&self) -> Result<String, BenchError> {
+        Ok(self.hub.client().await?.query_one("select pg_current_wal_lsn()::text", &[]).await?.get(0))
+    }
+
+    /// `rows` single-row UPDATE transactions, one per row, pipelined over 4 connections.
+    pub async fn update_each_row_once(&self, rows: usize) -> Result<(), BenchError> {
+        let mut tasks = vec![];
+        for part in 0..4i64 {
+            let hub = self.hub.clone();
+            tasks.push(tokio::spawn(async move {
+                let c = hub.client().await?;
+                let stmt = c.prepare("update hubspot.contacts set company = 'bench-' || id where id = $1").await?;
+                let keys: Vec<i64> = (1..=rows as i64).filter(|k| k % 4 == part).collect();
+                for chunk in keys.chunks(256) {
+                    let futs = chunk.iter().map(|k| {
+                        let (c, stmt) = (&c, &stmt);
+                        async move { c.execute(stmt, &[k]).await }
+                    });
+                    for r in futures_util::future::join_all(futs).await {
+                        r?;
+                    }
+                }
+                Ok::<_, BenchError>(())
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(|e| BenchError::Setup(e.to_string()))??;
+        }
+        Ok(())
+    }
+
+    /// Seconds pg_recvlogical takes to drain the baseline slot up to `end_lsn`.
+    pub async fn drain_baseline(&self, end_lsn: &str) -> Result<f64, BenchError> {
+        let t0 = Instant::now();
+        let out = tokio::process::Command::new("pg_recvlogical")
+            .arg("-d")
+            .arg(&self.url)
+            .args(["--slot", &self.baseline_slot(), "--start", "--no-loop", "-f", "/dev/null"])
+            .args(["-o", "proto_version=1", "-o", "publication_names=ferry", "--endpos", end_lsn])
+            .output()
+            .await
+            .map_err(|e| BenchError::Setup(format!("pg_recvlogical (Debian postgresql-client): {e}")))?;
+        if !out.status.success() {
+            return Err(BenchError::Setup(format!("pg_recvlogical: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        Ok(t0.elapsed().as_secs_f64())
+    }
+
+    pub async fn remote_id(&self, key: i64) -> Result<String, BenchError> {
+        Ok(self.hub.client().await?.query_one("select hubspot_id from hubspot.contacts where id = $1", &[&key]).await?.get(0))
+    }
+
+    /// One UPDATE; returns how long the statement took.
+    pub async fn update_company(&self, key: i64, value: &str) -> Result<Duration, BenchError> {
+        let c = self.hub.client().await?;
+        let t0 = Instant::now();
+        c.execute("update hubspot.contacts set company = $2 where id = $1", &[&key, &value]).await?;
+        Ok(t0.elapsed())
+    }
+
+    /// Updates random rows at about `per_sec` changes/s until aborted.
+    pub fn background_load(&self, rows: usize, per_sec: f64) -> tokio::task::JoinHandle<()> {
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            let Ok(c) = hub.client().await else { return };
+            let tick = Duration::from_millis(10);
+            let per_tick = (per_sec * tick.as_secs_f64()).max(1.0) as usize;
+            let mut n: u64 = 0;
+            loop {
+                let t0 = Instant::now();
+                let futs = (0..per_tick).map(|_| {
+                    n += 1;
+                    let key = (n.wrapping_mul(2_654_435_761) % rows as u64) as i64 + 1;
+                    let c = &c;
+                    async move { c.execute("update hubspot.contacts set phone = '+1' || $2::text where id = $1", &[&key, &n.to_string()]).await }
+                });
+                let _ = futures_util::future::join_all(futs).await;
+                tokio::time::sleep(tick.saturating_sub(t0.elapsed())).await;
+            }
+        })
+    }
+}
