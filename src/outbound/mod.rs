@@ -91,14 +91,14 @@ async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<
 
 async fn claim_and_process(hub: &Hub, shared: &Shared, connections: &Connections, lease: DateTime<Utc>) -> Result<usize, HubError> {
     let client = hub.client().await?;
-    let rows = client
-        .query(
+    let claim = client
+        .prepare_cached(
             "with picked as (
                    select o.mapping_id, o.row_key from ferry.outbox o
                      join ferry.mappings m on m.id = o.mapping_id and m.state = 'active'
                     where o.next_attempt_at <= now()
                       and (o.leased_until is null or o.leased_until < now()
-                           or not exists (select 1 from pg_stat_activity a where a.pid = o.leased_by))
+                           or o.leased_by not in (select a.pid from pg_stat_activity a where a.pid is not null))
                     order by o.mapping_id, o.row_key
                     limit $1
                       for update of o skip locked)
@@ -106,10 +106,12 @@ async fn claim_and_process(hub: &Hub, shared: &Shared, connections: &Connections
                     set leased_until = $2, leased_by = $3, attempts = o.attempts + 1
                    from picked
                   where o.mapping_id = picked.mapping_id and o.row_key = picked.row_key
-              returning o.mapping_id, o.row_key, o.seq, o.attempts",
-            &[&CLAIM, &lease, &shared.liveness_pid()],
+              returning o.mapping_id, o.row_key, o.seq, o.attempts,
+                        -- a lost claim only means the marks are claimed again: no need to wait for the disk
+                        set_config('synchronous_commit', 'off', true)",
         )
         .await?;
+    let rows = client.query(&claim, &[&CLAIM, &lease, &shared.liveness_pid()]).await?;
     drop(client);
     if rows.is_empty() {
         return Ok(0);
@@ -148,7 +150,7 @@ async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks:
         tbl = mapping.qualified()
     );
     let rows: HashMap<i64, Map<String, Value>> = client
-        .query(&row_sql, &[&keys])
+        .query(&client.prepare_cached(&row_sql).await?, &[&keys])
         .await?
         .into_iter()
         .filter_map(|r| match r.get::<_, Value>(1) {
@@ -158,7 +160,7 @@ async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks:
         .collect();
     let links: HashMap<i64, Link> = client
         .query(
-            "select row_key, remote_id, base from ferry.links where mapping_id = $1 and row_key = any($2)",
+            &client.prepare_cached("select row_key, remote_id, base from ferry.links where mapping_id = $1 and row_key = any($2)").await?,
             &[&mapping.id, &keys],
         )
         .await?
@@ -304,11 +306,19 @@ fn backoff(attempts: i32, error: &ConnectorError) -> Duration {
 async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outcome>) -> Result<(), HubError> {
     let mut client = hub.client().await?;
     let tx = client.transaction().await?;
+    // everything recorded here can be redone if a crash loses it: the mark survives, the row is
+    // diffed again and the write repeated (updates and archives are idempotent; creates hold an
+    // intent committed synchronously before the call). So the commit need not wait for the disk.
     // links first, in key order: ferry.apply locks them in the same order, so an inbound batch
     // and this commit never deadlock
     let keys: Vec<i64> = marks.iter().map(|m| m.row_key).collect();
     tx.execute(
-        "select 1 from ferry.links where mapping_id = $1 and row_key = any($2) order by row_key for update",
+        &tx.prepare_cached(
+            "select set_config('synchronous_commit', 'off', true),
+                    (select count(*) from (select 1 from ferry.links where mapping_id = $1 and row_key = any($2)
+                                            order by row_key for update) l)",
+        )
+        .await?,
         &[&mapping.id, &keys],
     )
     .await?;
@@ -344,9 +354,9 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
                 if retry {
                     let wait = backoff(mark.attempts, &error);
                     tx.execute(
-                        "update ferry.outbox set leased_until = null, last_error = $3,
+                        &tx.prepare_cached("update ferry.outbox set leased_until = null, last_error = $3,
                                 next_attempt_at = now() + make_interval(secs => $4)
-                          where mapping_id = $1 and row_key = $2",
+                          where mapping_id = $1 and row_key = $2").await?,
                         &[&mapping.id, &mark.row_key, &error.to_string(), &wait.as_secs_f64()],
                     )
                     .await?;
@@ -360,15 +370,15 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
                         _ => (None, None),
                     };
                     tx.execute(
-                        "insert into ferry.dead_letters (mapping_id, row_key, remote_id, direction, operation, error, payload)
-                         values ($1, $2, $3, 'outbound', $4, $5, $6)",
+                        &tx.prepare_cached("insert into ferry.dead_letters (mapping_id, row_key, remote_id, direction, operation, error, payload)
+                         values ($1, $2, $3, 'outbound', $4, $5, $6)").await?,
                         &[&mapping.id, &mark.row_key, &remote_id, &op.name(), &error.to_string(), &payload],
                     )
                     .await?;
                     if matches!(op, Op::Create { .. }) {
                         // nothing was created: drop the intent so inbound records are not held back
                         tx.execute(
-                            "delete from ferry.links where mapping_id = $1 and row_key = $2 and remote_id is null",
+                            &tx.prepare_cached("delete from ferry.links where mapping_id = $1 and row_key = $2 and remote_id is null").await?,
                             &[&mapping.id, &mark.row_key],
                         )
                         .await?;
@@ -381,57 +391,57 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
     }
     // marks first, in key order, the same order the listener locks them in
     tx.execute(
-        "delete from ferry.outbox o using (
+        &tx.prepare_cached("delete from ferry.outbox o using (
             select x.mapping_id, x.row_key from ferry.outbox x
               join unnest($2::bigint[], $3::bigint[]) d(row_key, seq) on x.row_key = d.row_key and x.seq = d.seq
              where x.mapping_id = $1 order by x.row_key for update of x) s
-          where o.mapping_id = s.mapping_id and o.row_key = s.row_key",
+          where o.mapping_id = s.mapping_id and o.row_key = s.row_key").await?,
         &[&mapping.id, &done_keys, &done_seqs],
     )
     .await?;
     // marks that got a newer seq meanwhile stay, released for the next round
     tx.execute(
-        "update ferry.outbox set leased_until = null, attempts = 0
-          where mapping_id = $1 and row_key = any($2) and leased_until is not null",
+        &tx.prepare_cached("update ferry.outbox set leased_until = null, attempts = 0
+          where mapping_id = $1 and row_key = any($2) and leased_until is not null").await?,
         &[&mapping.id, &done_keys],
     )
     .await?;
     if !cre_keys.is_empty() {
         tx.execute(
-            "update ferry.links l set remote_id = d.remote_id, base = d.base, remote_updated_at = d.ts, synced_at = now()
+            &tx.prepare_cached("update ferry.links l set remote_id = d.remote_id, base = d.base, remote_updated_at = d.ts, synced_at = now()
                from unnest($2::bigint[], $3::text[], $4::jsonb[], $5::timestamptz[]) d(row_key, remote_id, base, ts)
-              where l.mapping_id = $1 and l.row_key = d.row_key",
+              where l.mapping_id = $1 and l.row_key = d.row_key").await?,
             &[&mapping.id, &cre_keys, &cre_ids, &cre_base, &cre_ts],
         )
         .await?;
         tx.execute(
-            &format!(
+            &tx.prepare_cached(&format!(
                 "update {tbl} t set {idc} = d.remote_id from unnest($1::bigint[], $2::text[]) d(row_key, remote_id)
                   where t.{k} = d.row_key and t.{idc} is distinct from d.remote_id",
                 tbl = mapping.qualified(),
                 idc = postgres_protocol::escape::escape_identifier(&mapping.id_column),
                 k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
-            ),
+            )).await?,
             &[&cre_keys, &cre_ids],
         )
         .await?;
     }
     if !upd_keys.is_empty() {
         tx.execute(
-            "update ferry.links l set base = l.base || d.changed,
+            &tx.prepare_cached("update ferry.links l set base = l.base || d.changed,
                     remote_updated_at = coalesce(d.ts, l.remote_updated_at), synced_at = now()
                from unnest($2::bigint[], $3::jsonb[], $4::timestamptz[]) d(row_key, changed, ts)
-              where l.mapping_id = $1 and l.row_key = d.row_key",
+              where l.mapping_id = $1 and l.row_key = d.row_key").await?,
             &[&mapping.id, &upd_keys, &upd_changed, &upd_ts],
         )
         .await?;
     }
     if !forget.is_empty() {
-        tx.execute("delete from ferry.links where mapping_id = $1 and row_key = any($2)", &[&mapping.id, &forget])
+        tx.execute(&tx.prepare_cached("delete from ferry.links where mapping_id = $1 and row_key = any($2)").await?, &[&mapping.id, &forget])
             .await?;
     }
     if !cre_keys.is_empty() || !upd_keys.is_empty() || !forget.is_empty() {
-        tx.execute("update ferry.mappings set last_outbound_at = now() where id = $1", &[&mapping.id]).await?;
+        tx.execute(&tx.prepare_cached("update ferry.mappings set last_outbound_at = now() where id = $1").await?, &[&mapping.id]).await?;
     }
     tx.commit().await?;
     Ok(())
