@@ -19,6 +19,8 @@ use crate::hub::Hub;
 
 /// Flush marks at least this often when a stream of commits never pauses.
 const MAX_PENDING: usize = 10_000;
+/// ... and at the latest this long after the first unflushed commit.
+const MAX_DELAY: Duration = Duration::from_millis(5);
 
 const UPSERT_MARKS: &str = "insert into ferry.outbox (mapping_id, row_key)
      select * from unnest($1::integer[], $2::bigint[])
@@ -147,6 +149,7 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
     let mut tx_marks: Vec<(i32, i64)> = vec![];
     let mut pending: HashSet<(i32, i64)> = HashSet::new();
     let mut pending_lsn: Option<u64> = None;
+    let mut pending_since = std::time::Instant::now();
     let mut acked: u64 = 0;
 
     loop {
@@ -188,6 +191,9 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
                     Message::Commit { end_lsn, .. } => {
                         in_tx = false;
                         pending.extend(tx_marks.drain(..));
+                        if pending_lsn.is_none() {
+                            pending_since = std::time::Instant::now();
+                        }
                         pending_lsn = Some(end_lsn);
                     }
                     Message::Origin { .. } | Message::Type | Message::Message { .. } => {}
@@ -204,7 +210,9 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
             }
         }
         if let Some(lsn) = pending_lsn {
-            if !in_tx && (!repl.has_buffered_frame() || pending.len() >= MAX_PENDING) {
+            if !in_tx
+                && (!repl.has_buffered_frame() || pending.len() >= MAX_PENDING || pending_since.elapsed() >= MAX_DELAY)
+            {
                 if !pending.is_empty() {
                     // sorted: rows are locked in the same order as the workers lock them
                     let mut marks: Vec<(i32, i64)> = pending.drain().collect();
