@@ -256,16 +256,6 @@ impl Config {
         }
         Ok(())
     }
-
-    /// The URL webhooks are addressed to.
-    pub fn public_url(&self) -> String {
-        self.engine
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.engine.listen))
-            .trim_end_matches('/')
-            .to_string()
-    }
 }
 
 /// Secrets of one connection, read from the environment variables the config names.

@@ -58,32 +58,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let config = dir.join("ferry.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"
-            [engine]
-            listen = "127.0.0.1:{port}"
-            slot = "{db}"
-            workers = 4
-            [connections.hubspot]
-            kind = "hubspot"
-            base_url = "{base}"
-            token_env = "CRASH_TOKEN"
-            webhook_secret_env = "CRASH_SECRET"
-            [[mappings]]
-            connection = "hubspot"
-            object = "contacts"
-            table = "hubspot.contacts"
-            match_key = "email"
-            fields = [
-              {{ column = "email", property = "email", transform = "lowercase" }},
-              {{ column = "firstname", property = "firstname" }},
-              {{ column = "lastname", property = "lastname" }},
-              {{ column = "phone", property = "phone" }},
-              {{ column = "company", property = "company" }},
-            ]
-            "#,
-            base = sim.base_url()
-        ),
+        harness::config_text(&sim.base_url(), &db, &format!("127.0.0.1:{port}"), ("CRASH_TOKEN", "CRASH_SECRET"), ""),
     )
     .unwrap();
     sim.set_webhook_url(Some(format!("http://127.0.0.1:{port}/webhooks/hubspot")));

@@ -72,28 +72,12 @@ async fn apply_is_idempotent_and_grows_columns() {
     assert_eq!(uncommented, 0, "every column has a comment");
 
     // a new typed field becomes a column; nothing else changes
-    let text = format!(
-        r#"
-        [engine]
-        slot = "{db}"
-        publication = "ferry"
-        [connections.hubspot]
-        kind = "hubspot"
-        base_url = "http://127.0.0.1:9"
-        token_env = "X"
-        [[mappings]]
-        connection = "hubspot"
-        object = "contacts"
-        table = "hubspot.contacts"
-        fields = [
-          {{ column = "email", property = "email", transform = "lowercase" }},
-          {{ column = "firstname", property = "firstname" }},
-          {{ column = "lastname", property = "lastname" }},
-          {{ column = "phone", property = "phone" }},
-          {{ column = "company", property = "company" }},
-          {{ column = "employees", property = "numemployees", type = "integer", direction = "inbound" }},
-        ]
-        "#
+    let text = harness::config_text(
+        "http://127.0.0.1:9",
+        &db,
+        "127.0.0.1:0",
+        ("UNUSED_IN_TESTS", "UNUSED_IN_TESTS_SECRET"),
+        r#"{ column = "employees", property = "numemployees", type = "integer", direction = "inbound" },"#,
     );
     let grown = Config::parse(&text, "grown").unwrap();
     let third = schema::apply(&hub, &grown).await.unwrap();

@@ -441,7 +441,16 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
             .await?;
     }
     if !cre_keys.is_empty() || !upd_keys.is_empty() || !forget.is_empty() {
-        tx.execute(&tx.prepare_cached("update ferry.mappings set last_outbound_at = now() where id = $1").await?, &[&mapping.id]).await?;
+        // at most once a second: every worker writing the same row would serialise them
+        tx.execute(
+            &tx.prepare_cached(
+                "update ferry.mappings set last_outbound_at = now()
+                  where id = $1 and (last_outbound_at is null or last_outbound_at < now() - interval '1 second')",
+            )
+            .await?,
+            &[&mapping.id],
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(())

@@ -24,7 +24,7 @@ pub enum ReplicationError {
     /// Never retried without operator action.
     #[error("replication authentication: {0}")]
     Auth(String),
-    #[error("hub: {0}")]
+    #[error("hub: {}", crate::hub::chain(.0))]
     Hub(#[from] tokio_postgres::Error),
     /// Another process leads this slot: stand by and try again in a second.
     #[error("another ferry process reads this slot")]

@@ -60,12 +60,13 @@ pub async fn fresh_db() -> (String, String) {
 pub const TOKEN: &str = "test-token";
 pub const SECRET: &str = "test-webhook-secret";
 
-/// The standard test mapping: HubSpot contacts ↔ hubspot.contacts.
-pub fn config(sim_url: &str, slot: &str) -> Config {
-    let text = format!(
+/// The standard test configuration text: HubSpot contacts ↔ hubspot.contacts, with the given
+/// listen address, token/secret variable names and any extra field lines.
+pub fn config_text(sim_url: &str, slot: &str, listen: &str, env: (&str, &str), extra_fields: &str) -> String {
+    format!(
         r#"
         [engine]
-        listen = "127.0.0.1:0"
+        listen = "{listen}"
         slot = "{slot}"
         publication = "ferry"
         workers = 2
@@ -73,8 +74,8 @@ pub fn config(sim_url: &str, slot: &str) -> Config {
         [connections.hubspot]
         kind = "hubspot"
         base_url = "{sim_url}"
-        token_env = "UNUSED_IN_TESTS"
-        webhook_secret_env = "UNUSED_IN_TESTS_SECRET"
+        token_env = "{token_env}"
+        webhook_secret_env = "{secret_env}"
 
         [[mappings]]
         connection = "hubspot"
@@ -87,9 +88,17 @@ pub fn config(sim_url: &str, slot: &str) -> Config {
           {{ column = "lastname",  property = "lastname" }},
           {{ column = "phone",     property = "phone" }},
           {{ column = "company",   property = "company" }},
+          {extra_fields}
         ]
-        "#
-    );
+        "#,
+        token_env = env.0,
+        secret_env = env.1,
+    )
+}
+
+/// The standard test mapping, for an in-process engine (secrets come from [`secrets`]).
+pub fn config(sim_url: &str, slot: &str) -> Config {
+    let text = config_text(sim_url, slot, "127.0.0.1:0", ("UNUSED_IN_TESTS", "UNUSED_IN_TESTS_SECRET"), "");
     Config::parse(&text, "test config").expect("test config parses")
 }
 
