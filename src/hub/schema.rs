@@ -94,15 +94,16 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
                          is distinct from
                          (excluded.connection, excluded.remote_object, excluded.hub_schema, excluded.hub_table,
                           excluded.id_column, excluded.conflict_policy, excluded.match_key, excluded.soft_delete)
-                   returning id)
-                 select id, true from up
+                   returning id, xmax = 0 as inserted)
+                 select id, true, inserted from up
                  union all
-                 select id, false from ferry.mappings where name = $1 and not exists (select 1 from up)",
+                 select id, false, false from ferry.mappings where name = $1 and not exists (select 1 from up)",
                 &[&name, &m.connection, &m.object, &schema, &table, &id_column, &m.conflict_policy, &m.match_key, &m.soft_delete],
             )
             .await?;
         let mapping_id: i32 = row.get(0);
         let mut changed: bool = row.get(1);
+        let inserted: bool = row.get(2);
 
         let columns: Vec<&str> = m.fields.iter().map(|f| f.column.as_str()).collect();
         let removed = tx
@@ -175,18 +176,32 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let has_pk = tx
-            .query_opt(
-                "select 1 from pg_index where indrelid = $1::text::regclass and indisprimary",
+        // the row key: a single-column integer primary key (ferry's own tables: `id`)
+        let pk: Vec<(String, String)> = tx
+            .query(
+                "select a.attname::text, format_type(a.atttypid, a.atttypmod)
+                   from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+                  where i.indrelid = $1::text::regclass and i.indisprimary",
                 &[&qualified],
             )
             .await?
-            .is_some();
-        if !has_pk {
-            return Err(HubError::Schema(format!(
-                "table {schema}.{table} has no primary key: ferry needs one to identify rows"
-            )));
-        }
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let key_column = match pk.as_slice() {
+            [(name, ty)] if ["bigint", "integer", "smallint"].contains(&ty.as_str()) => name.clone(),
+            [] => return Err(HubError::Schema(format!("table {schema}.{table} has no primary key: ferry needs one to identify rows"))),
+            _ => {
+                return Err(HubError::Schema(format!(
+                    "table {schema}.{table}: ferry needs a single-column integer primary key to identify rows"
+                )))
+            }
+        };
+        tx.execute(
+            "update ferry.mappings set key_column = $2 where id = $1 and key_column is distinct from $2",
+            &[&mapping_id, &key_column],
+        )
+        .await?;
         let mut ddl = String::new();
         for f in &m.fields {
             if !existing.contains(&f.column) {
@@ -218,6 +233,18 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
         }
         tx.batch_execute(&ddl).await?;
 
+        if inserted {
+            // a new mapping of a table that already has rows: queue each for its first sync
+            // (rows changed later are streamed once the slot exists; marks coalesce)
+            tx.execute(
+                &format!(
+                    "insert into ferry.outbox (mapping_id, row_key) select $1, {} from {qualified} on conflict do nothing",
+                    ident(&key_column)
+                ),
+                &[&mapping_id],
+            )
+            .await?;
+        }
         let published = tx
             .query_opt(
                 "select 1 from pg_publication_tables where pubname = $1 and schemaname = $2 and tablename = $3",

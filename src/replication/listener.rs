@@ -81,34 +81,71 @@ async fn run(hub: Hub, slot: String, publication: String, shared: Arc<Shared>) {
 /// writes, so no hub change made after start-up can precede the slot.
 pub async fn ensure_slot(hub: &Hub, slot: &str) -> Result<(), ReplicationError> {
     let mut repl = ReplicationClient::connect(&hub.config, "ferry-setup").await?;
-    create_slot(&mut repl, slot).await
+    create_slot(&mut repl, hub, slot).await
 }
 
-async fn create_slot(repl: &mut ReplicationClient, slot: &str) -> Result<(), ReplicationError> {
+/// Creates the slot with an exported snapshot and, inside that snapshot, marks every row of
+/// every mapped table: the first copy and the stream meet exactly — a row is either in the
+/// snapshot (marked here) or changed after it (streamed). Rows already in sync diff to nothing.
+async fn create_slot(repl: &mut ReplicationClient, hub: &Hub, slot: &str) -> Result<(), ReplicationError> {
     let exists = repl
         .simple_query(&format!("select 1 from pg_replication_slots where slot_name = {}", literal(slot)))
         .await?;
-    if exists.is_empty() {
-        repl.simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'nothing')", ident(slot)))
-            .await?;
-        tracing::info!(slot, "created replication slot");
+    if !exists.is_empty() {
+        return Ok(());
     }
+    let created = repl
+        .simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')", ident(slot)))
+        .await?;
+    let snapshot = created
+        .first()
+        .and_then(|r| r.get(2).cloned().flatten())
+        .ok_or_else(|| ReplicationError::Protocol("CREATE_REPLICATION_SLOT returned no snapshot".into()))?;
+    // the snapshot lives while `repl` stays open and idle
+    let marked = first_copy(hub, &snapshot).await?;
+    tracing::info!(slot, rows_marked = marked, "created replication slot; existing rows queued for their first sync");
     Ok(())
 }
 
-/// A relation as the listener needs it: where its row key is.
+async fn first_copy(hub: &Hub, snapshot: &str) -> Result<u64, ReplicationError> {
+    let (mut client, conn) = hub.config.connect(NoTls).await?;
+    let conn = tokio::spawn(conn);
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await?;
+    tx.batch_execute(&format!("set transaction snapshot {}", literal(snapshot))).await?;
+    let catalog = crate::hub::catalog::Catalog::load(&tx).await.map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+    let mut marked = 0;
+    for m in &catalog.mappings {
+        marked += tx
+            .execute(
+                &format!(
+                    "insert into ferry.outbox (mapping_id, row_key) select $1, t.{k} from {tbl} t on conflict do nothing",
+                    k = ident(&m.key_column),
+                    tbl = m.qualified()
+                ),
+                &[&m.id],
+            )
+            .await?;
+    }
+    tx.commit().await?;
+    drop(client);
+    let _ = conn.await;
+    Ok(marked)
+}
+
+/// A relation as the listener needs it: its name and column names (to find each mapping's
+/// row-key column).
 struct RelInfo {
     schema: String,
     table: String,
-    key: Option<usize>,
+    columns: Vec<String>,
 }
 
-fn rel_info(r: &Relation, key_column: &str) -> RelInfo {
-    RelInfo {
-        schema: r.schema.clone(),
-        table: r.table.clone(),
-        key: r.columns.iter().position(|c| c.name == key_column),
-    }
+fn rel_info(r: &Relation) -> RelInfo {
+    RelInfo { schema: r.schema.clone(), table: r.table.clone(), columns: r.columns.iter().map(|c| c.name.clone()).collect() }
 }
 
 fn key_of(t: &[Datum], idx: Option<usize>) -> Option<i64> {
@@ -134,7 +171,7 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
     }
     let upsert = db.prepare(UPSERT_MARKS).await?;
     let mut repl = ReplicationClient::connect(&hub.config, "ferry-listener").await?;
-    create_slot(&mut repl, slot).await?;
+    create_slot(&mut repl, hub, slot).await?;
     repl.start_replication(&format!(
         "START_REPLICATION SLOT {} LOGICAL 0/0 (proto_version '1', publication_names {}, messages 'true')",
         ident(slot),
@@ -172,13 +209,13 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
                 match decoded {
                     Message::Begin { .. } => in_tx = true,
                     Message::Relation(r) => {
-                        relations.insert(r.id, rel_info(&r, "id"));
+                        relations.insert(r.id, rel_info(&r));
                     }
                     Message::Insert { relation, new: t } | Message::Update { relation, new: t, .. } | Message::Delete { relation, old: t } => {
                         if let Some(rel) = relations.get(&relation) {
                             let catalog = shared.catalog();
                             for m in catalog.by_table(&rel.schema, &rel.table) {
-                                match key_of(&t, rel.key) {
+                                match key_of(&t, rel.columns.iter().position(|c| *c == m.key_column)) {
                                     Some(k) => tx_marks.push((m.id, k)),
                                     None => tracing::warn!(table = %rel.table, "change without a usable row key"),
                                 }
