@@ -4,7 +4,7 @@
 -- p_records: [{"id": remote id, "updated_at": iso8601|null, "deleted": bool,
 --              "values": {hub column: text value | null}}]   (only inbound-capable fields)
 -- p_defer_unknown: while creates of this mapping are in flight (links without remote id,
---   younger than 30 s),
+--   renewed at every attempt; one untouched for 10 minutes no longer counts),
 --   unknown remote ids are returned in "deferred" instead of inserted: they may be the echo
 --   of a create whose link is not committed yet.
 -- returns {"inserted","updated","deleted","unchanged","conflicts","deferred":[ids],"errors":[{id,error}]}
@@ -48,7 +48,7 @@ begin
     tbl := format('%I.%I', m.hub_schema, m.hub_table);
     select exists (select 1 from ferry.links
                     where mapping_id = p_mapping and remote_id is null
-                      and created_at > now() - interval '30 seconds')
+                      and created_at > now() - interval '10 minutes')
       into pending;
 
     -- lock the batch's links up front, in row order: outbound commits lock them in the same

@@ -68,6 +68,8 @@ pub struct Mapping {
     pub backfill_done: bool,
     /// Hub column whose remote property identifies a record (e.g. email).
     pub match_key: Option<String>,
+    /// Remote deletions set `_deleted_at` instead of deleting the row.
+    pub soft_delete: bool,
     pub fields: Vec<Field>,
 }
 
@@ -97,7 +99,7 @@ impl Catalog {
         let rows = client
             .query(
                 "select id, name, connection, remote_object, hub_schema, hub_table, key_column, id_column,
-                        state = 'active', backfill_state = 'done', match_key
+                        state = 'active', backfill_state = 'done', match_key, soft_delete
                    from ferry.mappings order by id",
                 &[],
             )
@@ -125,6 +127,7 @@ impl Catalog {
                     active: r.get(8),
                     backfill_done: r.get(9),
                     match_key: r.get(10),
+                    soft_delete: r.get(11),
                     fields: field_rows
                         .iter()
                         .filter(|f| f.get::<_, i32>(0) == id)

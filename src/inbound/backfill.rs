@@ -49,14 +49,15 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
 pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: &dyn Connector) -> Result<(), BackfillError> {
     let client = hub.client().await?;
     let row = client
-        .query_one(
+        .query_opt(
             "update ferry.mappings set backfill_state = 'running'
               where id = $1 and backfill_state <> 'done'
           returning backfill_after, backfill_rows",
             &[&mapping.id],
         )
-        .await;
-    let Ok(row) = row else { return Ok(()) }; // already done
+        .await
+        .map_err(HubError::from)?;
+    let Some(row) = row else { return Ok(()) }; // already done
     let mut after: Option<String> = row.get(0);
     let mut total: i64 = row.get(1);
     drop(client);
@@ -69,15 +70,13 @@ pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: 
         let page = connector.list(&mapping.object, &properties, after.clone()).await?;
         let records: Vec<serde_json::Value> = page.records.iter().map(|r| record_json(mapping, r)).collect();
         let n = records.len() as i64;
-        let mut tries = 0;
         loop {
             let mut client = hub.client().await?;
             let tx = client.transaction().await.map_err(HubError::from)?;
-            // past ~30 s of waiting, in-flight creates are no longer a reason to hold back
-            let outcome = apply(&*tx, mapping.id, records.clone(), tries < 300).await?;
+            // hold back while creates are in flight: a record may be one of them
+            let outcome = apply(&*tx, mapping.id, records.clone(), true).await?;
             if !outcome.deferred.is_empty() {
                 drop(tx);
-                tries += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

@@ -108,7 +108,7 @@ async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<
             Err(e) => {
                 tracing::warn!(mapping = %mapping.name, error = %e, "fetching changed records failed");
                 for ev in &events {
-                    let wait = 200.0 * f64::from(1u32 << ev.attempts.clamp(0, 8));
+                    let wait = (200.0 * f64::from(1u32 << ev.attempts.clamp(0, 8))).min(10_000.0);
                     retry.push((ev.id, wait, e.to_string()));
                 }
                 continue;

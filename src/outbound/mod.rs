@@ -27,10 +27,12 @@ use plan::{Link, Op};
 
 /// Marks claimed per round.
 const CLAIM: i64 = 500;
-/// Attempts before a retryable failure becomes a dead letter.
-const RETRY_BUDGET: i32 = 10;
-/// How long a claim is exclusive; a crashed worker's marks are retried after it.
-const LEASE: Duration = Duration::from_secs(60);
+/// Attempts before a retryable failure becomes a dead letter (with the backoff below, about
+/// three minutes of an app failing every call).
+const RETRY_BUDGET: i32 = 20;
+/// A claim is exclusive while its process lives (see `leased_by`); this expiry is only the
+/// last resort for a process that is alive but stuck, far beyond any API timeout or pause.
+const LEASE: Duration = Duration::from_secs(900);
 
 /// One claimed mark.
 struct Mark {
@@ -135,74 +137,76 @@ async fn claim_and_process(hub: &Hub, shared: &Shared, connections: &Connections
         };
         let batch = conn.connector.capabilities().max_batch.max(1);
         for chunk in marks.chunks(batch) {
-            process(hub, &mapping, conn.connector.as_ref(), chunk).await?;
+            process(hub, &mapping, conn.connector.as_ref(), chunk, lease).await?;
         }
     }
     Ok(rows.len())
 }
 
-async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks: &[Mark]) -> Result<(), HubError> {
+async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks: &[Mark], lease: DateTime<Utc>) -> Result<(), HubError> {
     let keys: Vec<i64> = marks.iter().map(|m| m.row_key).collect();
     let client = hub.client().await?;
-    let row_sql = format!(
-        "select t.{k}, to_jsonb(t) from {tbl} t where t.{k} = any($1)",
+    // the current rows and their links in one statement: one snapshot, so an inbound apply
+    // that commits in between cannot pair an old row with a new base
+    let live = if mapping.soft_delete { " and t._deleted_at is null" } else { "" };
+    let sql = format!(
+        "with r as (select t.{k} as row_key, to_jsonb(t) as doc from {tbl} t where t.{k} = any($2){live}),
+              l as (select row_key, remote_id, base from ferry.links where mapping_id = $1 and row_key = any($2))
+         select coalesce(r.row_key, l.row_key), r.doc, l.row_key is not null, l.remote_id, l.base
+           from r full join l on l.row_key = r.row_key",
         k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
         tbl = mapping.qualified()
     );
-    let rows: HashMap<i64, Map<String, Value>> = client
-        .query(&client.prepare_cached(&row_sql).await?, &[&keys])
-        .await?
-        .into_iter()
-        .filter_map(|r| match r.get::<_, Value>(1) {
-            Value::Object(o) => Some((r.get(0), o)),
-            _ => None,
-        })
-        .collect();
-    let links: HashMap<i64, Link> = client
-        .query(
-            &client.prepare_cached("select row_key, remote_id, base from ferry.links where mapping_id = $1 and row_key = any($2)").await?,
-            &[&mapping.id, &keys],
-        )
-        .await?
-        .into_iter()
-        .map(|r| {
-            let base = match r.get::<_, Value>(2) {
-                Value::Object(o) => o,
+    let mut rows: HashMap<i64, Map<String, Value>> = HashMap::new();
+    let mut links: HashMap<i64, Link> = HashMap::new();
+    for r in client.query(&client.prepare_cached(&sql).await?, &[&mapping.id, &keys]).await? {
+        let key: i64 = r.get(0);
+        if let Some(Value::Object(o)) = r.get::<_, Option<Value>>(1) {
+            rows.insert(key, o);
+        }
+        if r.get::<_, bool>(2) {
+            let base = match r.get::<_, Option<Value>>(4) {
+                Some(Value::Object(o)) => o,
                 _ => Map::new(),
             };
-            (r.get(0), Link { remote_id: r.get(1), base })
-        })
-        .collect();
+            links.insert(key, Link { remote_id: r.get(3), base });
+        }
+    }
 
     let ops: Vec<Op> = marks.iter().map(|m| plan::plan(mapping, rows.get(&m.row_key), links.get(&m.row_key))).collect();
 
-    // create intents are durable before the API is called
+    // create intents are durable before the API is called; a retried create renews its intent,
+    // so inbound records stay held back for as long as the create is really in flight
     let creating: Vec<i64> = marks
         .iter()
         .zip(&ops)
-        .filter(|(m, op)| matches!(op, Op::Create { .. }) && !links.contains_key(&m.row_key))
+        .filter(|(_, op)| matches!(op, Op::Create { .. }))
         .map(|(m, _)| m.row_key)
         .collect();
     if !creating.is_empty() {
         client
             .execute(
-                "insert into ferry.links (mapping_id, row_key) select $1, unnest($2::bigint[]) on conflict do nothing",
+                "insert into ferry.links (mapping_id, row_key) select $1, unnest($2::bigint[])
+                 on conflict (mapping_id, row_key) do update set created_at = now() where links.remote_id is null",
                 &[&mapping.id, &creating],
             )
             .await?;
     }
     drop(client);
 
-    let ops = match adopt_interrupted_creates(mapping, connector, marks, &links, ops).await {
-        Ok(ops) => ops,
-        Err((ops, error)) => {
-            // cannot tell whether an earlier create happened: create nothing now, retry later
-            let outcomes = ops.into_iter().map(|op| Outcome::Failed { op, error: error.clone() }).collect();
-            return commit(hub, mapping, marks, outcomes).await;
-        }
+    let (mut ops, undecided) = adopt_interrupted_creates(mapping, connector, marks, &links, ops).await;
+    // creates whose earlier attempt could not be looked up wait for the next round; the rest go
+    let held: Vec<(usize, Op)> = match &undecided {
+        Some((indexes, _)) => indexes.iter().map(|&i| (i, std::mem::replace(&mut ops[i], Op::Nothing))).collect(),
+        None => vec![],
     };
-    let outcomes = call(mapping, connector, ops).await;
-    commit(hub, mapping, marks, outcomes).await
+    let mut outcomes = call(mapping, connector, ops).await;
+    if let Some((_, error)) = undecided {
+        for (i, op) in held {
+            outcomes[i] = Outcome::Failed { op, error: error.clone() };
+        }
+    }
+    commit(hub, mapping, marks, outcomes, lease).await
 }
 
 /// A create whose intent link is older than this attempt may have happened already (ferry died
@@ -214,8 +218,8 @@ async fn adopt_interrupted_creates(
     marks: &[Mark],
     links: &HashMap<i64, Link>,
     mut ops: Vec<Op>,
-) -> Result<Vec<Op>, (Vec<Op>, ConnectorError)> {
-    let Some(field) = mapping.match_field() else { return Ok(ops) };
+) -> (Vec<Op>, Option<(Vec<usize>, ConnectorError)>) {
+    let Some(field) = mapping.match_field() else { return (ops, None) };
     let mut wanted: Vec<(usize, String)> = vec![];
     for (i, (mark, op)) in marks.iter().zip(&ops).enumerate() {
         if let Op::Create { props, .. } = op {
@@ -226,12 +230,13 @@ async fn adopt_interrupted_creates(
         }
     }
     if wanted.is_empty() {
-        return Ok(ops);
+        return (ops, None);
     }
     let values: Vec<String> = wanted.iter().map(|(_, v)| v.clone()).collect();
     let found = match connector.find(&mapping.object, &field.property, &values, &[]).await {
         Ok(found) => found,
-        Err(e) => return Err((ops, e)),
+        // cannot tell whether those earlier creates happened: they must not be sent again yet
+        Err(e) => return (ops, Some((wanted.into_iter().map(|(i, _)| i).collect(), e))),
     };
     let by_value: HashMap<String, String> = found
         .iter()
@@ -245,7 +250,7 @@ async fn adopt_interrupted_creates(
             }
         }
     }
-    Ok(ops)
+    (ops, None)
 }
 
 /// Sends creates, updates and archives as batch calls; one outcome per op, in order.
@@ -298,12 +303,12 @@ async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec
 fn backoff(attempts: i32, error: &ConnectorError) -> Duration {
     match error {
         ConnectorError::RateLimited { retry_after, .. } => *retry_after,
-        _ => Duration::from_millis(100u64.saturating_mul(1 << attempts.clamp(0, 10) as u64)).min(Duration::from_secs(60)),
+        _ => Duration::from_millis(100u64.saturating_mul(1 << attempts.clamp(0, 10) as u64)).min(Duration::from_secs(10)),
     }
 }
 
 /// Records every outcome in one transaction.
-async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outcome>) -> Result<(), HubError> {
+async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outcome>, lease: DateTime<Utc>) -> Result<(), HubError> {
     let mut client = hub.client().await?;
     let tx = client.transaction().await?;
     // everything recorded here can be redone if a crash loses it: the mark survives, the row is
@@ -356,8 +361,8 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
                     tx.execute(
                         &tx.prepare_cached("update ferry.outbox set leased_until = null, last_error = $3,
                                 next_attempt_at = now() + make_interval(secs => $4)
-                          where mapping_id = $1 and row_key = $2").await?,
-                        &[&mapping.id, &mark.row_key, &error.to_string(), &wait.as_secs_f64()],
+                          where mapping_id = $1 and row_key = $2 and leased_until = $5").await?,
+                        &[&mapping.id, &mark.row_key, &error.to_string(), &wait.as_secs_f64(), &lease],
                     )
                     .await?;
                 } else {
@@ -402,8 +407,8 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
     // marks that got a newer seq meanwhile stay, released for the next round
     tx.execute(
         &tx.prepare_cached("update ferry.outbox set leased_until = null, attempts = 0
-          where mapping_id = $1 and row_key = any($2) and leased_until is not null").await?,
-        &[&mapping.id, &done_keys],
+          where mapping_id = $1 and row_key = any($2) and leased_until = $3").await?,
+        &[&mapping.id, &done_keys, &lease],
     )
     .await?;
     if !cre_keys.is_empty() {

@@ -128,6 +128,7 @@ mod tests {
             active: true,
             backfill_done: true,
             match_key: None,
+            soft_delete: false,
             fields: vec![field("email", Direction::Both), field("phone", Direction::Both), field("stage", Direction::Inbound)],
         }
     }

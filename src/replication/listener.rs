@@ -102,7 +102,15 @@ async fn create_slot(repl: &mut ReplicationClient, hub: &Hub, slot: &str) -> Res
         .and_then(|r| r.get(2).cloned().flatten())
         .ok_or_else(|| ReplicationError::Protocol("CREATE_REPLICATION_SLOT returned no snapshot".into()))?;
     // the snapshot lives while `repl` stays open and idle
-    let marked = first_copy(hub, &snapshot).await?;
+    let marked = match first_copy(hub, &snapshot).await {
+        Ok(n) => n,
+        Err(e) => {
+            // without its first copy the slot would skip the rows that existed before it: drop
+            // it, so the next attempt creates it and copies again
+            let _ = repl.simple_query(&format!("DROP_REPLICATION_SLOT {}", ident(slot))).await;
+            return Err(e);
+        }
+    };
     tracing::info!(slot, rows_marked = marked, "created replication slot; existing rows queued for their first sync");
     Ok(())
 }

@@ -32,6 +32,15 @@ fn path(object: &str, rest: &str) -> String {
     format!("/crm/v3/objects/{object}{rest}")
 }
 
+/// A failure of a whole batch request. A 404 there is not "the record is gone" (that comes
+/// per record in a 207): it is a wrong path or object type, and nothing is retried blindly.
+fn whole_request(e: ConnectorError) -> ConnectorError {
+    match e {
+        ConnectorError::NotFound => ConnectorError::Rejected { status: 404, message: "HubSpot answered 404 for the whole batch request (unknown object type or path)".into() },
+        other => other,
+    }
+}
+
 /// Errors of a 207 response, keyed by the context value they name (`id` or trace id).
 fn batch_errors(body: &Value, context_key: &str) -> HashMap<String, ConnectorError> {
     let mut out = HashMap::new();
@@ -86,8 +95,9 @@ impl Connector for HubSpot {
                 Ok(resp) => out.extend(
                     resp.body.get("results").and_then(Value::as_array).into_iter().flatten().filter_map(mapping::record),
                 ),
-                Err(ConnectorError::NotFound) => {} // none of them exists any more
-                Err(e) => return Err(e),
+                // per-record absence comes as a 207; a 404 for the whole request means the path
+                // or object type is wrong, and must not read as "every record was deleted"
+                Err(e) => return Err(whole_request(e)),
             }
         }
         Ok(out)
@@ -98,6 +108,19 @@ impl Connector for HubSpot {
         let mut wanted: Vec<String> = properties.to_vec();
         if !wanted.iter().any(|p| p == property) {
             wanted.push(property.to_string());
+        }
+        if object == "contacts" && property == "email" {
+            // a unique property: batch/read by it sees a record at once (search lags behind)
+            for chunk in values.chunks(MAX_BATCH) {
+                let body = json!({
+                    "idProperty": "email",
+                    "properties": wanted,
+                    "inputs": chunk.iter().map(|v| json!({"id": v})).collect::<Vec<_>>(),
+                });
+                let resp = self.client.call(Method::POST, &path(object, "/batch/read"), Some(&body)).await.map_err(whole_request)?;
+                out.extend(resp.body.get("results").and_then(Value::as_array).into_iter().flatten().filter_map(mapping::record));
+            }
+            return Ok(out);
         }
         for chunk in values.chunks(MAX_BATCH) {
             let body = json!({
@@ -120,7 +143,7 @@ impl Connector for HubSpot {
         });
         let resp = match self.client.call(Method::POST, &path(object, "/batch/create"), Some(&body)).await {
             Ok(r) => r,
-            Err(e) => return items.iter().map(|_| Err(e.clone())).collect(),
+            Err(e) => return items.iter().map(|_| Err(whole_request(e.clone()))).collect(),
         };
         let mut by_trace: HashMap<String, RemoteRecord> = HashMap::new();
         for r in resp.body.get("results").and_then(Value::as_array).into_iter().flatten() {
@@ -145,7 +168,7 @@ impl Connector for HubSpot {
         });
         let resp = match self.client.call(Method::POST, &path(object, "/batch/update"), Some(&body)).await {
             Ok(r) => r,
-            Err(e) => return items.iter().map(|_| Err(e.clone())).collect(),
+            Err(e) => return items.iter().map(|_| Err(whole_request(e.clone()))).collect(),
         };
         let mut by_id: HashMap<String, RemoteRecord> = resp
             .body
@@ -170,8 +193,9 @@ impl Connector for HubSpot {
     async fn archive(&self, object: &str, ids: &[String]) -> Vec<Result<(), ConnectorError>> {
         let body = json!({"inputs": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
         match self.client.call(Method::POST, &path(object, "/batch/archive"), Some(&body)).await {
-            Ok(_) | Err(ConnectorError::NotFound) => ids.iter().map(|_| Ok(())).collect(),
-            Err(e) => ids.iter().map(|_| Err(e.clone())).collect(),
+            // archiving records that are already gone is a success (HubSpot ignores them)
+            Ok(_) => ids.iter().map(|_| Ok(())).collect(),
+            Err(e) => ids.iter().map(|_| Err(whole_request(e.clone()))).collect(),
         }
     }
 
