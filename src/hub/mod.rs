@@ -111,6 +111,11 @@ impl Hub {
         );
         let pool = Pool::builder(manager)
             .max_size(24)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            // a part that cannot get a connection fails its round (and retries) instead of
+            // waiting forever with its claims held
+            .wait_timeout(Some(std::time::Duration::from_secs(30)))
+            .create_timeout(Some(std::time::Duration::from_secs(10)))
             .build()
             .map_err(|e| HubError::Schema(format!("cannot build the connection pool: {e}")))?;
         Ok(Hub { pool, config, display_url })

@@ -25,14 +25,15 @@ use crate::hub::catalog::Mapping;
 use crate::hub::{Hub, HubError};
 use plan::{Link, Op};
 
-/// Marks claimed per round.
-const CLAIM: i64 = 500;
+/// Marks claimed per round: one batch, so a round is one API call and its lease covers it.
+const CLAIM: i64 = 100;
 /// Attempts before a retryable failure becomes a dead letter (with the backoff below, about
 /// three minutes of an app failing every call).
 const RETRY_BUDGET: i32 = 20;
 /// A claim is exclusive while its process lives (see `leased_by`); this expiry is only the
-/// last resort for a process that is alive but stuck, far beyond any API timeout or pause.
-const LEASE: Duration = Duration::from_secs(900);
+/// last resort for a process that is alive but stuck: well beyond one round's calls (a lookup
+/// and a write, 30 s timeout each) and a rate-limit pause.
+const LEASE: Duration = Duration::from_secs(300);
 
 /// One claimed mark.
 struct Mark {
