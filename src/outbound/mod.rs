@@ -395,13 +395,24 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
             }
         }
     }
-    // marks first, in key order, the same order the listener locks them in
+    // marks first, locked in key order (the order the listener locks them in), then removed
+    // where no newer change arrived; every predicate lets the primary key index do the work
     tx.execute(
-        &tx.prepare_cached("delete from ferry.outbox o using (
-            select x.mapping_id, x.row_key from ferry.outbox x
-              join unnest($2::bigint[], $3::bigint[]) d(row_key, seq) on x.row_key = d.row_key and x.seq = d.seq
-             where x.mapping_id = $1 order by x.row_key for update of x) s
-          where o.mapping_id = s.mapping_id and o.row_key = s.row_key").await?,
+        &tx.prepare_cached(
+            "select count(*) from (select 1 from ferry.outbox where mapping_id = $1 and row_key = any($2)
+                                    order by row_key for update) x",
+        )
+        .await?,
+        &[&mapping.id, &done_keys],
+    )
+    .await?;
+    tx.execute(
+        &tx.prepare_cached(
+            "delete from ferry.outbox o
+              where o.mapping_id = $1 and o.row_key = any($2)
+                and (o.row_key, o.seq) in (select * from unnest($2::bigint[], $3::bigint[]))",
+        )
+        .await?,
         &[&mapping.id, &done_keys, &done_seqs],
     )
     .await?;
@@ -416,14 +427,14 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
         tx.execute(
             &tx.prepare_cached("update ferry.links l set remote_id = d.remote_id, base = d.base, remote_updated_at = d.ts, synced_at = now()
                from unnest($2::bigint[], $3::text[], $4::jsonb[], $5::timestamptz[]) d(row_key, remote_id, base, ts)
-              where l.mapping_id = $1 and l.row_key = d.row_key").await?,
+              where l.mapping_id = $1 and l.row_key = any($2) and l.row_key = d.row_key").await?,
             &[&mapping.id, &cre_keys, &cre_ids, &cre_base, &cre_ts],
         )
         .await?;
         tx.execute(
             &tx.prepare_cached(&format!(
                 "update {tbl} t set {idc} = d.remote_id from unnest($1::bigint[], $2::text[]) d(row_key, remote_id)
-                  where t.{k} = d.row_key and t.{idc} is distinct from d.remote_id",
+                  where t.{k} = any($1) and t.{k} = d.row_key and t.{idc} is distinct from d.remote_id",
                 tbl = mapping.qualified(),
                 idc = postgres_protocol::escape::escape_identifier(&mapping.id_column),
                 k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
@@ -437,7 +448,7 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
             &tx.prepare_cached("update ferry.links l set base = l.base || d.changed,
                     remote_updated_at = coalesce(d.ts, l.remote_updated_at), synced_at = now()
                from unnest($2::bigint[], $3::jsonb[], $4::timestamptz[]) d(row_key, changed, ts)
-              where l.mapping_id = $1 and l.row_key = d.row_key").await?,
+              where l.mapping_id = $1 and l.row_key = any($2) and l.row_key = d.row_key").await?,
             &[&mapping.id, &upd_keys, &upd_changed, &upd_ts],
         )
         .await?;
