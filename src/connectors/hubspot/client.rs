@@ -45,7 +45,7 @@ impl Client {
         };
         let sent = req.send().await;
         drop(permit);
-        let resp = sent.map_err(|e| ConnectorError::Transient(describe(&e)))?;
+        let resp = sent.map_err(|e| ConnectorError::Transient(crate::hub::chain(&e)))?;
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -53,7 +53,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map(Duration::from_secs_f64);
-        let bytes = resp.bytes().await.map_err(|e| ConnectorError::Transient(describe(&e)))?;
+        let bytes = resp.bytes().await.map_err(|e| ConnectorError::Transient(crate::hub::chain(&e)))?;
         let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         if status.is_success() {
             return Ok(Response { status, body });
@@ -64,17 +64,6 @@ impl Client {
         }
         Err(err)
     }
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 /// The API's own message, for dead letters.
