@@ -1,6 +1,7 @@
 //! Benchmarks (`ferry bench ...`): the whole engine against the simulators on a private
 //! PostgreSQL, each figure printed next to its same-run baseline, plus one JSON line per result.
 
+pub mod cpu;
 pub mod outbound;
 
 use std::path::Path;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::cpu::CpuSnapshot;
 use super::{percentile, BenchError, Rig};
 use crate::config::Secrets;
 use crate::engine::Engine;
@@ -70,9 +71,11 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
     let engine = Engine::start(rig.hub.clone(), &config, &secrets()).await?;
     // timed from the moment the engine runs: the queued WAL, decoded, marked, written
     let t0 = Instant::now();
+    let cpu = CpuSnapshot::take();
     let n = opts.rows as u64;
     until("all changes accepted", Duration::from_secs(600), Duration::from_millis(5), || sim.stats().records_written >= n).await?;
     let ferry_secs = t0.elapsed().as_secs_f64();
+    let cpu_report = cpu.report_since(&rig.hub).await;
     let stats = sim.stats();
     engine.shutdown().await;
     let recv_secs = rig.drain_baseline(&end_lsn).await?;
@@ -85,6 +88,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
         stats.records_written as f64 / stats.write_requests.max(1) as f64,
         ferry_rate / recv_rate
     );
+    println!("{cpu_report}");
     println!(
         "{}",
         json!({"bench": "outbound.throughput", "changes": opts.rows, "seconds": ferry_secs, "changes_per_s": ferry_rate,

@@ -1,0 +1,37 @@
+-- ferry.claim(n, lease, pid, after): a worker's claim of up to n due marks of active mappings,
+-- in key order after the key `after` (the worker's last claim: the removed marks before it are
+-- dead tuples every claim from the start would walk again until vacuum; the worker starts over
+-- from the beginning when nothing is left after it), skipping marks another worker holds.
+-- A claim is exclusive until `lease`, or until the process whose liveness connection is `pid`
+-- goes away, whichever comes first.
+--
+-- The planner settings make the plan independent of the outbox's statistics: the outbox fills
+-- and drains by thousands of rows a second, so its statistics are nearly always stale, and a
+-- plan chosen for "one row" (sort everything, hash-join everything) cost 100-300 ms a claim at
+-- 100,000 marks. Walking the primary key stops after n rows whatever the table holds.
+drop function if exists ferry.claim(integer, timestamptz, integer);
+create or replace function ferry.claim(p_limit integer, p_lease timestamptz, p_pid integer,
+                                       p_after_mapping integer, p_after_row bigint)
+returns table (mapping_id integer, row_key bigint, seq bigint, attempts integer)
+language sql
+set enable_seqscan = off
+set enable_sort = off
+set enable_bitmapscan = off
+as $fn$
+    with picked as (
+        select o.ctid
+          from ferry.outbox o
+         where (o.mapping_id, o.row_key) > (p_after_mapping, p_after_row)
+           and o.mapping_id in (select m.id from ferry.mappings m where m.state = 'active')
+           and o.next_attempt_at <= now()
+           and (o.leased_until is null or o.leased_until < now()
+                or o.leased_by not in (select a.pid from pg_stat_activity a where a.pid is not null))
+         order by o.mapping_id, o.row_key
+         limit p_limit
+           for update of o skip locked)
+    update ferry.outbox o
+       set leased_until = p_lease, leased_by = p_pid, attempts = o.attempts + 1
+     -- locked rows keep their ctid until this statement ends
+     where o.ctid = any(array(select ctid from picked))
+ returning o.mapping_id, o.row_key, o.seq, o.attempts;
+$fn$;
