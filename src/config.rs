@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -48,6 +49,49 @@ pub struct EngineConfig {
     /// Outbound worker tasks per process.
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// How often each mapping asks its app for records changed since the last poll: the sure
+    /// path for changes whose webhook was lost. `0s` turns polling off.
+    #[serde(default = "default_poll_interval", deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// How far back each poll reaches before the last change it saw (search indexes lag,
+    /// clocks differ). Records read twice are applied once.
+    #[serde(default = "default_poll_overlap", deserialize_with = "duration")]
+    pub poll_overlap: Duration,
+    /// How often each mapping compares every remote id with its links: remote deletions reach
+    /// the hub, missing records are fetched. `0s` turns it off.
+    #[serde(default = "default_reconcile_interval", deserialize_with = "duration")]
+    pub reconcile_interval: Duration,
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_poll_overlap() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_reconcile_interval() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
+
+/// `250ms`, `30s`, `5m`, `6h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: f64 = n.parse().map_err(|_| format!("duration `{s}` must look like 250ms, 30s, 5m or 6h"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("duration `{s}` must look like 250ms, 30s, 5m or 6h")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("duration `{s}` is out of range"))
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 fn default_listen() -> SocketAddr {
@@ -71,6 +115,9 @@ impl Default for EngineConfig {
             slot: default_slot(),
             publication: default_publication(),
             workers: default_workers(),
+            poll_interval: default_poll_interval(),
+            poll_overlap: default_poll_overlap(),
+            reconcile_interval: default_reconcile_interval(),
         }
     }
 }
@@ -320,6 +367,16 @@ mod tests {
         assert_eq!(c.mappings.len(), 2);
         let demo = crate::demo::config("http://127.0.0.1:1", "127.0.0.1:0".parse().unwrap()).unwrap();
         assert_eq!(demo.mappings[0].name(), "hubspot.contacts");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(6 * 3600));
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("soon").is_err());
     }
 
     #[test]

@@ -173,6 +173,15 @@ impl Engine {
         }
         tasks.push(("inbox worker", tokio::spawn(crate::inbound::inbox::run(hub.clone(), shared.clone(), connections.clone()))));
         tasks.push(("backfill", tokio::spawn(crate::inbound::backfill::run(hub.clone(), shared.clone(), connections.clone()))));
+        let e = &config.engine;
+        tasks.push((
+            "poller",
+            tokio::spawn(crate::inbound::poll::run(hub.clone(), shared.clone(), connections.clone(), e.poll_interval, e.poll_overlap)),
+        ));
+        tasks.push((
+            "reconcile",
+            tokio::spawn(crate::inbound::reconcile::run(hub.clone(), shared.clone(), connections.clone(), e.reconcile_interval)),
+        ));
         tasks.push(("control", tokio::spawn(crate::control::run(hub.clone(), shared.clone()))));
         let listener = crate::replication::listener::spawn(
             hub.clone(),

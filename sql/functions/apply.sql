@@ -90,6 +90,27 @@ begin
             select coalesce(jsonb_object_agg(key, typed -> key), '{}')
               into typed from jsonb_object_keys(rec -> 'values') as key;
 
+            if l_key is null and m.match_key is not null and typed ->> m.match_key is not null then
+                -- first sync: an unlinked hub row with the same match key value (any case) is
+                -- this record; link it and merge below with an empty base (the remote values
+                -- are taken, and the outbound side then finds nothing to push)
+                execute format(
+                    'select t.%I from %s t
+                      where lower(t.%I::text) = lower($1)
+                        and not exists (select 1 from ferry.links l where l.mapping_id = $2 and l.row_key = t.%I)
+                      order by t.%I limit 1 for update of t',
+                    m.key_column, tbl, m.match_key, m.key_column, m.key_column)
+                  into l_key using typed ->> m.match_key, p_mapping;
+                if l_key is not null then
+                    insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
+                    values (p_mapping, l_key, rid, null, '{}');
+                    execute format('update %s set %I = $1 where %I = $2', tbl, m.id_column, m.key_column)
+                      using rid, l_key;
+                    l_base := '{}';
+                    l_updated := null;
+                end if;
+            end if;
+
             if l_key is null then
                 if pending and p_defer_unknown then
                     deferred := deferred || to_jsonb(rid);

@@ -51,6 +51,9 @@ pub struct ChangeEvent {
 pub struct Capabilities {
     pub max_batch: usize,
     pub max_page: usize,
+    /// How many results one `changed_since` query can page through before the app refuses
+    /// (HubSpot search: 10,000); the engine then starts a new query from the last change seen.
+    pub max_changed_results: Option<usize>,
 }
 
 /// An API call's failure, classified by what to do next.
@@ -120,6 +123,16 @@ pub trait Connector: Send + Sync {
     fn capabilities(&self) -> Capabilities;
     /// One page of all live records, from `after` (None = first page).
     async fn list(&self, object: &str, properties: &[String], after: Option<String>) -> Result<Page, ConnectorError>;
+    /// One page of the live records changed at or after `since`, oldest change first (ties in
+    /// any order), from `after` (None = first page). Records may repeat across pages and
+    /// queries; the engine applies a record once whatever the repeats.
+    async fn changed_since(
+        &self,
+        object: &str,
+        properties: &[String],
+        since: DateTime<Utc>,
+        after: Option<String>,
+    ) -> Result<Page, ConnectorError>;
     /// Current state of the given records; missing or archived ones are absent from the result.
     async fn fetch(&self, object: &str, ids: &[String], properties: &[String]) -> Result<Vec<RemoteRecord>, ConnectorError>;
     async fn create(&self, object: &str, items: &[Properties]) -> Vec<Result<RemoteRecord, ConnectorError>>;

@@ -14,6 +14,8 @@ pub struct ApplyReport {
     pub columns_added: Vec<String>,
     pub mappings_changed: Vec<String>,
     pub publication_added: Vec<String>,
+    /// Mappings whose new fields are being filled by a fresh backfill.
+    pub backfills_restarted: Vec<String>,
 }
 
 impl ApplyReport {
@@ -22,6 +24,7 @@ impl ApplyReport {
             && self.columns_added.is_empty()
             && self.mappings_changed.is_empty()
             && self.publication_added.is_empty()
+            && self.backfills_restarted.is_empty()
     }
 }
 
@@ -36,6 +39,7 @@ impl std::fmt::Display for ApplyReport {
             ("added columns", &self.columns_added),
             ("changed mappings", &self.mappings_changed),
             ("published", &self.publication_added),
+            ("backfilling new fields of", &self.backfills_restarted),
         ] {
             if !list.is_empty() {
                 parts.push(format!("{label}: {}", list.join(", ")));
@@ -231,7 +235,27 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
             ddl.push_str(&format!("alter table {qualified} add column {} text unique;\n", ident(&id_column)));
             report.columns_added.push(format!("{schema}.{table}.{id_column}"));
         }
+        if let Some(k) = &m.match_key {
+            // first-sync matching looks rows up by lower(match key): one index probe per record
+            let mut name = format!("{table}_{k}_ferry_match");
+            while name.len() > 63 {
+                name.pop();
+            }
+            ddl.push_str(&format!("create index if not exists {} on {qualified} (lower({}::text));\n", ident(&name), ident(k)));
+        }
+        let fields_added = !ddl.is_empty() && report.columns_added.iter().any(|c| c.starts_with(&format!("{schema}.{table}.")));
         tx.batch_execute(&ddl).await?;
+        if fields_added && !inserted {
+            // a field added to a backfilled mapping: read every remote record again, which fills
+            // the new columns (their base is empty, so the remote value is taken)
+            tx.execute(
+                "update ferry.mappings set backfill_state = 'pending', backfill_after = null
+                  where id = $1 and backfill_state = 'done'",
+                &[&mapping_id],
+            )
+            .await?;
+            report.backfills_restarted.push(name.clone());
+        }
 
         if inserted {
             // a new mapping of a table that already has rows: queue each for its first sync

@@ -6,20 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::apply::{apply, record_errors, record_json};
-use crate::connectors::{Connector, ConnectorError};
+use super::SyncError;
+use crate::connectors::Connector;
 use crate::engine::{Connections, Shared};
 use crate::hub::catalog::Mapping;
 use crate::hub::{Hub, HubError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum BackfillError {
-    /// Retry after a delay.
-    #[error(transparent)]
-    Hub(#[from] HubError),
-    /// Retry after the connector's hint or with backoff; a rejection needs the operator.
-    #[error("listing remote records: {0}")]
-    Connector(#[from] ConnectorError),
-}
 
 pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
     let mut shutdown = shared.shutdown.subscribe();
@@ -46,7 +37,7 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
 }
 
 /// Backfills one mapping to the end, resuming from its stored cursor.
-pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: &dyn Connector) -> Result<(), BackfillError> {
+pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: &dyn Connector) -> Result<(), SyncError> {
     let client = hub.client().await?;
     let row = client
         .query_opt(
@@ -58,6 +49,15 @@ pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: 
         .await
         .map_err(HubError::from)?;
     let Some(row) = row else { return Ok(()) }; // already done
+    // polling starts from the moment the backfill first started: a record changed after its
+    // page was read is polled afterwards
+    client
+        .execute(
+            "insert into ferry.cursors (mapping_id, kind, value) values ($1, 'poll', now()::text) on conflict do nothing",
+            &[&mapping.id],
+        )
+        .await
+        .map_err(HubError::from)?;
     let mut after: Option<String> = row.get(0);
     let mut total: i64 = row.get(1);
     drop(client);

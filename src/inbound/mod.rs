@@ -1,7 +1,24 @@
-//! Inbound path: app changes → hub rows. Webhooks land in ferry.inbox; the inbox worker and
-//! the backfill fetch records and hand them to `apply` (one SQL call per batch).
+//! Inbound path: app changes → hub rows. Webhooks land in ferry.inbox; the inbox worker, the
+//! poller, the reconcile and the backfill fetch records and hand them to `apply` (one SQL call
+//! per batch).
 
 pub mod apply;
 pub mod backfill;
 pub mod inbox;
+pub mod poll;
+pub mod reconcile;
 pub mod webhook;
+
+use crate::connectors::ConnectorError;
+use crate::hub::HubError;
+
+/// Why a backfill, poll or reconcile run stopped early. Each resumes from its stored position.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Retry after a delay.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    /// Retry after the connector's hint or with backoff; a rejection needs the operator.
+    #[error("reading remote records: {0}")]
+    Connector(#[from] ConnectorError),
+}

@@ -87,19 +87,32 @@ async fn receive(
     let payloads: Vec<serde_json::Value> = events.iter().map(|e| e.raw.clone()).collect();
     let stored = async {
         let client = st.hub.client().await?;
-        client
+        // an event id seen before (ferry.seen_events) is a replay: dropped, even if the first
+        // delivery was applied long ago
+        let stored = client
             .execute(
-                "insert into ferry.inbox (connection, event_id, remote_object, remote_id, kind, payload)
-                 select $1, * from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+                "with fresh as (
+                     insert into ferry.seen_events (connection, event_id)
+                     select distinct $1, e from unnest($2::text[]) e where e is not null
+                     on conflict do nothing
+                     returning event_id)
+                 insert into ferry.inbox (connection, event_id, remote_object, remote_id, kind, payload)
+                 select $1, e.* from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+                                     as e(event_id, remote_object, remote_id, kind, payload)
+                  where e.event_id is null or e.event_id in (select event_id from fresh)
                  on conflict (connection, event_id) where event_id is not null do nothing",
                 &[&connection, &event_ids, &objects, &ids, &kinds, &payloads],
             )
             .await?;
-        Ok::<_, crate::hub::HubError>(())
+        Ok::<_, crate::hub::HubError>(stored)
     }
     .await;
     match stored {
-        Ok(()) => {
+        Ok(stored) => {
+            let replayed = events.len() as u64 - stored;
+            if replayed > 0 {
+                tracing::info!(connection = %connection, replayed, "replayed webhook events dropped");
+            }
             st.shared.inbox_ready.notify_waiters();
             (StatusCode::NO_CONTENT, String::new())
         }

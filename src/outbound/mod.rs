@@ -46,6 +46,8 @@ struct Mark {
 enum Outcome {
     Done { op: Op, remote: Option<(String, Option<DateTime<Utc>>)> },
     Failed { op: Op, error: ConnectorError },
+    /// Not attempted: the mark waits (its attempt is not counted).
+    Held,
 }
 
 pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, worker: usize) {
@@ -181,7 +183,18 @@ async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks:
         }
     }
 
-    let ops: Vec<Op> = marks.iter().map(|m| plan::plan(mapping, rows.get(&m.row_key), links.get(&m.row_key))).collect();
+    let mut ops: Vec<Op> = marks.iter().map(|m| plan::plan(mapping, rows.get(&m.row_key), links.get(&m.row_key))).collect();
+    // first sync with a match key: the backfill links rows to the records they match, so a
+    // create waits until it is done (otherwise it would duplicate the record it matches)
+    let mut held: Vec<usize> = vec![];
+    if mapping.match_key.is_some() && !mapping.backfill_done {
+        for (i, op) in ops.iter_mut().enumerate() {
+            if matches!(op, Op::Create { .. }) {
+                *op = Op::Nothing;
+                held.push(i);
+            }
+        }
+    }
 
     // create intents are durable before the API is called; a retried create renews its intent,
     // so inbound records stay held back for as long as the create is really in flight
@@ -204,15 +217,18 @@ async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks:
 
     let (mut ops, undecided) = adopt_interrupted_creates(mapping, connector, marks, &links, ops).await;
     // creates whose earlier attempt could not be looked up wait for the next round; the rest go
-    let held: Vec<(usize, Op)> = match &undecided {
+    let undecided_ops: Vec<(usize, Op)> = match &undecided {
         Some((indexes, _)) => indexes.iter().map(|&i| (i, std::mem::replace(&mut ops[i], Op::Nothing))).collect(),
         None => vec![],
     };
     let mut outcomes = call(mapping, connector, ops).await;
     if let Some((_, error)) = undecided {
-        for (i, op) in held {
+        for (i, op) in undecided_ops {
             outcomes[i] = Outcome::Failed { op, error: error.clone() };
         }
+    }
+    for i in held {
+        outcomes[i] = Outcome::Held;
     }
     commit(hub, mapping, marks, outcomes, lease).await
 }
@@ -360,6 +376,18 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
                     Op::Archive { .. } | Op::ForgetLink => forget.push(mark.row_key),
                     Op::Nothing => {}
                 }
+            }
+            Outcome::Held => {
+                tx.execute(
+                    &tx.prepare_cached(
+                        "update ferry.outbox set leased_until = null, attempts = greatest(attempts - 1, 0),
+                                next_attempt_at = now() + interval '1 second'
+                          where mapping_id = $1 and row_key = $2 and leased_until = $3",
+                    )
+                    .await?,
+                    &[&mapping.id, &mark.row_key, &lease],
+                )
+                .await?;
             }
             Outcome::Failed { op, error } => {
                 let retry = error.retryable() && mark.attempts < RETRY_BUDGET;

@@ -118,15 +118,28 @@ pub struct Ctx {
 
 impl Ctx {
     pub async fn start(seed: usize) -> Ctx {
+        Ctx::start_with(seed, "", "", "").await
+    }
+
+    /// Like `start`, with extra `[engine]` lines (e.g. `poll_interval = "1s"`), extra mapping
+    /// lines (e.g. `soft_delete = true`), and SQL run on the fresh database before the engine
+    /// first starts.
+    pub async fn start_with(seed: usize, engine_lines: &str, mapping_lines: &str, setup_sql: &str) -> Ctx {
         let (db, url) = fresh_db().await;
         let hub = Hub::connect(&url).await.expect("hub connects");
+        if !setup_sql.is_empty() {
+            hub.client().await.unwrap().batch_execute(setup_sql).await.expect("setup SQL runs");
+        }
         let sim = HubSpotSim::start(
             SimConfig { token: TOKEN.into(), webhook_secret: SECRET.into(), seed_contacts: seed, ..SimConfig::default() },
             "127.0.0.1:0".parse().unwrap(),
         )
         .await
         .expect("simulator starts");
-        let config = config(&sim.base_url(), &db);
+        let text = config_text(&sim.base_url(), &db, "127.0.0.1:0", ("UNUSED_IN_TESTS", "UNUSED_IN_TESTS_SECRET"), "")
+            .replacen("workers = 2\n", &format!("workers = 2\n{engine_lines}\n"), 1)
+            .replacen("match_key = \"email\"\n", &format!("match_key = \"email\"\n{mapping_lines}\n"), 1);
+        let config = Config::parse(&text, "test config").expect("test config parses");
         let engine = Engine::start(hub.clone(), &config, &secrets()).await.expect("engine starts");
         sim.set_webhook_url(Some(engine.webhook_url("hubspot")));
         let ctx = Ctx { db, url, hub, sim, engine: Some(engine), config };

@@ -1,0 +1,209 @@
+//! Inbound sync without webhooks and on first contact: polling alone brings every change,
+//! reconcile brings remote deletions (soft or hard) and repairs drift, a replayed webhook event
+//! is applied once, first-sync matching links existing hub rows instead of duplicating them,
+//! and a backfill stopped halfway resumes from its last page.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use ferry::connectors::hubspot::signature::{sign_v3, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use harness::{eventually, Ctx, SECRET};
+use serde_json::{json, Map, Value};
+
+fn props(pairs: &[(&str, &str)]) -> Map<String, Value> {
+    pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_alone_brings_every_change_within_one_interval() {
+    let ctx = Ctx::start_with(3, "poll_interval = \"1s\"\npoll_overlap = \"2s\"\nreconcile_interval = \"0s\"", "", "").await;
+    ctx.quiesce().await;
+    ctx.sim.set_drop_webhooks(true);
+    let id: String = ctx.one("select hubspot_id from hubspot.contacts where email = 'contact2@example.com'").await;
+    ctx.sim.app_update("contacts", &id, props(&[("phone", "+4930123")])).unwrap();
+    let new_id = ctx.sim.app_create("contacts", props(&[("email", "polled@example.com"), ("firstname", "Polly")])).unwrap();
+    let t0 = Instant::now();
+    eventually("polled update and create", Duration::from_secs(10), || async {
+        let phone: Option<String> = ctx.opt(&format!("select phone from hubspot.contacts where hubspot_id = '{id}'")).await;
+        let created: i64 = ctx.one(&format!("select count(*) from hubspot.contacts where hubspot_id = '{new_id}'")).await;
+        (phone.as_deref() == Some("+4930123") && created == 1).then_some(())
+    })
+    .await;
+    let took = t0.elapsed();
+    // one interval (1 s) plus the poll itself; a webhook would have taken milliseconds, and
+    // none arrived: the inbox never saw these changes
+    assert!(took < Duration::from_millis(2500), "polling took {took:?}, more than one interval and its own run");
+    let polled: i64 = ctx.one("select poll_records from ferry.mappings").await;
+    assert!(polled >= 2, "the poll counted what it read ({polled})");
+    assert_eq!(ctx.sim.stats().webhook_events, 0, "no webhook reached ferry");
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_soft_deletes_remote_deletions_and_repairs_drift() {
+    let ctx = Ctx::start_with(4, "poll_interval = \"0s\"\nreconcile_interval = \"1s\"", "soft_delete = true", "").await;
+    ctx.quiesce().await;
+    ctx.sim.set_drop_webhooks(true);
+    let gone: String = ctx.one("select hubspot_id from hubspot.contacts where email = 'contact1@example.com'").await;
+    let drifted: String = ctx.one("select hubspot_id from hubspot.contacts where email = 'contact2@example.com'").await;
+    ctx.sim.app_archive("contacts", &gone).unwrap();
+    ctx.sim.app_update("contacts", &drifted, props(&[("company", "Drifted Inc")])).unwrap();
+    eventually("reconcile applied the deletion and the drift", Duration::from_secs(15), || async {
+        let deleted: bool = ctx.one(&format!("select _deleted_at is not null from hubspot.contacts where email = 'contact1@example.com'")).await;
+        let company: String = ctx.one(&format!("select company from hubspot.contacts where hubspot_id = '{drifted}'")).await;
+        (deleted && company == "Drifted Inc").then_some(())
+    })
+    .await;
+    // soft-deleted: the row stays, unlinked; nothing is pushed back to the app
+    let rows: i64 = ctx.one("select count(*) from hubspot.contacts").await;
+    assert_eq!(rows, 4);
+    let linked: i64 = ctx.one(&format!("select count(*) from ferry.links where remote_id = '{gone}'")).await;
+    assert_eq!(linked, 0);
+    let (deleted, repaired): (i64, i64) = {
+        let c = ctx.hub.client().await.unwrap();
+        let r = c.query_one("select reconcile_deleted, reconcile_repaired from ferry.mappings", &[]).await.unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(deleted, 1, "one deletion counted");
+    assert!(repaired >= 1, "the drift repair is counted");
+    ctx.quiesce().await;
+    assert_eq!(ctx.sim.records("contacts").iter().filter(|r| !r.archived).count(), 3, "the app still has the other three");
+    ctx.stop().await;
+}
+
+async fn post_signed(ctx: &Ctx, body: &str) -> u16 {
+    let url = ctx.engine().webhook_url("hubspot");
+    let now = chrono::Utc::now().timestamp_millis().to_string();
+    let sig = sign_v3(SECRET.as_bytes(), "POST", &url, body.as_bytes(), &now);
+    reqwest::Client::new()
+        .post(url)
+        .header(SIGNATURE_HEADER, sig)
+        .header(TIMESTAMP_HEADER, now)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("ferry answers")
+        .status()
+        .as_u16()
+}
+
+fn change_event(event_id: u64, object_id: &str) -> String {
+    json!([{"eventId": event_id, "subscriptionType": "contact.propertyChange", "objectId": object_id.parse::<u64>().unwrap(),
+            "propertyName": "phone", "occurredAt": 1, "attemptNumber": 0}])
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_event_is_applied_once() {
+    let ctx = Ctx::start_with(3, "poll_interval = \"0s\"\nreconcile_interval = \"0s\"", "", "").await;
+    ctx.quiesce().await;
+    ctx.sim.set_webhook_url(None); // only our own deliveries from here on
+    let x: String = ctx.one("select hubspot_id from hubspot.contacts where email = 'contact1@example.com'").await;
+    let y: String = ctx.one("select hubspot_id from hubspot.contacts where email = 'contact2@example.com'").await;
+
+    ctx.sim.app_update("contacts", &x, props(&[("phone", "+1000")])).unwrap();
+    assert_eq!(post_signed(&ctx, &change_event(77, &x)).await, 204);
+    eventually("first delivery applied", Duration::from_secs(5), || async {
+        let p: String = ctx.one(&format!("select phone from hubspot.contacts where hubspot_id = '{x}'")).await;
+        (p == "+1000").then_some(())
+    })
+    .await;
+
+    // the app changes x again without telling anyone; a replay of event 77 must not apply it
+    ctx.sim.app_update("contacts", &x, props(&[("phone", "+2000")])).unwrap();
+    assert_eq!(post_signed(&ctx, &change_event(77, &x)).await, 204, "a replay is acknowledged (and dropped)");
+    // a fresh event afterwards goes through the same queue: once it is applied, the replay
+    // would have been too
+    ctx.sim.app_update("contacts", &y, props(&[("phone", "+3000")])).unwrap();
+    assert_eq!(post_signed(&ctx, &change_event(78, &y)).await, 204);
+    eventually("fresh event applied", Duration::from_secs(5), || async {
+        let p: String = ctx.one(&format!("select phone from hubspot.contacts where hubspot_id = '{y}'")).await;
+        (p == "+3000").then_some(())
+    })
+    .await;
+    let p: String = ctx.one(&format!("select phone from hubspot.contacts where hubspot_id = '{x}'")).await;
+    assert_eq!(p, "+1000", "the replayed event was not applied again");
+    let seen: i64 = ctx.one("select count(*) from ferry.seen_events").await;
+    assert_eq!(seen, 2);
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_sync_links_existing_rows_by_match_key() {
+    // the hub already holds people before ferry ever runs: one of them is an app contact
+    // (email in another case), one is not
+    let setup = "create schema hubspot;
+                 create table hubspot.contacts (id bigint generated always as identity primary key,
+                                                email text, firstname text, lastname text, phone text, company text);
+                 insert into hubspot.contacts (email, firstname, phone) values
+                     ('Contact2@Example.com', 'Hub-side', '+111'),
+                     ('hub-only@example.com', 'Only', '+222');";
+    let ctx = Ctx::start_with(3, "", "", setup).await;
+    ctx.quiesce().await;
+    eventually("the hub-only row is created in the app", Duration::from_secs(10), || async {
+        let n: i64 = ctx.one("select count(*) from hubspot.contacts where hubspot_id is null").await;
+        (n == 0).then_some(())
+    })
+    .await;
+    ctx.quiesce().await;
+    let rows: i64 = ctx.one("select count(*) from hubspot.contacts").await;
+    assert_eq!(rows, 4, "three app contacts + the hub-only row; the matched row was not duplicated");
+    let matched_id: i64 = ctx.one("select id from hubspot.contacts where lower(email) = 'contact2@example.com'").await;
+    assert_eq!(matched_id, 1, "the existing row was linked, not a new one inserted");
+    let remote = ctx.sim.records("contacts");
+    let live: Vec<_> = remote.iter().filter(|r| !r.archived).collect();
+    assert_eq!(live.len(), 4, "no duplicate contact was created in the app");
+    let emails: std::collections::BTreeSet<String> =
+        live.iter().filter_map(|r| r.properties.get("email").cloned()).collect();
+    assert_eq!(emails.len(), 4);
+    let dead: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
+    assert_eq!(dead, 0, "no create was refused as a duplicate");
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_stopped_halfway_resumes_from_its_last_page() {
+    const N: usize = 5000; // 50 pages of 100
+    let mut ctx = Ctx::start_with(0, "poll_interval = \"0s\"\nreconcile_interval = \"0s\"", "", "").await;
+    ctx.engine.take().unwrap().shutdown().await;
+    ctx.sim.set_webhook_url(None); // only the backfill reads from here on
+    for n in 0..N {
+        ctx.sim.app_create("contacts", props(&[("email", &format!("bulk{n}@example.com"))])).unwrap();
+    }
+    // a fresh backfill of the same mapping
+    ctx.exec("update ferry.mappings set backfill_state = 'pending', backfill_after = null, backfill_pages = 0, backfill_rows = 0").await;
+    ctx.sim.reset_stats();
+    let engine = ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets()).await.unwrap();
+    let pages_before: i64 = eventually("a few pages in", Duration::from_secs(20), || async {
+        let p: i64 = ctx.one("select backfill_pages from ferry.mappings").await;
+        (p >= 3).then_some(p)
+    })
+    .await;
+    engine.shutdown().await;
+    let pages_done: i64 = ctx.one("select backfill_pages from ferry.mappings").await;
+    let state: String = ctx.one("select backfill_state from ferry.mappings").await;
+    assert!(pages_done >= pages_before, "progress is kept ({pages_done} pages, {state})");
+    assert_ne!(state, "done", "the backfill was stopped before its end");
+    let reads_first = ctx.sim.stats().read_requests;
+    ctx.sim.reset_stats();
+    ctx.engine = Some(ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets()).await.unwrap());
+    ctx.wait_backfill().await;
+    let reads_second = ctx.sim.stats().read_requests;
+    // pages of 100: the second run reads only what was left
+    let total_pages = (N as u64).div_ceil(100);
+    assert!(
+        reads_second <= total_pages - pages_done as u64 + 1,
+        "the resumed backfill read {reads_second} pages; {pages_done} of {total_pages} were done before"
+    );
+    assert!(reads_first + reads_second <= total_pages + 2, "pages read twice: {reads_first} + {reads_second}");
+    let remote: std::collections::BTreeSet<String> =
+        ctx.sim.records("contacts").into_iter().filter(|r| !r.archived).map(|r| r.id).collect();
+    let hub: Vec<String> = {
+        let c = ctx.hub.client().await.unwrap();
+        c.query("select hubspot_id from hubspot.contacts", &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+    };
+    assert_eq!(hub.len(), remote.len(), "no row twice");
+    assert_eq!(hub.into_iter().collect::<std::collections::BTreeSet<_>>(), remote, "exactly the remote set");
+    ctx.stop().await;
+}
