@@ -69,6 +69,18 @@ enum BenchWhat {
         #[arg(long, default_value_t = 30)]
         rate_limited_secs: u64,
     },
+    /// App → hub: backfill vs psql \copy and its peak memory, webhook ingest and latency.
+    Inbound {
+        /// Records the backfill reads from a simulator process.
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        /// App updates delivered by webhook.
+        #[arg(long, default_value_t = 20_000)]
+        webhook_events: usize,
+        /// Webhook-to-row latency probes.
+        #[arg(long, default_value_t = 200)]
+        latency_samples: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -153,6 +165,10 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { what: BenchWhat::Outbound { rows, latency_samples, rate_limited_secs } } => {
             let dir = if cli.data_dir == std::path::Path::new(".ferry") { PathBuf::from(".ferry-bench") } else { cli.data_dir };
             ferry::bench::outbound::run(&dir, ferry::bench::outbound::Options { rows, latency_samples, rate_limited_secs }).await?;
+        }
+        Command::Bench { what: BenchWhat::Inbound { records, webhook_events, latency_samples } } => {
+            let dir = if cli.data_dir == std::path::Path::new(".ferry") { PathBuf::from(".ferry-bench") } else { cli.data_dir };
+            ferry::bench::inbound::run(&dir, ferry::bench::inbound::Options { records, webhook_events, latency_samples }).await?;
         }
         Command::Sim { app: SimApp::Hubspot {
                 listen,

@@ -60,11 +60,14 @@ async fn reconcile_soft_deletes_remote_deletions_and_repairs_drift() {
     assert_eq!(rows, 4);
     let linked: i64 = ctx.one(&format!("select count(*) from ferry.links where remote_id = '{gone}'")).await;
     assert_eq!(linked, 0);
-    let (deleted, repaired): (i64, i64) = {
+    // the run's counters are stored when it ends
+    let (deleted, repaired): (i64, i64) = eventually("reconcile counters", Duration::from_secs(5), || async {
         let c = ctx.hub.client().await.unwrap();
         let r = c.query_one("select reconcile_deleted, reconcile_repaired from ferry.mappings", &[]).await.unwrap();
-        (r.get(0), r.get(1))
-    };
+        let (d, r): (i64, i64) = (r.get(0), r.get(1));
+        (d > 0 && r > 0).then_some((d, r))
+    })
+    .await;
     assert_eq!(deleted, 1, "one deletion counted");
     assert!(repaired >= 1, "the drift repair is counted");
     ctx.quiesce().await;

@@ -2,6 +2,7 @@
 //! PostgreSQL, each figure printed next to its same-run baseline, plus one JSON line per result.
 
 pub mod cpu;
+pub mod inbound;
 pub mod outbound;
 
 use std::path::Path;
@@ -204,6 +205,23 @@ impl Rig {
             return Err(BenchError::Setup(format!("pg_recvlogical: {}", String::from_utf8_lossy(&out.stderr).trim())));
         }
         Ok(t0.elapsed().as_secs_f64())
+    }
+
+    /// The hub's side of one row, for a probe that never arrived.
+    pub async fn probe_state(&self, key: i64) -> Result<String, BenchError> {
+        let c = self.hub.client().await?;
+        let row = c
+            .query_one(
+                "select jsonb_build_object('company', (select company from hubspot.contacts where id = $1),
+                          'base', (select base -> 'company' from ferry.links where row_key = $1),
+                          'synced_at', (select synced_at from ferry.links where row_key = $1),
+                          'mark', (select to_jsonb(o) from ferry.outbox o where row_key = $1),
+                          'slot', (select jsonb_build_object('confirmed', confirmed_flush_lsn::text, 'current', pg_current_wal_lsn()::text)
+                                     from pg_replication_slots where slot_name = $2))::text",
+                &[&key, &self.db],
+            )
+            .await?;
+        Ok(row.get(0))
     }
 
     pub async fn remote_id(&self, key: i64) -> Result<String, BenchError> {

@@ -108,10 +108,19 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
             let value = format!("lat-{loaded}-{i}");
             let remote = rig.remote_id(key).await?;
             let t = rig.update_company(key, &value).await?;
-            let waited = until("latency probe", Duration::from_secs(30), Duration::from_micros(200), || {
+            let waited = match until("latency probe", Duration::from_secs(30), Duration::from_micros(200), || {
                 sim.get("contacts", &remote).and_then(|r| r.properties.get("company").cloned()).as_deref() == Some(value.as_str())
             })
-            .await?;
+            .await
+            {
+                Ok(w) => w,
+                Err(e) => {
+                    // say where the change stopped: hub row, its link and mark, the app's record
+                    let state = rig.probe_state(key).await.unwrap_or_else(|e| e.to_string());
+                    let app = sim.get("contacts", &remote).map(|r| format!("{:?}", r.properties.get("company")));
+                    return Err(BenchError::Setup(format!("{e}: row {key} value {value}; hub: {state}; app company: {app:?}")));
+                }
+            };
             samples.push((waited + t).as_secs_f64() * 1000.0);
         }
         if let Some(load) = load {

@@ -10,6 +10,7 @@ refinery::embed_migrations!("migrations");
 /// Idempotent objects, in dependency order.
 const SQL_OBJECTS: &[(&str, &str)] = &[
     ("functions/apply.sql", include_str!("../../sql/functions/apply.sql")),
+    ("functions/backfill.sql", include_str!("../../sql/functions/backfill.sql")),
     ("functions/outbox.sql", include_str!("../../sql/functions/outbox.sql")),
     ("functions/retry.sql", include_str!("../../sql/functions/retry.sql")),
     ("views/status.sql", include_str!("../../sql/views/status.sql")),

@@ -6,7 +6,9 @@
 //! are returned, not raised, so one bad record never blocks a batch.
 
 use serde_json::{json, Map, Value};
-use tokio_postgres::GenericClient;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+use tokio_postgres::{GenericClient, Transaction};
 
 use crate::connectors::RemoteRecord;
 use crate::hub::catalog::Mapping;
@@ -57,9 +59,34 @@ pub async fn apply(client: &impl GenericClient, mapping_id: i32, records: Vec<Va
     let row = client
         .query_one("select ferry.apply($1, $2, $3)", &[&mapping_id, &Value::Array(records), &defer_unknown])
         .await?;
-    let v: Value = row.get(0);
+    Ok(outcome_of(&row.get(0)))
+}
+
+/// One page of a backfill: staged with a binary `COPY`, merged by `ferry.backfill_merge`
+/// (set-based for records the hub has never seen, `ferry.apply` for the rest). Same contract
+/// as [`apply`] with `defer_unknown`.
+pub async fn merge_page(tx: &Transaction<'_>, mapping: &Mapping, records: &[RemoteRecord]) -> Result<ApplyOutcome, HubError> {
+    if records.is_empty() {
+        return Ok(ApplyOutcome::default());
+    }
+    tx.batch_execute(
+        "create temp table if not exists ferry_stage (remote_id text, updated_at timestamptz, rec jsonb) on commit delete rows",
+    )
+    .await?;
+    let sink = tx.copy_in("copy pg_temp.ferry_stage (remote_id, updated_at, rec) from stdin (format binary)").await?;
+    let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::TIMESTAMPTZ, Type::JSONB]);
+    futures_util::pin_mut!(writer);
+    for r in records {
+        writer.as_mut().write(&[&r.id, &r.updated_at, &record_json(mapping, r)]).await?;
+    }
+    writer.finish().await?;
+    let row = tx.query_one("select ferry.backfill_merge($1)", &[&mapping.id]).await?;
+    Ok(outcome_of(&row.get(0)))
+}
+
+fn outcome_of(v: &Value) -> ApplyOutcome {
     let n = |k: &str| v.get(k).and_then(Value::as_i64).unwrap_or(0);
-    Ok(ApplyOutcome {
+    ApplyOutcome {
         inserted: n("inserted"),
         updated: n("updated"),
         deleted: n("deleted"),
@@ -84,7 +111,7 @@ pub async fn apply(client: &impl GenericClient, mapping_id: i32, records: Vec<Va
                     .collect()
             })
             .unwrap_or_default(),
-    })
+    }
 }
 
 /// Records refused by the hub become inbound dead letters.

@@ -1,0 +1,91 @@
+-- ferry.backfill_merge(mapping): merges one page of remote records, staged by the backfill in
+-- the session's pg_temp.ferry_stage (remote_id, updated_at, rec) with COPY, into the mapping's
+-- hub table. Records the hub has never seen (no link, no hub row with their match key value,
+-- no create in flight) are inserted set-based, with their links, in two statements; every
+-- other record goes through ferry.apply, field by field under the row lock.
+-- Returns the same summary as ferry.apply.
+--
+-- Joins are nested loops over the primary keys: the staging table is never analyzed, and with
+-- its default estimate the planner hashed the whole hub table and links for every page
+-- (measured: 22 ms a page of 100 at 50,000 rows, 7 ms with the loops).
+create or replace function ferry.backfill_merge(p_mapping integer)
+returns jsonb
+language plpgsql
+set enable_hashjoin = off
+set enable_mergejoin = off
+as $fn$
+declare
+    m        ferry.mappings;
+    tbl      text;
+    cols     text;
+    rcols    text;
+    matching text := '';
+    fresh    integer := 0;
+    rest     jsonb;
+    outcome  jsonb;
+begin
+    select * into m from ferry.mappings where id = p_mapping;
+    if not found then
+        raise exception 'ferry.backfill_merge: mapping % does not exist', p_mapping;
+    end if;
+    tbl := format('%I.%I', m.hub_schema, m.hub_table);
+    create temp table if not exists ferry_fresh (remote_id text primary key) on commit delete rows;
+
+    -- a create in flight may be one of these records: everything takes the careful path
+    if not exists (select 1 from ferry.links
+                    where mapping_id = p_mapping and remote_id is null
+                      and created_at > now() - interval '10 minutes') then
+        if m.match_key is not null then
+            matching := format(
+                'and (select 1 from %s t where lower(t.%I::text) = lower(s.rec -> ''values'' ->> %L) limit 1) is null',
+                tbl, m.match_key, m.match_key);
+        end if;
+        execute format(
+            'insert into pg_temp.ferry_fresh
+             select s.remote_id from pg_temp.ferry_stage s
+              where not coalesce((s.rec ->> ''deleted'')::boolean, false)
+                -- a scalar subquery is a per-row primary key probe whatever the statistics say
+                -- (as an anti-join, links grown since the last analyze were walked every page)
+                and (select l.row_key from ferry.links l where l.mapping_id = $1 and l.remote_id = s.remote_id) is null
+                %s
+             on conflict do nothing', matching)
+          using p_mapping;
+
+        select string_agg(format('%I', hub_column), ', ' order by position),
+               string_agg(format('r.%I', hub_column), ', ' order by position)
+          into cols, rcols
+          from ferry.fields where mapping_id = p_mapping and direction <> 'outbound';
+
+        execute format(
+            'with ins as (
+                 insert into %1$s as t (%2$s, %3$I)
+                 select %4$s, s.remote_id
+                   from pg_temp.ferry_stage s
+                   join pg_temp.ferry_fresh f on f.remote_id = s.remote_id
+                  cross join lateral jsonb_populate_record(null::%1$s, s.rec -> ''values'') r
+                 returning t.%5$I as row_key, t.%3$I as remote_id, to_jsonb(t) as doc)
+             insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
+             select $1, ins.row_key, ins.remote_id, s.updated_at,
+                    (select coalesce(jsonb_object_agg(k, ins.doc -> k), ''{}'') from jsonb_object_keys(s.rec -> ''values'') k)
+               from ins join pg_temp.ferry_stage s on s.remote_id = ins.remote_id',
+            tbl, cols, m.id_column, rcols, m.key_column)
+          using p_mapping;
+        get diagnostics fresh = row_count;
+    end if;
+
+    select coalesce(jsonb_agg(s.rec), '[]') into rest
+      from pg_temp.ferry_stage s
+     where not exists (select 1 from pg_temp.ferry_fresh f where f.remote_id = s.remote_id);
+    if jsonb_array_length(rest) > 0 then
+        outcome := ferry.apply(p_mapping, rest, true);
+    else
+        outcome := jsonb_build_object('inserted', 0, 'updated', 0, 'deleted', 0, 'unchanged', 0,
+                                      'conflicts', 0, 'deferred', '[]'::jsonb, 'errors', '[]'::jsonb);
+    end if;
+    if fresh > 0 then
+        update ferry.mappings set last_inbound_at = now()
+         where id = p_mapping and (last_inbound_at is null or last_inbound_at < now() - interval '1 second');
+    end if;
+    return jsonb_set(outcome, '{inserted}', to_jsonb((outcome ->> 'inserted')::integer + fresh));
+end
+$fn$;
