@@ -210,3 +210,37 @@ async fn a_backfill_stopped_halfway_resumes_from_its_last_page() {
     assert_eq!(hub.into_iter().collect::<std::collections::BTreeSet<_>>(), remote, "exactly the remote set");
     ctx.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_field_becomes_a_filled_column_and_a_missing_property_is_no_crash() {
+    let mut ctx = Ctx::start_with(3, "poll_interval = \"0s\"\nreconcile_interval = \"0s\"", "", "").await;
+    ctx.quiesce().await;
+    let id: String = ctx.one("select hubspot_id from hubspot.contacts where email = 'contact1@example.com'").await;
+    ctx.sim.app_update("contacts", &id, props(&[("city", "Lisbon")])).unwrap();
+    ctx.quiesce().await;
+    ctx.engine.take().unwrap().shutdown().await;
+
+    // the mapping gains `city`, and `ghost`, a property the app does not have
+    let text = harness::config_text(
+        &ctx.sim.base_url(),
+        &ctx.db,
+        "127.0.0.1:0",
+        ("UNUSED_IN_TESTS", "UNUSED_IN_TESTS_SECRET"),
+        "{ column = \"city\", property = \"city\" }, { column = \"ghost\", property = \"no_such_property\" },",
+    )
+    .replacen("workers = 2\n", "workers = 2\npoll_interval = \"0s\"\nreconcile_interval = \"0s\"\n", 1);
+    let config = ferry::config::Config::parse(&text, "test config").unwrap();
+    ctx.engine = Some(ferry::engine::Engine::start(ctx.hub.clone(), &config, &harness::secrets()).await.unwrap());
+    eventually("the new column filled by a column backfill", Duration::from_secs(15), || async {
+        let city: Option<Option<String>> = ctx.opt(&format!("select city from hubspot.contacts where hubspot_id = '{id}'")).await;
+        let city = city.flatten();
+        let state: String = ctx.one("select backfill_state from ferry.mappings").await;
+        (city.as_deref() == Some("Lisbon") && state == "done").then_some(())
+    })
+    .await;
+    let ghosts: i64 = ctx.one("select count(ghost) from hubspot.contacts").await;
+    assert_eq!(ghosts, 0, "a property the app does not have leaves its column empty");
+    let rows: i64 = ctx.one("select count(*) from hubspot.contacts").await;
+    assert_eq!(rows, 3, "the column backfill duplicated nothing");
+    ctx.stop().await;
+}

@@ -65,7 +65,18 @@ pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: 
     let progress = Progress::new(&mapping.name, total as u64);
     let properties = mapping.properties();
     let mut page = connector.list(&mapping.object, &properties, after.clone()).await?;
+    let mut reported: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
+        // a mapped property no record carries does not exist (anymore) in the app: its column
+        // keeps its values; say so once per run instead of failing the backfill
+        if !page.records.is_empty() {
+            for p in &properties {
+                if !reported.contains(p) && page.records.iter().all(|r| !r.properties.contains_key(p)) {
+                    tracing::warn!(mapping = %mapping.name, property = %p, "the app returns no such property; its column is left as it is");
+                    reported.insert(p.clone());
+                }
+            }
+        }
         if shared.is_shutting_down() {
             return Ok(());
         }
