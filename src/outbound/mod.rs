@@ -156,12 +156,17 @@ async fn claim_and_process(
 async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks: &[Mark], lease: DateTime<Utc>) -> Result<(), HubError> {
     let keys: Vec<i64> = marks.iter().map(|m| m.row_key).collect();
     let client = hub.client().await?;
-    // the current rows and their links in one statement: one snapshot, so an inbound apply
-    // that commits in between cannot pair an old row with a new base
+    // The current rows and their links in one statement, both locked FOR SHARE. The lock is
+    // what makes the read current: logical decoding streams a commit as soon as its WAL is
+    // flushed, a moment before the transaction becomes visible to other snapshots, so a mark
+    // can be claimed while its change is still invisible; the plan would then find nothing to
+    // send and the change would be lost (seen under load in the outbound benchmark). A share
+    // lock waits for such a transaction to finish and then reads the newest row version. Links
+    // are locked too, so an inbound apply (row and base in one transaction) is seen whole.
     let live = if mapping.soft_delete { " and t._deleted_at is null" } else { "" };
     let sql = format!(
-        "with r as (select t.{k} as row_key, to_jsonb(t) as doc from {tbl} t where t.{k} = any($2){live}),
-              l as (select row_key, remote_id, base from ferry.links where mapping_id = $1 and row_key = any($2))
+        "with r as (select t.{k} as row_key, to_jsonb(t) as doc from {tbl} t where t.{k} = any($2){live} for share of t),
+              l as (select row_key, remote_id, base from ferry.links where mapping_id = $1 and row_key = any($2) for share)
          select coalesce(r.row_key, l.row_key), r.doc, l.row_key is not null, l.remote_id, l.base
            from r full join l on l.row_key = r.row_key",
         k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
