@@ -35,3 +35,24 @@ as $fn$
      where o.ctid = any(array(select ctid from picked))
  returning o.mapping_id, o.row_key, o.seq, o.attempts;
 $fn$;
+
+-- ferry.xacts_visible(xids): whether every given transaction (32-bit ids, as logical decoding
+-- reports them) is visible to a snapshot taken now. Decoding streams a commit as soon as its
+-- WAL is flushed, a moment before the transaction becomes visible to other sessions (longer
+-- when a synchronous standby keeps it waiting). The listener queues a commit's marks only once
+-- it is visible, so a worker never reads a row without the change it was marked for (it would
+-- find nothing to send, drop the mark, and the change would be lost).
+create or replace function ferry.xacts_visible(p_xids bigint[])
+returns boolean
+language sql
+volatile
+as $fn$
+    with s0 as (select pg_current_snapshot() as snap),
+         s as (select snap, pg_snapshot_xmax(snap)::text::numeric as xmax8 from s0)
+    select coalesce(bool_and(pg_visible_in_snapshot(
+               (case when x <= s.xmax8 % 4294967296
+                     then s.xmax8 - s.xmax8 % 4294967296 + x
+                     else s.xmax8 - s.xmax8 % 4294967296 - 4294967296 + x end)::text::xid8,
+               s.snap)), true)
+      from s, unnest(p_xids) as x;
+$fn$;

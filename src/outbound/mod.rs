@@ -30,8 +30,6 @@ const CLAIM: i32 = 100;
 /// Attempts before a retryable failure becomes a dead letter (with the backoff below, about
 /// three minutes of an app failing every call).
 const RETRY_BUDGET: i32 = 20;
-/// Reads of a marked row that is absent and was never synced before its mark is dropped.
-const RECHECKS: i32 = 3;
 /// A claim is exclusive while its process lives (see `leased_by`); this expiry is only the
 /// last resort for a process that is alive but stuck: well beyond one round's calls (a lookup
 /// and a write, 30 s timeout each) and a rate-limit pause.
@@ -50,8 +48,6 @@ enum Outcome {
     Failed { op: Op, error: ConnectorError },
     /// Not attempted: the mark waits (its attempt is not counted).
     Held,
-    /// Nothing to do as far as this read can tell; read again shortly (the attempt counts).
-    Recheck,
 }
 
 pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, worker: usize) {
@@ -160,17 +156,12 @@ async fn claim_and_process(
 async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks: &[Mark], lease: DateTime<Utc>) -> Result<(), HubError> {
     let keys: Vec<i64> = marks.iter().map(|m| m.row_key).collect();
     let client = hub.client().await?;
-    // The current rows and their links in one statement, both locked FOR SHARE. The lock is
-    // what makes the read current: logical decoding streams a commit as soon as its WAL is
-    // flushed, a moment before the transaction becomes visible to other snapshots, so a mark
-    // can be claimed while its change is still invisible; the plan would then find nothing to
-    // send and the change would be lost (seen under load in the outbound benchmark). A share
-    // lock waits for such a transaction to finish and then reads the newest row version. Links
-    // are locked too, so an inbound apply (row and base in one transaction) is seen whole.
+    // the current rows and their links in one statement: one snapshot, so an inbound apply
+    // that commits in between cannot pair an old row with a new base
     let live = if mapping.soft_delete { " and t._deleted_at is null" } else { "" };
     let sql = format!(
-        "with r as (select t.{k} as row_key, to_jsonb(t) as doc from {tbl} t where t.{k} = any($2){live} for share of t),
-              l as (select row_key, remote_id, base from ferry.links where mapping_id = $1 and row_key = any($2) for share)
+        "with r as (select t.{k} as row_key, to_jsonb(t) as doc from {tbl} t where t.{k} = any($2){live}),
+              l as (select row_key, remote_id, base from ferry.links where mapping_id = $1 and row_key = any($2))
          select coalesce(r.row_key, l.row_key), r.doc, l.row_key is not null, l.remote_id, l.base
            from r full join l on l.row_key = r.row_key",
         k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
@@ -193,16 +184,6 @@ async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks:
     }
 
     let mut ops: Vec<Op> = marks.iter().map(|m| plan::plan(mapping, rows.get(&m.row_key), links.get(&m.row_key))).collect();
-    // a marked row that is not there and was never synced is usually an insert and delete
-    // that cancel out, but it can also be an insert whose commit was decoded a moment before it
-    // became visible (the share lock above cannot wait for a row it cannot see): look again
-    // shortly before the mark is dropped
-    let mut recheck: Vec<usize> = vec![];
-    for (i, (m, op)) in marks.iter().zip(&ops).enumerate() {
-        if *op == Op::Nothing && !rows.contains_key(&m.row_key) && !links.contains_key(&m.row_key) && m.attempts < RECHECKS {
-            recheck.push(i);
-        }
-    }
     // first sync with a match key: the backfill links rows to the records they match, so a
     // create waits until it is done (otherwise it would duplicate the record it matches)
     let mut held: Vec<usize> = vec![];
@@ -248,9 +229,6 @@ async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks:
     }
     for i in held {
         outcomes[i] = Outcome::Held;
-    }
-    for i in recheck {
-        outcomes[i] = Outcome::Recheck;
     }
     commit(hub, mapping, marks, outcomes, lease).await
 }
@@ -404,17 +382,6 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
                     &tx.prepare_cached(
                         "update ferry.outbox set leased_until = null, attempts = greatest(attempts - 1, 0),
                                 next_attempt_at = now() + interval '1 second'
-                          where mapping_id = $1 and row_key = $2 and leased_until = $3",
-                    )
-                    .await?,
-                    &[&mapping.id, &mark.row_key, &lease],
-                )
-                .await?;
-            }
-            Outcome::Recheck => {
-                tx.execute(
-                    &tx.prepare_cached(
-                        "update ferry.outbox set leased_until = null, next_attempt_at = now() + interval '200 milliseconds'
                           where mapping_id = $1 and row_key = $2 and leased_until = $3",
                     )
                     .await?,

@@ -178,6 +178,7 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
         return Err(ReplicationError::NotLeader);
     }
     let upsert = db.prepare(UPSERT_MARKS).await?;
+    let visible = db.prepare("select ferry.xacts_visible($1)").await?;
     let mut repl = ReplicationClient::connect(&hub.config, "ferry-listener").await?;
     create_slot(&mut repl, hub, slot).await?;
     repl.start_replication(&format!(
@@ -193,6 +194,9 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
     let mut in_tx = false;
     let mut tx_marks: Vec<(i32, i64)> = vec![];
     let mut pending: HashSet<(i32, i64)> = HashSet::new();
+    // transactions with marks in `pending`, and the one being decoded
+    let mut pending_xids: Vec<i64> = vec![];
+    let mut tx_xid: u32 = 0;
     let mut pending_lsn: Option<u64> = None;
     let mut pending_since = std::time::Instant::now();
     let mut acked: u64 = 0;
@@ -215,7 +219,10 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
             StreamMessage::XLogData { data, .. } => {
                 let decoded = pgoutput::decode(data).map_err(|e| ReplicationError::Protocol(e.to_string()))?;
                 match decoded {
-                    Message::Begin { .. } => in_tx = true,
+                    Message::Begin { xid, .. } => {
+                        in_tx = true;
+                        tx_xid = xid;
+                    }
                     Message::Relation(r) => {
                         relations.insert(r.id, rel_info(&r));
                     }
@@ -235,6 +242,9 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
                     }
                     Message::Commit { end_lsn, .. } => {
                         in_tx = false;
+                        if !tx_marks.is_empty() {
+                            pending_xids.push(i64::from(tx_xid));
+                        }
                         pending.extend(tx_marks.drain(..));
                         if pending_lsn.is_none() {
                             pending_since = std::time::Instant::now();
@@ -259,6 +269,7 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
                 && (!repl.has_buffered_frame() || pending.len() >= MAX_PENDING || pending_since.elapsed() >= MAX_DELAY)
             {
                 if !pending.is_empty() {
+                    wait_until_visible(&db, &visible, &pending_xids).await?;
                     // sorted: rows are locked in the same order as the workers lock them
                     let mut marks: Vec<(i32, i64)> = pending.drain().collect();
                     marks.sort_unstable();
@@ -267,10 +278,34 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
                     shared.outbox_ready.notify_waiters();
                     tracing::debug!(marks = ids.len(), lsn = %format_lsn(lsn), "queued");
                 }
+                pending_xids.clear();
                 acked = acked.max(lsn);
                 pending_lsn = None;
                 repl.send_status(acked, false).await?;
             }
         }
+    }
+}
+
+/// Waits until the decoded transactions are visible to new snapshots (see
+/// `ferry.xacts_visible`): usually at once, a few milliseconds at most, as long as a synchronous
+/// standby holds the commits. Queueing their marks earlier would let a worker read the rows
+/// without the changes and drop the marks.
+async fn wait_until_visible(db: &tokio_postgres::Client, visible: &tokio_postgres::Statement, xids: &[i64]) -> Result<(), ReplicationError> {
+    if xids.is_empty() {
+        return Ok(());
+    }
+    let t0 = std::time::Instant::now();
+    let mut warned = t0;
+    loop {
+        let ok: bool = db.query_one(visible, &[&xids]).await?.get(0);
+        if ok {
+            return Ok(());
+        }
+        if warned.elapsed() >= Duration::from_secs(10) {
+            warned = std::time::Instant::now();
+            tracing::warn!(waited_s = t0.elapsed().as_secs(), "decoded commits are not visible yet (a synchronous standby holding them?)");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
