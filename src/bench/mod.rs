@@ -89,6 +89,9 @@ impl Rig {
             listen = "127.0.0.1:0"
             slot = "{db}"
             workers = 4
+            # each benchmark measures one path: no polling or reconcile running beside it
+            poll_interval = "0s"
+            reconcile_interval = "0s"
             [connections.hubspot]
             kind = "hubspot"
             base_url = "{sim_url}"
