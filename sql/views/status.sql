@@ -16,7 +16,11 @@ select m.name                                        as mapping,
        m.last_outbound_at,
        (select max(pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn))::bigint
           from pg_replication_slots s
-         where s.database = current_database() and s.plugin = 'pgoutput')           as replication_lag_bytes
+         where s.database = current_database() and s.plugin = 'pgoutput')           as replication_lag_bytes,
+       m.polled_at,
+       m.reconciled_at,
+       m.reconcile_repaired,
+       m.reconcile_deleted
   from ferry.mappings m
  order by m.name;
 

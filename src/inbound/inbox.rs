@@ -16,11 +16,25 @@ const CLAIM: i64 = 1000;
 /// Retry delay for events held back while a create of the same mapping is in flight.
 const DEFER_MS: f64 = 100.0;
 
+/// How long webhook event ids are remembered to drop replays: well beyond the 5-minute
+/// signature tolerance, after which a replay is refused for its timestamp anyway.
+const REPLAY_MEMORY: &str = "1 hour";
+
 pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
     let mut shutdown = shared.shutdown.subscribe();
+    let mut pruned = std::time::Instant::now();
     loop {
         if shared.is_shutting_down() {
             return;
+        }
+        if pruned.elapsed() >= Duration::from_secs(60) {
+            pruned = std::time::Instant::now();
+            if let Ok(c) = hub.client().await {
+                let sql = format!("delete from ferry.seen_events where seen_at < now() - interval '{REPLAY_MEMORY}'");
+                if let Err(e) = c.batch_execute(&sql).await {
+                    tracing::warn!(error = %e, "pruning remembered webhook event ids failed");
+                }
+            }
         }
         let notified = shared.inbox_ready.notified();
         tokio::pin!(notified);
