@@ -107,7 +107,8 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
             .client()
             .await?
             .query_one(
-                "select backfill_rows, backfill_state = 'done' from ferry.mappings where name = 'hubspot.contacts'",
+                "select p.backfill_rows, m.backfill_state = 'done' from ferry.mappings m
+                   join ferry.mapping_progress p on p.mapping_id = m.id where m.name = 'hubspot.contacts'",
                 &[],
             )
             .await

@@ -34,7 +34,7 @@ async fn polling_alone_brings_every_change_within_one_interval() {
     // one interval (1 s) plus the poll itself; a webhook would have taken milliseconds, and
     // none arrived: the inbox never saw these changes
     assert!(took < Duration::from_millis(2500), "polling took {took:?}, more than one interval and its own run");
-    let polled: i64 = ctx.one("select poll_records from ferry.mappings").await;
+    let polled: i64 = ctx.one("select poll_records from ferry.mapping_progress").await;
     assert!(polled >= 2, "the poll counted what it read ({polled})");
     assert_eq!(ctx.sim.stats().webhook_events, 0, "no webhook reached ferry");
     ctx.stop().await;
@@ -63,7 +63,7 @@ async fn reconcile_soft_deletes_remote_deletions_and_repairs_drift() {
     // the run's counters are stored when it ends
     let (deleted, repaired): (i64, i64) = eventually("reconcile counters", Duration::from_secs(5), || async {
         let c = ctx.hub.client().await.unwrap();
-        let r = c.query_one("select reconcile_deleted, reconcile_repaired from ferry.mappings", &[]).await.unwrap();
+        let r = c.query_one("select reconcile_deleted, reconcile_repaired from ferry.mapping_progress", &[]).await.unwrap();
         let (d, r): (i64, i64) = (r.get(0), r.get(1));
         (d > 0 && r > 0).then_some((d, r))
     })
@@ -175,16 +175,17 @@ async fn a_backfill_stopped_halfway_resumes_from_its_last_page() {
         ctx.sim.app_create("contacts", props(&[("email", &format!("bulk{n}@example.com"))])).unwrap();
     }
     // a fresh backfill of the same mapping
-    ctx.exec("update ferry.mappings set backfill_state = 'pending', backfill_after = null, backfill_pages = 0, backfill_rows = 0").await;
+    ctx.exec("update ferry.mappings set backfill_state = 'pending'").await;
+    ctx.exec("update ferry.mapping_progress set backfill_after = null, backfill_pages = 0, backfill_rows = 0").await;
     ctx.sim.reset_stats();
     let engine = ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets()).await.unwrap();
     let pages_before: i64 = eventually("a few pages in", Duration::from_secs(20), || async {
-        let p: i64 = ctx.one("select backfill_pages from ferry.mappings").await;
+        let p: i64 = ctx.one("select backfill_pages from ferry.mapping_progress").await;
         (p >= 3).then_some(p)
     })
     .await;
     engine.shutdown().await;
-    let pages_done: i64 = ctx.one("select backfill_pages from ferry.mappings").await;
+    let pages_done: i64 = ctx.one("select backfill_pages from ferry.mapping_progress").await;
     let state: String = ctx.one("select backfill_state from ferry.mappings").await;
     assert!(pages_done >= pages_before, "progress is kept ({pages_done} pages, {state})");
     assert_ne!(state, "done", "the backfill was stopped before its end");

@@ -194,8 +194,8 @@ begin
 
     if n_ins + n_upd + n_del > 0 then
         -- at most once a second, so concurrent batches do not queue on the mapping's row
-        update ferry.mappings set last_inbound_at = now()
-         where id = p_mapping and (last_inbound_at is null or last_inbound_at < now() - interval '1 second');
+        update ferry.mapping_progress set last_inbound_at = now()
+         where mapping_id = p_mapping and (last_inbound_at is null or last_inbound_at < now() - interval '1 second');
     end if;
     return jsonb_build_object('inserted', n_ins, 'updated', n_upd, 'deleted', n_del,
                               'unchanged', n_same, 'conflicts', n_conf,

@@ -83,8 +83,8 @@ begin
                                       'conflicts', 0, 'deferred', '[]'::jsonb, 'errors', '[]'::jsonb);
     end if;
     if fresh > 0 then
-        update ferry.mappings set last_inbound_at = now()
-         where id = p_mapping and (last_inbound_at is null or last_inbound_at < now() - interval '1 second');
+        update ferry.mapping_progress set last_inbound_at = now()
+         where mapping_id = p_mapping and (last_inbound_at is null or last_inbound_at < now() - interval '1 second');
     end if;
     return jsonb_set(outcome, '{inserted}', to_jsonb((outcome ->> 'inserted')::integer + fresh));
 end

@@ -8,7 +8,9 @@
 -- The planner settings make the plan independent of the outbox's statistics: the outbox fills
 -- and drains by thousands of rows a second, so its statistics are nearly always stale, and a
 -- plan chosen for "one row" (sort everything, hash-join everything) cost 100-300 ms a claim at
--- 100,000 marks. Walking the primary key stops after n rows whatever the table holds.
+-- 100,000 marks. Walking the primary key stops after n rows whatever the table holds. The
+-- incremental sort is off too: with ferry.mappings as the outer side of a nested loop it sorted
+-- every mark of the mapping on each claim (4,700 instead of 14,000 changes/s at 100,000 marks).
 drop function if exists ferry.claim(integer, timestamptz, integer);
 create or replace function ferry.claim(p_limit integer, p_lease timestamptz, p_pid integer,
                                        p_after_mapping integer, p_after_row bigint)
@@ -16,6 +18,7 @@ returns table (mapping_id integer, row_key bigint, seq bigint, attempts integer)
 language sql
 set enable_seqscan = off
 set enable_sort = off
+set enable_incremental_sort = off
 set enable_bitmapscan = off
 as $fn$
     with picked as (

@@ -5,23 +5,24 @@ select m.name                                        as mapping,
        format('%I.%I', m.hub_schema, m.hub_table)    as hub_table,
        m.state,
        m.backfill_state,
-       m.backfill_rows,
+       p.backfill_rows,
        (select count(*) from ferry.outbox o where o.mapping_id = m.id)              as outbox_backlog,
        (select count(*) from ferry.dead_letters d
          where d.mapping_id = m.id and d.retried_at is null)                        as dead_letters,
        (select count(*) from ferry.conflicts c
          where c.mapping_id = m.id and c.resolved_at is null and c.decision = 'held') as open_conflicts,
        (select count(*) from ferry.links l where l.mapping_id = m.id and l.remote_id is not null) as linked_rows,
-       m.last_inbound_at,
-       m.last_outbound_at,
+       p.last_inbound_at,
+       p.last_outbound_at,
        (select max(pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn))::bigint
           from pg_replication_slots s
          where s.database = current_database() and s.plugin = 'pgoutput')           as replication_lag_bytes,
-       m.polled_at,
-       m.reconciled_at,
-       m.reconcile_repaired,
-       m.reconcile_deleted
+       p.polled_at,
+       p.reconciled_at,
+       p.reconcile_repaired,
+       p.reconcile_deleted
   from ferry.mappings m
+  left join ferry.mapping_progress p on p.mapping_id = m.id
  order by m.name;
 
 -- ferry.dead_letters is a table; ferry.row_sync shows, for any hub row, where it stands.

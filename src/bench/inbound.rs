@@ -93,7 +93,7 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
     let c = rig.hub.client().await?;
     let mut last_print = Instant::now();
     loop {
-        let r = c.query_one("select backfill_state, backfill_rows from ferry.mappings", &[]).await?;
+        let r = c.query_one("select m.backfill_state, p.backfill_rows from ferry.mappings m join ferry.mapping_progress p on p.mapping_id = m.id", &[]).await?;
         let (state, rows): (String, i64) = (r.get(0), r.get(1));
         if state == "done" {
             break;

@@ -108,6 +108,8 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
         let mapping_id: i32 = row.get(0);
         let mut changed: bool = row.get(1);
         let inserted: bool = row.get(2);
+        tx.execute("insert into ferry.mapping_progress (mapping_id) values ($1) on conflict do nothing", &[&mapping_id])
+            .await?;
 
         let columns: Vec<&str> = m.fields.iter().map(|f| f.column.as_str()).collect();
         let removed = tx
@@ -248,12 +250,13 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
         if fields_added && !inserted {
             // a field added to a backfilled mapping: read every remote record again, which fills
             // the new columns (their base is empty, so the remote value is taken)
-            tx.execute(
-                "update ferry.mappings set backfill_state = 'pending', backfill_after = null
-                  where id = $1 and backfill_state = 'done'",
-                &[&mapping_id],
-            )
-            .await?;
+            let restarted = tx
+                .execute("update ferry.mappings set backfill_state = 'pending' where id = $1 and backfill_state = 'done'", &[&mapping_id])
+                .await?;
+            if restarted > 0 {
+                tx.execute("update ferry.mapping_progress set backfill_after = null where mapping_id = $1", &[&mapping_id])
+                    .await?;
+            }
             report.backfills_restarted.push(name.clone());
         }
 

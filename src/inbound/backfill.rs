@@ -41,9 +41,12 @@ pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: 
     let client = hub.client().await?;
     let row = client
         .query_opt(
-            "update ferry.mappings set backfill_state = 'running'
-              where id = $1 and backfill_state <> 'done'
-          returning backfill_after, backfill_rows",
+            "with run as (
+                 update ferry.mappings set backfill_state = 'running'
+                  where id = $1 and backfill_state <> 'done'
+              returning id)
+             select p.backfill_after, p.backfill_rows
+               from run join ferry.mapping_progress p on p.mapping_id = run.id",
             &[&mapping.id],
         )
         .await
@@ -117,16 +120,21 @@ async fn store_page(hub: &Hub, mapping: &Mapping, page: &Page) -> Result<(), Syn
             continue;
         }
         record_errors(&*tx, mapping.id, &outcome.errors).await?;
+        // progress per page goes to its own row: ferry.mappings is read by every outbox claim
         tx.execute(
-            "update ferry.mappings
+            "update ferry.mapping_progress
                 set backfill_after = $2, backfill_pages = backfill_pages + 1, backfill_rows = backfill_rows + $3,
-                    backfill_state = case when $2::text is null then 'done' else 'running' end,
                     backfilled_at = case when $2::text is null then now() else backfilled_at end
-              where id = $1",
+              where mapping_id = $1",
             &[&mapping.id, &page.after, &n],
         )
         .await
         .map_err(HubError::from)?;
+        if page.after.is_none() {
+            tx.execute("update ferry.mappings set backfill_state = 'done' where id = $1", &[&mapping.id])
+                .await
+                .map_err(HubError::from)?;
+        }
         tx.commit().await.map_err(HubError::from)?;
         return Ok(());
     }

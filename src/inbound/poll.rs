@@ -51,7 +51,7 @@ pub async fn poll(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, overl
     let start: DateTime<Utc> = client
         .query_one(
             "select coalesce((select value::timestamptz from ferry.cursors where mapping_id = $1 and kind = 'poll'),
-                             (select backfilled_at from ferry.mappings where id = $1),
+                             (select backfilled_at from ferry.mapping_progress where mapping_id = $1),
                              now())",
             &[&mapping.id],
         )
@@ -95,7 +95,7 @@ pub async fn poll(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, overl
         .await
         .map_err(HubError::from)?;
         tx.execute(
-            "update ferry.mappings set polled_at = now(), poll_records = poll_records + $2 where id = $1",
+            "update ferry.mapping_progress set polled_at = now(), poll_records = poll_records + $2 where mapping_id = $1",
             &[&mapping.id, &(page.records.len() as i64)],
         )
         .await

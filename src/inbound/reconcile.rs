@@ -141,8 +141,8 @@ async fn run_locked(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: &d
     let client = hub.client().await?;
     client
         .execute(
-            "update ferry.mappings set reconciled_at = now(), reconcile_deleted = reconcile_deleted + $2,
-                    reconcile_repaired = reconcile_repaired + $3 where id = $1",
+            "update ferry.mapping_progress set reconciled_at = now(), reconcile_deleted = reconcile_deleted + $2,
+                    reconcile_repaired = reconcile_repaired + $3 where mapping_id = $1",
             &[&mapping.id, &(report.deleted as i64), &(report.repaired as i64)],
         )
         .await

@@ -501,8 +501,8 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
         // at most once a second: every worker writing the same row would serialise them
         tx.execute(
             &tx.prepare_cached(
-                "update ferry.mappings set last_outbound_at = now()
-                  where id = $1 and (last_outbound_at is null or last_outbound_at < now() - interval '1 second')",
+                "update ferry.mapping_progress set last_outbound_at = now()
+                  where mapping_id = $1 and (last_outbound_at is null or last_outbound_at < now() - interval '1 second')",
             )
             .await?,
             &[&mapping.id],
