@@ -74,3 +74,37 @@ async fn inbound_changes_cause_no_writes() {
     assert_eq!(s.write_requests, 0, "inbound changes must not be written back: {s:?}");
     ctx.stop().await;
 }
+
+/// Rows inserted by ferry from the app's records are announced with `ferry.note_inserted` in the
+/// same transaction; the listener queues no mark for them (their base already holds what was
+/// written). The proof: a noted row is never created in the app, while a row a user inserts in the
+/// same transaction, and one inserted in the next, both are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_noted_as_inserted_by_ferry_queue_no_mark() {
+    let ctx = Ctx::start(5).await;
+    ctx.quiesce().await;
+    ctx.sim.reset_stats();
+    let mut c = ctx.hub.client().await.unwrap();
+    let tx = c.transaction().await.unwrap();
+    let noted: i64 = tx
+        .query_one("insert into hubspot.contacts (email) values ('noted@example.com') returning id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    tx.execute("insert into hubspot.contacts (email) values ('same-tx@example.com')", &[]).await.unwrap();
+    tx.execute("select ferry.note_inserted((select id from ferry.mappings), array[$1::bigint])", &[&noted]).await.unwrap();
+    tx.commit().await.unwrap();
+    ctx.exec("insert into hubspot.contacts (email) values ('after@example.com')").await;
+    let emails = |ctx: &Ctx| -> Vec<String> {
+        ctx.sim.records("contacts").iter().filter_map(|r| r.properties.get("email").cloned()).collect()
+    };
+    eventually("the user's rows created in the app", Duration::from_secs(5), || async {
+        let e = emails(&ctx);
+        (e.contains(&"same-tx@example.com".to_string()) && e.contains(&"after@example.com".to_string())).then_some(())
+    })
+    .await;
+    ctx.quiesce().await;
+    assert!(!emails(&ctx).contains(&"noted@example.com".to_string()), "a noted row is not pushed");
+    assert_eq!(ctx.sim.stats().records_written, 2, "{:?}", ctx.sim.stats());
+    ctx.stop().await;
+}

@@ -200,7 +200,9 @@ async fn a_backfill_stopped_halfway_resumes_from_its_last_page() {
         reads_second <= total_pages - pages_done as u64 + 1,
         "the resumed backfill read {reads_second} pages; {pages_done} of {total_pages} were done before"
     );
-    assert!(reads_first + reads_second <= total_pages + 2, "pages read twice: {reads_first} + {reads_second}");
+    // only pages read ahead and not stored yet when the engine stopped are read twice
+    let read_ahead = ferry::inbound::backfill::READ_AHEAD_PAGES;
+    assert!(reads_first + reads_second <= total_pages + read_ahead + 2, "pages read twice: {reads_first} + {reads_second}");
     let remote: std::collections::BTreeSet<String> =
         ctx.sim.records("contacts").into_iter().filter(|r| !r.archived).map(|r| r.id).collect();
     let hub: Vec<String> = {

@@ -34,6 +34,7 @@ declare
     pending    boolean;
     new_key    bigint;
     n_ins      integer := 0;
+    ins_keys   bigint[] := '{}';
     n_upd      integer := 0;
     n_del      integer := 0;
     n_same     integer := 0;
@@ -127,6 +128,7 @@ begin
                 insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
                 values (p_mapping, new_key, rid, r_updated, typed);
                 n_ins := n_ins + 1;
+                ins_keys := ins_keys || new_key;
                 continue;
             end if;
 
@@ -192,6 +194,7 @@ begin
         end;
     end loop;
 
+    perform ferry.note_inserted(p_mapping, ins_keys);
     if n_ins + n_upd + n_del > 0 then
         -- at most once a second, so concurrent batches do not queue on the mapping's row
         update ferry.mapping_progress set last_inbound_at = now()

@@ -21,6 +21,7 @@ declare
     rcols    text;
     matching text := '';
     fresh    integer := 0;
+    ins_keys bigint[];
     rest     jsonb;
     outcome  jsonb;
 begin
@@ -64,13 +65,17 @@ begin
                    join pg_temp.ferry_fresh f on f.remote_id = s.remote_id
                   cross join lateral jsonb_populate_record(null::%1$s, s.rec -> ''values'') r
                  returning t.%5$I as row_key, t.%3$I as remote_id, to_jsonb(t) as doc)
+             , lk as (
              insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
              select $1, ins.row_key, ins.remote_id, s.updated_at,
                     (select coalesce(jsonb_object_agg(k, ins.doc -> k), ''{}'') from jsonb_object_keys(s.rec -> ''values'') k)
-               from ins join pg_temp.ferry_stage s on s.remote_id = ins.remote_id',
+               from ins join pg_temp.ferry_stage s on s.remote_id = ins.remote_id
+             returning row_key)
+             select count(*), coalesce(array_agg(row_key), ''{}'') from lk',
             tbl, cols, m.id_column, rcols, m.key_column)
+          into fresh, ins_keys
           using p_mapping;
-        get diagnostics fresh = row_count;
+        perform ferry.note_inserted(p_mapping, ins_keys);
     end if;
 
     select coalesce(jsonb_agg(s.rec), '[]') into rest

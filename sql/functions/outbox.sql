@@ -59,3 +59,19 @@ as $fn$
                s.snap)), true)
       from s, unnest(p_xids) as x;
 $fn$;
+
+-- ferry.note_inserted(mapping, keys): tells the listener, through a transactional logical
+-- message decoded with the transaction, that these rows were inserted by ferry for this mapping
+-- from the app's own records (backfill, webhooks, polling). Their base already holds every value
+-- the insert wrote, so the mark their INSERT would queue for this mapping could only diff to
+-- nothing: the listener drops it (other mappings of the same table still get theirs, so the
+-- rows flow on to the other apps). Content: '<mapping id>:<key>,<key>,...'.
+create or replace function ferry.note_inserted(p_mapping integer, p_keys bigint[])
+returns void
+language sql
+volatile
+as $fn$
+    select case when cardinality(p_keys) > 0
+                then pg_logical_emit_message(true, 'ferry.inserted', p_mapping || ':' || array_to_string(p_keys, ','))
+           end;
+$fn$;

@@ -12,6 +12,8 @@ pub struct CpuSnapshot {
     at: Instant,
     own: f64,
     postgres: HashMap<i32, f64>,
+    /// other processes of the run (the simulator when it runs as a child), by label
+    extra: Vec<(String, u32, f64)>,
 }
 
 fn ticks_per_second() -> f64 {
@@ -34,6 +36,15 @@ fn process_cpu(pid: &str) -> Option<(String, f64)> {
 
 impl CpuSnapshot {
     pub fn take() -> CpuSnapshot {
+        CpuSnapshot::take_with(&[])
+    }
+
+    /// Also counts the given processes (label, pid) under their own label.
+    pub fn take_with(extra: &[(&str, u32)]) -> CpuSnapshot {
+        let extra = extra
+            .iter()
+            .map(|(label, pid)| (label.to_string(), *pid, process_cpu(&pid.to_string()).map_or(0.0, |(_, s)| s)))
+            .collect();
         let own = process_cpu("self").map(|(_, s)| s).unwrap_or(0.0);
         let mut postgres = HashMap::new();
         if let Ok(dir) = std::fs::read_dir("/proc") {
@@ -47,13 +58,14 @@ impl CpuSnapshot {
                 }
             }
         }
-        CpuSnapshot { at: Instant::now(), own, postgres }
+        CpuSnapshot { at: Instant::now(), own, postgres, extra }
     }
 
     /// The CPU spent since `self`, by consumer, as one printable line. PostgreSQL processes are
     /// classified by `pg_stat_activity` (walsender = decoding; client backend = SQL work).
     pub async fn report_since(&self, hub: &Hub) -> String {
-        let now = CpuSnapshot::take();
+        let pids: Vec<(&str, u32)> = self.extra.iter().map(|(l, p, _)| (l.as_str(), *p)).collect();
+        let now = CpuSnapshot::take_with(&pids);
         let wall = now.at.duration_since(self.at).as_secs_f64();
         let mut kinds: HashMap<i32, String> = HashMap::new();
         if let Ok(c) = hub.client().await {
@@ -76,7 +88,11 @@ impl CpuSnapshot {
         let own = now.own - self.own;
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
         let mut parts: Vec<(String, f64)> = by_kind.into_iter().collect();
-        parts.push(("ferry process (engine, simulator, load)".into(), own));
+        let label = if self.extra.is_empty() { "ferry process (engine, simulator, load)" } else { "ferry process" };
+        parts.push((label.into(), own));
+        for ((label, _, before), (_, _, after)) in self.extra.iter().zip(&now.extra) {
+            parts.push((label.clone(), (after - before).max(0.0)));
+        }
         parts.sort_by(|a, b| b.1.total_cmp(&a.1));
         let used: f64 = parts.iter().map(|p| p.1).sum();
         let list: Vec<String> = parts

@@ -88,7 +88,7 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
     let config = no_polling(&rig.config(&sim.url, None)?);
     let rss_before = peak_rss_mib();
     let t0 = Instant::now();
-    let cpu = CpuSnapshot::take();
+    let cpu = CpuSnapshot::take_with(&[("simulator process", sim.child.id().unwrap_or(0))]);
     let engine = Engine::start(rig.hub.clone(), &config, &secrets).await?;
     let c = rig.hub.client().await?;
     let mut last_print = Instant::now();

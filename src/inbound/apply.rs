@@ -65,12 +65,15 @@ pub async fn apply(client: &impl GenericClient, mapping_id: i32, records: Vec<Va
 /// One page of a backfill: staged with a binary `COPY`, merged by `ferry.backfill_merge`
 /// (set-based for records the hub has never seen, `ferry.apply` for the rest). Same contract
 /// as [`apply`] with `defer_unknown`.
-pub async fn merge_page(tx: &Transaction<'_>, mapping: &Mapping, records: &[RemoteRecord]) -> Result<ApplyOutcome, HubError> {
+pub async fn merge_page(tx: &Transaction<'_>, mapping: &Mapping, records: &[&RemoteRecord]) -> Result<ApplyOutcome, HubError> {
     if records.is_empty() {
         return Ok(ApplyOutcome::default());
     }
+    // asynchronous commit: a crash that loses the transaction loses its cursor with it, and the
+    // pages are read again; any later commit that is kept flushes this one before it
     tx.batch_execute(
-        "create temp table if not exists ferry_stage (remote_id text, updated_at timestamptz, rec jsonb) on commit delete rows",
+        "set local synchronous_commit = off;
+         create temp table if not exists ferry_stage (remote_id text primary key, updated_at timestamptz, rec jsonb) on commit delete rows",
     )
     .await?;
     let sink = tx.copy_in("copy pg_temp.ferry_stage (remote_id, updated_at, rec) from stdin (format binary)").await?;

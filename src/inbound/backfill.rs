@@ -67,70 +67,110 @@ pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: 
     tracing::info!(mapping = %mapping.name, resume_after = ?after, rows_so_far = total, "backfill started");
     let progress = Progress::new(&mapping.name, total as u64);
     let properties = mapping.properties();
-    let mut page = connector.list(&mapping.object, &properties, after.clone()).await?;
-    let mut reported: std::collections::HashSet<String> = std::collections::HashSet::new();
-    loop {
-        // a mapped property no record carries does not exist (anymore) in the app: its column
-        // keeps its values; say so once per run instead of failing the backfill
-        if !page.records.is_empty() {
-            for p in &properties {
-                if !reported.contains(p) && page.records.iter().all(|r| !r.properties.contains_key(p)) {
-                    tracing::warn!(mapping = %mapping.name, property = %p, "the app returns no such property; its column is left as it is");
-                    reported.insert(p.clone());
+
+    // Pages are read one after the other (the cursor comes with each page) into a bounded queue
+    // while earlier pages are merged; the merger takes what has queued up, up to MERGE_RECORDS,
+    // into one transaction. Memory stays flat: at most QUEUED_PAGES + one batch are held.
+    let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel::<Result<Page, SyncError>>(QUEUED_PAGES);
+    let fetch = async {
+        let mut cursor = after;
+        loop {
+            let page = connector.list(&mapping.object, &properties, cursor.clone()).await.map_err(SyncError::from);
+            let next = page.as_ref().ok().and_then(|p| p.after.clone());
+            let failed = page.is_err();
+            if pages_tx.send(page).await.is_err() || failed || next.is_none() {
+                return;
+            }
+            cursor = next;
+        }
+    };
+    let (properties, progress) = (&properties, &progress);
+    let merge = async move {
+        let mut reported: std::collections::HashSet<String> = std::collections::HashSet::new();
+        while let Some(first) = pages_rx.recv().await {
+            let mut batch = vec![first?];
+            let mut n = batch[0].records.len();
+            while n < MERGE_RECORDS {
+                match pages_rx.try_recv() {
+                    Ok(page) => {
+                        let page = page?;
+                        n += page.records.len();
+                        batch.push(page);
+                    }
+                    Err(_) => break,
                 }
             }
-        }
-        if shared.is_shutting_down() {
-            return Ok(());
-        }
-        // the next page is fetched while this one is merged
-        let next_after = page.after.clone();
-        let prefetch = async {
-            match &next_after {
-                Some(a) => Some(connector.list(&mapping.object, &properties, Some(a.clone())).await),
-                None => None,
+            for page in &batch {
+                // a mapped property no record carries does not exist (anymore) in the app: its
+                // column keeps its values; say so once per run instead of failing the backfill
+                if page.records.is_empty() {
+                    continue;
+                }
+                for p in properties {
+                    if !reported.contains(p) && page.records.iter().all(|r| !r.properties.contains_key(p)) {
+                        tracing::warn!(mapping = %mapping.name, property = %p, "the app returns no such property; its column is left as it is");
+                        reported.insert(p.clone());
+                    }
+                }
             }
-        };
-        let (stored, next) = tokio::join!(store_page(hub, mapping, &page), prefetch);
-        stored?;
-        total += page.records.len() as i64;
-        progress.set(total as u64);
-        match next {
-            Some(next) => page = next?,
-            None => {
+            if shared.is_shutting_down() {
+                return Ok(());
+            }
+            store_pages(hub, mapping, &batch).await?;
+            total += n as i64;
+            progress.set(total as u64);
+            if batch.last().is_some_and(|p| p.after.is_none()) {
                 progress.finish();
                 tracing::info!(mapping = %mapping.name, records = total, "backfill finished");
                 return Ok(());
             }
         }
-    }
+        Ok(()) // the reader stopped without an error: only on shutdown
+    };
+    let ((), merged) = tokio::join!(fetch, merge);
+    merged
 }
 
-/// Merges one page in the transaction that records it as done, so a restart resumes after the
-/// last stored page. Records held back (a create may be in flight) make the page wait.
-async fn store_page(hub: &Hub, mapping: &Mapping, page: &Page) -> Result<(), SyncError> {
-    let n = page.records.len() as i64;
+/// Pages queued between the reader and the merger.
+const QUEUED_PAGES: usize = 10;
+/// Records merged in one transaction at most (more when one page is larger).
+const MERGE_RECORDS: usize = 1000;
+/// Pages of 100 read but possibly not stored when the backfill stops: the queue, the batch
+/// being merged and the page being read. A restart reads them again.
+pub const READ_AHEAD_PAGES: u64 = QUEUED_PAGES as u64 + (MERGE_RECORDS / 100) as u64 + 1;
+
+/// Merges consecutive pages in the transaction that records the last one as done, so a restart
+/// resumes after the last stored page. Records held back (a create may be in flight) make the
+/// pages wait. A record listed twice (it moved while the pages were read) is merged once, as
+/// last listed.
+async fn store_pages(hub: &Hub, mapping: &Mapping, pages: &[Page]) -> Result<(), SyncError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut records: Vec<&crate::connectors::RemoteRecord> =
+        pages.iter().flat_map(|p| &p.records).rev().filter(|r| seen.insert(r.id.as_str())).collect();
+    records.reverse();
+    let n = pages.iter().map(|p| p.records.len() as i64).sum::<i64>();
+    let after = pages.last().and_then(|p| p.after.clone());
     loop {
         let mut client = hub.client().await?;
         let tx = client.transaction().await.map_err(HubError::from)?;
-        let outcome = merge_page(&tx, mapping, &page.records).await?;
+        let outcome = merge_page(&tx, mapping, &records).await?;
         if !outcome.deferred.is_empty() {
             drop(tx);
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
         record_errors(&*tx, mapping.id, &outcome.errors).await?;
-        // progress per page goes to its own row: ferry.mappings is read by every outbox claim
+        // progress goes to its own row: ferry.mappings is read by every outbox claim
         tx.execute(
             "update ferry.mapping_progress
-                set backfill_after = $2, backfill_pages = backfill_pages + 1, backfill_rows = backfill_rows + $3,
+                set backfill_after = $2, backfill_pages = backfill_pages + $4, backfill_rows = backfill_rows + $3,
                     backfilled_at = case when $2::text is null then now() else backfilled_at end
               where mapping_id = $1",
-            &[&mapping.id, &page.after, &n],
+            &[&mapping.id, &after, &n, &(pages.len() as i64)],
         )
         .await
         .map_err(HubError::from)?;
-        if page.after.is_none() {
+        if after.is_none() {
             tx.execute("update ferry.mappings set backfill_state = 'done' where id = $1", &[&mapping.id])
                 .await
                 .map_err(HubError::from)?;
