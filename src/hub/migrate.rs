@@ -15,6 +15,7 @@ const SQL_OBJECTS: &[(&str, &str)] = &[
     ("functions/retry.sql", include_str!("../../sql/functions/retry.sql")),
     ("views/status.sql", include_str!("../../sql/views/status.sql")),
     ("triggers/control.sql", include_str!("../../sql/triggers/control.sql")),
+    ("triggers/mirror.sql", include_str!("../../sql/triggers/mirror.sql")),
 ];
 
 /// Serialises concurrent starts of several ferry processes.

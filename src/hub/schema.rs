@@ -209,8 +209,10 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
         )
         .await?;
         let mut ddl = String::new();
+        let mut fields_added = false;
         for f in &m.fields {
             if !existing.contains(&f.column) {
+                fields_added = true;
                 ddl.push_str(&format!(
                     "alter table {qualified} add column {} {};\n",
                     ident(&f.column),
@@ -229,6 +231,12 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
                 literal(&format!("{} {}.{} ({owner})", m.connection, m.object, f.property))
             ));
         }
+        if !existing.iter().any(|c| c == "_ferry_modified") {
+            ddl.push_str(&format!(
+                "alter table {qualified} add column _ferry_modified jsonb;\n\
+                 comment on column {qualified}._ferry_modified is 'when users last wrote each mapped column (set by ferry''s trigger; last_write_wins compares it)';\n"
+            ));
+        }
         if m.soft_delete && !existing.iter().any(|c| c == "_deleted_at") {
             ddl.push_str(&format!("alter table {qualified} add column _deleted_at timestamptz;\n"));
             report.columns_added.push(format!("{schema}.{table}._deleted_at"));
@@ -245,7 +253,6 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
             }
             ddl.push_str(&format!("create index if not exists {} on {qualified} (lower({}::text));\n", ident(&name), ident(k)));
         }
-        let fields_added = !ddl.is_empty() && report.columns_added.iter().any(|c| c.starts_with(&format!("{schema}.{table}.")));
         tx.batch_execute(&ddl).await?;
         if fields_added && !inserted {
             // a field added to a backfilled mapping: read every remote record again, which fills
@@ -288,8 +295,50 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
             report.publication_added.push(format!("{schema}.{table}"));
         }
     }
+    install_guards(&tx, config).await?;
     tx.commit().await?;
     Ok(report)
+}
+
+/// The guard trigger of every mirror table (sql/triggers/mirror.sql), with the arguments it
+/// needs from the mappings of that table: the read-only columns and who owns each, and the
+/// mapped columns. Replaced only when they differ (replacing locks the table).
+async fn install_guards(tx: &Transaction<'_>, config: &Config) -> Result<(), HubError> {
+    use std::collections::{BTreeMap, BTreeSet};
+    type Guard = (BTreeMap<String, String>, BTreeSet<String>);
+    let mut tables: BTreeMap<(String, String), Guard> = BTreeMap::new();
+    for m in &config.mappings {
+        let (read_only, tracked) = tables.entry(m.schema_table()).or_default();
+        read_only.insert(format!("{}_id", m.connection), format!("ferry (the {} record id)", m.connection));
+        for f in &m.fields {
+            tracked.insert(f.column.clone());
+            if f.direction == "inbound" {
+                read_only.insert(f.column.clone(), format!("{} ({}.{})", m.connection, m.object, f.property));
+            }
+        }
+    }
+    for ((schema, table), (read_only, tracked)) in tables {
+        let qualified = format!("{}.{}", ident(&schema), ident(&table));
+        let args = [serde_json::json!(read_only).to_string(), serde_json::json!(tracked).to_string()];
+        let wanted: Vec<u8> = args.iter().flat_map(|a| a.bytes().chain([0u8])).collect();
+        let current: Option<Vec<u8>> = tx
+            .query_opt(
+                "select tgargs from pg_trigger where tgrelid = $1::text::regclass and tgname = 'ferry_guard'",
+                &[&qualified],
+            )
+            .await?
+            .map(|r| r.get(0));
+        if current.as_deref() != Some(wanted.as_slice()) {
+            tx.batch_execute(&format!(
+                "create or replace trigger ferry_guard before insert or update on {qualified}
+                   for each row execute function ferry.guard_row({}, {})",
+                literal(&args[0]),
+                literal(&args[1])
+            ))
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn ensure_publication(tx: &Transaction<'_>, publication: &str) -> Result<(), HubError> {

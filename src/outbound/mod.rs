@@ -343,7 +343,7 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
     let keys: Vec<i64> = marks.iter().map(|m| m.row_key).collect();
     tx.execute(
         &tx.prepare_cached(
-            "select set_config('synchronous_commit', 'off', true),
+            "select set_config('synchronous_commit', 'off', true), set_config('ferry.writer', 'on', true),
                     (select count(*) from (select 1 from ferry.links where mapping_id = $1 and row_key = any($2)
                                             order by row_key for update) l)",
         )

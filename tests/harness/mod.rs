@@ -125,6 +125,11 @@ impl Ctx {
     /// lines (e.g. `soft_delete = true`), and SQL run on the fresh database before the engine
     /// first starts.
     pub async fn start_with(seed: usize, engine_lines: &str, mapping_lines: &str, setup_sql: &str) -> Ctx {
+        Ctx::start_full(seed, engine_lines, mapping_lines, "", setup_sql).await
+    }
+
+    /// [`Ctx::start_with`] with extra field lines in the mapping's `fields` list.
+    pub async fn start_full(seed: usize, engine_lines: &str, mapping_lines: &str, extra_fields: &str, setup_sql: &str) -> Ctx {
         let (db, url) = fresh_db().await;
         let hub = Hub::connect(&url).await.expect("hub connects");
         if !setup_sql.is_empty() {
@@ -136,7 +141,7 @@ impl Ctx {
         )
         .await
         .expect("simulator starts");
-        let text = config_text(&sim.base_url(), &db, "127.0.0.1:0", ("UNUSED_IN_TESTS", "UNUSED_IN_TESTS_SECRET"), "")
+        let text = config_text(&sim.base_url(), &db, "127.0.0.1:0", ("UNUSED_IN_TESTS", "UNUSED_IN_TESTS_SECRET"), extra_fields)
             .replacen("workers = 2\n", &format!("workers = 2\n{engine_lines}\n"), 1)
             .replacen("match_key = \"email\"\n", &format!("match_key = \"email\"\n{mapping_lines}\n"), 1);
         let config = Config::parse(&text, "test config").expect("test config parses");
