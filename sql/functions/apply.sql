@@ -30,6 +30,9 @@ declare
     b          jsonb;
     h          jsonb;
     pol        text;
+    verdict    text;
+    hub_time   timestamptz;
+    push_hub   boolean;
     take_remote boolean;
     pending    boolean;
     new_key    bigint;
@@ -148,6 +151,7 @@ begin
 
             newvals := '{}';
             newbase := coalesce(l_base, '{}');
+            push_hub := false;
             for k, v in select key, value from jsonb_each(typed) loop
                 v := nullif(v, 'null'::jsonb);
                 b := nullif(l_base -> k, 'null'::jsonb);
@@ -157,14 +161,30 @@ begin
                 end if;
                 take_remote := true;
                 if l_base ? k and h is distinct from b and h is distinct from v then
-                    -- both sides changed the field since the base: the policy decides
+                    -- both sides changed the field since the base: the policy decides, here,
+                    -- under the row lock
                     select coalesce(f.conflict_policy, m.conflict_policy) into pol
                       from ferry.fields f where f.mapping_id = p_mapping and f.hub_column = k;
-                    take_remote := pol in ('remote_wins', 'last_write_wins');
+                    if pol = 'last_write_wins' then
+                        -- the user's write time of this column (the guard trigger stamps it)
+                        -- against the app's update time of the record; a tie goes to the app
+                        hub_time := (nullif(cur -> '_ferry_modified', 'null') ->> k)::timestamptz;
+                        take_remote := hub_time is null or r_updated is null or r_updated >= hub_time;
+                    else
+                        take_remote := pol = 'remote_wins';
+                    end if;
+                    verdict := case when take_remote then 'remote' when pol = 'manual' then 'held' else 'hub' end;
+                    if verdict = 'held' then
+                        -- one open conflict per field: a newer remote value replaces the older
+                        update ferry.conflicts set resolved_at = now(), resolved_by = 'superseded'
+                         where mapping_id = p_mapping and row_key = l_key and field = k
+                           and decision = 'held' and resolved_at is null;
+                    elsif verdict = 'hub' then
+                        push_hub := true;   -- the hub value goes out again, over the app's
+                    end if;
                     insert into ferry.conflicts
                         (mapping_id, row_key, field, hub_value, remote_value, base_value, policy, decision)
-                    values (p_mapping, l_key, k, h, v, b, pol,
-                            case when take_remote then 'remote' else 'hub' end);
+                    values (p_mapping, l_key, k, h, v, b, pol, verdict);
                     n_conf := n_conf + 1;
                 end if;
                 if take_remote and h is distinct from v then
@@ -173,6 +193,11 @@ begin
                 newbase := newbase || jsonb_build_object(k, coalesce(v, 'null'::jsonb));
             end loop;
 
+            if push_hub then
+                -- the base now holds the app's value, so the worker finds the hub's to push
+                insert into ferry.outbox (mapping_id, row_key) values (p_mapping, l_key)
+                on conflict (mapping_id, row_key) do update set seq = ferry.outbox.seq + 1, marked_at = now();
+            end if;
             if newvals <> '{}' then
                 execute format('update %s t set %s from jsonb_populate_record(null::%s, $1) r where t.%I = $2',
                     tbl,

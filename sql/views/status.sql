@@ -25,21 +25,47 @@ select m.name                                        as mapping,
   left join ferry.mapping_progress p on p.mapping_id = m.id
  order by m.name;
 
--- ferry.dead_letters is a table; ferry.row_sync shows, for any hub row, where it stands.
+-- ferry.row_sync: for any hub row ferry knows (linked, queued or failed), where it stands and
+-- why: failed (an open dead letter), conflict (a field held by a manual conflict), pending
+-- (queued, or created but not linked yet), synced.
 create or replace view ferry.row_sync as
+with k as (
+    select mapping_id, row_key from ferry.links
+    union
+    select mapping_id, row_key from ferry.outbox
+    union
+    select mapping_id, row_key from ferry.dead_letters where retried_at is null and row_key is not null
+)
 select m.name as mapping,
-       l.row_key,
+       k.row_key,
        l.remote_id,
        case
            when d.id is not null then 'failed'
+           when c.fields is not null then 'conflict'
            when o.row_key is not null or l.remote_id is null then 'pending'
            else 'synced'
        end as state,
-       coalesce(d.error, o.last_error) as reason,
+       coalesce(d.error,
+                'manual conflict on ' || c.fields || ': see ferry.open_conflicts, then ferry.resolve(id, ''hub''|''remote'')',
+                case when o.row_key is not null and m.state = 'paused' then 'mapping paused: ferry.resume(' || quote_literal(m.name) || ')' end,
+                o.last_error) as reason,
        l.synced_at
-  from ferry.links l
-  join ferry.mappings m on m.id = l.mapping_id
-  left join ferry.outbox o on o.mapping_id = l.mapping_id and o.row_key = l.row_key
+  from k
+  join ferry.mappings m on m.id = k.mapping_id
+  left join ferry.links l on l.mapping_id = k.mapping_id and l.row_key = k.row_key
+  left join ferry.outbox o on o.mapping_id = k.mapping_id and o.row_key = k.row_key
   left join lateral (select dl.id, dl.error from ferry.dead_letters dl
-                      where dl.mapping_id = l.mapping_id and dl.row_key = l.row_key and dl.retried_at is null
-                      order by dl.id desc limit 1) d on true;
+                      where dl.mapping_id = k.mapping_id and dl.row_key = k.row_key and dl.retried_at is null
+                      order by dl.id desc limit 1) d on true
+  left join lateral (select string_agg(cf.field, ', ' order by cf.field) as fields from ferry.conflicts cf
+                      where cf.mapping_id = k.mapping_id and cf.row_key = k.row_key
+                        and cf.decision = 'held' and cf.resolved_at is null) c on true;
+
+-- ferry.open_conflicts: manual conflicts waiting for ferry.resolve(id, 'hub' | 'remote').
+create or replace view ferry.open_conflicts as
+select c.id, m.name as mapping, format('%I.%I', m.hub_schema, m.hub_table) as hub_table, c.row_key, c.field,
+       c.hub_value, c.remote_value, c.base_value, c.created_at
+  from ferry.conflicts c
+  join ferry.mappings m on m.id = c.mapping_id
+ where c.decision = 'held' and c.resolved_at is null
+ order by c.id;

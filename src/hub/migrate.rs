@@ -13,6 +13,7 @@ const SQL_OBJECTS: &[(&str, &str)] = &[
     ("functions/backfill.sql", include_str!("../../sql/functions/backfill.sql")),
     ("functions/outbox.sql", include_str!("../../sql/functions/outbox.sql")),
     ("functions/retry.sql", include_str!("../../sql/functions/retry.sql")),
+    ("functions/control.sql", include_str!("../../sql/functions/control.sql")),
     ("views/status.sql", include_str!("../../sql/views/status.sql")),
     ("triggers/control.sql", include_str!("../../sql/triggers/control.sql")),
     ("triggers/mirror.sql", include_str!("../../sql/triggers/mirror.sql")),

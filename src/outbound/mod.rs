@@ -162,7 +162,9 @@ async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks:
     let sql = format!(
         "with r as (select t.{k} as row_key, to_jsonb(t) as doc from {tbl} t where t.{k} = any($2){live}),
               l as (select row_key, remote_id, base from ferry.links where mapping_id = $1 and row_key = any($2))
-         select coalesce(r.row_key, l.row_key), r.doc, l.row_key is not null, l.remote_id, l.base
+         select coalesce(r.row_key, l.row_key), r.doc, l.row_key is not null, l.remote_id, l.base,
+                (select array_agg(c.field) from ferry.conflicts c
+                  where c.mapping_id = $1 and c.row_key = l.row_key and c.decision = 'held' and c.resolved_at is null)
            from r full join l on l.row_key = r.row_key",
         k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
         tbl = mapping.qualified()
@@ -179,7 +181,7 @@ async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks:
                 Some(Value::Object(o)) => o,
                 _ => Map::new(),
             };
-            links.insert(key, Link { remote_id: r.get(3), base });
+            links.insert(key, Link { remote_id: r.get(3), base, held: r.get::<_, Option<Vec<String>>>(5).unwrap_or_default() });
         }
     }
 

@@ -11,6 +11,8 @@ use crate::hub::catalog::Mapping;
 pub struct Link {
     pub remote_id: Option<String>,
     pub base: Map<String, Value>,
+    /// Columns in an open `manual` conflict: their pushes wait until it is resolved.
+    pub held: Vec<String>,
 }
 
 /// What to do for one marked row.
@@ -86,7 +88,8 @@ pub fn plan(mapping: &Mapping, row: Option<&Map<String, Value>>, link: Option<&L
             let base = link.map(|l| &l.base);
             let mut props = Properties::new();
             let mut changed = Map::new();
-            for f in mapping.fields.iter().filter(|f| f.direction.outbound()) {
+            let held = link.map_or(&[][..], |l| l.held.as_slice());
+            for f in mapping.fields.iter().filter(|f| f.direction.outbound() && !held.contains(&f.column)) {
                 let h = row.get(&f.column);
                 let b = base.and_then(|b| b.get(&f.column));
                 let same = match (h, b) {
@@ -140,7 +143,7 @@ mod tests {
     #[test]
     fn echo_is_nothing_and_change_is_only_the_field() {
         let m = mapping();
-        let link = Link { remote_id: Some("7".into()), base: obj(json!({"email": "a@x", "phone": null, "stage": "lead"})) };
+        let link = Link { remote_id: Some("7".into()), base: obj(json!({"email": "a@x", "phone": null, "stage": "lead"})), held: vec![] };
         let row = obj(json!({"id": 1, "email": "a@x", "phone": null, "stage": "customer"}));
         assert_eq!(plan(&m, Some(&row), Some(&link)), Op::Nothing, "inbound-only and unchanged fields never go out");
         let row = obj(json!({"id": 1, "email": "a@x", "phone": "+1", "stage": "lead"}));
@@ -151,13 +154,26 @@ mod tests {
     }
 
     #[test]
+    fn held_fields_wait() {
+        let m = mapping();
+        let link = Link { remote_id: Some("7".into()), base: obj(json!({"email": "a@x", "phone": "+2"})), held: vec!["phone".into()] };
+        let row = obj(json!({"id": 1, "email": "a@x", "phone": "+1"}));
+        assert_eq!(plan(&m, Some(&row), Some(&link)), Op::Nothing, "a field in a manual conflict is not pushed");
+        let row = obj(json!({"id": 1, "email": "b@x", "phone": "+1"}));
+        match plan(&m, Some(&row), Some(&link)) {
+            Op::Update { props, .. } => assert_eq!(props.into_iter().collect::<Vec<_>>(), vec![("email".into(), Some("b@x".into()))]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn create_archive_forget() {
         let m = mapping();
         let row = obj(json!({"id": 1, "email": "a@x", "phone": null}));
         assert!(matches!(plan(&m, Some(&row), None), Op::Create { .. }));
-        let link = Link { remote_id: Some("7".into()), base: Map::new() };
+        let link = Link { remote_id: Some("7".into()), base: Map::new(), held: vec![] };
         assert_eq!(plan(&m, None, Some(&link)), Op::Archive { remote_id: "7".into() });
-        let intent = Link { remote_id: None, base: Map::new() };
+        let intent = Link { remote_id: None, base: Map::new(), held: vec![] };
         assert_eq!(plan(&m, None, Some(&intent)), Op::ForgetLink);
         assert_eq!(plan(&m, None, None), Op::Nothing);
     }

@@ -1,0 +1,151 @@
+//! Conflict policies: both sides change the same field since the base. The mapping is paused
+//! while the conflict is staged (the hub edit is queued, not sent) and the app's change is
+//! applied through `ferry.apply`, the inbound write path, so the outcome does not depend on
+//! which side ferry happens to hear first.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::{eventually, Ctx};
+use serde_json::json;
+
+/// Row 1's phone: the hub says "+1-hub" (a user edit), the app says "+1-app" (applied with
+/// the given remote update time, in milliseconds relative to the user's edit, after the
+/// record's last sync). Returns the context
+/// (mapping paused) and the record's remote id.
+async fn staged(policy: &str, remote_after_hub_ms: i64) -> (Ctx, String) {
+    let ctx = Ctx::start_with(3, "", &format!("conflict_policy = \"{policy}\""), "").await;
+    ctx.quiesce().await;
+    ctx.sim.set_drop_webhooks(true);
+    let msg: String = ctx.one("select ferry.pause('hubspot.contacts')").await;
+    assert!(msg.contains("paused"), "{msg}");
+    let id: String = ctx.one("select hubspot_id from hubspot.contacts where id = 1").await;
+    ctx.exec("update hubspot.contacts set phone = '+1-hub' where id = 1").await;
+    let mut props = serde_json::Map::new();
+    props.insert("phone".into(), json!("+1-app"));
+    ctx.sim.app_update("contacts", &id, props).unwrap();
+    let at: String = ctx
+        .one(&format!(
+            "select to_char(((_ferry_modified ->> 'phone')::timestamptz + interval '{remote_after_hub_ms} milliseconds') at time zone 'utc',
+                             'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
+               from hubspot.contacts where id = 1"
+        ))
+        .await;
+    let records = json!([{"id": id, "updated_at": at, "values": {"phone": "+1-app"}}]).to_string();
+    let outcome: serde_json::Value =
+        ctx.one(&format!("select ferry.apply((select id from ferry.mappings), '{records}'::jsonb, false)")).await;
+    assert_eq!(outcome["conflicts"], 1, "{outcome}");
+    (ctx, id)
+}
+
+async fn hub_phone(ctx: &Ctx) -> Option<String> {
+    ctx.one("select phone from hubspot.contacts where id = 1").await
+}
+
+async fn decision(ctx: &Ctx) -> (String, String) {
+    let c = ctx.hub.client().await.unwrap();
+    let r = c.query_one("select policy, decision from ferry.conflicts order by id desc limit 1", &[]).await.unwrap();
+    (r.get(0), r.get(1))
+}
+
+/// Resumes and waits until the app's phone is `want` and nothing is queued.
+async fn resume_until_app_has(ctx: &Ctx, id: &str, want: &str) {
+    let msg: String = ctx.one("select ferry.resume('hubspot.contacts')").await;
+    assert!(msg.contains("resumed"), "{msg}");
+    eventually("the app's value", Duration::from_secs(10), || async {
+        (ctx.remote(id, "phone").as_deref() == Some(want)).then_some(())
+    })
+    .await;
+    ctx.quiesce().await;
+    assert_eq!(ctx.remote(id, "phone").as_deref(), Some(want));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_wins_takes_the_apps_value() {
+    let (ctx, id) = staged("remote_wins", 60_000).await;
+    assert_eq!(hub_phone(&ctx).await.as_deref(), Some("+1-app"));
+    assert_eq!(decision(&ctx).await, ("remote_wins".into(), "remote".into()));
+    resume_until_app_has(&ctx, &id, "+1-app").await;
+    assert_eq!(hub_phone(&ctx).await.as_deref(), Some("+1-app"));
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_wins_keeps_and_pushes_the_hub_value() {
+    let (ctx, id) = staged("hub_wins", 60_000).await;
+    assert_eq!(hub_phone(&ctx).await.as_deref(), Some("+1-hub"));
+    assert_eq!(decision(&ctx).await, ("hub_wins".into(), "hub".into()));
+    resume_until_app_has(&ctx, &id, "+1-hub").await;
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_write_wins_compares_the_field_time_with_the_record_time() {
+    // the app wrote after the user: the app's value
+    let (ctx, id) = staged("last_write_wins", 5_000).await;
+    assert_eq!(hub_phone(&ctx).await.as_deref(), Some("+1-app"));
+    assert_eq!(decision(&ctx).await, ("last_write_wins".into(), "remote".into()));
+    resume_until_app_has(&ctx, &id, "+1-app").await;
+    ctx.stop().await;
+    // the user wrote after the app: the hub's value
+    let (ctx, id) = staged("last_write_wins", -50).await;
+    assert_eq!(hub_phone(&ctx).await.as_deref(), Some("+1-hub"));
+    assert_eq!(decision(&ctx).await, ("last_write_wins".into(), "hub".into()));
+    resume_until_app_has(&ctx, &id, "+1-hub").await;
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_holds_the_field_until_resolved_either_way() {
+    for side in ["hub", "remote"] {
+        let (ctx, id) = staged("manual", 0).await;
+        assert_eq!(hub_phone(&ctx).await.as_deref(), Some("+1-hub"), "the hub value stays");
+        assert_eq!(decision(&ctx).await, ("manual".into(), "held".into()));
+        // another field of the same row still goes out; the held one does not
+        ctx.exec("update hubspot.contacts set company = 'Unrelated Inc' where id = 1").await;
+        let msg: String = ctx.one("select ferry.resume('hubspot.contacts')").await;
+        assert!(msg.contains("resumed"), "{msg}");
+        eventually("the other field sent", Duration::from_secs(10), || async {
+            (ctx.remote(&id, "company").as_deref() == Some("Unrelated Inc")).then_some(())
+        })
+        .await;
+        ctx.quiesce().await;
+        assert_eq!(ctx.remote(&id, "phone").as_deref(), Some("+1-app"), "the held field is not pushed");
+        let (state, reason): (String, String) = {
+            let c = ctx.hub.client().await.unwrap();
+            let r = c.query_one("select state, reason from ferry.row_sync where row_key = 1", &[]).await.unwrap();
+            (r.get(0), r.get(1))
+        };
+        assert_eq!(state, "conflict");
+        assert!(reason.contains("phone"), "{reason}");
+        let open: i64 = ctx.one("select open_conflicts from ferry.status").await;
+        assert_eq!(open, 1);
+        let conflict: i64 = ctx.one("select id from ferry.open_conflicts where field = 'phone'").await;
+
+        let msg: String = ctx.one(&format!("select ferry.resolve({conflict}, '{side}')")).await;
+        assert!(msg.contains("resolved"), "{msg}");
+        let want = if side == "hub" { "+1-hub" } else { "+1-app" };
+        eventually("both sides agree", Duration::from_secs(10), || async {
+            (ctx.remote(&id, "phone").as_deref() == Some(want) && hub_phone(&ctx).await.as_deref() == Some(want)).then_some(())
+        })
+        .await;
+        ctx.quiesce().await;
+        let (resolved_by, decision): (Option<String>, String) = {
+            let c = ctx.hub.client().await.unwrap();
+            let r = c.query_one(&format!("select resolved_by, decision from ferry.conflicts where id = {conflict}"), &[]).await.unwrap();
+            (r.get(0), r.get(1))
+        };
+        assert!(resolved_by.is_some());
+        assert_eq!(decision, side);
+        let state: String = ctx.one("select state from ferry.row_sync where row_key = 1").await;
+        assert_eq!(state, "synced");
+        // resolving twice, or with a wrong side, is a clear error
+        let c = ctx.hub.client().await.unwrap();
+        let again = c.query_one(&format!("select ferry.resolve({conflict}, 'hub')"), &[]).await.expect_err("closed");
+        assert!(again.as_db_error().unwrap().message().contains("not open"), "{again}");
+        let wrong = c.query_one(&format!("select ferry.resolve({conflict}, 'app')"), &[]).await.expect_err("bad side");
+        assert!(wrong.as_db_error().unwrap().message().contains("'hub' or 'remote'"), "{wrong}");
+        ctx.stop().await;
+    }
+}
