@@ -67,3 +67,34 @@ async fn session(hub: &Hub, shared: &Shared) -> Result<(), Box<dyn std::error::E
     pump.abort();
     Err("control connection closed".into())
 }
+
+/// `ferry status`: the rows of the `ferry.status` view as an aligned table (one row per
+/// mapping), the same as `select * from ferry.status` in psql.
+pub async fn status_table(hub: &Hub) -> Result<String, crate::hub::HubError> {
+    let client = hub.client().await?;
+    let mut header: Vec<String> = vec![];
+    let mut rows: Vec<Vec<String>> = vec![];
+    for msg in client.simple_query("select * from ferry.status").await? {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = msg {
+            if header.is_empty() {
+                header = r.columns().iter().map(|c| c.name().to_string()).collect();
+            }
+            rows.push((0..r.len()).map(|i| r.get(i).unwrap_or("").to_string()).collect());
+        }
+    }
+    if rows.is_empty() {
+        return Ok("no mappings: add [[mappings]] to ferry.toml and run `ferry apply`".into());
+    }
+    // one block per mapping, `column : value` lines (the view is wide)
+    let width = header.iter().map(|h| h.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        for (h, v) in header.iter().zip(row) {
+            out.push_str(&format!("{h:<width$} | {v}\n"));
+        }
+    }
+    Ok(out)
+}

@@ -131,7 +131,7 @@ impl Engine {
         let mut runtimes = HashMap::new();
         for (name, c) in &config.connections {
             let s = secrets.get(name).ok_or_else(|| EngineError::Connector(name.clone(), "no secrets given".into()))?;
-            let connector = connectors::build(c, s).map_err(|e| EngineError::Connector(name.clone(), e))?;
+            let connector = connectors::build(name, c, s).map_err(|e| EngineError::Connector(name.clone(), e))?;
             runtimes.insert(name.clone(), ConnectionRuntime { connector, webhook_secret: s.webhook_secret.clone() });
         }
         let connections: Connections = Arc::new(runtimes);

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod engine;
 pub mod hub;
 pub mod inbound;
+pub mod metrics;
 pub mod outbound;
 pub mod replication;
 pub mod sim;

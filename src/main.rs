@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run the sync engine (the default).
     Run,
+    /// Print ferry.status (per mapping: state, backlog, dead letters, conflicts, lag) and exit.
+    Status,
     /// Apply ferry.toml to the hub (tables, columns, mappings) and exit.
     Apply,
     /// Embedded PostgreSQL + a seeded HubSpot simulator + ferry, syncing hubspot.contacts.
@@ -149,13 +151,22 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                 pg.stop();
             }
         }
+        Command::Status => {
+            let (hub, pg) = hub(&cli.data_dir).await?;
+            ferry::hub::migrate::migrate(&hub).await?;
+            print!("{}", ferry::control::status_table(&hub).await?);
+            // a server another ferry process runs on keeps running
+            if let Some(pg) = pg.filter(|pg| pg.owned()) {
+                pg.stop();
+            }
+        }
         Command::Apply => {
             let config = Config::load(&cli.config)?;
             let (hub, pg) = hub(&cli.data_dir).await?;
             ferry::hub::migrate::migrate(&hub).await?;
             let report = ferry::hub::schema::apply(&hub, &config).await?;
             println!("{report}");
-            if let Some(pg) = pg {
+            if let Some(pg) = pg.filter(|pg| pg.owned()) {
                 pg.stop();
             }
         }

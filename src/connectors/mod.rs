@@ -147,11 +147,11 @@ pub trait Connector: Send + Sync {
 }
 
 /// Builds the connector for one connection.
-pub fn build(connection: &ConnectionConfig, secrets: &Secrets) -> Result<Arc<dyn Connector>, String> {
+pub fn build(name: &str, connection: &ConnectionConfig, secrets: &Secrets) -> Result<Arc<dyn Connector>, String> {
     match connection.kind.as_str() {
         "hubspot" => {
             let budget = connection.rate_limit.as_deref().map(str::parse).transpose()?;
-            Ok(Arc::new(hubspot::HubSpot::new(&connection.base_url, &secrets.token, budget)))
+            Ok(Arc::new(hubspot::HubSpot::new(name, &connection.base_url, &secrets.token, budget)))
         }
         other => Err(format!("unknown connector kind `{other}` (known: {})", KINDS.join(", "))),
     }

@@ -1,6 +1,7 @@
 //! Inbound path, first hop: the HTTP server. `POST /webhooks/<connection>` verifies the
 //! app's signature, stores the events durably in ferry.inbox, then answers 2xx; bad or
-//! unsigned deliveries get 401/400 and store nothing. Also `/healthz`.
+//! unsigned deliveries get 401/400 and store nothing. Also `/healthz` and `/metrics`
+//! (Prometheus text, see crate::metrics).
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ pub async fn serve(listener: tokio::net::TcpListener, hub: Hub, connections: Con
     let app = Router::new()
         .route("/webhooks/{connection}", post(receive))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state);
     let result = axum::serve(listener, app)
@@ -54,6 +56,14 @@ async fn healthz(State(st): State<AppState>) -> (StatusCode, String) {
     }
 }
 
+async fn metrics(State(st): State<AppState>) -> (StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
+    const TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    match crate::metrics::metrics().render(&st.hub, st.shared.lag()).await {
+        Ok(body) => (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, TEXT)], body),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::CONTENT_TYPE, "text/plain")], format!("hub unreachable: {e}")),
+    }
+}
+
 async fn receive(
     State(st): State<AppState>,
     Path(connection): Path<String>,
@@ -69,10 +79,12 @@ async fn receive(
     let events = match conn.connector.parse_webhook(&request, conn.webhook_secret.as_deref()) {
         Ok(e) => e,
         Err(e @ (WebhookError::Signature(_) | WebhookError::NoSecret)) => {
+            crate::metrics::metrics().webhook(&connection, "refused");
             tracing::warn!(connection = %connection, error = %e, "webhook refused");
             return (StatusCode::UNAUTHORIZED, e.to_string());
         }
         Err(e @ WebhookError::Malformed(_)) => {
+            crate::metrics::metrics().webhook(&connection, "refused");
             tracing::warn!(connection = %connection, error = %e, "webhook refused");
             return (StatusCode::BAD_REQUEST, e.to_string());
         }
@@ -110,6 +122,7 @@ async fn receive(
     match stored {
         Ok(stored) => {
             let replayed = events.len() as u64 - stored;
+            crate::metrics::metrics().webhook(&connection, if stored > 0 { "stored" } else { "duplicate" });
             if replayed > 0 {
                 tracing::info!(connection = %connection, replayed, "replayed webhook events dropped");
             }

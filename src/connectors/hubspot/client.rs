@@ -10,6 +10,8 @@ use crate::connectors::ratelimit::RateLimiter;
 use crate::connectors::ConnectorError;
 
 pub struct Client {
+    /// The connection's name (metrics label).
+    name: String,
     http: reqwest::Client,
     base: String,
     token: String,
@@ -23,14 +25,14 @@ pub struct Response {
 }
 
 impl Client {
-    pub fn new(base: &str, token: &str, limiter: Option<Arc<RateLimiter>>) -> Client {
+    pub fn new(name: &str, base: &str, token: &str, limiter: Option<Arc<RateLimiter>>) -> Client {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
             .build()
             .expect("static reqwest configuration is valid");
-        Client { http, base: base.trim_end_matches('/').to_string(), token: token.to_string(), limiter }
+        Client { name: name.to_string(), http, base: base.trim_end_matches('/').to_string(), token: token.to_string(), limiter }
     }
 
     /// Sends one request; non-2xx statuses come back classified as errors.
@@ -43,9 +45,14 @@ impl Client {
             Some(l) => Some(l.acquire().await),
             None => None,
         };
+        let started = std::time::Instant::now();
         let sent = req.send().await;
         drop(permit);
-        let resp = sent.map_err(|e| ConnectorError::Transient(crate::hub::chain(&e)))?;
+        let metrics = crate::metrics::metrics();
+        let resp = sent.map_err(|e| {
+            metrics.api_call(&self.name, None, started.elapsed());
+            ConnectorError::Transient(crate::hub::chain(&e))
+        })?;
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -53,7 +60,9 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map(Duration::from_secs_f64);
-        let bytes = resp.bytes().await.map_err(|e| ConnectorError::Transient(crate::hub::chain(&e)))?;
+        let bytes = resp.bytes().await;
+        metrics.api_call(&self.name, Some(status.as_u16()), started.elapsed());
+        let bytes = bytes.map_err(|e| ConnectorError::Transient(crate::hub::chain(&e)))?;
         let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         if status.is_success() {
             return Ok(Response { status, body });

@@ -25,9 +25,10 @@ pub struct HubSpot {
 }
 
 impl HubSpot {
-    pub fn new(base_url: &str, token: &str, budget: Option<Budget>) -> HubSpot {
+    /// `name`: the connection's name, for metrics.
+    pub fn new(name: &str, base_url: &str, token: &str, budget: Option<Budget>) -> HubSpot {
         let limiter = budget.map(|b| std::sync::Arc::new(RateLimiter::new(b)));
-        HubSpot { client: client::Client::new(base_url, token, limiter) }
+        HubSpot { client: client::Client::new(name, base_url, token, limiter) }
     }
 }
 
