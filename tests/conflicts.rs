@@ -149,3 +149,37 @@ async fn manual_holds_the_field_until_resolved_either_way() {
         ctx.stop().await;
     }
 }
+
+/// As a user would provoke one from psql: pause, edit the hub, edit the app (its webhook is
+/// applied while paused), see the open conflict, resume: the other changes go out, the
+/// conflicting field waits for a decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_mapping_takes_the_apps_changes_and_records_the_conflict() {
+    let ctx = Ctx::start_with(3, "", "conflict_policy = \"manual\"", "").await;
+    ctx.quiesce().await;
+    let _: String = ctx.one("select ferry.pause('hubspot.contacts')").await;
+    let id: String = ctx.one("select hubspot_id from hubspot.contacts where id = 2").await;
+    ctx.exec("update hubspot.contacts set phone = '+2-hub', company = 'Hub Co' where id = 2").await;
+    let mut props = serde_json::Map::new();
+    props.insert("phone".into(), json!("+2-app"));
+    props.insert("lastname".into(), json!("App-Side"));
+    ctx.sim.app_update("contacts", &id, props).unwrap();
+    eventually("the conflict recorded while paused", Duration::from_secs(10), || async {
+        let open: i64 = ctx.one("select open_conflicts from ferry.status").await;
+        (open == 1).then_some(())
+    })
+    .await;
+    let lastname: Option<String> = ctx.one("select lastname from hubspot.contacts where id = 2").await;
+    assert_eq!(lastname.as_deref(), Some("App-Side"), "the app's other change is applied while paused");
+    assert_ne!(ctx.remote(&id, "company").as_deref(), Some("Hub Co"), "nothing sent while paused");
+    let _: String = ctx.one("select ferry.resume('hubspot.contacts')").await;
+    eventually("the hub's other change sent", Duration::from_secs(10), || async {
+        (ctx.remote(&id, "company").as_deref() == Some("Hub Co")).then_some(())
+    })
+    .await;
+    ctx.quiesce().await;
+    assert_eq!(ctx.remote(&id, "phone").as_deref(), Some("+2-app"), "the conflicting field waits");
+    let hub: Option<String> = ctx.one("select phone from hubspot.contacts where id = 2").await;
+    assert_eq!(hub.as_deref(), Some("+2-hub"));
+    ctx.stop().await;
+}

@@ -22,7 +22,8 @@ end
 $fn$;
 
 -- ferry.pause(mapping): hub changes keep queueing in ferry.outbox (see ferry.status) but are
--- not sent; the app's changes are not applied (webhooks wait in ferry.inbox).
+-- not sent. The app's changes still arrive, so when both sides edited a field meanwhile the
+-- mapping's conflict policy decides (queued hub values do not silently overwrite them).
 create or replace function ferry.pause(p_mapping text)
 returns text
 language plpgsql

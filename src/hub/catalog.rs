@@ -64,6 +64,8 @@ pub struct Mapping {
     pub table: String,
     pub key_column: String,
     pub id_column: String,
+    /// Not paused: the hub's changes are sent. Pausing holds only what ferry sends; the app's
+    /// changes keep arriving.
     pub active: bool,
     pub backfill_done: bool,
     /// Hub column whose remote property identifies a record (e.g. email).

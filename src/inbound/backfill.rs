@@ -20,7 +20,7 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
         notified.as_mut().enable();
         let catalog = shared.catalog();
         let mut failed = false;
-        for m in catalog.mappings.iter().filter(|m| m.active && !m.backfill_done) {
+        for m in catalog.mappings.iter().filter(|m| !m.backfill_done) {
             let Some(conn) = connections.get(&m.connection) else { continue };
             if let Err(e) = backfill(&hub, &shared, m, conn.connector.as_ref()).await {
                 tracing::warn!(mapping = %m.name, error = %e, "backfill interrupted; will resume from its last page");

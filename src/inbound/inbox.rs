@@ -89,13 +89,11 @@ async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<
     let mut done: Vec<i64> = vec![];
     let mut retry: Vec<(i64, f64, String)> = vec![];
     for ((connection, object), events) in groups {
+        // a paused mapping still takes the app's changes: pausing holds what ferry sends, and
+        // applying the app's side meanwhile is what lets the conflict rules see both sides
+        // when it resumes (held events would be overwritten by the queued hub values)
         let mapping = match catalog.by_object(&connection, &object) {
-            Some(m) if m.active => m.clone(),
-            Some(_) => {
-                // paused: keep the events until the mapping resumes
-                retry.extend(events.iter().map(|e| (e.id, 1000.0, "mapping paused".to_string())));
-                continue;
-            }
+            Some(m) => m.clone(),
             None => {
                 tracing::debug!(connection = %connection, object = %object, events = events.len(), "events for an unmapped object dropped");
                 done.extend(events.iter().map(|e| e.id));

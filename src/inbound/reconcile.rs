@@ -43,7 +43,7 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, interv
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         let catalog = shared.catalog();
-        for m in catalog.mappings.iter().filter(|m| m.active && m.backfill_done) {
+        for m in catalog.mappings.iter().filter(|m| m.backfill_done) {
             let Some(conn) = connections.get(&m.connection) else { continue };
             match reconcile(&hub, &shared, m, conn.connector.as_ref()).await {
                 Ok(Some(r)) if r.repaired > 0 || r.deleted > 0 => {
