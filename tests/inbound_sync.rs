@@ -1,7 +1,8 @@
 //! Inbound sync without webhooks and on first contact: polling alone brings every change,
 //! reconcile brings remote deletions (soft or hard) and repairs drift, a replayed webhook event
 //! is applied once, first-sync matching links existing hub rows instead of duplicating them,
-//! and a backfill stopped halfway resumes from its last page.
+//! a backfill stopped halfway resumes from its last page, and a value the hub column cannot
+//! hold refuses only its record.
 
 mod harness;
 
@@ -245,5 +246,34 @@ async fn a_new_field_becomes_a_filled_column_and_a_missing_property_is_no_crash(
     assert_eq!(ghosts, 0, "a property the app does not have leaves its column empty");
     let rows: i64 = ctx.one("select count(*) from hubspot.contacts").await;
     assert_eq!(rows, 3, "the column backfill duplicated nothing");
+    ctx.stop().await;
+}
+
+/// A remote value the hub column cannot hold (text into an integer column) refuses that record
+/// alone: an inbound dead letter with the database's message; the other records apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_the_column_cannot_hold_refuses_only_its_record() {
+    let zip = r#"{ column = "zip", property = "zip", type = "integer" },"#;
+    let ctx = Ctx::start_full(3, "", "", zip, "").await;
+    ctx.quiesce().await;
+    let (bad, good): (String, String) = (
+        ctx.one("select hubspot_id from hubspot.contacts where id = 1").await,
+        ctx.one("select hubspot_id from hubspot.contacts where id = 2").await,
+    );
+    for (id, value) in [(&bad, "not-a-number"), (&good, "12345")] {
+        ctx.sim.app_update("contacts", id, props(&[("zip", value)])).unwrap();
+    }
+    let error: String = eventually("the bad record refused", Duration::from_secs(10), || async {
+        ctx.opt::<String>("select error from ferry.dead_letters where direction = 'inbound'").await
+    })
+    .await;
+    assert!(error.contains("integer"), "{error}");
+    eventually("the good record applied", Duration::from_secs(10), || async {
+        let zip: Option<i32> = ctx.one("select zip from hubspot.contacts where id = 2").await;
+        (zip == Some(12345)).then_some(())
+    })
+    .await;
+    let bad_zip: Option<i32> = ctx.one("select zip from hubspot.contacts where id = 1").await;
+    assert_eq!(bad_zip, None);
     ctx.stop().await;
 }

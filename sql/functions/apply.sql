@@ -42,6 +42,8 @@ declare
     n_del      integer := 0;
     n_same     integer := 0;
     n_conf     integer := 0;
+    ord        bigint;
+    typed_all  jsonb;
     deferred   jsonb := '[]';
     errors     jsonb := '[]';
 begin
@@ -65,7 +67,23 @@ begin
       order by row_key
         for update;
 
-    for rec in select value from jsonb_array_elements(p_records) loop
+    -- the batch's values cast to the column types in one statement (a dynamic statement is
+    -- planned at every execution); a batch with a value that does not cast falls back to the
+    -- per-record statement below, which refuses that record alone
+    begin
+        execute format(
+            'select jsonb_object_agg(e.n::text, to_jsonb(jsonb_populate_record(null::%s, e.value -> ''values'')))
+               from jsonb_array_elements($1) with ordinality e(value, n)
+              where jsonb_typeof(e.value -> ''values'') = ''object''', tbl)
+          into typed_all using p_records;
+    exception
+        when deadlock_detected or serialization_failure or lock_not_available or query_canceled then
+            raise;
+        when others then
+            typed_all := null;
+    end;
+
+    for rec, ord in select value, ordinality from jsonb_array_elements(p_records) with ordinality loop
         rid := rec ->> 'id';
         begin
             select row_key, base, remote_updated_at into l_key, l_base, l_updated
@@ -91,8 +109,11 @@ begin
 
             -- remote text values cast to the column types, then back to jsonb: the same
             -- normal form to_jsonb(row) gives, so values compare exactly with rows and bases
-            execute format('select to_jsonb(jsonb_populate_record(null::%s, $1))', tbl)
-              into typed using rec -> 'values';
+            typed := typed_all -> ord::text;
+            if typed is null then
+                execute format('select to_jsonb(jsonb_populate_record(null::%s, $1))', tbl)
+                  into typed using rec -> 'values';
+            end if;
             select coalesce(jsonb_object_agg(key, typed -> key), '{}')
               into typed from jsonb_object_keys(rec -> 'values') as key;
 
