@@ -15,12 +15,16 @@ drop function if exists ferry.claim(integer, timestamptz, integer);
 create or replace function ferry.claim(p_limit integer, p_lease timestamptz, p_pid integer,
                                        p_after_mapping integer, p_after_row bigint)
 returns table (mapping_id integer, row_key bigint, seq bigint, attempts integer)
-language sql
+language plpgsql
 set enable_seqscan = off
 set enable_sort = off
 set enable_incremental_sort = off
 set enable_bitmapscan = off
 as $fn$
+begin
+    -- PL/pgSQL keeps the statement's plan for the session (an SQL function is planned at
+    -- every call)
+    return query
     with picked as (
         select o.ctid
           from ferry.outbox o
@@ -35,8 +39,9 @@ as $fn$
     update ferry.outbox o
        set leased_until = p_lease, leased_by = p_pid, attempts = o.attempts + 1
      -- locked rows keep their ctid until this statement ends
-     where o.ctid = any(array(select ctid from picked))
+     where o.ctid = any(array(select p.ctid from picked p))
  returning o.mapping_id, o.row_key, o.seq, o.attempts;
+end
 $fn$;
 
 -- ferry.xacts_visible(xids): whether every given transaction (32-bit ids, as logical decoding
