@@ -183,3 +183,41 @@ async fn a_paused_mapping_takes_the_apps_changes_and_records_the_conflict() {
     assert_eq!(hub.as_deref(), Some("+2-hub"));
     ctx.stop().await;
 }
+
+/// The race the worker's commit must notice: an inbound apply of the same row lands while the
+/// worker's API call is in flight. Ferry's inbound write queues no echo mark, so the worker's
+/// commit itself sees that the link's base moved and queues the row again: the app, which the
+/// worker has just overwritten, gets the policy's outcome (here the app's later value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_apply_during_a_workers_call_still_converges() {
+    let ctx = Ctx::start_with(3, "", "conflict_policy = \"remote_wins\"", "").await;
+    ctx.quiesce().await;
+    ctx.sim.set_drop_webhooks(true);
+    let id: String = ctx.one("select hubspot_id from hubspot.contacts where id = 1").await;
+    let mut c = ctx.hub.client().await.unwrap();
+    // hold the link: the worker can read the row and call the API, but not commit
+    let tx = c.transaction().await.unwrap();
+    tx.execute("select 1 from ferry.links where row_key = 1 for update", &[]).await.unwrap();
+    ctx.exec("update hubspot.contacts set phone = '+1-hub' where id = 1").await;
+    eventually("the worker's call made", Duration::from_secs(10), || async {
+        (ctx.remote(&id, "phone").as_deref() == Some("+1-hub")).then_some(())
+    })
+    .await;
+    // the app's change, applied (as the inbox would) while the worker waits to commit
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(5)).to_rfc3339();
+    let records = json!([{"id": id, "updated_at": at, "values": {"phone": "+1-app"}}]);
+    let outcome: serde_json::Value = tx
+        .query_one("select ferry.apply((select id from ferry.mappings), $1, false)", &[&records])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(outcome["updated"], 1, "{outcome}");
+    tx.commit().await.unwrap();
+    eventually("both sides hold the app's value", Duration::from_secs(10), || async {
+        (ctx.remote(&id, "phone").as_deref() == Some("+1-app") && hub_phone(&ctx).await.as_deref() == Some("+1-app")).then_some(())
+    })
+    .await;
+    ctx.quiesce().await;
+    assert_eq!(ctx.remote(&id, "phone").as_deref(), Some("+1-app"));
+    ctx.stop().await;
+}

@@ -75,7 +75,7 @@ async fn inbound_changes_cause_no_writes() {
     ctx.stop().await;
 }
 
-/// Rows inserted by ferry from the app's records are announced with `ferry.note_inserted` in the
+/// Rows inserted by ferry from the app's records are announced with `ferry.note_applied` in the
 /// same transaction; the listener queues no mark for them (their base already holds what was
 /// written). The proof: a noted row is never created in the app, while a row a user inserts in the
 /// same transaction, and one inserted in the next, both are.
@@ -92,7 +92,7 @@ async fn rows_noted_as_inserted_by_ferry_queue_no_mark() {
         .unwrap()
         .get(0);
     tx.execute("insert into hubspot.contacts (email) values ('same-tx@example.com')", &[]).await.unwrap();
-    tx.execute("select ferry.note_inserted((select id from ferry.mappings), array[$1::bigint])", &[&noted]).await.unwrap();
+    tx.execute("select ferry.note_applied((select id from ferry.mappings), array[$1::bigint])", &[&noted]).await.unwrap();
     tx.commit().await.unwrap();
     ctx.exec("insert into hubspot.contacts (email) values ('after@example.com')").await;
     let emails = |ctx: &Ctx| -> Vec<String> {

@@ -37,7 +37,8 @@ declare
     pending    boolean;
     new_key    bigint;
     n_ins      integer := 0;
-    ins_keys   bigint[] := '{}';
+    noted      bigint[] := '{}';
+    matched    boolean;
     n_upd      integer := 0;
     n_del      integer := 0;
     n_same     integer := 0;
@@ -85,6 +86,7 @@ begin
 
     for rec, ord in select value, ordinality from jsonb_array_elements(p_records) with ordinality loop
         rid := rec ->> 'id';
+        matched := false;
         begin
             select row_key, base, remote_updated_at into l_key, l_base, l_updated
               from ferry.links where mapping_id = p_mapping and remote_id = rid
@@ -134,6 +136,7 @@ begin
                     execute format('update %s set %I = $1 where %I = $2', tbl, m.id_column, m.key_column)
                       using rid, l_key;
                     l_base := '{}';
+                    matched := true;   -- its hub-only values still have to go out: no note
                     l_updated := null;
                 end if;
             end if;
@@ -154,7 +157,7 @@ begin
                 insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
                 values (p_mapping, new_key, rid, r_updated, typed);
                 n_ins := n_ins + 1;
-                ins_keys := ins_keys || new_key;
+                noted := noted || new_key;
                 continue;
             end if;
 
@@ -225,6 +228,9 @@ begin
                     (select string_agg(format('%I = r.%I', key, key), ', ') from jsonb_object_keys(newvals) key),
                     tbl, m.key_column)
                   using newvals, l_key;
+                if not matched then
+                    noted := noted || l_key;   -- the row now equals its base for these fields
+                end if;
                 n_upd := n_upd + 1;
             else
                 n_same := n_same + 1;
@@ -242,7 +248,7 @@ begin
         end;
     end loop;
 
-    perform ferry.note_inserted(p_mapping, ins_keys);
+    perform ferry.note_applied(p_mapping, noted);
     if n_ins + n_upd + n_del > 0 then
         -- at most once a second, so concurrent batches do not queue on the mapping's row
         update ferry.mapping_progress set last_inbound_at = now()

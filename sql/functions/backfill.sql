@@ -76,7 +76,7 @@ begin
             tbl, cols, m.id_column, rcols, m.key_column)
           into fresh, ins_keys
           using p_mapping;
-        perform ferry.note_inserted(p_mapping, ins_keys);
+        perform ferry.note_applied(p_mapping, ins_keys);
     end if;
 
     select coalesce(jsonb_agg(s.rec), '[]') into rest

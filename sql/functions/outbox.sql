@@ -65,18 +65,20 @@ as $fn$
       from s, unnest(p_xids) as x;
 $fn$;
 
--- ferry.note_inserted(mapping, keys): tells the listener, through a transactional logical
--- message decoded with the transaction, that these rows were inserted by ferry for this mapping
--- from the app's own records (backfill, webhooks, polling). Their base already holds every value
--- the insert wrote, so the mark their INSERT would queue for this mapping could only diff to
--- nothing: the listener drops it (other mappings of the same table still get theirs, so the
--- rows flow on to the other apps). Content: '<mapping id>:<key>,<key>,...'.
-create or replace function ferry.note_inserted(p_mapping integer, p_keys bigint[])
+-- ferry.note_applied(mapping, keys): tells the listener, through a transactional logical
+-- message decoded with the transaction, that ferry wrote these rows for this mapping from the
+-- app's own records (backfill, webhooks, polling) and moved their base to what it wrote, so
+-- the mark their change would queue for this mapping could only diff to nothing: the listener
+-- drops it (other mappings of the same table still get theirs, so the rows flow on to the other
+-- apps). A worker whose API call overlapped such a write notices the moved base at its commit
+-- and queues the row again itself. Content: '<mapping id>:<key>,<key>,...'.
+drop function if exists ferry.note_inserted(integer, bigint[]);
+create or replace function ferry.note_applied(p_mapping integer, p_keys bigint[])
 returns void
 language sql
 volatile
 as $fn$
     select case when cardinality(p_keys) > 0
-                then pg_logical_emit_message(true, 'ferry.inserted', p_mapping || ':' || array_to_string(p_keys, ','))
+                then pg_logical_emit_message(true, 'ferry.applied', p_mapping || ':' || array_to_string(p_keys, ','))
            end;
 $fn$;

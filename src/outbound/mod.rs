@@ -232,7 +232,7 @@ async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks:
     for i in held {
         outcomes[i] = Outcome::Held;
     }
-    commit(hub, mapping, marks, outcomes, lease).await
+    commit(hub, mapping, marks, outcomes, &links, lease).await
 }
 
 /// A create whose intent link is older than this attempt may have happened already (ferry died
@@ -333,8 +333,19 @@ fn backoff(attempts: i32, error: &ConnectorError) -> Duration {
     }
 }
 
-/// Records every outcome in one transaction.
-async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outcome>, lease: DateTime<Utc>) -> Result<(), HubError> {
+/// Records every outcome in one transaction. `read` holds the links as they were when the rows
+/// were read: an update whose link's base moved since (an inbound apply of the same row ran
+/// during the API call) is queued again, so the row is diffed once more against the base the
+/// app now has. (Ferry's own inbound writes queue no mark of their own; see
+/// `ferry.note_applied`.)
+async fn commit(
+    hub: &Hub,
+    mapping: &Mapping,
+    marks: &[Mark],
+    outcomes: Vec<Outcome>,
+    read: &HashMap<i64, Link>,
+    lease: DateTime<Utc>,
+) -> Result<(), HubError> {
     let mut client = hub.client().await?;
     let tx = client.transaction().await?;
     // everything recorded here can be redone if a crash loses it: the mark survives, the row is
@@ -343,16 +354,20 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
     // links first, in key order: ferry.apply locks them in the same order, so an inbound batch
     // and this commit never deadlock
     let keys: Vec<i64> = marks.iter().map(|m| m.row_key).collect();
-    tx.execute(
-        &tx.prepare_cached(
-            "select set_config('synchronous_commit', 'off', true), set_config('ferry.writer', 'on', true),
-                    (select count(*) from (select 1 from ferry.links where mapping_id = $1 and row_key = any($2)
-                                            order by row_key for update) l)",
+    let locked = tx
+        .query_one(
+            &tx.prepare_cached(
+                "select set_config('synchronous_commit', 'off', true), set_config('ferry.writer', 'on', true),
+                        (select coalesce(jsonb_object_agg(l.row_key::text, l.base), '{}')
+                           from (select row_key, base from ferry.links where mapping_id = $1 and row_key = any($2)
+                                  order by row_key for update) l)",
+            )
+            .await?,
+            &[&mapping.id, &keys],
         )
-        .await?,
-        &[&mapping.id, &keys],
-    )
-    .await?;
+        .await?;
+    let bases: Value = locked.get(2);
+    let mut moved: Vec<i64> = vec![];
     let (mut done_keys, mut done_seqs) = (vec![], vec![]);
     let (mut upd_keys, mut upd_changed, mut upd_ts) = (vec![], vec![], vec![]);
     let (mut cre_keys, mut cre_ids, mut cre_base, mut cre_ts) = (vec![], vec![], vec![], vec![]);
@@ -371,6 +386,10 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
                         cre_ts.push(ts);
                     }
                     Op::Update { changed, .. } => {
+                        let now = bases.get(mark.row_key.to_string()).and_then(Value::as_object);
+                        if now != read.get(&mark.row_key).map(|l| &l.base) {
+                            moved.push(mark.row_key);
+                        }
                         upd_keys.push(mark.row_key);
                         upd_changed.push(Value::Object(changed));
                         upd_ts.push(remote.and_then(|(_, ts)| ts));
@@ -498,6 +517,18 @@ async fn commit(hub: &Hub, mapping: &Mapping, marks: &[Mark], outcomes: Vec<Outc
     if !forget.is_empty() {
         tx.execute(&tx.prepare_cached("delete from ferry.links where mapping_id = $1 and row_key = any($2)").await?, &[&mapping.id, &forget])
             .await?;
+    }
+    if !moved.is_empty() {
+        tracing::debug!(mapping = %mapping.name, rows = moved.len(), "base moved during the call; rows queued again");
+        tx.execute(
+            &tx.prepare_cached(
+                "insert into ferry.outbox (mapping_id, row_key) select $1, unnest($2::bigint[])
+                 on conflict (mapping_id, row_key) do update set seq = ferry.outbox.seq + 1, marked_at = now()",
+            )
+            .await?,
+            &[&mapping.id, &moved],
+        )
+        .await?;
     }
     if !cre_keys.is_empty() || !upd_keys.is_empty() || !forget.is_empty() {
         // at most once a second: every worker writing the same row would serialise them

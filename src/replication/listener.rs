@@ -164,8 +164,8 @@ fn key_of(t: &[Datum], idx: Option<usize>) -> Option<i64> {
 }
 
 /// Advisory-lock key of a slot's leadership.
-/// The content of a `ferry.inserted` message: `<mapping id>:<key>,<key>,...`.
-fn parse_inserted(content: &[u8]) -> Option<(i32, Vec<i64>)> {
+/// The content of a `ferry.applied` message: `<mapping id>:<key>,<key>,...`.
+fn parse_applied(content: &[u8]) -> Option<(i32, Vec<i64>)> {
     let text = std::str::from_utf8(content).ok()?;
     let (mapping, keys) = text.split_once(':')?;
     let keys = keys.split(',').filter(|k| !k.is_empty()).map(|k| k.parse().ok()).collect::<Option<Vec<i64>>>()?;
@@ -201,9 +201,9 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
     let mut relations: HashMap<u32, RelInfo> = HashMap::new();
     let mut in_tx = false;
     let mut tx_marks: Vec<(i32, i64)> = vec![];
-    // rows this transaction inserted for a mapping from the app's own records (see
-    // ferry.note_inserted): their marks for that mapping would diff to nothing
-    let mut tx_inserted: HashSet<(i32, i64)> = HashSet::new();
+    // rows this transaction wrote for a mapping from the app's own records (see
+    // ferry.note_applied): their marks for that mapping would diff to nothing
+    let mut tx_applied: HashSet<(i32, i64)> = HashSet::new();
     let mut pending: HashSet<(i32, i64)> = HashSet::new();
     // transactions with marks in `pending`, and the one being decoded
     let mut pending_xids: Vec<i64> = vec![];
@@ -253,9 +253,9 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
                     }
                     Message::Commit { end_lsn, .. } => {
                         in_tx = false;
-                        if !tx_inserted.is_empty() {
-                            tx_marks.retain(|m| !tx_inserted.contains(m));
-                            tx_inserted.clear();
+                        if !tx_applied.is_empty() {
+                            tx_marks.retain(|m| !tx_applied.contains(m));
+                            tx_applied.clear();
                         }
                         if !tx_marks.is_empty() {
                             pending_xids.push(i64::from(tx_xid));
@@ -266,9 +266,9 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
                         }
                         pending_lsn = Some(end_lsn);
                     }
-                    Message::Message { prefix, content } if prefix == "ferry.inserted" => match parse_inserted(&content) {
-                        Some((mapping, keys)) => tx_inserted.extend(keys.into_iter().map(|k| (mapping, k))),
-                        None => tracing::warn!("malformed ferry.inserted message ignored"),
+                    Message::Message { prefix, content } if prefix == "ferry.applied" => match parse_applied(&content) {
+                        Some((mapping, keys)) => tx_applied.extend(keys.into_iter().map(|k| (mapping, k))),
+                        None => tracing::warn!("malformed ferry.applied message ignored"),
                     },
                     Message::Origin { .. } | Message::Type | Message::Message { .. } => {}
                 }
@@ -331,13 +331,13 @@ async fn wait_until_visible(db: &tokio_postgres::Client, visible: &tokio_postgre
 
 #[cfg(test)]
 mod tests {
-    use super::parse_inserted;
+    use super::parse_applied;
 
     #[test]
-    fn inserted_message_content() {
-        assert_eq!(parse_inserted(b"3:1,22,333"), Some((3, vec![1, 22, 333])));
-        assert_eq!(parse_inserted(b"3:"), Some((3, vec![])));
-        assert_eq!(parse_inserted(b"3:1,x"), None);
-        assert_eq!(parse_inserted(b"nope"), None);
+    fn applied_message_content() {
+        assert_eq!(parse_applied(b"3:1,22,333"), Some((3, vec![1, 22, 333])));
+        assert_eq!(parse_applied(b"3:"), Some((3, vec![])));
+        assert_eq!(parse_applied(b"3:1,x"), None);
+        assert_eq!(parse_applied(b"nope"), None);
     }
 }
