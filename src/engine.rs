@@ -15,9 +15,6 @@ use crate::hub::catalog::Catalog;
 use crate::hub::{self, Hub, HubError};
 
 /// State shared by every part of one engine.
-/// Inbox workers per process.
-const INBOX_WORKERS: usize = 2;
-
 pub struct Shared {
     catalog: RwLock<Arc<Catalog>>,
     /// New dirty marks were queued.
@@ -174,11 +171,7 @@ impl Engine {
         for n in 0..config.engine.workers.max(1) {
             tasks.push(("outbound worker", tokio::spawn(crate::outbound::run(hub.clone(), shared.clone(), connections.clone(), n))));
         }
-        // two inbox workers: while one waits for the app (the records of its events), the other
-        // applies; they share the inbox by SKIP LOCKED and serialise on the links they touch
-        for _ in 0..INBOX_WORKERS {
-            tasks.push(("inbox worker", tokio::spawn(crate::inbound::inbox::run(hub.clone(), shared.clone(), connections.clone()))));
-        }
+        tasks.push(("inbox worker", tokio::spawn(crate::inbound::inbox::run(hub.clone(), shared.clone(), connections.clone()))));
         tasks.push(("backfill", tokio::spawn(crate::inbound::backfill::run(hub.clone(), shared.clone(), connections.clone()))));
         let e = &config.engine;
         tasks.push((
