@@ -15,6 +15,9 @@ use crate::hub::catalog::Catalog;
 use crate::hub::{self, Hub, HubError};
 
 /// State shared by every part of one engine.
+/// Inbox workers per process.
+const INBOX_WORKERS: usize = 2;
+
 pub struct Shared {
     catalog: RwLock<Arc<Catalog>>,
     /// New dirty marks were queued.
@@ -171,7 +174,12 @@ impl Engine {
         for n in 0..config.engine.workers.max(1) {
             tasks.push(("outbound worker", tokio::spawn(crate::outbound::run(hub.clone(), shared.clone(), connections.clone(), n))));
         }
-        tasks.push(("inbox worker", tokio::spawn(crate::inbound::inbox::run(hub.clone(), shared.clone(), connections.clone()))));
+        // two inbox workers: while one waits for the app (the records of its events), the other
+        // applies. They share the inbox by SKIP LOCKED; ferry.apply serialises two applies of
+        // one record and remembers deletions (ferry.tombstones), so order between them is safe.
+        for _ in 0..INBOX_WORKERS {
+            tasks.push(("inbox worker", tokio::spawn(crate::inbound::inbox::run(hub.clone(), shared.clone(), connections.clone()))));
+        }
         tasks.push(("backfill", tokio::spawn(crate::inbound::backfill::run(hub.clone(), shared.clone(), connections.clone()))));
         let e = &config.engine;
         tasks.push((

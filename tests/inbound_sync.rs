@@ -277,3 +277,50 @@ async fn a_value_the_column_cannot_hold_refuses_only_its_record() {
     assert_eq!(bad_zip, None);
     ctx.stop().await;
 }
+
+/// Two inbox workers (or two ferry processes) may apply the same record at once, and a
+/// record's state read before its deletion may be applied after it: neither may duplicate a
+/// row, fail a record, or bring a deleted row back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_and_stale_applies_of_one_record_are_safe() {
+    let ctx = Ctx::start(3).await;
+    ctx.quiesce().await;
+    let mapping: i32 = ctx.one("select id from ferry.mappings").await;
+    let now = chrono::Utc::now();
+    let new = json!([{"id": "990001", "updated_at": now.to_rfc3339(), "values": {"email": "twice@example.com", "firstname": "Twice"}}]);
+    let mut c1 = ctx.hub.client().await.unwrap();
+    let c2 = ctx.hub.client().await.unwrap();
+    let tx1 = c1.transaction().await.unwrap();
+    let first: Value = tx1.query_one("select ferry.apply($1, $2, false)", &[&mapping, &new]).await.unwrap().get(0);
+    assert_eq!(first["inserted"], 1, "{first}");
+    let second = {
+        let new = new.clone();
+        tokio::spawn(async move { c2.query_one("select ferry.apply($1, $2, false)", &[&mapping, &new]).await.map(|r| r.get::<_, Value>(0)) })
+    };
+    eventually("the second apply waits for the first", Duration::from_secs(5), || async {
+        let waiting: i64 = ctx
+            .one("select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like '%ferry.apply%'")
+            .await;
+        (waiting >= 1).then_some(())
+    })
+    .await;
+    tx1.commit().await.unwrap();
+    let second = second.await.unwrap().unwrap();
+    assert_eq!(second["errors"], json!([]), "{second}");
+    assert_eq!(second["inserted"], 0, "{second}");
+    let rows: i64 = ctx.one("select count(*) from hubspot.contacts where hubspot_id = '990001'").await;
+    assert_eq!(rows, 1);
+
+    // deleted, then a state read before the deletion arrives: the row stays gone
+    let deleted = json!([{"id": "990001", "deleted": true}]);
+    let _: Value = ctx.hub.client().await.unwrap().query_one("select ferry.apply($1, $2, false)", &[&mapping, &deleted]).await.unwrap().get(0);
+    let stale: Value = ctx.hub.client().await.unwrap().query_one("select ferry.apply($1, $2, false)", &[&mapping, &new]).await.unwrap().get(0);
+    assert_eq!(stale["inserted"], 0, "{stale}");
+    let rows: i64 = ctx.one("select count(*) from hubspot.contacts where hubspot_id = '990001'").await;
+    assert_eq!(rows, 0, "a stale state does not bring a deleted row back");
+    // a later state (the record restored in the app) does
+    let later = json!([{"id": "990001", "updated_at": (chrono::Utc::now() + chrono::Duration::seconds(5)).to_rfc3339(), "values": {"email": "twice@example.com"}}]);
+    let back: Value = ctx.hub.client().await.unwrap().query_one("select ferry.apply($1, $2, false)", &[&mapping, &later]).await.unwrap().get(0);
+    assert_eq!(back["inserted"], 1, "{back}");
+    ctx.stop().await;
+}

@@ -60,6 +60,12 @@ begin
                       and created_at > now() - interval '10 minutes')
       into pending;
 
+    -- one apply at a time per remote record, whichever worker or process runs it: two applies
+    -- of a record new to the hub would both insert it. Taken up front in a fixed order, so two
+    -- batches never wait on each other in a circle.
+    perform pg_advisory_xact_lock(hashtextextended(p_mapping::text || ':' || s.id, 0))
+       from (select distinct value ->> 'id' as id from jsonb_array_elements(p_records) order by 1) s;
+
     -- lock the batch's links up front, in row order: outbound commits lock them in the same
     -- order, so the two never deadlock
     perform 1 from ferry.links
@@ -102,6 +108,11 @@ begin
                         execute format('delete from %s where %I = $1', tbl, m.key_column) using l_key;
                     end if;
                     delete from ferry.links where mapping_id = p_mapping and row_key = l_key;
+                    -- remembered, so a state of the record read before its deletion and
+                    -- applied after it does not bring the row back
+                    insert into ferry.tombstones (mapping_id, remote_id, deleted_at)
+                    values (p_mapping, rid, coalesce(r_updated, now()))
+                    on conflict (mapping_id, remote_id) do update set deleted_at = greatest(tombstones.deleted_at, excluded.deleted_at);
                     n_del := n_del + 1;
                 else
                     n_same := n_same + 1;
@@ -118,6 +129,13 @@ begin
             end if;
             select coalesce(jsonb_object_agg(key, typed -> key), '{}')
               into typed from jsonb_object_keys(rec -> 'values') as key;
+
+            if l_key is null and exists (select 1 from ferry.tombstones ts
+                                          where ts.mapping_id = p_mapping and ts.remote_id = rid
+                                            and (r_updated is null or r_updated <= ts.deleted_at)) then
+                n_same := n_same + 1;   -- a state from before the record's deletion
+                continue;
+            end if;
 
             if l_key is null and m.match_key is not null and typed ->> m.match_key is not null then
                 -- first sync: an unlinked hub row with the same match key value (any case) is

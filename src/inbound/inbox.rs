@@ -30,7 +30,10 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
         if pruned.elapsed() >= Duration::from_secs(60) {
             pruned = std::time::Instant::now();
             if let Ok(c) = hub.client().await {
-                let sql = format!("delete from ferry.seen_events where seen_at < now() - interval '{REPLAY_MEMORY}'");
+                let sql = format!(
+                    "delete from ferry.seen_events where seen_at < now() - interval '{REPLAY_MEMORY}';
+                     delete from ferry.tombstones where deleted_at < now() - interval '1 day'"
+                );
                 if let Err(e) = c.batch_execute(&sql).await {
                     tracing::warn!(error = %e, "pruning remembered webhook event ids failed");
                 }
