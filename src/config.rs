@@ -196,6 +196,11 @@ impl MappingConfig {
         self.name.clone().unwrap_or_else(|| format!("{}.{}", self.connection, self.object))
     }
 
+    /// The hub column holding the remote record id (`<connection>_id`), written by ferry only.
+    pub fn id_column(&self) -> String {
+        format!("{}_id", self.connection)
+    }
+
     /// `(schema, table)`; a bare name lands in the connection's schema.
     pub fn schema_table(&self) -> (String, String) {
         match self.table.split_once('.') {
@@ -279,7 +284,7 @@ impl Config {
                 if !cols.insert(f.column.as_str()) {
                     return bad(format!("{at}: column declared twice"));
                 }
-                if f.column == "id" || f.column == format!("{}_id", m.connection) || f.column.starts_with("_ferry") {
+                if f.column == "id" || f.column == m.id_column() || f.column.starts_with("_ferry") {
                     return bad(format!("{at}: column name is reserved for ferry"));
                 }
                 if !FIELD_TYPES.iter().any(|(t, _)| *t == f.ty) {

@@ -94,12 +94,10 @@ impl Metrics {
         let client = hub.client().await?;
         let rows = client
             .query(
-                "select m.name,
-                        (select count(*) from ferry.outbox o where o.mapping_id = m.id),
-                        (select count(*) from ferry.dead_letters d where d.mapping_id = m.id and d.retried_at is null),
-                        (select count(*) from ferry.conflicts c where c.mapping_id = m.id and c.decision = 'held' and c.resolved_at is null),
-                        (select count(*) from ferry.conflicts c where c.mapping_id = m.id)
-                   from ferry.mappings m",
+                "select s.mapping, s.outbox_backlog, s.dead_letters, s.open_conflicts,
+                        (select count(*) from ferry.conflicts c join ferry.mappings m on m.id = c.mapping_id
+                          where m.name = s.mapping)
+                   from ferry.status s",
                 &[],
             )
             .await?;

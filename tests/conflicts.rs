@@ -44,9 +44,7 @@ async fn hub_phone(ctx: &Ctx) -> Option<String> {
 }
 
 async fn decision(ctx: &Ctx) -> (String, String) {
-    let c = ctx.hub.client().await.unwrap();
-    let r = c.query_one("select policy, decision from ferry.conflicts order by id desc limit 1", &[]).await.unwrap();
-    (r.get(0), r.get(1))
+    ctx.pair("select policy, decision from ferry.conflicts order by id desc limit 1").await
 }
 
 /// Resumes and waits until the app's phone is `want` and nothing is queued.
@@ -112,11 +110,7 @@ async fn manual_holds_the_field_until_resolved_either_way() {
         .await;
         ctx.quiesce().await;
         assert_eq!(ctx.remote(&id, "phone").as_deref(), Some("+1-app"), "the held field is not pushed");
-        let (state, reason): (String, String) = {
-            let c = ctx.hub.client().await.unwrap();
-            let r = c.query_one("select state, reason from ferry.row_sync where row_key = 1", &[]).await.unwrap();
-            (r.get(0), r.get(1))
-        };
+        let (state, reason): (String, String) = ctx.pair("select state, reason from ferry.row_sync where row_key = 1").await;
         assert_eq!(state, "conflict");
         assert!(reason.contains("phone"), "{reason}");
         let open: i64 = ctx.one("select open_conflicts from ferry.status").await;
@@ -131,11 +125,8 @@ async fn manual_holds_the_field_until_resolved_either_way() {
         })
         .await;
         ctx.quiesce().await;
-        let (resolved_by, decision): (Option<String>, String) = {
-            let c = ctx.hub.client().await.unwrap();
-            let r = c.query_one(&format!("select resolved_by, decision from ferry.conflicts where id = {conflict}"), &[]).await.unwrap();
-            (r.get(0), r.get(1))
-        };
+        let (resolved_by, decision): (Option<String>, String) =
+            ctx.pair(&format!("select resolved_by, decision from ferry.conflicts where id = {conflict}")).await;
         assert!(resolved_by.is_some());
         assert_eq!(decision, side);
         let state: String = ctx.one("select state from ferry.row_sync where row_key = 1").await;

@@ -63,9 +63,7 @@ async fn reconcile_soft_deletes_remote_deletions_and_repairs_drift() {
     assert_eq!(linked, 0);
     // the run's counters are stored when it ends
     let (deleted, repaired): (i64, i64) = eventually("reconcile counters", Duration::from_secs(5), || async {
-        let c = ctx.hub.client().await.unwrap();
-        let r = c.query_one("select reconcile_deleted, reconcile_repaired from ferry.mapping_progress", &[]).await.unwrap();
-        let (d, r): (i64, i64) = (r.get(0), r.get(1));
+        let (d, r): (i64, i64) = ctx.pair("select reconcile_deleted, reconcile_repaired from ferry.mapping_progress").await;
         (d > 0 && r > 0).then_some((d, r))
     })
     .await;

@@ -81,7 +81,7 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
     for m in &config.mappings {
         let name = m.name();
         let (schema, table) = m.schema_table();
-        let id_column = format!("{}_id", m.connection);
+        let id_column = m.id_column();
         let row = tx
             .query_one(
                 "with up as (
@@ -309,7 +309,7 @@ async fn install_guards(tx: &Transaction<'_>, config: &Config) -> Result<(), Hub
     let mut tables: BTreeMap<(String, String), Guard> = BTreeMap::new();
     for m in &config.mappings {
         let (read_only, tracked) = tables.entry(m.schema_table()).or_default();
-        read_only.insert(format!("{}_id", m.connection), format!("ferry (the {} record id)", m.connection));
+        read_only.insert(m.id_column(), format!("ferry (the {} record id)", m.connection));
         for f in &m.fields {
             tracked.insert(f.column.clone());
             if f.direction == "inbound" {

@@ -173,6 +173,16 @@ impl Ctx {
         self.hub.client().await.unwrap().query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
     }
 
+    /// The two values of a one-row query.
+    pub async fn pair<A, B>(&self, sql: &str) -> (A, B)
+    where
+        A: for<'a> tokio_postgres::types::FromSql<'a>,
+        B: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        let r = self.hub.client().await.unwrap().query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        (r.get(0), r.get(1))
+    }
+
     pub async fn opt<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> Option<T> {
         self.hub.client().await.unwrap().query_opt(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).map(|r| r.get(0))
     }
