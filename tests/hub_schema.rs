@@ -128,3 +128,36 @@ async fn identifiers_from_config_are_quoted() {
         .get(0);
     assert_eq!(n, 0);
 }
+
+/// links, outbox, reconcile_seen and tombstones carry no foreign key (V7); deleting a mapping
+/// from psql still removes its per-record state, and leaves other mappings' alone.
+#[tokio::test]
+async fn deleting_a_mapping_removes_its_per_record_state() {
+    let (db, url) = harness::fresh_db().await;
+    let hub = Hub::connect(&url).await.unwrap();
+    migrate::migrate(&hub).await.unwrap();
+    schema::apply(&hub, &harness::config("http://127.0.0.1:9", &db)).await.unwrap();
+    let client = hub.client().await.unwrap();
+    client
+        .batch_execute(
+            "insert into ferry.mappings (name, connection, remote_object, hub_schema, hub_table, id_column)
+             select 'other', connection, remote_object, hub_schema, hub_table, id_column from ferry.mappings limit 1;
+             insert into ferry.links (mapping_id, row_key, remote_id) select id, 1, 'r1' from ferry.mappings;
+             insert into ferry.outbox (mapping_id, row_key) select id, 1 from ferry.mappings;
+             insert into ferry.reconcile_seen (mapping_id, remote_id) select id, 'r1' from ferry.mappings;
+             insert into ferry.tombstones (mapping_id, remote_id, deleted_at) select id, 'r2', now() from ferry.mappings;
+             delete from ferry.mappings where name <> 'other';",
+        )
+        .await
+        .unwrap();
+    for table in ["links", "outbox", "reconcile_seen", "tombstones"] {
+        let left: Vec<String> = client
+            .query(&format!("select m.name from ferry.{table} t left join ferry.mappings m on m.id = t.mapping_id"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "(deleted mapping)".into()))
+            .collect();
+        assert_eq!(left, vec!["other".to_string()], "ferry.{table}");
+    }
+}

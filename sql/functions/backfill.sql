@@ -19,6 +19,9 @@ declare
     tbl      text;
     cols     text;
     rcols    text;
+    pairs    text;
+    keys     text[];
+    seq      text;
     matching text := '';
     fresh    integer := 0;
     ins_keys bigint[];
@@ -54,28 +57,45 @@ begin
           using p_mapping;
 
         select string_agg(format('%I', hub_column), ', ' order by position),
-               string_agg(format('r.%I', hub_column), ', ' order by position)
-          into cols, rcols
+               string_agg(format('(src.r).%I', hub_column), ', ' order by position),
+               array_agg(hub_column order by position)
+          into cols, rcols, keys
           from ferry.fields where mapping_id = p_mapping and direction <> 'outbound';
+        -- jsonb_build_object takes at most 50 pairs: larger mappings concatenate several
+        select string_agg(chunk, ' || ') into pairs
+          from (select 'jsonb_build_object(' || string_agg(format('%L, (src.r).%I', c, c), ', ' order by n) || ')' as chunk
+                  from (select hub_column as c, row_number() over (order by position) - 1 as n
+                          from ferry.fields where mapping_id = p_mapping and direction <> 'outbound') f
+                 group by n / 50) chunks;
+        seq := pg_get_serial_sequence(tbl, m.key_column);
+        if seq is null then
+            raise exception 'ferry.backfill_merge: the key column %.% of % has no sequence or identity: ferry cannot number the rows it creates',
+                            m.hub_table, m.key_column, tbl;
+        end if;
 
+        -- row keys are drawn before the inserts, so the hub rows and their links are written
+        -- from one materialized set; the base is built from the typed values (a record that
+        -- lacks some properties takes only those it carries)
         execute format(
-            'with ins as (
-                 insert into %1$s as t (%2$s, %3$I)
-                 select %4$s, s.remote_id
+            'with src as materialized (
+                 select nextval(%6$L::regclass) as row_key, s.remote_id, s.updated_at, s.rec -> ''values'' as v, r
                    from pg_temp.ferry_stage s
                    join pg_temp.ferry_fresh f on f.remote_id = s.remote_id
-                  cross join lateral jsonb_populate_record(null::%1$s, s.rec -> ''values'') r
-                 returning t.%5$I as row_key, t.%3$I as remote_id, to_jsonb(t) as doc)
+                  cross join lateral jsonb_populate_record(null::%1$s, s.rec -> ''values'') r)
+             , ins as (
+                 insert into %1$s (%5$I, %2$s, %3$I) overriding system value
+                 select src.row_key, %4$s, src.remote_id from src)
              , lk as (
-             insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
-             select $1, ins.row_key, ins.remote_id, s.updated_at,
-                    (select coalesce(jsonb_object_agg(k, ins.doc -> k), ''{}'') from jsonb_object_keys(s.rec -> ''values'') k)
-               from ins join pg_temp.ferry_stage s on s.remote_id = ins.remote_id
-             returning row_key)
-             select count(*), coalesce(array_agg(row_key), ''{}'') from lk',
-            tbl, cols, m.id_column, rcols, m.key_column)
+                 insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
+                 select $1, src.row_key, src.remote_id, src.updated_at,
+                        case when src.v ?& $2 then %7$s
+                             else (select coalesce(jsonb_object_agg(k, to_jsonb(src.r) -> k), ''{}'')
+                                     from jsonb_object_keys(src.v) k) end
+                   from src)
+             select count(*), coalesce(array_agg(row_key), ''{}'') from src',
+            tbl, cols, m.id_column, rcols, m.key_column, seq, pairs)
           into fresh, ins_keys
-          using p_mapping;
+          using p_mapping, keys;
         perform ferry.note_applied(p_mapping, ins_keys);
     end if;
 

@@ -27,3 +27,22 @@ create trigger mappings_notify_update after update on ferry.mappings
 drop trigger if exists fields_notify on ferry.fields;
 create trigger fields_notify after insert or update or delete on ferry.fields
     for each statement execute function ferry.notify_control();
+
+-- A deleted mapping takes its per-record state with it. links, outbox, reconcile_seen and
+-- tombstones have no foreign key (V7: the check cost a query per inserted row); this is their
+-- "on delete cascade".
+create or replace function ferry.mappings_cleanup() returns trigger
+language plpgsql
+as $fn$
+begin
+    delete from ferry.links where mapping_id in (select id from gone);
+    delete from ferry.outbox where mapping_id in (select id from gone);
+    delete from ferry.reconcile_seen where mapping_id in (select id from gone);
+    delete from ferry.tombstones where mapping_id in (select id from gone);
+    return null;
+end
+$fn$;
+
+create or replace trigger mappings_cleanup after delete on ferry.mappings
+    referencing old table as gone
+    for each statement execute function ferry.mappings_cleanup();

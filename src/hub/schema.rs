@@ -321,17 +321,20 @@ async fn install_guards(tx: &Transaction<'_>, config: &Config) -> Result<(), Hub
         let qualified = format!("{}.{}", ident(&schema), ident(&table));
         let args = [serde_json::json!(read_only).to_string(), serde_json::json!(tracked).to_string()];
         let wanted: Vec<u8> = args.iter().flat_map(|a| a.bytes().chain([0u8])).collect();
-        let current: Option<Vec<u8>> = tx
+        // ferry's own writes skip the trigger in its WHEN clause, without a PL/pgSQL call per
+        // row (measured: 4-5 µs of a backfilled row's insert)
+        let current: Option<(Vec<u8>, bool)> = tx
             .query_opt(
-                "select tgargs from pg_trigger where tgrelid = $1::text::regclass and tgname = 'ferry_guard'",
+                "select tgargs, tgqual is not null from pg_trigger where tgrelid = $1::text::regclass and tgname = 'ferry_guard'",
                 &[&qualified],
             )
             .await?
-            .map(|r| r.get(0));
-        if current.as_deref() != Some(wanted.as_slice()) {
+            .map(|r| (r.get(0), r.get(1)));
+        if current != Some((wanted, true)) {
             tx.batch_execute(&format!(
                 "create or replace trigger ferry_guard before insert or update on {qualified}
-                   for each row execute function ferry.guard_row({}, {})",
+                   for each row when (current_setting('ferry.writer', true) is distinct from 'on')
+                   execute function ferry.guard_row({}, {})",
                 literal(&args[0]),
                 literal(&args[1])
             ))
