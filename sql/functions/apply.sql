@@ -115,6 +115,11 @@ begin
                     on conflict (mapping_id, remote_id) do update set deleted_at = greatest(tombstones.deleted_at, excluded.deleted_at);
                     n_del := n_del + 1;
                 else
+                    -- not in the hub (yet): remembered all the same, so a backfill page or a
+                    -- poll that read the record before its deletion does not bring it in
+                    insert into ferry.tombstones (mapping_id, remote_id, deleted_at)
+                    values (p_mapping, rid, coalesce(r_updated, now()))
+                    on conflict (mapping_id, remote_id) do update set deleted_at = greatest(tombstones.deleted_at, excluded.deleted_at);
                     n_same := n_same + 1;
                 end if;
                 continue;
@@ -164,19 +169,30 @@ begin
                     deferred := deferred || to_jsonb(rid);
                     continue;
                 end if;
-                execute format(
-                    'insert into %s as t (%s%I) select %s$2 from jsonb_populate_record(null::%s, $1) r returning t.%I',
-                    tbl,
-                    (select coalesce(string_agg(format('%I, ', key), ''), '') from jsonb_object_keys(typed) key),
-                    m.id_column,
-                    (select coalesce(string_agg(format('r.%I, ', key), ''), '') from jsonb_object_keys(typed) key),
-                    tbl, m.key_column)
-                  into new_key using typed, rid;
-                insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
-                values (p_mapping, new_key, rid, r_updated, typed);
-                n_ins := n_ins + 1;
-                noted := noted || new_key;
-                continue;
+                begin
+                    execute format(
+                        'insert into %s as t (%s%I) select %s$2 from jsonb_populate_record(null::%s, $1) r returning t.%I',
+                        tbl,
+                        (select coalesce(string_agg(format('%I, ', key), ''), '') from jsonb_object_keys(typed) key),
+                        m.id_column,
+                        (select coalesce(string_agg(format('r.%I, ', key), ''), '') from jsonb_object_keys(typed) key),
+                        tbl, m.key_column)
+                      into new_key using typed, rid;
+                    insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
+                    values (p_mapping, new_key, rid, r_updated, typed);
+                    n_ins := n_ins + 1;
+                    noted := noted || new_key;
+                    continue;
+                exception when unique_violation then
+                    -- a backfill batch (no per-record lock) inserted the record meanwhile and
+                    -- has committed: merge into its row like into any known record
+                    select row_key, base, remote_updated_at into l_key, l_base, l_updated
+                      from ferry.links where mapping_id = p_mapping and remote_id = rid
+                       for update;
+                    if l_key is null then
+                        raise;
+                    end if;
+                end;
             end if;
 
             if l_updated is not null and r_updated is not null and r_updated < l_updated then
@@ -267,8 +283,9 @@ begin
     end loop;
 
     perform ferry.note_applied(p_mapping, noted);
-    if n_ins + n_upd + n_del > 0 then
-        -- at most once a second, so concurrent batches do not queue on the mapping's row
+    -- at most once a second, so concurrent batches do not queue on the mapping's row; a
+    -- backfill records it with its page cursor, after its turn to commit (no row lock before)
+    if n_ins + n_upd + n_del > 0 and current_setting('ferry.progress_by_caller', true) is distinct from 'on' then
         update ferry.mapping_progress set last_inbound_at = now()
          where mapping_id = p_mapping and (last_inbound_at is null or last_inbound_at < now() - interval '1 second');
     end if;

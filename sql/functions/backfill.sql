@@ -1,9 +1,14 @@
 -- ferry.backfill_merge(mapping): merges one page of remote records, staged by the backfill in
 -- the session's pg_temp.ferry_stage (remote_id, updated_at, rec) with COPY, into the mapping's
 -- hub table. Records the hub has never seen (no link, no hub row with their match key value,
--- no create in flight) are inserted set-based, with their links, in two statements; every
--- other record goes through ferry.apply, field by field under the row lock.
--- Returns the same summary as ferry.apply.
+-- no create in flight, no deletion applied) are inserted set-based, with their links, in one
+-- statement; every other record goes through ferry.apply, field by field under the row lock.
+-- The set-based insert takes no per-record lock: a record an apply (or the previous batch)
+-- inserts at the same moment is skipped by `on conflict` and merged by ferry.apply after it;
+-- an apply that loses the same race merges into this batch's row (see apply.sql).
+-- Returns the same summary as ferry.apply. It never locks ferry.mapping_progress (the caller
+-- records last_inbound_at with its cursor): the backfill merges two batches at once and the
+-- later one waits, in ferry, for the earlier one's commit.
 --
 -- Joins are nested loops over the primary keys: the staging table is never analyzed, and with
 -- its default estimate the planner hashed the whole hub table and links for every page
@@ -22,6 +27,8 @@ declare
     pairs    text;
     keys     text[];
     seq      text;
+    stale    text := '';
+    inserted integer;
     matching text := '';
     fresh    integer := 0;
     ins_keys bigint[];
@@ -36,10 +43,26 @@ begin
     tbl := format('%I.%I', m.hub_schema, m.hub_table);
     create temp table if not exists ferry_fresh (remote_id text primary key) on commit delete rows;
 
-    -- a create in flight may be one of these records: everything takes the careful path
+    -- the per-record locks of ferry.apply, for every staged record, taken up front in its order:
+    -- an apply (a webhook) of some of these records then either finishes before this batch
+    -- inserts anything or waits until it commits, and the two never wait on each other in a
+    -- circle (ferry.apply below takes the same locks again, which costs nothing)
+    perform pg_advisory_xact_lock(hashtextextended(p_mapping::text || ':' || s.remote_id, 0))
+       from (select remote_id from pg_temp.ferry_stage order by 1) s;
+
+    -- a create in flight may be one of these records, and a remote id column without a
+    -- unique index cannot arbitrate concurrent inserts: everything takes the careful path
     if not exists (select 1 from ferry.links
                     where mapping_id = p_mapping and remote_id is null
-                      and created_at > now() - interval '10 minutes') then
+                      and created_at > now() - interval '10 minutes')
+       and exists (select 1 from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+                    where i.indrelid = tbl::regclass and i.indisunique and i.indnatts = 1 and i.indpred is null
+                      and a.attname = m.id_column) then
+        -- a record deleted in the app whose deletion was applied before this page: the
+        -- page's state is older (ferry.apply compares it with the tombstone)
+        if exists (select 1 from ferry.tombstones where mapping_id = p_mapping) then
+            stale := 'and not exists (select 1 from ferry.tombstones ts where ts.mapping_id = $1 and ts.remote_id = s.remote_id)';
+        end if;
         if m.match_key is not null then
             matching := format(
                 'and (select 1 from %s t where lower(t.%I::text) = lower(s.rec -> ''values'' ->> %L) limit 1) is null',
@@ -52,8 +75,8 @@ begin
                 -- a scalar subquery is a per-row primary key probe whatever the statistics say
                 -- (as an anti-join, links grown since the last analyze were walked every page)
                 and (select l.row_key from ferry.links l where l.mapping_id = $1 and l.remote_id = s.remote_id) is null
-                %s
-             on conflict do nothing', matching)
+                %s %s
+             on conflict do nothing', matching, stale)
           using p_mapping;
 
         select string_agg(format('%I', hub_column), ', ' order by position),
@@ -75,27 +98,49 @@ begin
 
         -- row keys are drawn before the inserts, so the hub rows and their links are written
         -- from one materialized set; the base is built from the typed values (a record that
-        -- lacks some properties takes only those it carries)
-        execute format(
-            'with src as materialized (
-                 select nextval(%6$L::regclass) as row_key, s.remote_id, s.updated_at, s.rec -> ''values'' as v, r
-                   from pg_temp.ferry_stage s
-                   join pg_temp.ferry_fresh f on f.remote_id = s.remote_id
-                  cross join lateral jsonb_populate_record(null::%1$s, s.rec -> ''values'') r)
-             , ins as (
-                 insert into %1$s (%5$I, %2$s, %3$I) overriding system value
-                 select src.row_key, %4$s, src.remote_id from src)
-             , lk as (
-                 insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
-                 select $1, src.row_key, src.remote_id, src.updated_at,
-                        case when src.v ?& $2 then %7$s
-                             else (select coalesce(jsonb_object_agg(k, to_jsonb(src.r) -> k), ''{}'')
-                                     from jsonb_object_keys(src.v) k) end
-                   from src)
-             select count(*), coalesce(array_agg(row_key), ''{}'') from src',
-            tbl, cols, m.id_column, rcols, m.key_column, seq, pairs)
-          into fresh, ins_keys
-          using p_mapping, keys;
+        -- lacks some properties takes only those it carries). A record an apply (a webhook)
+        -- or the previous batch inserted meanwhile makes `on conflict` skip its hub row; the
+        -- statement is then undone, the records linked since leave the fresh set, and it runs
+        -- again (those records are merged by ferry.apply below)
+        for attempt in 1..3 loop
+            begin
+                execute format(
+                    'with src as materialized (
+                         select nextval(%6$L::regclass) as row_key, s.remote_id, s.updated_at, s.rec -> ''values'' as v, r
+                           from pg_temp.ferry_stage s
+                           join pg_temp.ferry_fresh f on f.remote_id = s.remote_id
+                          cross join lateral jsonb_populate_record(null::%1$s, s.rec -> ''values'') r)
+                     , ins as (
+                         insert into %1$s (%5$I, %2$s, %3$I) overriding system value
+                         select src.row_key, %4$s, src.remote_id from src
+                         on conflict (%3$I) do nothing
+                         returning 1)
+                     , lk as (
+                         insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
+                         select $1, src.row_key, src.remote_id, src.updated_at,
+                                case when src.v ?& $2 then %7$s
+                                     else (select coalesce(jsonb_object_agg(k, to_jsonb(src.r) -> k), ''{}'')
+                                             from jsonb_object_keys(src.v) k) end
+                           from src)
+                     select count(*), coalesce(array_agg(row_key), ''{}''), (select count(*) from ins) from src',
+                    tbl, cols, m.id_column, rcols, m.key_column, seq, pairs)
+                  into fresh, ins_keys, inserted
+                  using p_mapping, keys;
+                if inserted < fresh then
+                    raise sqlstate 'FY001';
+                end if;
+                exit;
+            exception when unique_violation or sqlstate 'FY001' then
+                fresh := 0;
+                ins_keys := '{}';
+                if attempt = 3 then
+                    delete from pg_temp.ferry_fresh;
+                else
+                    delete from pg_temp.ferry_fresh f
+                     where (select l.row_key from ferry.links l where l.mapping_id = p_mapping and l.remote_id = f.remote_id) is not null;
+                end if;
+            end;
+        end loop;
         perform ferry.note_applied(p_mapping, ins_keys);
     end if;
 
@@ -103,14 +148,13 @@ begin
       from pg_temp.ferry_stage s
      where not exists (select 1 from pg_temp.ferry_fresh f where f.remote_id = s.remote_id);
     if jsonb_array_length(rest) > 0 then
+        -- the caller records last_inbound_at with its cursor: two backfill batches merge at
+        -- once and commit in order, so neither may lock the progress row before its turn
+        perform set_config('ferry.progress_by_caller', 'on', true);
         outcome := ferry.apply(p_mapping, rest, true);
     else
         outcome := jsonb_build_object('inserted', 0, 'updated', 0, 'deleted', 0, 'unchanged', 0,
                                       'conflicts', 0, 'deferred', '[]'::jsonb, 'errors', '[]'::jsonb);
-    end if;
-    if fresh > 0 then
-        update ferry.mapping_progress set last_inbound_at = now()
-         where mapping_id = p_mapping and (last_inbound_at is null or last_inbound_at < now() - interval '1 second');
     end if;
     return jsonb_set(outcome, '{inserted}', to_jsonb((outcome ->> 'inserted')::integer + fresh));
 end

@@ -2,8 +2,13 @@
 //! and applies each page in the transaction that records the page cursor, so a restart
 //! resumes after the last finished page.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
 
 use super::apply::{merge_page, record_errors};
 use super::SyncError;
@@ -68,10 +73,12 @@ pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: 
     let progress = Progress::new(&mapping.name, total as u64);
     let properties = mapping.properties();
 
-    // Pages are read one after the other (the cursor comes with each page) into a bounded queue
-    // while earlier pages are merged; the merger takes what has queued up, up to MERGE_RECORDS,
-    // into one transaction. Memory stays flat: at most QUEUED_PAGES + one batch are held.
-    let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel::<Result<Page, SyncError>>(QUEUED_PAGES);
+    // Pages are read one after the other (the cursor comes with each page) into a bounded queue;
+    // the batcher takes what has queued up, up to MERGE_RECORDS, as one batch; MERGES_IN_FLIGHT
+    // batches are merged at once on their own connections, and commit in order (each waits for
+    // its predecessor's commit), so the stored cursor only moves forward over stored pages.
+    // Memory stays flat: at most QUEUED_PAGES + MERGES_IN_FLIGHT batches are held.
+    let (pages_tx, pages_rx) = tokio::sync::mpsc::channel::<Result<Page, SyncError>>(QUEUED_PAGES);
     let fetch = async {
         let mut cursor = after;
         loop {
@@ -84,67 +91,125 @@ pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: 
             cursor = next;
         }
     };
-    let (properties, progress) = (&properties, &progress);
-    let merge = async move {
-        let mut reported: std::collections::HashSet<String> = std::collections::HashSet::new();
-        while let Some(first) = pages_rx.recv().await {
-            let mut batch = vec![first?];
-            let mut n = batch[0].records.len();
-            while n < MERGE_RECORDS {
-                match pages_rx.try_recv() {
-                    Ok(page) => {
-                        let page = page?;
-                        n += page.records.len();
-                        batch.push(page);
+    let progress = &progress;
+    let mut pages_rx = pages_rx;
+    let merge = async {
+        let mut in_flight = FuturesOrdered::new();
+        let mut gate: Option<oneshot::Receiver<()>> = None;
+        let mut reported = HashSet::new();
+        let mut read_error = None;
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                // cancel-safe: next_batch awaits only the queue's recv, then takes what is there
+                batch = next_batch(&mut pages_rx, mapping, &properties, &mut reported),
+                        if reading && in_flight.len() < MERGES_IN_FLIGHT => match batch {
+                    Some(Ok(batch)) => {
+                        let (done, committed) = oneshot::channel();
+                        let previous = gate.replace(committed);
+                        in_flight.push_back(store_batch(hub, mapping, batch, previous, done));
                     }
-                    Err(_) => break,
-                }
-            }
-            for page in &batch {
-                // a mapped property no record carries does not exist (anymore) in the app: its
-                // column keeps its values; say so once per run instead of failing the backfill
-                if page.records.is_empty() {
-                    continue;
-                }
-                for p in properties {
-                    if !reported.contains(p) && page.records.iter().all(|r| !r.properties.contains_key(p)) {
-                        tracing::warn!(mapping = %mapping.name, property = %p, "the app returns no such property; its column is left as it is");
-                        reported.insert(p.clone());
+                    // the batches before the failed page are still stored
+                    Some(Err(e)) => (reading, read_error) = (false, Some(e)),
+                    None => reading = false,
+                },
+                Some(stored) = in_flight.next(), if !in_flight.is_empty() => {
+                    let (records, last) = stored?;
+                    total += records;
+                    progress.set(total as u64);
+                    if last {
+                        progress.finish();
+                        tracing::info!(mapping = %mapping.name, records = total, "backfill finished");
+                        return Ok(());
+                    }
+                    if shared.is_shutting_down() {
+                        return Ok(()); // what is stored is kept; a restart resumes after it
                     }
                 }
-            }
-            if shared.is_shutting_down() {
-                return Ok(());
-            }
-            store_pages(hub, mapping, &batch).await?;
-            total += n as i64;
-            progress.set(total as u64);
-            if batch.last().is_some_and(|p| p.after.is_none()) {
-                progress.finish();
-                tracing::info!(mapping = %mapping.name, records = total, "backfill finished");
-                return Ok(());
+                // the reader stopped without an error only on shutdown
+                else => return read_error.map_or(Ok(()), Err),
             }
         }
-        Ok(()) // the reader stopped without an error: only on shutdown
     };
     let ((), merged) = tokio::join!(fetch, merge);
     merged
 }
 
-/// Pages queued between the reader and the merger.
+/// The next batch: the first queued page, waited for, and whatever else has queued up, up to
+/// MERGE_RECORDS. None once the reader has stopped and the queue is empty.
+async fn next_batch(
+    pages: &mut mpsc::Receiver<Result<Page, SyncError>>,
+    mapping: &Mapping,
+    properties: &[String],
+    reported: &mut HashSet<String>,
+) -> Option<Result<Vec<Page>, SyncError>> {
+    let first = match pages.recv().await? {
+        Ok(page) => page,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut n = first.records.len();
+    let mut batch = vec![first];
+    while n < MERGE_RECORDS && batch.last().is_some_and(|p| p.after.is_some()) {
+        match pages.try_recv() {
+            Ok(Ok(page)) => {
+                n += page.records.len();
+                batch.push(page);
+            }
+            Ok(Err(e)) => return Some(Err(e)),
+            Err(_) => break,
+        }
+    }
+    for page in batch.iter().filter(|p| !p.records.is_empty()) {
+        // a mapped property no record carries does not exist (anymore) in the app: its column
+        // keeps its values; say so once per run instead of failing the backfill
+        for p in properties {
+            if !reported.contains(p) && page.records.iter().all(|r| !r.properties.contains_key(p)) {
+                tracing::warn!(mapping = %mapping.name, property = %p, "the app returns no such property; its column is left as it is");
+                reported.insert(p.clone());
+            }
+        }
+    }
+    Some(Ok(batch))
+}
+
+/// Pages queued between the reader and the batcher.
 const QUEUED_PAGES: usize = 10;
 /// Records merged in one transaction at most (more when one page is larger).
 const MERGE_RECORDS: usize = 1000;
-/// Pages of 100 read but possibly not stored when the backfill stops: the queue, the batch
+/// Batches merged at once, each on its own connection (commits stay in order).
+const MERGES_IN_FLIGHT: usize = 2;
+/// Pages of 100 read but possibly not stored when the backfill stops: the queue, the batches
 /// being merged and the page being read. A restart reads them again.
-pub const READ_AHEAD_PAGES: u64 = QUEUED_PAGES as u64 + (MERGE_RECORDS / 100) as u64 + 1;
+pub const READ_AHEAD_PAGES: u64 = QUEUED_PAGES as u64 + (MERGES_IN_FLIGHT * MERGE_RECORDS / 100) as u64 + 1;
+
+/// Stores one batch (see [`store_pages`]): its record count and whether it was the last.
+async fn store_batch(
+    hub: &Hub,
+    mapping: &Mapping,
+    batch: Vec<Page>,
+    previous: Option<oneshot::Receiver<()>>,
+    done: oneshot::Sender<()>,
+) -> Result<(i64, bool), SyncError> {
+    store_pages(hub, mapping, &batch, previous, done).await?;
+    let records = batch.iter().map(|p| p.records.len() as i64).sum::<i64>();
+    Ok((records, batch.last().is_some_and(|p| p.after.is_none())))
+}
 
 /// Merges consecutive pages in the transaction that records the last one as done, so a restart
-/// resumes after the last stored page. Records held back (a create may be in flight) make the
-/// pages wait. A record listed twice (it moved while the pages were read) is merged once, as
-/// last listed.
-async fn store_pages(hub: &Hub, mapping: &Mapping, pages: &[Page]) -> Result<(), SyncError> {
-    let mut seen = std::collections::HashSet::new();
+/// resumes after the last stored page. The commit waits for the previous batch's (`previous`
+/// resolves when it committed; dropped, when it failed: this batch then fails too) and then
+/// signals `done`. Records held back (a create may be in flight) make the pages wait. A record
+/// listed twice (it moved while the pages were read) is merged once, as last listed; listed in
+/// the previous batch too, its insert collides with that batch's, and the merge is redone once
+/// that batch has committed.
+async fn store_pages(
+    hub: &Hub,
+    mapping: &Mapping,
+    pages: &[Page],
+    mut previous: Option<oneshot::Receiver<()>>,
+    done: oneshot::Sender<()>,
+) -> Result<(), SyncError> {
+    let mut seen = HashSet::new();
     let mut records: Vec<&crate::connectors::RemoteRecord> =
         pages.iter().flat_map(|p| &p.records).rev().filter(|r| seen.insert(r.id.as_str())).collect();
     records.reverse();
@@ -153,20 +218,44 @@ async fn store_pages(hub: &Hub, mapping: &Mapping, pages: &[Page]) -> Result<(),
     loop {
         let mut client = hub.client().await?;
         let tx = client.transaction().await.map_err(HubError::from)?;
-        let outcome = merge_page(&tx, mapping, &records).await?;
+        let outcome = match merge_page(&tx, mapping, &records).await {
+            // a record also in the previous batch (or a lock cycle through a concurrent apply):
+            // once that batch has committed, the merge sees its rows
+            Err(HubError::Sql(e))
+                if previous.is_some()
+                    && matches!(e.code(), Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::T_R_DEADLOCK_DETECTED) =>
+            {
+                drop(tx);
+                committed(&mut previous).await?;
+                continue;
+            }
+            outcome => outcome?,
+        };
         if !outcome.deferred.is_empty() {
             drop(tx);
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
         record_errors(&*tx, mapping.id, &outcome.errors).await?;
+        // this batch's locks are held while it waits for its turn; a previous batch that takes
+        // long (it may be waiting on something that waits on us) makes it let go and merge again
+        match tokio::time::timeout(TURN_WAIT, committed(&mut previous)).await {
+            Ok(turn) => turn?,
+            Err(_) => {
+                drop(tx);
+                committed(&mut previous).await?;
+                continue;
+            }
+        }
+        let changed = outcome.inserted + outcome.updated + outcome.deleted > 0;
         // progress goes to its own row: ferry.mappings is read by every outbox claim
         tx.execute(
             "update ferry.mapping_progress
                 set backfill_after = $2, backfill_pages = backfill_pages + $4, backfill_rows = backfill_rows + $3,
-                    backfilled_at = case when $2::text is null then now() else backfilled_at end
+                    backfilled_at = case when $2::text is null then now() else backfilled_at end,
+                    last_inbound_at = case when $5 then now() else last_inbound_at end
               where mapping_id = $1",
-            &[&mapping.id, &after, &n, &(pages.len() as i64)],
+            &[&mapping.id, &after, &n, &(pages.len() as i64), &changed],
         )
         .await
         .map_err(HubError::from)?;
@@ -176,8 +265,21 @@ async fn store_pages(hub: &Hub, mapping: &Mapping, pages: &[Page]) -> Result<(),
                 .map_err(HubError::from)?;
         }
         tx.commit().await.map_err(HubError::from)?;
+        let _ = done.send(());
         return Ok(());
     }
+}
+
+/// How long a merged batch holds its locks waiting for the previous batch's commit.
+const TURN_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until the previous batch has committed (then forgets it); an error when it failed.
+async fn committed(previous: &mut Option<oneshot::Receiver<()>>) -> Result<(), SyncError> {
+    if let Some(rx) = previous.as_mut() {
+        rx.await.map_err(|_| HubError::Schema("an earlier batch of the backfill was not stored; resuming from the last stored page".into()))?;
+        *previous = None;
+    }
+    Ok(())
 }
 
 /// Backfill progress on a terminal (a spinner with the row count and rate); elsewhere, a log
