@@ -1,5 +1,6 @@
 //! The hub, embedded: a private PostgreSQL cluster (system binaries) under ferry's data
-//! directory, `wal_level=logical`, loopback only. Used when no `FERRY_DATABASE_URL` is given,
+//! directory, `wal_level=logical`, loopback only, sized for bulk sync (256 MB of shared buffers,
+//! checkpoints at most every 4 GB of WAL or 15 minutes). Used when no `FERRY_DATABASE_URL` is given,
 //! and by the test harness.
 
 use std::path::{Path, PathBuf};
@@ -177,7 +178,8 @@ impl EmbeddedPg {
         let conf = format!(
             "\n# ferry embedded hub\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n\
              wal_level = logical\nmax_wal_senders = 40\nmax_replication_slots = 40\nmax_connections = 200\n\
-             max_slot_wal_keep_size = '4GB'\nwal_sender_timeout = '60s'\n"
+             max_slot_wal_keep_size = '4GB'\nwal_sender_timeout = '60s'\n\
+             shared_buffers = '256MB'\nmax_wal_size = '4GB'\ncheckpoint_timeout = '15min'\n"
         );
         let path = pgdata.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&path).map_err(|e| EmbeddedError::Io(format!("{}: {e}", path.display())))?;
