@@ -30,10 +30,34 @@ extern "C" fn stop_cluster() {
     }
 }
 
-/// Starts a fresh private cluster in a temp dir (stopped and removed when the process exits).
-pub fn new_cluster(tag: &str) -> EmbeddedPg {
+/// Starts a fresh private cluster in a temp dir (stopped and removed when dropped; kept with
+/// FERRY_TEST_KEEP set).
+pub fn new_cluster(tag: &str) -> PrivateCluster {
+    PrivateCluster(start_cluster(tag))
+}
+
+fn start_cluster(tag: &str) -> EmbeddedPg {
     let dir = std::env::temp_dir().join(format!("ferry-test-{}-{tag}-{}", std::process::id(), rand::random::<u32>()));
     EmbeddedPg::start(&dir).unwrap_or_else(|e| panic!("test cluster: {e}"))
+}
+
+/// A test's own cluster, for server-wide settings the shared one must not get.
+pub struct PrivateCluster(EmbeddedPg);
+
+impl std::ops::Deref for PrivateCluster {
+    type Target = EmbeddedPg;
+    fn deref(&self) -> &EmbeddedPg {
+        &self.0
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        self.0.stop();
+        if std::env::var_os("FERRY_TEST_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0.dir);
+        }
+    }
 }
 
 pub fn cluster() -> &'static EmbeddedPg {
@@ -42,7 +66,7 @@ pub fn cluster() -> &'static EmbeddedPg {
         .with_test_writer()
         .try_init();
     CLUSTER.get_or_init(|| {
-        let pg = new_cluster("main");
+        let pg = start_cluster("main");
         // SAFETY: registering a plain extern "C" function with no captured state.
         unsafe { libc::atexit(stop_cluster) };
         pg
