@@ -398,3 +398,55 @@ async fn app_changes_during_a_backfill_converge() {
     assert_eq!(refused, 0, "nothing refused");
     ctx.stop().await;
 }
+
+/// A batch that fails to store (here: the hub refuses its progress update) stops the backfill
+/// with an error while pages are still queued; the reader must not stay blocked on the full
+/// queue: the backfill retries, and once the hub accepts again it ends with the exact set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_whose_batch_fails_retries_and_completes() {
+    const N: usize = 5000;
+    let mut ctx = Ctx::start_with(0, "poll_interval = \"0s\"\nreconcile_interval = \"0s\"", "", "").await;
+    ctx.engine.take().unwrap().shutdown().await;
+    ctx.sim.set_webhook_url(None);
+    for n in 0..N {
+        ctx.sim.app_create("contacts", props(&[("email", &format!("bulk{n}@example.com"))])).unwrap();
+    }
+    ctx.hub
+        .client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "create sequence refused_batches;
+             create function refuse_batch() returns trigger language plpgsql as $$
+             begin
+                 if new.backfill_pages >= 10 then
+                     perform nextval('refused_batches');
+                     raise exception 'injected: the hub refuses this batch';
+                 end if;
+                 return new;
+             end $$;
+             create trigger refuse_batch before update on ferry.mapping_progress
+                for each row execute function refuse_batch();",
+        )
+        .await
+        .unwrap();
+    ctx.exec("update ferry.mappings set backfill_state = 'pending'").await;
+    ctx.exec("update ferry.mapping_progress set backfill_after = null, backfill_pages = 0, backfill_rows = 0").await;
+    ctx.engine = Some(ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets()).await.unwrap());
+    // refused, then tried again (a hung reader would leave it at one refusal)
+    eventually("the refused batch tried again", Duration::from_secs(20), || async {
+        let refused: i64 = ctx.one("select case when is_called then last_value else 0 end from refused_batches").await;
+        (refused >= 2).then_some(())
+    })
+    .await;
+    ctx.exec("drop trigger refuse_batch on ferry.mapping_progress").await;
+    ctx.wait_backfill().await;
+    let remote: std::collections::BTreeSet<String> = ctx.sim.records("contacts").into_iter().map(|r| r.id).collect();
+    let hub: Vec<String> = {
+        let c = ctx.hub.client().await.unwrap();
+        c.query("select hubspot_id from hubspot.contacts", &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+    };
+    assert_eq!(hub.len(), remote.len(), "no row twice");
+    assert_eq!(hub.into_iter().collect::<std::collections::BTreeSet<_>>(), remote, "exactly the remote set");
+    ctx.stop().await;
+}

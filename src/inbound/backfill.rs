@@ -91,9 +91,11 @@ pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: 
             cursor = next;
         }
     };
-    let progress = &progress;
-    let mut pages_rx = pages_rx;
-    let merge = async {
+    let (progress, properties) = (&progress, &properties);
+    // owns the queue's receiving end: when the merger stops (an error, the end, shutdown) the
+    // queue closes and the reader, perhaps waiting for room in it, stops too
+    let merge = async move {
+        let mut pages_rx = pages_rx;
         let mut in_flight = FuturesOrdered::new();
         let mut gate: Option<oneshot::Receiver<()>> = None;
         let mut reported = HashSet::new();
@@ -102,7 +104,7 @@ pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: 
         loop {
             tokio::select! {
                 // cancel-safe: next_batch awaits only the queue's recv, then takes what is there
-                batch = next_batch(&mut pages_rx, mapping, &properties, &mut reported),
+                batch = next_batch(&mut pages_rx, mapping, properties, &mut reported),
                         if reading && in_flight.len() < MERGES_IN_FLIGHT => match batch {
                     Some(Ok(batch)) => {
                         let (done, committed) = oneshot::channel();
