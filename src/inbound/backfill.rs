@@ -278,7 +278,7 @@ const TURN_WAIT: Duration = Duration::from_secs(10);
 /// Waits until the previous batch has committed (then forgets it); an error when it failed.
 async fn committed(previous: &mut Option<oneshot::Receiver<()>>) -> Result<(), SyncError> {
     if let Some(rx) = previous.as_mut() {
-        rx.await.map_err(|_| HubError::Schema("an earlier batch of the backfill was not stored; resuming from the last stored page".into()))?;
+        rx.await.map_err(|_| SyncError::EarlierBatchFailed)?;
         *previous = None;
     }
     Ok(())

@@ -21,4 +21,8 @@ pub enum SyncError {
     /// Retry after the connector's hint or with backoff; a rejection needs the operator.
     #[error("reading remote records: {0}")]
     Connector(#[from] ConnectorError),
+    /// A backfill batch merged after one that failed: not stored either (the cursor must not
+    /// pass the failed pages). Retry after a delay, from the stored cursor.
+    #[error("an earlier batch of the backfill was not stored; resuming from the last stored page")]
+    EarlierBatchFailed,
 }
