@@ -142,10 +142,12 @@ async fn converge(policy: &str, seed: u64) {
         assert_eq!(Some(fields), app.get(id), "{policy}/{seed}: record {id} agrees");
     }
     // no update lost: every final value is one somebody wrote
-    let written = written.lock().unwrap();
-    for fields in hub.values() {
-        for (f, v) in fields {
-            assert!(written.get(f.as_str()).is_some_and(|s| s.contains(v)), "{policy}/{seed}: {f} = {v} was never written");
+    {
+        let written = written.lock().unwrap();
+        for fields in hub.values() {
+            for (f, v) in fields {
+                assert!(written.get(f.as_str()).is_some_and(|s| s.contains(v)), "{policy}/{seed}: {f} = {v} was never written");
+            }
         }
     }
     // every conflict is a real one, and decided by the policy

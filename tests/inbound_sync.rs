@@ -51,7 +51,7 @@ async fn reconcile_soft_deletes_remote_deletions_and_repairs_drift() {
     ctx.sim.app_archive("contacts", &gone).unwrap();
     ctx.sim.app_update("contacts", &drifted, props(&[("company", "Drifted Inc")])).unwrap();
     eventually("reconcile applied the deletion and the drift", Duration::from_secs(15), || async {
-        let deleted: bool = ctx.one(&format!("select _deleted_at is not null from hubspot.contacts where email = 'contact1@example.com'")).await;
+        let deleted: bool = ctx.one("select _deleted_at is not null from hubspot.contacts where email = 'contact1@example.com'").await;
         let company: String = ctx.one(&format!("select company from hubspot.contacts where hubspot_id = '{drifted}'")).await;
         (deleted && company == "Drifted Inc").then_some(())
     })

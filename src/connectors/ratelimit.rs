@@ -28,7 +28,7 @@ impl FromStr for Budget {
         let (n, w) = s.split_once('/').ok_or_else(bad)?;
         let requests: u32 = n.trim().parse().map_err(|_| bad())?;
         let secs: f64 = w.trim().trim_end_matches('s').parse().map_err(|_| bad())?;
-        if requests == 0 || !(secs > 0.0) {
+        if requests == 0 || !secs.is_finite() || secs <= 0.0 {
             return Err(bad());
         }
         Ok(Budget { requests, window: Duration::from_secs_f64(secs) })
@@ -132,6 +132,10 @@ mod tests {
         assert_eq!("190/10s".parse::<Budget>().unwrap(), Budget { requests: 190, window: Duration::from_secs(10) });
         assert!("190".parse::<Budget>().is_err());
         assert!("0/1s".parse::<Budget>().is_err());
+        // a window that is not a positive finite number is refused, not a panic later
+        assert!("10/infs".parse::<Budget>().is_err());
+        assert!("10/NaNs".parse::<Budget>().is_err());
+        assert!("10/0s".parse::<Budget>().is_err());
     }
 
     #[tokio::test]
