@@ -45,11 +45,19 @@ pub struct Field {
 impl Field {
     /// Applies the field's transform to a text value (both directions).
     pub fn transform(&self, value: String) -> String {
+        match self.transform_str(&value) {
+            std::borrow::Cow::Borrowed(_) => value,
+            std::borrow::Cow::Owned(changed) => changed,
+        }
+    }
+
+    /// [`Field::transform`] of a borrowed value: borrowed back when the field has no transform.
+    pub fn transform_str<'v>(&self, value: &'v str) -> std::borrow::Cow<'v, str> {
         match self.transform.as_deref() {
-            Some("lowercase") => value.to_lowercase(),
-            Some("uppercase") => value.to_uppercase(),
-            Some("trim") => value.trim().to_string(),
-            _ => value,
+            Some("lowercase") => value.to_lowercase().into(),
+            Some("uppercase") => value.to_uppercase().into(),
+            Some("trim") => value.trim().to_string().into(),
+            _ => value.into(),
         }
     }
 }

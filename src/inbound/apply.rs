@@ -7,7 +7,9 @@
 
 use serde_json::{json, Map, Value};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
+use bytes::{BufMut, BytesMut};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use tokio_postgres::types::{accepts, to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{GenericClient, Transaction};
 
 use crate::connectors::RemoteRecord;
@@ -47,6 +49,56 @@ pub fn record_json(mapping: &Mapping, r: &RemoteRecord) -> Value {
     })
 }
 
+/// [`record_json`] written straight into a `COPY` row as jsonb, without building the JSON tree
+/// first (that tree was a sixth of ferry's CPU in a backfill).
+#[derive(Debug)]
+struct StagedRecord<'a> {
+    mapping: &'a Mapping,
+    record: &'a RemoteRecord,
+}
+
+impl Serialize for StagedRecord<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = self.record;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &r.id)?;
+        if r.archived {
+            map.serialize_entry("deleted", &true)?;
+            return map.end();
+        }
+        map.serialize_entry("updated_at", &r.updated_at.map(|t| t.to_rfc3339()))?;
+        map.serialize_entry("deleted", &false)?;
+        map.serialize_entry("values", &StagedValues(self))?;
+        map.end()
+    }
+}
+
+struct StagedValues<'s, 'a>(&'s StagedRecord<'a>);
+
+impl Serialize for StagedValues<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let StagedRecord { mapping, record } = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        for f in mapping.fields.iter().filter(|f| f.direction.inbound()) {
+            if let Some(v) = record.properties.get(&f.property) {
+                map.serialize_entry(&f.column, &v.as_deref().map(|s| f.transform_str(s)))?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl ToSql for StagedRecord<'_> {
+    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.put_u8(1); // jsonb's binary format: version 1, then the JSON text
+        serde_json::to_writer(out.writer(), self)?;
+        Ok(IsNull::No)
+    }
+
+    accepts!(JSONB);
+    to_sql_checked!();
+}
+
 /// A deletion of one remote record.
 pub fn deletion_json(remote_id: &str) -> Value {
     json!({"id": remote_id, "deleted": true})
@@ -80,7 +132,7 @@ pub async fn merge_page(tx: &Transaction<'_>, mapping: &Mapping, records: &[&Rem
     let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::TIMESTAMPTZ, Type::JSONB]);
     futures_util::pin_mut!(writer);
     for r in records {
-        writer.as_mut().write(&[&r.id, &r.updated_at, &record_json(mapping, r)]).await?;
+        writer.as_mut().write(&[&r.id, &r.updated_at, &StagedRecord { mapping, record: r }]).await?;
     }
     writer.finish().await?;
     let row = tx.query_one("select ferry.backfill_merge($1)", &[&mapping.id]).await?;
@@ -130,4 +182,64 @@ pub async fn record_errors(client: &impl GenericClient, mapping_id: i32, errors:
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::catalog::{Direction, Field};
+
+    fn mapping() -> Mapping {
+        let field = |c: &str, d, t: Option<&str>| Field {
+            column: c.into(),
+            property: format!("p_{c}"),
+            ty: "text".into(),
+            direction: d,
+            transform: t.map(str::to_string),
+        };
+        Mapping {
+            id: 1,
+            name: "m".into(),
+            connection: "hubspot".into(),
+            object: "contacts".into(),
+            schema: "hubspot".into(),
+            table: "contacts".into(),
+            key_column: "id".into(),
+            id_column: "hubspot_id".into(),
+            active: true,
+            backfill_done: false,
+            match_key: None,
+            soft_delete: false,
+            fields: vec![
+                field("email", Direction::Both, Some("lowercase")),
+                field("phone", Direction::Inbound, None),
+                field("note", Direction::Outbound, None),
+                field("city", Direction::Both, None),
+            ],
+        }
+    }
+
+    /// The staged jsonb is exactly the JSON ferry.apply takes: transforms applied, outbound-only
+    /// fields and properties the record lacks left out, nulls kept, deletions reduced to the id.
+    #[test]
+    fn staged_records_serialize_as_record_json() {
+        let m = mapping();
+        let props = |pairs: &[(&str, Option<&str>)]| pairs.iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect();
+        let records = [
+            RemoteRecord {
+                id: "1".into(),
+                updated_at: Some(chrono::Utc::now()),
+                properties: props(&[("p_email", Some("Ann@Example.COM")), ("p_phone", None), ("p_note", Some("x"))]),
+                archived: false,
+            },
+            RemoteRecord { id: "2".into(), updated_at: None, properties: props(&[("p_city", Some("Lisbon"))]), archived: false },
+            RemoteRecord { id: "3".into(), updated_at: None, properties: props(&[("p_city", Some("Oslo"))]), archived: true },
+        ];
+        for r in &records {
+            let staged = serde_json::to_value(StagedRecord { mapping: &m, record: r }).unwrap();
+            assert_eq!(staged, record_json(&m, r), "record {}", r.id);
+        }
+        let first = serde_json::to_value(StagedRecord { mapping: &m, record: &records[0] }).unwrap();
+        assert_eq!(first["values"], json!({"email": "ann@example.com", "phone": null}));
+    }
 }
