@@ -88,7 +88,7 @@ impl Rig {
             [engine]
             listen = "127.0.0.1:0"
             slot = "{db}"
-            workers = 4
+            workers = 6
             # each benchmark measures one path: no polling or reconcile running beside it
             poll_interval = "0s"
             reconcile_interval = "0s"
