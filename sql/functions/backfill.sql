@@ -3,9 +3,11 @@
 -- hub table. Records the hub has never seen (no link, no hub row with their match key value,
 -- no create in flight, no deletion applied) are inserted set-based, with their links, in one
 -- statement; every other record goes through ferry.apply, field by field under the row lock.
--- The set-based insert takes no per-record lock: a record an apply (or the previous batch)
--- inserts at the same moment is skipped by `on conflict` and merged by ferry.apply after it;
--- an apply that loses the same race merges into this batch's row (see apply.sql).
+-- The batch first takes ferry.apply's per-record locks, in its order, so an apply (a webhook)
+-- or the previous batch handling one of these records finishes before the fresh records are
+-- chosen. Should a record still be inserted meanwhile by something else, `on conflict` skips
+-- it and ferry.apply merges it below; an apply whose insert loses such a race merges into the
+-- existing row (see apply.sql).
 -- Returns the same summary as ferry.apply. It never locks ferry.mapping_progress (the caller
 -- records last_inbound_at with its cursor): the backfill merges two batches at once and the
 -- later one waits, in ferry, for the earlier one's commit.
