@@ -201,7 +201,10 @@ async fn a_backfill_stopped_halfway_resumes_from_its_last_page() {
     );
     // only pages read ahead and not stored yet when the engine stopped are read twice
     let read_ahead = ferry::inbound::backfill::READ_AHEAD_PAGES;
-    assert!(reads_first + reads_second <= total_pages + read_ahead + 2, "pages read twice: {reads_first} + {reads_second}");
+    assert!(
+        reads_first + reads_second <= total_pages + read_ahead + 2,
+        "pages read twice: {reads_first} + {reads_second} ({pages_done} stored before the stop, {total_pages} in all)"
+    );
     let remote: std::collections::BTreeSet<String> =
         ctx.sim.records("contacts").into_iter().filter(|r| !r.archived).map(|r| r.id).collect();
     let hub: Vec<String> = {

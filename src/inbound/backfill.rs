@@ -177,7 +177,7 @@ async fn next_batch(
 /// Pages queued between the reader and the batcher.
 const QUEUED_PAGES: usize = 10;
 /// Records merged in one transaction at most (more when one page is larger).
-const MERGE_RECORDS: usize = 500;
+const MERGE_RECORDS: usize = 1000;
 /// Batches merged at once, each on its own connection (commits stay in order).
 const MERGES_IN_FLIGHT: usize = 2;
 /// Pages of 100 read but possibly not stored when the backfill stops: the queue, the batches
