@@ -16,6 +16,32 @@ fn props(pairs: &[(&str, &str)]) -> Map<String, Value> {
     pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
 }
 
+/// A context whose engine is stopped and whose simulator sends no webhooks: the backfill of the
+/// next engine started is the only reader.
+async fn ctx_for_backfill() -> Ctx {
+    let mut ctx = Ctx::start_with(0, "poll_interval = \"0s\"\nreconcile_interval = \"0s\"", "", "").await;
+    ctx.engine.take().unwrap().shutdown().await;
+    ctx.sim.set_webhook_url(None);
+    ctx
+}
+
+/// The mapping backfills again from its first page when an engine next starts.
+async fn reset_backfill(ctx: &Ctx) {
+    ctx.exec("update ferry.mappings set backfill_state = 'pending'").await;
+    ctx.exec("update ferry.mapping_progress set backfill_after = null, backfill_pages = 0, backfill_rows = 0").await;
+}
+
+/// The hub's remote ids are exactly the app's live records, none twice.
+async fn assert_hub_holds_exactly_the_remote_set(ctx: &Ctx) {
+    let remote: std::collections::BTreeSet<String> = ctx.sim.records("contacts").into_iter().map(|r| r.id).collect();
+    let hub: Vec<String> = {
+        let c = ctx.hub.client().await.unwrap();
+        c.query("select hubspot_id from hubspot.contacts", &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+    };
+    assert_eq!(hub.len(), remote.len(), "no row twice");
+    assert_eq!(hub.into_iter().collect::<std::collections::BTreeSet<_>>(), remote, "exactly the remote set");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_alone_brings_every_change_within_one_interval() {
     let ctx = Ctx::start_with(3, "poll_interval = \"1s\"\npoll_overlap = \"2s\"\nreconcile_interval = \"0s\"", "", "").await;
@@ -167,15 +193,12 @@ async fn first_sync_links_existing_rows_by_match_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_stopped_halfway_resumes_from_its_last_page() {
     const N: usize = 5000; // 50 pages of 100
-    let mut ctx = Ctx::start_with(0, "poll_interval = \"0s\"\nreconcile_interval = \"0s\"", "", "").await;
-    ctx.engine.take().unwrap().shutdown().await;
-    ctx.sim.set_webhook_url(None); // only the backfill reads from here on
+    let mut ctx = ctx_for_backfill().await;
     for n in 0..N {
         ctx.sim.app_create("contacts", props(&[("email", &format!("bulk{n}@example.com"))])).unwrap();
     }
     // a fresh backfill of the same mapping
-    ctx.exec("update ferry.mappings set backfill_state = 'pending'").await;
-    ctx.exec("update ferry.mapping_progress set backfill_after = null, backfill_pages = 0, backfill_rows = 0").await;
+    reset_backfill(&ctx).await;
     ctx.sim.reset_stats();
     let engine = ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets()).await.unwrap();
     let pages_before: i64 = eventually("a few pages in", Duration::from_secs(20), || async {
@@ -205,14 +228,7 @@ async fn a_backfill_stopped_halfway_resumes_from_its_last_page() {
         reads_first + reads_second <= total_pages + read_ahead + 2,
         "pages read twice: {reads_first} + {reads_second} ({pages_done} stored before the stop, {total_pages} in all)"
     );
-    let remote: std::collections::BTreeSet<String> =
-        ctx.sim.records("contacts").into_iter().filter(|r| !r.archived).map(|r| r.id).collect();
-    let hub: Vec<String> = {
-        let c = ctx.hub.client().await.unwrap();
-        c.query("select hubspot_id from hubspot.contacts", &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
-    };
-    assert_eq!(hub.len(), remote.len(), "no row twice");
-    assert_eq!(hub.into_iter().collect::<std::collections::BTreeSet<_>>(), remote, "exactly the remote set");
+    assert_hub_holds_exactly_the_remote_set(&ctx).await;
     ctx.stop().await;
 }
 
@@ -332,14 +348,11 @@ async fn concurrent_and_stale_applies_of_one_record_are_safe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_changes_during_a_backfill_converge() {
     const N: usize = 4000;
-    let mut ctx = Ctx::start_with(0, "poll_interval = \"0s\"\nreconcile_interval = \"0s\"", "", "").await;
-    ctx.engine.take().unwrap().shutdown().await;
-    ctx.sim.set_webhook_url(None);
+    let mut ctx = ctx_for_backfill().await;
     let mut ids: Vec<String> = (0..N)
         .map(|n| ctx.sim.app_create("contacts", props(&[("email", &format!("bulk{n}@example.com")), ("firstname", "v0")])).unwrap())
         .collect();
-    ctx.exec("update ferry.mappings set backfill_state = 'pending'").await;
-    ctx.exec("update ferry.mapping_progress set backfill_after = null, backfill_pages = 0, backfill_rows = 0").await;
+    reset_backfill(&ctx).await;
     let engine = ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets()).await.unwrap();
     ctx.sim.set_webhook_url(Some(engine.webhook_url("hubspot")));
     ctx.engine = Some(engine);
@@ -408,9 +421,7 @@ async fn app_changes_during_a_backfill_converge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_whose_batch_fails_retries_and_completes() {
     const N: usize = 5000;
-    let mut ctx = Ctx::start_with(0, "poll_interval = \"0s\"\nreconcile_interval = \"0s\"", "", "").await;
-    ctx.engine.take().unwrap().shutdown().await;
-    ctx.sim.set_webhook_url(None);
+    let mut ctx = ctx_for_backfill().await;
     for n in 0..N {
         ctx.sim.app_create("contacts", props(&[("email", &format!("bulk{n}@example.com"))])).unwrap();
     }
@@ -433,8 +444,7 @@ async fn a_backfill_whose_batch_fails_retries_and_completes() {
         )
         .await
         .unwrap();
-    ctx.exec("update ferry.mappings set backfill_state = 'pending'").await;
-    ctx.exec("update ferry.mapping_progress set backfill_after = null, backfill_pages = 0, backfill_rows = 0").await;
+    reset_backfill(&ctx).await;
     ctx.engine = Some(ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets()).await.unwrap());
     // refused, then tried again (a hung reader would leave it at one refusal)
     eventually("the refused batch tried again", Duration::from_secs(20), || async {
@@ -444,12 +454,6 @@ async fn a_backfill_whose_batch_fails_retries_and_completes() {
     .await;
     ctx.exec("drop trigger refuse_batch on ferry.mapping_progress").await;
     ctx.wait_backfill().await;
-    let remote: std::collections::BTreeSet<String> = ctx.sim.records("contacts").into_iter().map(|r| r.id).collect();
-    let hub: Vec<String> = {
-        let c = ctx.hub.client().await.unwrap();
-        c.query("select hubspot_id from hubspot.contacts", &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
-    };
-    assert_eq!(hub.len(), remote.len(), "no row twice");
-    assert_eq!(hub.into_iter().collect::<std::collections::BTreeSet<_>>(), remote, "exactly the remote set");
+    assert_hub_holds_exactly_the_remote_set(&ctx).await;
     ctx.stop().await;
 }

@@ -96,6 +96,26 @@ impl Mapping {
     pub fn properties(&self) -> Vec<String> {
         self.fields.iter().map(|f| f.property.clone()).collect()
     }
+
+    /// A HubSpot contacts mapping with these fields, for unit tests.
+    #[cfg(test)]
+    pub fn for_tests(fields: Vec<Field>) -> Mapping {
+        Mapping {
+            id: 1,
+            name: "m".into(),
+            connection: "hubspot".into(),
+            object: "contacts".into(),
+            schema: "hubspot".into(),
+            table: "contacts".into(),
+            key_column: "id".into(),
+            id_column: "hubspot_id".into(),
+            active: true,
+            backfill_done: true,
+            match_key: None,
+            soft_delete: false,
+            fields,
+        }
+    }
 }
 
 /// The mappings of the hub, as loaded at one moment.

@@ -197,26 +197,12 @@ mod tests {
             direction: d,
             transform: t.map(str::to_string),
         };
-        Mapping {
-            id: 1,
-            name: "m".into(),
-            connection: "hubspot".into(),
-            object: "contacts".into(),
-            schema: "hubspot".into(),
-            table: "contacts".into(),
-            key_column: "id".into(),
-            id_column: "hubspot_id".into(),
-            active: true,
-            backfill_done: false,
-            match_key: None,
-            soft_delete: false,
-            fields: vec![
-                field("email", Direction::Both, Some("lowercase")),
-                field("phone", Direction::Inbound, None),
-                field("note", Direction::Outbound, None),
-                field("city", Direction::Both, None),
-            ],
-        }
+        Mapping::for_tests(vec![
+            field("email", Direction::Both, Some("lowercase")),
+            field("phone", Direction::Inbound, None),
+            field("note", Direction::Outbound, None),
+            field("city", Direction::Both, None),
+        ])
     }
 
     /// The staged jsonb is exactly the JSON ferry.apply takes: transforms applied, outbound-only

@@ -119,21 +119,7 @@ mod tests {
 
     fn mapping() -> Mapping {
         let field = |c: &str, d| Field { column: c.into(), property: c.into(), ty: "text".into(), direction: d, transform: None };
-        Mapping {
-            id: 1,
-            name: "m".into(),
-            connection: "hubspot".into(),
-            object: "contacts".into(),
-            schema: "hubspot".into(),
-            table: "contacts".into(),
-            key_column: "id".into(),
-            id_column: "hubspot_id".into(),
-            active: true,
-            backfill_done: true,
-            match_key: None,
-            soft_delete: false,
-            fields: vec![field("email", Direction::Both), field("phone", Direction::Both), field("stage", Direction::Inbound)],
-        }
+        Mapping::for_tests(vec![field("email", Direction::Both), field("phone", Direction::Both), field("stage", Direction::Inbound)])
     }
 
     fn obj(v: Value) -> Map<String, Value> {
