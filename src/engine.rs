@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{watch, Notify};
@@ -28,8 +28,6 @@ pub struct Shared {
     pub backfill_ready: Notify,
     pub shutdown: watch::Sender<bool>,
     lag_bytes: AtomicU64,
-    /// Backend pid of this process's liveness connection (see ferry.outbox.leased_by).
-    liveness_pid: AtomicI32,
 }
 
 impl Shared {
@@ -41,7 +39,6 @@ impl Shared {
             backfill_ready: Notify::new(),
             shutdown: watch::channel(false).0,
             lag_bytes: AtomicU64::new(0),
-            liveness_pid: AtomicI32::new(0),
         }
     }
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -55,9 +52,6 @@ impl Shared {
     }
     pub fn lag(&self) -> u64 {
         self.lag_bytes.load(Ordering::Relaxed)
-    }
-    pub fn liveness_pid(&self) -> i32 {
-        self.liveness_pid.load(Ordering::Relaxed)
     }
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
@@ -91,29 +85,6 @@ pub enum EngineError {
 /// Reads every connection's secrets from the environment variables the config names.
 pub fn secrets_from_env(config: &Config) -> Result<HashMap<String, Secrets>, ConfigError> {
     config.connections.iter().map(|(name, c)| Ok((name.clone(), c.secrets(name)?))).collect()
-}
-
-/// Holds one connection for the life of the process; outbox claims carry its backend pid, so
-/// the claims of a process that died lapse the moment its connection does.
-async fn liveness(hub: Hub, shared: Arc<Shared>) {
-    let mut shutdown = shared.shutdown.subscribe();
-    loop {
-        if let Ok((client, conn)) = hub.config.connect(tokio_postgres::NoTls).await {
-            let mut conn = tokio::spawn(conn);
-            if let Ok(row) = client.query_one("select pg_backend_pid()", &[]).await {
-                shared.liveness_pid.store(row.get(0), Ordering::Relaxed);
-                tokio::select! {
-                    _ = &mut conn => {}
-                    _ = shutdown.wait_for(|stop| *stop) => return,
-                }
-            }
-            conn.abort();
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-    }
 }
 
 /// A running engine.
@@ -161,12 +132,6 @@ impl Engine {
             .to_string();
 
         let mut tasks = vec![];
-        tasks.push(("liveness", tokio::spawn(liveness(hub.clone(), shared.clone()))));
-        // claims must carry a live pid from the first one on
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while shared.liveness_pid() == 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
         tasks.push((
             "webhook server",
             tokio::spawn(crate::inbound::webhook::serve(listener, hub.clone(), connections.clone(), public_url.clone(), shared.clone())),

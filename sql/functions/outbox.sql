@@ -1,9 +1,30 @@
--- ferry.claim(n, lease, pid, after): a worker's claim of up to n due marks of active mappings,
--- in key order after the key `after` (the worker's last claim: the removed marks before it are
--- dead tuples every claim from the start would walk again until vacuum; the worker starts over
--- from the beginning when nothing is left after it), skipping marks another worker holds.
--- A claim is exclusive until `lease`, or until the process whose liveness connection is `pid`
--- goes away, whichever comes first.
+-- ferry.mark_lock(mapping, row): the advisory lock key of a mark's claim (the 64-bit form: the
+-- mapping in the top 16 bits, the row key below; keys that collide only make a claim skip a mark
+-- for one round).
+create or replace function ferry.mark_lock(p_mapping integer, p_row bigint)
+returns bigint
+language sql
+immutable
+parallel safe
+as $fn$
+    select (p_mapping::bigint << 48) # p_row;
+$fn$;
+
+-- ferry.claim_marks(n, after): a worker's claim of up to n due marks of active mappings, in key
+-- order after the key `after` (the worker's last claim: the removed marks before it are dead
+-- tuples every claim from the start would walk again until vacuum; the worker starts over from
+-- the beginning when nothing is left after it).
+--
+-- A claim is a session advisory lock (ferry.mark_lock) of the worker's connection, held until
+-- the worker has committed the outcome and calls pg_advisory_unlock_all(), or until that
+-- connection goes away (a killed process's claims lapse at once). Taking it writes nothing:
+-- leasing each mark with an update cost a new tuple version, its WAL (decoded by the walsender
+-- too) and a liveness lookup in pg_stat_activity for every mark another worker held — the
+-- largest single cost per change. The marks are read `for update skip locked`, so the lock is
+-- taken on the mark's latest version (a mark removed since the scan began is skipped, a mark
+-- being written right now is left for the next round); the row lock itself ends with the claim.
+-- The advisory lock is taken in the loop body, after the row lock: as a qual of the query the
+-- planner pushes it below the row locking, where it would lock marks the query then skips.
 --
 -- The planner settings make the plan independent of the outbox's statistics: the outbox fills
 -- and drains by thousands of rows a second, so its statistics are nearly always stale, and a
@@ -12,8 +33,8 @@
 -- incremental sort is off too: with ferry.mappings as the outer side of a nested loop it sorted
 -- every mark of the mapping on each claim (4,700 instead of 14,000 changes/s at 100,000 marks).
 drop function if exists ferry.claim(integer, timestamptz, integer);
-create or replace function ferry.claim(p_limit integer, p_lease timestamptz, p_pid integer,
-                                       p_after_mapping integer, p_after_row bigint)
+drop function if exists ferry.claim(integer, timestamptz, integer, integer, bigint);
+create or replace function ferry.claim_marks(p_limit integer, p_after_mapping integer, p_after_row bigint)
 returns table (mapping_id integer, row_key bigint, seq bigint, attempts integer)
 language plpgsql
 set enable_seqscan = off
@@ -21,26 +42,30 @@ set enable_sort = off
 set enable_incremental_sort = off
 set enable_bitmapscan = off
 as $fn$
+declare
+    c record;
+    claimed integer := 0;
 begin
     -- PL/pgSQL keeps the statement's plan for the session (an SQL function is planned at
     -- every call)
-    return query
-    with picked as (
-        select o.ctid
-          from ferry.outbox o
-         where (o.mapping_id, o.row_key) > (p_after_mapping, p_after_row)
-           and o.mapping_id in (select m.id from ferry.mappings m where m.state = 'active')
-           and o.next_attempt_at <= now()
-           and (o.leased_until is null or o.leased_until < now()
-                or o.leased_by not in (select a.pid from pg_stat_activity a where a.pid is not null))
-         order by o.mapping_id, o.row_key
-         limit p_limit
-           for update of o skip locked)
-    update ferry.outbox o
-       set leased_until = p_lease, leased_by = p_pid, attempts = o.attempts + 1
-     -- locked rows keep their ctid until this statement ends
-     where o.ctid = any(array(select p.ctid from picked p))
- returning o.mapping_id, o.row_key, o.seq, o.attempts;
+    for c in select o.mapping_id, o.row_key, o.seq, o.attempts
+               from ferry.outbox o
+              where (o.mapping_id, o.row_key) > (p_after_mapping, p_after_row)
+                and o.mapping_id in (select m.id from ferry.mappings m where m.state = 'active')
+                and o.next_attempt_at <= now()
+              order by o.mapping_id, o.row_key
+                for update of o skip locked
+    loop
+        if pg_try_advisory_lock(ferry.mark_lock(c.mapping_id, c.row_key)) then
+            mapping_id := c.mapping_id;
+            row_key := c.row_key;
+            seq := c.seq;
+            attempts := c.attempts;
+            return next;
+            claimed := claimed + 1;
+            exit when claimed >= p_limit;
+        end if;
+    end loop;
 end
 $fn$;
 

@@ -4,8 +4,10 @@
 //! Contract of the outbox:
 //! - A mark `(mapping, row)` means "this row may differ from what the app has". Marks
 //!   coalesce: the listener bumps `seq` on a marked row instead of adding a second mark.
-//! - A worker claims marks with `FOR UPDATE SKIP LOCKED` and a lease, so several workers and
-//!   several ferry processes share the work and never hold the same row at once (per-row order).
+//! - A worker claims marks with `FOR UPDATE SKIP LOCKED` and holds each claim as a session
+//!   advisory lock of its connection (`ferry.claim_marks`) until the outcome is committed, so
+//!   several workers and several ferry processes share the work and never hold the same row at
+//!   once (per-row order). A claim writes nothing, and lapses when its connection goes away.
 //! - A mark is removed only in the transaction that records the outcome (new base, remote id,
 //!   dead letter) and only if its `seq` is still the claimed one; a newer change keeps it.
 //! - Creates first commit a create intent (a link without remote id).
@@ -25,20 +27,22 @@ use crate::hub::catalog::Mapping;
 use crate::hub::{Hub, HubError};
 use plan::{Link, Op};
 
-/// Marks claimed per round: one batch, so a round is one API call and its lease covers it.
+/// Marks claimed per round: one batch, so a round is one API call.
 const CLAIM: i32 = 100;
 /// Attempts before a retryable failure becomes a dead letter (with the backoff below, about
 /// three minutes of an app failing every call).
 const RETRY_BUDGET: i32 = 20;
-/// A claim is exclusive while its process lives (see `leased_by`); this expiry is only the
-/// last resort for a process that is alive but stuck: well beyond one round's calls (a lookup
-/// and a write, 30 s timeout each) and a rate-limit pause.
-const LEASE: Duration = Duration::from_secs(300);
+/// A claim is exclusive while its connection lives; a round's connection that sits idle this
+/// long (`idle_session_timeout`) is ended by the server, which lets go of its claims: the last
+/// resort for a process that is alive but stuck, well beyond one round's calls (a lookup and a
+/// write, 30 s timeout each) and a rate-limit pause.
+const STUCK_ROUND: &str = "300s";
 
 /// One claimed mark.
 struct Mark {
     row_key: i64,
     seq: i64,
+    /// Failed attempts so far.
     attempts: i32,
 }
 
@@ -87,41 +91,40 @@ type Cursor = (i32, i64);
 const START: Cursor = (i32::MIN, i64::MIN);
 
 /// Claims one round of marks after `cursor` and processes them; returns where the next round
-/// starts (`None`: nothing was claimed). If the round fails (the hub went away), its marks are
-/// released as soon as the hub is back, instead of waiting out their lease.
+/// starts (`None`: nothing was claimed). The round keeps one connection throughout: its claims
+/// are that session's advisory locks. They are given back at the end; if that fails, or the
+/// round failed, the connection is closed instead, which gives them back on the server.
 async fn round(hub: &Hub, shared: &Shared, connections: &Connections, cursor: Cursor) -> Result<Option<Cursor>, HubError> {
-    let lease = Utc::now() + chrono::Duration::from_std(LEASE).expect("lease fits");
-    let result = claim_and_process(hub, shared, connections, lease, cursor).await;
-    if result.is_err() {
-        let hub = hub.clone();
-        tokio::spawn(async move {
-            for _ in 0..120 {
-                if let Ok(c) = hub.client().await {
-                    if c.execute("update ferry.outbox set leased_until = null where leased_until = $1", &[&lease]).await.is_ok() {
-                        return;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        });
+    let mut client = hub.client().await?;
+    let result = claim_and_process(&mut client, shared, connections, cursor).await;
+    let released = match &result {
+        Ok(None) => true,
+        Ok(Some(_)) => client
+            .execute("select pg_advisory_unlock_all(), set_config('idle_session_timeout', '0', false)", &[])
+            .await
+            .is_ok(),
+        Err(_) => false,
+    };
+    if !released {
+        drop(deadpool_postgres::Object::take(client));
     }
     result
 }
 
 async fn claim_and_process(
-    hub: &Hub,
+    client: &mut deadpool_postgres::Object,
     shared: &Shared,
     connections: &Connections,
-    lease: DateTime<Utc>,
     cursor: Cursor,
 ) -> Result<Option<Cursor>, HubError> {
-    let client = hub.client().await?;
-    // a lost claim only means the marks are claimed again: no need to wait for the disk
+    // the claim's row locks need no wait for the disk: a lost claim holds nothing
     let claim = client
-        .prepare_cached("select c.*, set_config('synchronous_commit', 'off', true) from ferry.claim($1, $2, $3, $4, $5) c")
+        .prepare_cached(
+            "select c.*, set_config('synchronous_commit', 'off', true), set_config('idle_session_timeout', $4, false)
+               from ferry.claim_marks($1, $2, $3) c",
+        )
         .await?;
-    let rows = client.query(&claim, &[&CLAIM, &lease, &shared.liveness_pid(), &cursor.0, &cursor.1]).await?;
-    drop(client);
+    let rows = client.query(&claim, &[&CLAIM, &cursor.0, &cursor.1, &STUCK_ROUND]).await?;
     if rows.is_empty() {
         return Ok(None);
     }
@@ -147,15 +150,19 @@ async fn claim_and_process(
         };
         let batch = conn.connector.capabilities().max_batch.max(1);
         for chunk in marks.chunks(batch) {
-            process(hub, &mapping, conn.connector.as_ref(), chunk, lease).await?;
+            process(client, &mapping, conn.connector.as_ref(), chunk).await?;
         }
     }
     Ok(Some(next))
 }
 
-async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks: &[Mark], lease: DateTime<Utc>) -> Result<(), HubError> {
+async fn process(
+    client: &mut deadpool_postgres::Object,
+    mapping: &Mapping,
+    connector: &dyn Connector,
+    marks: &[Mark],
+) -> Result<(), HubError> {
     let keys: Vec<i64> = marks.iter().map(|m| m.row_key).collect();
-    let client = hub.client().await?;
     // the current rows and their links in one statement: one snapshot, so an inbound apply
     // that commits in between cannot pair an old row with a new base
     let live = if mapping.soft_delete { " and t._deleted_at is null" } else { "" };
@@ -215,7 +222,6 @@ async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks:
             )
             .await?;
     }
-    drop(client);
 
     let (mut ops, undecided) = adopt_interrupted_creates(mapping, connector, marks, &links, ops).await;
     // creates whose earlier attempt could not be looked up wait for the next round; the rest go
@@ -232,7 +238,7 @@ async fn process(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, marks:
     for i in held {
         outcomes[i] = Outcome::Held;
     }
-    commit(hub, mapping, marks, outcomes, &links, lease).await
+    commit(client, mapping, marks, outcomes, &links).await
 }
 
 /// A create whose intent link is older than this attempt may have happened already (ferry died
@@ -339,14 +345,12 @@ fn backoff(attempts: i32, error: &ConnectorError) -> Duration {
 /// app now has. (Ferry's own inbound writes queue no mark of their own; see
 /// `ferry.note_applied`.)
 async fn commit(
-    hub: &Hub,
+    client: &mut deadpool_postgres::Object,
     mapping: &Mapping,
     marks: &[Mark],
     outcomes: Vec<Outcome>,
     read: &HashMap<i64, Link>,
-    lease: DateTime<Utc>,
 ) -> Result<(), HubError> {
-    let mut client = hub.client().await?;
     let tx = client.transaction().await?;
     // everything recorded here can be redone if a crash loses it: the mark survives, the row is
     // diffed again and the write repeated (updates and archives are idempotent; creates hold an
@@ -372,9 +376,13 @@ async fn commit(
     let (mut upd_keys, mut upd_changed, mut upd_ts) = (vec![], vec![], vec![]);
     let (mut cre_keys, mut cre_ids, mut cre_base, mut cre_ts) = (vec![], vec![], vec![], vec![]);
     let mut forget: Vec<i64> = vec![];
+    // a done mark that had failed before and stays (a newer change came meanwhile) starts its
+    // attempts over
+    let mut had_failed = false;
     for (mark, outcome) in marks.iter().zip(outcomes) {
         match outcome {
             Outcome::Done { op, remote } => {
+                had_failed |= mark.attempts > 0;
                 done_keys.push(mark.row_key);
                 done_seqs.push(mark.seq);
                 match op {
@@ -401,25 +409,25 @@ async fn commit(
             Outcome::Held => {
                 tx.execute(
                     &tx.prepare_cached(
-                        "update ferry.outbox set leased_until = null, attempts = greatest(attempts - 1, 0),
-                                next_attempt_at = now() + interval '1 second'
-                          where mapping_id = $1 and row_key = $2 and leased_until = $3",
+                        "update ferry.outbox set next_attempt_at = now() + interval '1 second'
+                          where mapping_id = $1 and row_key = $2",
                     )
                     .await?,
-                    &[&mapping.id, &mark.row_key, &lease],
+                    &[&mapping.id, &mark.row_key],
                 )
                 .await?;
             }
             Outcome::Failed { op, error } => {
-                let retry = error.retryable() && mark.attempts < RETRY_BUDGET;
-                tracing::warn!(mapping = %mapping.name, row = mark.row_key, op = op.name(), attempts = mark.attempts, retry, error = %error, "outbound write failed");
+                let attempts = mark.attempts + 1;
+                let retry = error.retryable() && attempts < RETRY_BUDGET;
+                tracing::warn!(mapping = %mapping.name, row = mark.row_key, op = op.name(), attempts, retry, error = %error, "outbound write failed");
                 if retry {
-                    let wait = backoff(mark.attempts, &error);
+                    let wait = backoff(attempts, &error);
                     tx.execute(
-                        &tx.prepare_cached("update ferry.outbox set leased_until = null, last_error = $3,
+                        &tx.prepare_cached("update ferry.outbox set attempts = $5, last_error = $3,
                                 next_attempt_at = now() + make_interval(secs => $4)
-                          where mapping_id = $1 and row_key = $2 and leased_until = $5").await?,
-                        &[&mapping.id, &mark.row_key, &error.to_string(), &wait.as_secs_f64(), &lease],
+                          where mapping_id = $1 and row_key = $2").await?,
+                        &[&mapping.id, &mark.row_key, &error.to_string(), &wait.as_secs_f64(), &attempts],
                     )
                     .await?;
                 } else {
@@ -477,13 +485,14 @@ async fn commit(
         &[&mapping.id, &done_keys, &done_seqs, &lo, &hi],
     )
     .await?;
-    // marks that got a newer seq meanwhile stay, released for the next round
-    tx.execute(
-        &tx.prepare_cached("update ferry.outbox set leased_until = null, attempts = 0
-          where mapping_id = $1 and row_key between $4 and $5 and row_key = any($2) and leased_until = $3").await?,
-        &[&mapping.id, &done_keys, &lease, &lo, &hi],
-    )
-    .await?;
+    if had_failed {
+        tx.execute(
+            &tx.prepare_cached("update ferry.outbox set attempts = 0
+              where mapping_id = $1 and row_key between $3 and $4 and row_key = any($2) and attempts > 0").await?,
+            &[&mapping.id, &done_keys, &lo, &hi],
+        )
+        .await?;
+    }
     if !cre_keys.is_empty() {
         tx.execute(
             &tx.prepare_cached("update ferry.links l set remote_id = d.remote_id, base = d.base, remote_updated_at = d.ts, synced_at = now()
