@@ -69,25 +69,20 @@ begin
 end
 $fn$;
 
--- ferry.xacts_visible(xids): whether every given transaction (32-bit ids, as logical decoding
--- reports them) is visible to a snapshot taken now. Decoding streams a commit as soon as its
--- WAL is flushed, a moment before the transaction becomes visible to other sessions (longer
--- when a synchronous standby keeps it waiting). The listener queues a commit's marks only once
--- it is visible, so a worker never reads a row without the change it was marked for (it would
--- find nothing to send, drop the mark, and the change would be lost).
-create or replace function ferry.xacts_visible(p_xids bigint[])
-returns boolean
+-- ferry.snapshot_now(): the xmax of a snapshot taken now and the transactions it sees running
+-- (64-bit ids). Decoding streams a commit as soon as its WAL is flushed, a moment before the
+-- transaction becomes visible to other sessions (longer when a synchronous standby keeps it
+-- waiting). The listener queues a commit's marks only once it is visible — below xmax and not
+-- running (replication::visibility) — so a worker never reads a row without the change it was
+-- marked for (it would find nothing to send, drop the mark, and the change would be lost).
+-- Checked in Rust: per decoded id in SQL it cost 1-3 µs a change.
+drop function if exists ferry.xacts_visible(bigint[]);
+create or replace function ferry.snapshot_now(out xmax bigint, out running bigint[])
 language sql
 volatile
 as $fn$
-    with s0 as (select pg_current_snapshot() as snap),
-         s as (select snap, pg_snapshot_xmax(snap)::text::numeric as xmax8 from s0)
-    select coalesce(bool_and(pg_visible_in_snapshot(
-               (case when x <= s.xmax8 % 4294967296
-                     then s.xmax8 - s.xmax8 % 4294967296 + x
-                     else s.xmax8 - s.xmax8 % 4294967296 - 4294967296 + x end)::text::xid8,
-               s.snap)), true)
-      from s, unnest(p_xids) as x;
+    select pg_snapshot_xmax(s)::text::bigint, array(select x::text::bigint from pg_snapshot_xip(s) x)
+      from pg_current_snapshot() s;
 $fn$;
 
 -- ferry.note_applied(mapping, keys): tells the listener, through a transactional logical

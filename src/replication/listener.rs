@@ -14,6 +14,7 @@ use tokio_postgres::NoTls;
 
 use super::client::{format_lsn, ReplicationClient, ReplicationError, StreamMessage};
 use super::pgoutput::{self, Datum, Message, Relation};
+use super::visibility::Snapshot;
 use crate::engine::Shared;
 use crate::hub::Hub;
 
@@ -186,7 +187,7 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
         return Err(ReplicationError::NotLeader);
     }
     let upsert = db.prepare(UPSERT_MARKS).await?;
-    let visible = db.prepare("select ferry.xacts_visible($1)").await?;
+    let visible = db.prepare("select xmax, running from ferry.snapshot_now()").await?;
     let mut repl = ReplicationClient::connect(&hub.config, "ferry-listener").await?;
     create_slot(&mut repl, hub, slot).await?;
     repl.start_replication(&format!(
@@ -206,7 +207,7 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
     let mut tx_applied: HashSet<(i32, i64)> = HashSet::new();
     let mut pending: HashSet<(i32, i64)> = HashSet::new();
     // transactions with marks in `pending`, and the one being decoded
-    let mut pending_xids: Vec<i64> = vec![];
+    let mut pending_xids: Vec<u32> = vec![];
     let mut tx_xid: u32 = 0;
     let mut pending_lsn: Option<u64> = None;
     let mut pending_since = std::time::Instant::now();
@@ -258,7 +259,7 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
                             tx_applied.clear();
                         }
                         if !tx_marks.is_empty() {
-                            pending_xids.push(i64::from(tx_xid));
+                            pending_xids.push(tx_xid);
                         }
                         pending.extend(tx_marks.drain(..));
                         if pending_lsn.is_none() {
@@ -307,18 +308,18 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
 }
 
 /// Waits until the decoded transactions are visible to new snapshots (see
-/// `ferry.xacts_visible`): usually at once, a few milliseconds at most, as long as a synchronous
+/// `ferry.snapshot_now`): usually at once, a few milliseconds at most, as long as a synchronous
 /// standby holds the commits. Queueing their marks earlier would let a worker read the rows
 /// without the changes and drop the marks.
-async fn wait_until_visible(db: &tokio_postgres::Client, visible: &tokio_postgres::Statement, xids: &[i64]) -> Result<(), ReplicationError> {
+async fn wait_until_visible(db: &tokio_postgres::Client, visible: &tokio_postgres::Statement, xids: &[u32]) -> Result<(), ReplicationError> {
     if xids.is_empty() {
         return Ok(());
     }
     let t0 = std::time::Instant::now();
     let mut warned = t0;
     loop {
-        let ok: bool = db.query_one(visible, &[&xids]).await?.get(0);
-        if ok {
+        let row = db.query_one(visible, &[]).await?;
+        if (Snapshot { xmax: row.get(0), running: row.get(1) }).sees_all(xids) {
             return Ok(());
         }
         if warned.elapsed() >= Duration::from_secs(10) {

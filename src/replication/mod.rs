@@ -16,5 +16,6 @@
 pub mod client;
 pub mod listener;
 pub mod pgoutput;
+pub mod visibility;
 
 pub use client::{ReplicationClient, ReplicationError};
