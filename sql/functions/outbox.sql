@@ -20,11 +20,15 @@ $fn$;
 -- connection goes away (a killed process's claims lapse at once). Taking it writes nothing:
 -- leasing each mark with an update cost a new tuple version, its WAL (decoded by the walsender
 -- too) and a liveness lookup in pg_stat_activity for every mark another worker held — the
--- largest single cost per change. The marks are read `for update skip locked`, so the lock is
--- taken on the mark's latest version (a mark removed since the scan began is skipped, a mark
--- being written right now is left for the next round); the row lock itself ends with the claim.
--- The advisory lock is taken in the loop body, after the row lock: as a qual of the query the
--- planner pushes it below the row locking, where it would lock marks the query then skips.
+-- largest single cost per change. A mark another worker holds costs one failed try-lock.
+--
+-- The try-lock is a qual of the scan, so it is taken on the version the scan sees; the row
+-- lock above it (`for update skip locked`) then moves to the mark's latest version and checks
+-- the quals again: a mark removed since the scan began, or being written right now, is not
+-- returned, and a mark whose seq moved is returned with its latest seq. A mark locked here
+-- but not returned (removed, being written, or a qual the planner evaluates after the
+-- try-lock) stays locked until the round's pg_advisory_unlock_all(): another worker skips it
+-- for the length of one round, no more.
 --
 -- The planner settings make the plan independent of the outbox's statistics: the outbox fills
 -- and drains by thousands of rows a second, so its statistics are nearly always stale, and a
@@ -42,30 +46,19 @@ set enable_sort = off
 set enable_incremental_sort = off
 set enable_bitmapscan = off
 as $fn$
-declare
-    c record;
-    claimed integer := 0;
 begin
     -- PL/pgSQL keeps the statement's plan for the session (an SQL function is planned at
     -- every call)
-    for c in select o.mapping_id, o.row_key, o.seq, o.attempts
-               from ferry.outbox o
-              where (o.mapping_id, o.row_key) > (p_after_mapping, p_after_row)
-                and o.mapping_id in (select m.id from ferry.mappings m where m.state = 'active')
-                and o.next_attempt_at <= now()
-              order by o.mapping_id, o.row_key
-                for update of o skip locked
-    loop
-        if pg_try_advisory_lock(ferry.mark_lock(c.mapping_id, c.row_key)) then
-            mapping_id := c.mapping_id;
-            row_key := c.row_key;
-            seq := c.seq;
-            attempts := c.attempts;
-            return next;
-            claimed := claimed + 1;
-            exit when claimed >= p_limit;
-        end if;
-    end loop;
+    return query
+    select o.mapping_id, o.row_key, o.seq, o.attempts
+      from ferry.outbox o
+     where (o.mapping_id, o.row_key) > (p_after_mapping, p_after_row)
+       and o.mapping_id in (select m.id from ferry.mappings m where m.state = 'active')
+       and o.next_attempt_at <= now()
+       and pg_try_advisory_lock(ferry.mark_lock(o.mapping_id, o.row_key))
+     order by o.mapping_id, o.row_key
+     limit p_limit
+       for update of o skip locked;
 end
 $fn$;
 

@@ -97,14 +97,12 @@ const START: Cursor = (i32::MIN, i64::MIN);
 async fn round(hub: &Hub, shared: &Shared, connections: &Connections, cursor: Cursor) -> Result<Option<Cursor>, HubError> {
     let mut client = hub.client().await?;
     let result = claim_and_process(&mut client, shared, connections, cursor).await;
-    let released = match &result {
-        Ok(None) => true,
-        Ok(Some(_)) => client
+    // (an empty claim may hold marks too: see ferry.claim_marks)
+    let released = result.is_ok()
+        && client
             .execute("select pg_advisory_unlock_all(), set_config('idle_session_timeout', '0', false)", &[])
             .await
-            .is_ok(),
-        Err(_) => false,
-    };
+            .is_ok();
     if !released {
         drop(deadpool_postgres::Object::take(client));
     }
