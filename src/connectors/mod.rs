@@ -26,6 +26,13 @@ pub struct RemoteRecord {
     pub archived: bool,
 }
 
+/// The outcome of one write: the record's id and the app's version of it after the write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub id: String,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -135,8 +142,8 @@ pub trait Connector: Send + Sync {
     ) -> Result<Page, ConnectorError>;
     /// Current state of the given records; missing or archived ones are absent from the result.
     async fn fetch(&self, object: &str, ids: &[String], properties: &[String]) -> Result<Vec<RemoteRecord>, ConnectorError>;
-    async fn create(&self, object: &str, items: &[Properties]) -> Vec<Result<RemoteRecord, ConnectorError>>;
-    async fn update(&self, object: &str, items: &[(String, Properties)]) -> Vec<Result<RemoteRecord, ConnectorError>>;
+    async fn create(&self, object: &str, items: &[Properties]) -> Vec<Result<Written, ConnectorError>>;
+    async fn update(&self, object: &str, items: &[(String, Properties)]) -> Vec<Result<Written, ConnectorError>>;
     /// Live records whose `property` equals one of `values`: how the engine finds a record an
     /// interrupted create may have made before it creates again.
     async fn find(&self, object: &str, property: &str, values: &[String], properties: &[String]) -> Result<Vec<RemoteRecord>, ConnectorError>;

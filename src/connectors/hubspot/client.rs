@@ -18,10 +18,23 @@ pub struct Client {
     limiter: Option<Arc<RateLimiter>>,
 }
 
-/// A parsed response: status and JSON body (`Null` when empty).
+/// A successful response: its status and body, parsed by the caller into the shape it needs.
 pub struct Response {
     pub status: StatusCode,
-    pub body: Value,
+    raw: bytes::Bytes,
+}
+
+impl Response {
+    /// The body as `T`; an empty body is `T::default()`. A body that is not the JSON HubSpot
+    /// documents is a transient failure (a proxy's error page, a truncated answer), never an
+    /// empty result.
+    pub fn parse<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, ConnectorError> {
+        if self.raw.is_empty() {
+            return Ok(T::default());
+        }
+        serde_json::from_slice(&self.raw)
+            .map_err(|e| ConnectorError::Transient(format!("HTTP {}: unreadable response body: {e}", self.status.as_u16())))
+    }
 }
 
 impl Client {
@@ -63,10 +76,10 @@ impl Client {
         let bytes = resp.bytes().await;
         metrics.api_call(&self.name, Some(status.as_u16()), started.elapsed());
         let bytes = bytes.map_err(|e| ConnectorError::Transient(crate::hub::chain(&e)))?;
-        let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         if status.is_success() {
-            return Ok(Response { status, body });
+            return Ok(Response { status, raw: bytes });
         }
+        let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         let err = classify(status, &body, retry_after, &bytes);
         if let (ConnectorError::RateLimited { retry_after, .. }, Some(l)) = (&err, &self.limiter) {
             l.pause(*retry_after);

@@ -13,7 +13,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::ratelimit::{Budget, RateLimiter};
-use super::{Capabilities, ChangeEvent, Connector, ConnectorError, Page, Properties, RemoteRecord, WebhookError, WebhookRequest};
+use super::{Capabilities, ChangeEvent, Connector, ConnectorError, Page, Properties, RemoteRecord, WebhookError, WebhookRequest, Written};
+use mapping::WriteResponse;
 
 /// Results one search query can page through.
 const SEARCH_CAP: usize = 10_000;
@@ -46,9 +47,9 @@ fn whole_request(e: ConnectorError) -> ConnectorError {
 }
 
 /// Errors of a 207 response, keyed by the context value they name (`id` or trace id).
-fn batch_errors(body: &Value, context_key: &str) -> HashMap<String, ConnectorError> {
+fn batch_errors(errors: &[Value], context_key: &str) -> HashMap<String, ConnectorError> {
     let mut out = HashMap::new();
-    for e in body.get("errors").and_then(Value::as_array).into_iter().flatten() {
+    for e in errors {
         let message = e.get("message").and_then(Value::as_str).unwrap_or("batch item failed").to_string();
         let category = e.get("category").and_then(Value::as_str).unwrap_or("");
         let status = e.get("status").and_then(|s| s.as_str().and_then(|s| s.parse().ok()).or(s.as_u64().map(|n| n as u16)));
@@ -83,8 +84,7 @@ impl Connector for HubSpot {
             q.push_str(a);
         }
         let resp = self.client.call(Method::GET, &path(object, &q), None).await?;
-        let records = resp.body.get("results").and_then(Value::as_array).into_iter().flatten().filter_map(mapping::record).collect();
-        let after = resp.body.pointer("/paging/next/after").and_then(Value::as_str).map(str::to_string);
+        let (records, after) = resp.parse::<mapping::RecordsResponse>()?.into_parts();
         Ok(Page { records, after })
     }
 
@@ -108,14 +108,9 @@ impl Connector for HubSpot {
             body["after"] = json!(a);
         }
         let resp = self.client.call(Method::POST, &path(object, "/search"), Some(&body)).await.map_err(whole_request)?;
-        let records = resp.body.get("results").and_then(Value::as_array).into_iter().flatten().filter_map(mapping::record).collect();
+        let (records, after) = resp.parse::<mapping::RecordsResponse>()?.into_parts();
         // paging past the search cap is refused (400): the engine restarts from its last change
-        let after = resp
-            .body
-            .pointer("/paging/next/after")
-            .and_then(Value::as_str)
-            .filter(|a| a.parse::<usize>().map_or(true, |n| n < SEARCH_CAP))
-            .map(str::to_string);
+        let after = after.filter(|a| a.parse::<usize>().map_or(true, |n| n < SEARCH_CAP));
         Ok(Page { records, after })
     }
 
@@ -127,9 +122,7 @@ impl Connector for HubSpot {
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
             });
             match self.client.call(Method::POST, &path(object, "/batch/read"), Some(&body)).await {
-                Ok(resp) => out.extend(
-                    resp.body.get("results").and_then(Value::as_array).into_iter().flatten().filter_map(mapping::record),
-                ),
+                Ok(resp) => out.extend(resp.parse::<mapping::RecordsResponse>()?.into_parts().0),
                 // per-record absence comes as a 207; a 404 for the whole request means the path
                 // or object type is wrong, and must not read as "every record was deleted"
                 Err(e) => return Err(whole_request(e)),
@@ -153,7 +146,7 @@ impl Connector for HubSpot {
                     "inputs": chunk.iter().map(|v| json!({"id": v})).collect::<Vec<_>>(),
                 });
                 let resp = self.client.call(Method::POST, &path(object, "/batch/read"), Some(&body)).await.map_err(whole_request)?;
-                out.extend(resp.body.get("results").and_then(Value::as_array).into_iter().flatten().filter_map(mapping::record));
+                out.extend(resp.parse::<mapping::RecordsResponse>()?.into_parts().0);
             }
             return Ok(out);
         }
@@ -164,29 +157,31 @@ impl Connector for HubSpot {
                 "limit": 100,
             });
             let resp = self.client.call(Method::POST, &path(object, "/search"), Some(&body)).await?;
-            out.extend(resp.body.get("results").and_then(Value::as_array).into_iter().flatten().filter_map(mapping::record));
+            out.extend(resp.parse::<mapping::RecordsResponse>()?.into_parts().0);
         }
         Ok(out)
     }
 
-    async fn create(&self, object: &str, items: &[Properties]) -> Vec<Result<RemoteRecord, ConnectorError>> {
+    async fn create(&self, object: &str, items: &[Properties]) -> Vec<Result<Written, ConnectorError>> {
         let body = json!({
             "inputs": items.iter().enumerate().map(|(i, p)| json!({
-                "properties": mapping::properties(p),
+                "properties": mapping::properties_json(p),
                 "objectWriteTraceId": i.to_string(),
             })).collect::<Vec<_>>(),
         });
-        let resp = match self.client.call(Method::POST, &path(object, "/batch/create"), Some(&body)).await {
+        let resp = match self.client.call(Method::POST, &path(object, "/batch/create"), Some(&body)).await.and_then(|r| r.parse::<WriteResponse>()) {
             Ok(r) => r,
             Err(e) => return items.iter().map(|_| Err(whole_request(e.clone()))).collect(),
         };
-        let mut by_trace: HashMap<String, RemoteRecord> = HashMap::new();
-        for r in resp.body.get("results").and_then(Value::as_array).into_iter().flatten() {
-            if let (Some(trace), Some(rec)) = (r.get("objectWriteTraceId").and_then(Value::as_str), mapping::record(r)) {
-                by_trace.insert(trace.to_string(), rec);
+        let mut errors = batch_errors(&resp.errors, "objectWriteTraceId");
+        let mut by_trace: HashMap<String, Written> = HashMap::new();
+        for r in resp.results {
+            if let Some(trace) = r.trace.0.clone() {
+                if let Some(w) = r.into_written() {
+                    by_trace.insert(trace, w);
+                }
             }
         }
-        let mut errors = batch_errors(&resp.body, "objectWriteTraceId");
         (0..items.len())
             .map(|i| {
                 let key = i.to_string();
@@ -197,24 +192,17 @@ impl Connector for HubSpot {
             .collect()
     }
 
-    async fn update(&self, object: &str, items: &[(String, Properties)]) -> Vec<Result<RemoteRecord, ConnectorError>> {
+    async fn update(&self, object: &str, items: &[(String, Properties)]) -> Vec<Result<Written, ConnectorError>> {
         let body = json!({
-            "inputs": items.iter().map(|(id, p)| json!({"id": id, "properties": mapping::properties(p)})).collect::<Vec<_>>(),
+            "inputs": items.iter().map(|(id, p)| json!({"id": id, "properties": mapping::properties_json(p)})).collect::<Vec<_>>(),
         });
-        let resp = match self.client.call(Method::POST, &path(object, "/batch/update"), Some(&body)).await {
+        let resp = match self.client.call(Method::POST, &path(object, "/batch/update"), Some(&body)).await.and_then(|r| r.parse::<WriteResponse>()) {
             Ok(r) => r,
             Err(e) => return items.iter().map(|_| Err(whole_request(e.clone()))).collect(),
         };
-        let mut by_id: HashMap<String, RemoteRecord> = resp
-            .body
-            .get("results")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(mapping::record)
-            .map(|r| (r.id.clone(), r))
-            .collect();
-        let mut errors = batch_errors(&resp.body, "id");
+        let mut errors = batch_errors(&resp.errors, "id");
+        let mut by_id: HashMap<String, Written> =
+            resp.results.into_iter().filter_map(|r| r.into_written()).map(|w| (w.id.clone(), w)).collect();
         items
             .iter()
             .map(|(id, _)| {
