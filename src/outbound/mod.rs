@@ -18,10 +18,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::connectors::{Connector, ConnectorError, Properties};
+use crate::connectors::{Connector, ConnectorError, Properties, Written};
 use crate::engine::{Connections, Shared};
 use crate::hub::catalog::Mapping;
 use crate::hub::{Hub, HubError};
@@ -48,7 +47,8 @@ struct Mark {
 
 /// The outcome of one row.
 enum Outcome {
-    Done { op: Op, remote: Option<(String, Option<DateTime<Utc>>)> },
+    /// `remote`: what the app answered for a create or update.
+    Done { op: Op, remote: Option<Written> },
     Failed { op: Op, error: ConnectorError },
     /// Not attempted: the mark waits (its attempt is not counted).
     Held,
@@ -307,13 +307,13 @@ async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec
         async { if update_items.is_empty() { vec![] } else { connector.update(object, &update_items).await } },
         async { if archive_ids.is_empty() { vec![] } else { connector.archive(object, &archive_ids).await } },
     );
-    let mut results: Vec<Option<Result<Option<(String, Option<DateTime<Utc>>)>, ConnectorError>>> =
+    let mut results: Vec<Option<Result<Option<Written>, ConnectorError>>> =
         ops.iter().map(|_| None).collect();
     for ((i, _), r) in creates.iter().zip(created) {
-        results[*i] = Some(r.map(|rec| Some((rec.id, rec.updated_at))));
+        results[*i] = Some(r.map(Some));
     }
     for ((i, _), r) in updates.iter().zip(updated) {
-        results[*i] = Some(r.map(|rec| Some((rec.id, rec.updated_at))));
+        results[*i] = Some(r.map(Some));
     }
     for ((i, _), r) in archives.iter().zip(archived) {
         results[*i] = Some(r.map(|_| None));
@@ -385,7 +385,7 @@ async fn commit(
                 done_seqs.push(mark.seq);
                 match op {
                     Op::Create { base, .. } | Op::Adopt { base, .. } => {
-                        let (id, ts) = remote.unwrap_or_default();
+                        let (id, ts) = remote.map(|w| (w.id, w.updated_at)).unwrap_or_default();
                         cre_keys.push(mark.row_key);
                         cre_ids.push(id);
                         cre_base.push(Value::Object(base));
@@ -398,7 +398,7 @@ async fn commit(
                         }
                         upd_keys.push(mark.row_key);
                         upd_changed.push(Value::Object(changed));
-                        upd_ts.push(remote.and_then(|(_, ts)| ts));
+                        upd_ts.push(remote.and_then(|w| w.updated_at));
                     }
                     Op::Archive { .. } | Op::ForgetLink => forget.push(mark.row_key),
                     Op::Nothing => {}
