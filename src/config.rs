@@ -106,7 +106,7 @@ fn default_publication() -> String {
 /// Outbound workers per process; each holds one hub connection at a time. On 2 cores, 6 left
 /// less CPU idle than 4 while draining (15,800-24,100 changes/s against 15,900-17,200 in the
 /// same hour; see BENCHMARKS.md).
-fn default_workers() -> usize {
+pub fn default_workers() -> usize {
     6
 }
 

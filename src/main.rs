@@ -75,6 +75,9 @@ enum BenchWhat {
         /// Length of the rate-limited run in seconds at the ideal rate (0 skips it).
         #[arg(long, default_value_t = 30)]
         rate_limited_secs: u64,
+        /// Outbound workers of the engine under test (default: the engine's default).
+        #[arg(long, default_value_t = ferry::config::default_workers())]
+        workers: usize,
     },
     /// App → hub: backfill vs psql \copy and its peak memory, webhook ingest and latency.
     Inbound {
@@ -178,9 +181,9 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { contacts, sim_listen, listen } => {
             ferry::demo::run(ferry::demo::DemoOptions { data_dir: cli.data_dir, contacts, sim_listen, listen }).await?;
         }
-        Command::Bench { what: BenchWhat::Outbound { rows, latency_samples, rate_limited_secs } } => {
+        Command::Bench { what: BenchWhat::Outbound { rows, latency_samples, rate_limited_secs, workers } } => {
             let dir = if cli.data_dir == std::path::Path::new(".ferry") { PathBuf::from(".ferry-bench") } else { cli.data_dir };
-            ferry::bench::outbound::run(&dir, ferry::bench::outbound::Options { rows, latency_samples, rate_limited_secs }).await?;
+            ferry::bench::outbound::run(&dir, ferry::bench::outbound::Options { rows, latency_samples, rate_limited_secs, workers }).await?;
         }
         Command::Bench { what: BenchWhat::Inbound { records, webhook_events, latency_samples } } => {
             let dir = if cli.data_dir == std::path::Path::new(".ferry") { PathBuf::from(".ferry-bench") } else { cli.data_dir };

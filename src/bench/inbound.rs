@@ -85,7 +85,7 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
     let seeding = Instant::now();
     let mut sim = SimProcess::start(opts.records).await?;
     println!("simulator process seeded {} contacts in {:.1} s", opts.records, seeding.elapsed().as_secs_f64());
-    let config = no_polling(&rig.config(&sim.url, None)?);
+    let config = no_polling(&rig.config(&sim.url, None, crate::config::default_workers())?);
     let rss_before = peak_rss_mib();
     let t0 = Instant::now();
     let cpu = CpuSnapshot::take_with(&[("simulator process", sim.child.id().unwrap_or(0))]);
@@ -146,7 +146,7 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
     )
     .await
     .map_err(|e| BenchError::Setup(format!("simulator: {e}")))?;
-    let config = no_polling(&rig.config(&sim.base_url(), None)?);
+    let config = no_polling(&rig.config(&sim.base_url(), None, crate::config::default_workers())?);
     let engine = Engine::start(rig.hub.clone(), &config, &secrets).await?;
     rig.wait_backfill(opts.webhook_events).await?;
     rig.wait_outbox_empty().await?;

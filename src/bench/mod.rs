@@ -81,14 +81,15 @@ impl Rig {
         Ok(Rig { _pg: pg, hub, url, db: db.to_string() })
     }
 
-    pub fn config(&self, sim_url: &str, rate_limit: Option<&str>) -> Result<Config, BenchError> {
+    /// `workers`: outbound workers of the engine under test.
+    pub fn config(&self, sim_url: &str, rate_limit: Option<&str>, workers: usize) -> Result<Config, BenchError> {
         let rl = rate_limit.map(|r| format!("rate_limit = \"{r}\"")).unwrap_or_default();
         let text = format!(
             r#"
             [engine]
             listen = "127.0.0.1:0"
             slot = "{db}"
-            workers = 6
+            workers = {workers}
             # each benchmark measures one path: no polling or reconcile running beside it
             poll_interval = "0s"
             reconcile_interval = "0s"

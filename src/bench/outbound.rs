@@ -18,6 +18,8 @@ pub struct Options {
     pub rows: usize,
     pub latency_samples: usize,
     pub rate_limited_secs: u64,
+    /// Outbound workers of the engine under test.
+    pub workers: usize,
 }
 
 const TOKEN: &str = "bench-token";
@@ -53,7 +55,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
 
     // ---- throughput: N single-row UPDATE transactions queued in the WAL, then drained ----
     let sim = start_sim(opts.rows, None).await?;
-    let config = rig.config(&sim.base_url(), None)?;
+    let config = rig.config(&sim.base_url(), None, opts.workers)?;
     let engine = Engine::start(rig.hub.clone(), &config, &secrets()).await?;
     rig.wait_backfill(opts.rows).await?;
     rig.wait_outbox_empty().await?;
@@ -153,7 +155,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
         let rl_rows = (1_900.0 * opts.rate_limited_secs as f64) as usize;
         let rig = Rig::start(data_dir, "ferry_bench_ratelimit").await?;
         let sim = start_sim(rl_rows, Some(budget)).await?;
-        let config = rig.config(&sim.base_url(), Some("190/10s"))?;
+        let config = rig.config(&sim.base_url(), Some("190/10s"), opts.workers)?;
         // seed the hub without spending the budget: backfill once, unthrottled, then throttle
         sim.set_rate_limit_enabled(false);
         let engine = Engine::start(rig.hub.clone(), &config, &secrets()).await?;
