@@ -11,6 +11,7 @@
 create or replace function ferry.apply(p_mapping integer, p_records jsonb, p_defer_unknown boolean default true)
 returns jsonb
 language plpgsql
+set jit = off   -- short statements: compiling them costs more than it saves (see backfill.sql)
 as $fn$
 declare
     m          ferry.mappings;

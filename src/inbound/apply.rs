@@ -125,7 +125,7 @@ pub async fn merge_page(tx: &Transaction<'_>, mapping: &Mapping, records: &[&Rem
     // pages are read again; any later commit that is kept flushes this one before it
     tx.batch_execute(
         "set local synchronous_commit = off;
-         create temp table if not exists ferry_stage (remote_id text primary key, updated_at timestamptz, rec jsonb) on commit delete rows",
+         create temp table if not exists ferry_stage (remote_id text, updated_at timestamptz, rec jsonb) on commit delete rows",
     )
     .await?;
     let sink = tx.copy_in("copy pg_temp.ferry_stage (remote_id, updated_at, rec) from stdin (format binary)").await?;

@@ -175,7 +175,7 @@ async fn next_batch(
 }
 
 /// Pages queued between the reader and the batcher.
-const QUEUED_PAGES: usize = 10;
+const QUEUED_PAGES: usize = 30;
 /// Records merged in one transaction at most (more when one page is larger).
 const MERGE_RECORDS: usize = 1000;
 /// Batches merged at once, each on its own connection (commits stay in order).
