@@ -26,9 +26,8 @@ $fn$;
 -- lock above it (`for update skip locked`) then moves to the mark's latest version and checks
 -- the quals again: a mark removed since the scan began, or being written right now, is not
 -- returned, and a mark whose seq moved is returned with its latest seq. A mark locked here
--- but not returned (removed, being written, or a qual the planner evaluates after the
--- try-lock) stays locked until the round's pg_advisory_unlock_all(): another worker skips it
--- for the length of one round, no more.
+-- but not returned (removed, or being written) stays locked until the round's
+-- pg_advisory_unlock_all(): another worker skips it for the length of one round, no more.
 --
 -- The planner settings make the plan independent of the outbox's statistics: the outbox fills
 -- and drains by thousands of rows a second, so its statistics are nearly always stale, and a
@@ -53,9 +52,12 @@ begin
     select o.mapping_id, o.row_key, o.seq, o.attempts
       from ferry.outbox o
      where (o.mapping_id, o.row_key) > (p_after_mapping, p_after_row)
-       and o.mapping_id in (select m.id from ferry.mappings m where m.state = 'active')
-       and o.next_attempt_at <= now()
-       and pg_try_advisory_lock(ferry.mark_lock(o.mapping_id, o.row_key))
+       -- one qual, so the try-lock comes after the other conditions (as separate quals the
+       -- planner orders them by cost, and locked marks of paused mappings)
+       and case when o.next_attempt_at <= now()
+                     and o.mapping_id in (select m.id from ferry.mappings m where m.state = 'active')
+                then pg_try_advisory_lock(ferry.mark_lock(o.mapping_id, o.row_key))
+                else false end
      order by o.mapping_id, o.row_key
      limit p_limit
        for update of o skip locked;
