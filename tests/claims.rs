@@ -1,6 +1,6 @@
-//! Outbox claims (`ferry.claim_marks`): a claim is a session advisory lock of the claiming
-//! connection — other connections skip the mark, it lapses when that connection goes away, and
-//! only due marks of active mappings are claimed.
+//! Outbox and inbox claims (`ferry.claim_marks`, `ferry.claim_events`): a claim is a session
+//! advisory lock of the claiming connection — other connections skip the mark or event, it
+//! lapses when that connection goes away, and only due ones (of active mappings) are claimed.
 
 mod harness;
 
@@ -81,4 +81,40 @@ async fn a_claim_excludes_other_connections_and_lapses_with_its_own() {
         .map(|r| r.get(0))
         .collect();
     assert!(held.is_empty(), "an empty claim holds nothing: {held:?}");
+}
+
+#[tokio::test]
+async fn an_inbox_claim_excludes_other_connections_and_lapses_with_its_own() {
+    let (_db, url) = harness::fresh_db().await;
+    let hub = Hub::connect(&url).await.unwrap();
+    migrate::migrate(&hub).await.unwrap();
+    let admin = hub.client().await.unwrap();
+    admin
+        .execute(
+            "insert into ferry.inbox (connection, remote_object, remote_id, kind, payload, next_attempt_at)
+             select 'hubspot', 'contacts', g::text, 'changed', '{}', case when g = 6 then now() + interval '1 hour' else now() end
+               from generate_series(1, 6) g",
+            &[],
+        )
+        .await
+        .unwrap();
+    async fn claim_events(c: &Client, n: i32) -> Vec<String> {
+        let mut ids: Vec<String> =
+            c.query("select remote_id from ferry.claim_events($1)", &[&n]).await.unwrap().iter().map(|r| r.get(0)).collect();
+        ids.sort_unstable();
+        ids
+    }
+    let (a, a_task) = connect(&url).await;
+    let (b, _b_task) = connect(&url).await;
+    assert_eq!(claim_events(&a, 2).await, vec!["1", "2"], "the oldest due events");
+    assert_eq!(claim_events(&b, 100).await, vec!["3", "4", "5"], "events held by another connection are skipped, events not due wait");
+    b.execute("select pg_advisory_unlock_all()", &[]).await.unwrap();
+    drop(a);
+    let _ = a_task.await;
+    harness::eventually("inbox claims of a closed connection lapse", std::time::Duration::from_secs(10), || async {
+        let ids = claim_events(&b, 100).await;
+        b.execute("select pg_advisory_unlock_all()", &[]).await.unwrap();
+        (ids == vec!["1", "2", "3", "4", "5"]).then_some(())
+    })
+    .await;
 }

@@ -12,6 +12,7 @@ const SQL_OBJECTS: &[(&str, &str)] = &[
     ("functions/apply.sql", include_str!("../../sql/functions/apply.sql")),
     ("functions/backfill.sql", include_str!("../../sql/functions/backfill.sql")),
     ("functions/outbox.sql", include_str!("../../sql/functions/outbox.sql")),
+    ("functions/inbox.sql", include_str!("../../sql/functions/inbox.sql")),
     ("functions/retry.sql", include_str!("../../sql/functions/retry.sql")),
     ("functions/control.sql", include_str!("../../sql/functions/control.sql")),
     ("views/status.sql", include_str!("../../sql/views/status.sql")),

@@ -1,6 +1,7 @@
-//! Inbound path, second hop: the inbox worker. Claims stored events, fetches the current
-//! records (events carry only ids), and applies them in the transaction that removes the
-//! events, so an event is either applied and gone or still in the inbox.
+//! Inbound path, second hop: the inbox worker. Claims stored events (`ferry.claim_events`:
+//! advisory locks of its connection, no transaction open), fetches the current records (events
+//! carry only ids) from the app, and applies them in the transaction that removes the events,
+//! so an event is either applied and gone or still in the inbox.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use super::apply::{apply, deletion_json, record_errors, record_json};
 use crate::engine::{Connections, Shared};
 use crate::hub::{Hub, HubError};
 
-const CLAIM: i64 = 1000;
+const CLAIM: i32 = 1000;
 /// Retry delay for events held back while a create of the same mapping is in flight.
 const DEFER_MS: f64 = 100.0;
 
@@ -65,17 +66,25 @@ struct Event {
     attempts: i32,
 }
 
+/// One round on one connection: its claims are that session's advisory locks, given back at
+/// the end; if that fails, or the round failed, the connection is closed instead, which gives
+/// them back on the server.
 async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<usize, HubError> {
     let mut client = hub.client().await?;
-    let tx = client.transaction().await?;
-    let rows = tx
-        .query(
-            "select id, connection, coalesce(remote_object, ''), coalesce(remote_id, ''), kind, attempts
-               from ferry.inbox where next_attempt_at <= now()
-              order by id limit $1 for update skip locked",
-            &[&CLAIM],
-        )
+    let result = claim_and_apply(&mut client, shared, connections).await;
+    let released = result.is_ok() && client.execute("select pg_advisory_unlock_all()", &[]).await.is_ok();
+    if !released {
+        drop(deadpool_postgres::Object::take(client));
+    }
+    result
+}
+
+async fn claim_and_apply(client: &mut deadpool_postgres::Object, shared: &Shared, connections: &Connections) -> Result<usize, HubError> {
+    // the claim's row locks need no wait for the disk: a lost claim holds nothing
+    let claim = client
+        .prepare_cached("select c.*, set_config('synchronous_commit', 'off', true) from ferry.claim_events($1) c")
         .await?;
+    let rows = client.query(&claim, &[&CLAIM]).await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -91,6 +100,9 @@ async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<
     let catalog = shared.catalog();
     let mut done: Vec<i64> = vec![];
     let mut retry: Vec<(i64, f64, String)> = vec![];
+    // the app's records first, with no transaction open; then one transaction applies them
+    // and removes the events
+    let mut fetched_groups = vec![];
     for ((connection, object), events) in groups {
         // a paused mapping still takes the app's changes: pausing holds what ferry sends, and
         // applying the app's side meanwhile is what lets the conflict rules see both sides
@@ -133,6 +145,10 @@ async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<
         let mut batch: Vec<Value> = records.iter().map(|r| record_json(&mapping, r)).collect();
         // deleted, or gone by the time we asked (archived records are not returned)
         batch.extend(last.iter().filter(|(id, d)| **d || !found.contains(**id)).map(|(id, _)| deletion_json(id)));
+        fetched_groups.push((mapping, events, batch));
+    }
+    let tx = client.transaction().await?;
+    for (mapping, events, batch) in fetched_groups {
         let outcome = apply(&*tx, mapping.id, batch, true).await?;
         record_errors(&*tx, mapping.id, &outcome.errors).await?;
         let deferred: HashSet<&str> = outcome.deferred.iter().map(String::as_str).collect();

@@ -1,0 +1,33 @@
+-- ferry.claim_events(n): an inbox worker's claim of up to n due webhook events, oldest first.
+-- Like ferry.claim_marks (outbox.sql): read `for update skip locked`, held as session advisory
+-- locks of the worker's connection (class 0x66657201 in the two-key form, the event id's low
+-- 31 bits; keys that collide only make a claim skip an event for one round) until the worker
+-- has committed the outcome and calls pg_advisory_unlock_all(), or its connection goes away.
+-- So the worker asks the app for the records (an HTTP call of up to 30 s) with no transaction
+-- open: no row locks held and no snapshot holding back vacuum meanwhile, and a hub's
+-- idle_in_transaction_session_timeout never ends the round.
+--
+-- The try-lock is the last part of one qual, evaluated on the rows the scan sees in id order
+-- (sort and bitmap scans off: a plan that sorted would lock every due event first); an event
+-- locked but not returned (removed or being written meanwhile) stays locked until the round's
+-- unlock.
+create or replace function ferry.claim_events(p_limit integer)
+returns table (id bigint, connection text, remote_object text, remote_id text, kind text, attempts integer)
+language plpgsql
+set enable_seqscan = off
+set enable_sort = off
+set enable_incremental_sort = off
+set enable_bitmapscan = off
+as $fn$
+begin
+    return query
+    select i.id, i.connection, coalesce(i.remote_object, ''), coalesce(i.remote_id, ''), i.kind, i.attempts
+      from ferry.inbox i
+     where case when i.next_attempt_at <= now()
+                then pg_try_advisory_lock(1717924353, (i.id % 2147483648)::integer)
+                else false end
+     order by i.id
+     limit p_limit
+       for update of i skip locked;
+end
+$fn$;
