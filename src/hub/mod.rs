@@ -129,6 +129,27 @@ impl Hub {
     }
 }
 
+/// How long a worker's round (outbox or inbox) may leave its connection idle: the server then
+/// ends the session, which lets go of the round's claims — the last resort for a process that
+/// is alive but stuck, well beyond one round's calls to the app (30 s timeout each) and a
+/// rate-limit pause. Set with the claim, reset by [`end_claims`].
+pub const STUCK_ROUND: &str = "300s";
+
+/// Ends a worker's round on `client`, whose claims (`ferry.claim_marks`, `ferry.claim_events`)
+/// are session advisory locks: gives them back and returns the connection to the pool; after a
+/// failed round, or if that fails, closes the connection instead, which gives them back on the
+/// server.
+pub async fn end_claims(client: deadpool_postgres::Object, round_ok: bool) {
+    let released = round_ok
+        && client
+            .execute("select pg_advisory_unlock_all(), set_config('idle_session_timeout', '0', false)", &[])
+            .await
+            .is_ok();
+    if !released {
+        drop(deadpool_postgres::Object::take(client));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::apply::{apply, deletion_json, record_errors, record_json};
 use crate::engine::{Connections, Shared};
-use crate::hub::{Hub, HubError};
+use crate::hub::{end_claims, Hub, HubError, STUCK_ROUND};
 
 const CLAIM: i32 = 1000;
 /// Retry delay for events held back while a create of the same mapping is in flight.
@@ -66,25 +66,24 @@ struct Event {
     attempts: i32,
 }
 
-/// One round on one connection: its claims are that session's advisory locks, given back at
-/// the end; if that fails, or the round failed, the connection is closed instead, which gives
-/// them back on the server.
+/// One round on one connection: its claims are that session's advisory locks (see
+/// [`end_claims`]).
 async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<usize, HubError> {
     let mut client = hub.client().await?;
     let result = claim_and_apply(&mut client, shared, connections).await;
-    let released = result.is_ok() && client.execute("select pg_advisory_unlock_all()", &[]).await.is_ok();
-    if !released {
-        drop(deadpool_postgres::Object::take(client));
-    }
+    end_claims(client, result.is_ok()).await;
     result
 }
 
 async fn claim_and_apply(client: &mut deadpool_postgres::Object, shared: &Shared, connections: &Connections) -> Result<usize, HubError> {
     // the claim's row locks need no wait for the disk: a lost claim holds nothing
     let claim = client
-        .prepare_cached("select c.*, set_config('synchronous_commit', 'off', true) from ferry.claim_events($1) c")
+        .prepare_cached(
+            "select c.*, set_config('synchronous_commit', 'off', true), set_config('idle_session_timeout', $2, false)
+               from ferry.claim_events($1) c",
+        )
         .await?;
-    let rows = client.query(&claim, &[&CLAIM]).await?;
+    let rows = client.query(&claim, &[&CLAIM, &STUCK_ROUND]).await?;
     if rows.is_empty() {
         return Ok(0);
     }

@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use crate::connectors::{Connector, ConnectorError, Properties, Written};
 use crate::engine::{Connections, Shared};
 use crate::hub::catalog::Mapping;
-use crate::hub::{Hub, HubError};
+use crate::hub::{end_claims, Hub, HubError, STUCK_ROUND};
 use plan::{Link, Op};
 
 /// Marks claimed per round: one batch, so a round is one API call.
@@ -31,11 +31,6 @@ const CLAIM: i32 = 100;
 /// Attempts before a retryable failure becomes a dead letter (with the backoff below, about
 /// three minutes of an app failing every call).
 const RETRY_BUDGET: i32 = 20;
-/// A claim is exclusive while its connection lives; a round's connection that sits idle this
-/// long (`idle_session_timeout`) is ended by the server, which lets go of its claims: the last
-/// resort for a process that is alive but stuck, well beyond one round's calls (a lookup and a
-/// write, 30 s timeout each) and a rate-limit pause.
-const STUCK_ROUND: &str = "300s";
 
 /// One claimed mark.
 struct Mark {
@@ -92,20 +87,12 @@ const START: Cursor = (i32::MIN, i64::MIN);
 
 /// Claims one round of marks after `cursor` and processes them; returns where the next round
 /// starts (`None`: nothing was claimed). The round keeps one connection throughout: its claims
-/// are that session's advisory locks. They are given back at the end; if that fails, or the
-/// round failed, the connection is closed instead, which gives them back on the server.
+/// are that session's advisory locks (see [`end_claims`]).
 async fn round(hub: &Hub, shared: &Shared, connections: &Connections, cursor: Cursor) -> Result<Option<Cursor>, HubError> {
     let mut client = hub.client().await?;
     let result = claim_and_process(&mut client, shared, connections, cursor).await;
     // (an empty claim may hold marks too: see ferry.claim_marks)
-    let released = result.is_ok()
-        && client
-            .execute("select pg_advisory_unlock_all(), set_config('idle_session_timeout', '0', false)", &[])
-            .await
-            .is_ok();
-    if !released {
-        drop(deadpool_postgres::Object::take(client));
-    }
+    end_claims(client, result.is_ok()).await;
     result
 }
 
