@@ -87,6 +87,29 @@ pub fn secrets_from_env(config: &Config) -> Result<HashMap<String, Secrets>, Con
     config.connections.iter().map(|(name, c)| Ok((name.clone(), c.secrets(name)?))).collect()
 }
 
+/// Runs a long-lived part of the engine, and runs it again after a second if it panics: a bug
+/// in one part (a worker, the backfill) must neither take the process down nor leave it quietly
+/// without that part. Everything a part does is redone safely after a crash (claims lapse,
+/// cursors are committed with their work), so a restart loses nothing. A part returns only on
+/// shutdown.
+fn supervise<F, Fut>(name: &'static str, shared: Arc<Shared>, make: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match tokio::spawn(make()).await {
+                Err(e) if e.is_panic() && !shared.is_shutting_down() => {
+                    tracing::error!(task = name, "panicked (message above); running it again in 1 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                _ => return,
+            }
+        }
+    })
+}
+
 /// A running engine.
 pub struct Engine {
     pub shared: Arc<Shared>,
@@ -137,25 +160,29 @@ impl Engine {
             tokio::spawn(crate::inbound::webhook::serve(listener, hub.clone(), connections.clone(), public_url.clone(), shared.clone())),
         ));
         for n in 0..config.engine.workers.max(1) {
-            tasks.push(("outbound worker", tokio::spawn(crate::outbound::run(hub.clone(), shared.clone(), connections.clone(), n))));
+            let (h, s, c) = (hub.clone(), shared.clone(), connections.clone());
+            tasks.push(("outbound worker", supervise("outbound worker", shared.clone(), move || crate::outbound::run(h.clone(), s.clone(), c.clone(), n))));
         }
         // two inbox workers: while one waits for the app (the records of its events), the other
         // applies. They share the inbox by SKIP LOCKED; ferry.apply serialises two applies of
         // one record and remembers deletions (ferry.tombstones), so order between them is safe.
         for _ in 0..INBOX_WORKERS {
-            tasks.push(("inbox worker", tokio::spawn(crate::inbound::inbox::run(hub.clone(), shared.clone(), connections.clone()))));
+            let (h, s, c) = (hub.clone(), shared.clone(), connections.clone());
+            tasks.push(("inbox worker", supervise("inbox worker", shared.clone(), move || crate::inbound::inbox::run(h.clone(), s.clone(), c.clone()))));
         }
-        tasks.push(("backfill", tokio::spawn(crate::inbound::backfill::run(hub.clone(), shared.clone(), connections.clone()))));
-        let e = &config.engine;
+        let (h, s, c) = (hub.clone(), shared.clone(), connections.clone());
+        tasks.push(("backfill", supervise("backfill", shared.clone(), move || crate::inbound::backfill::run(h.clone(), s.clone(), c.clone()))));
+        let (interval, overlap) = (config.engine.poll_interval, config.engine.poll_overlap);
+        let (h, s, c) = (hub.clone(), shared.clone(), connections.clone());
         tasks.push((
             "poller",
-            tokio::spawn(crate::inbound::poll::run(hub.clone(), shared.clone(), connections.clone(), e.poll_interval, e.poll_overlap)),
+            supervise("poller", shared.clone(), move || crate::inbound::poll::run(h.clone(), s.clone(), c.clone(), interval, overlap)),
         ));
-        tasks.push((
-            "reconcile",
-            tokio::spawn(crate::inbound::reconcile::run(hub.clone(), shared.clone(), connections.clone(), e.reconcile_interval)),
-        ));
-        tasks.push(("control", tokio::spawn(crate::control::run(hub.clone(), shared.clone()))));
+        let interval = config.engine.reconcile_interval;
+        let (h, s, c) = (hub.clone(), shared.clone(), connections.clone());
+        tasks.push(("reconcile", supervise("reconcile", shared.clone(), move || crate::inbound::reconcile::run(h.clone(), s.clone(), c.clone(), interval))));
+        let (h, s) = (hub.clone(), shared.clone());
+        tasks.push(("control", supervise("control", shared.clone(), move || crate::control::run(h.clone(), s.clone()))));
         let listener = crate::replication::listener::spawn(
             hub.clone(),
             config.engine.slot.clone(),
@@ -172,7 +199,7 @@ impl Engine {
 
     /// Stops every part; the listener sends its last acknowledgement.
     pub async fn shutdown(mut self) {
-        let _ = self.shared.shutdown.send(true);
+        let _ = self.shared.shutdown.send_replace(true);
         for (name, mut t) in self.tasks.drain(..) {
             if tokio::time::timeout(std::time::Duration::from_secs(5), &mut t).await.is_err() {
                 tracing::warn!(task = name, "did not stop within 5 s; aborted");
@@ -187,9 +214,52 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        let _ = self.shared.shutdown.send(true);
+        let _ = self.shared.shutdown.send_replace(true);
         for (_, t) in &self.tasks {
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::{supervise, Shared};
+    use crate::hub::catalog::Catalog;
+
+    #[tokio::test]
+    async fn a_part_that_panics_runs_again() {
+        let shared = Arc::new(Shared::new(Catalog::default()));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let part = supervise("test part", shared, move || {
+            let runs = counted.clone();
+            async move {
+                if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("first run fails");
+                }
+            }
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(10), part).await.expect("the part ran again and returned").unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_part_that_panics_during_shutdown_stays_down() {
+        let shared = Arc::new(Shared::new(Catalog::default()));
+        let _ = shared.shutdown.send_replace(true);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let part = supervise("test part", shared, move || {
+            let runs = counted.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                panic!("fails while stopping");
+            }
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(10), part).await.expect("the supervisor returned").unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
     }
 }
