@@ -151,7 +151,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let _ = writeln!(std::io::stdout(), "stopping ...");
     engine.shutdown().await;
     sim.shutdown();
-    drop(hub);
+    hub.close().await;
     pg.stop();
     Ok(())
 }

@@ -151,10 +151,11 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             }
             let secrets = secrets_from_env(&config)?;
             let (hub, pg) = hub(&cli.data_dir).await?;
-            let engine = Engine::start(hub, &config, &secrets).await?;
+            let engine = Engine::start(hub.clone(), &config, &secrets).await?;
             eprintln!("ferry running; webhooks at {}/webhooks/<connection>", engine.public_url);
             ferry::demo::wait_for_signal().await;
             engine.shutdown().await;
+            hub.close().await;
             if let Some(pg) = pg {
                 pg.stop();
             }
@@ -163,6 +164,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             let (hub, pg) = hub(&cli.data_dir).await?;
             ferry::hub::migrate::migrate(&hub).await?;
             print!("{}", ferry::control::status_table(&hub).await?);
+            hub.close().await;
             // a server another ferry process runs on keeps running
             if let Some(pg) = pg.filter(|pg| pg.owned()) {
                 pg.stop();
@@ -174,6 +176,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             ferry::hub::migrate::migrate(&hub).await?;
             let report = ferry::hub::schema::apply(&hub, &config).await?;
             println!("{report}");
+            hub.close().await;
             if let Some(pg) = pg.filter(|pg| pg.owned()) {
                 pg.stop();
             }

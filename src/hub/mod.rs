@@ -127,6 +127,14 @@ impl Hub {
     pub async fn client(&self) -> Result<deadpool_postgres::Object, HubError> {
         Ok(self.pool.get().await?)
     }
+
+    /// Closes the pool's connections, for a command that stops the embedded server next: a
+    /// pooled connection the server ends on shutdown logs "Connection error: db error". The
+    /// closed connections' tasks end on their next poll; the short wait lets them.
+    pub async fn close(&self) {
+        self.pool.close();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// How long a worker's round (outbox or inbox) may leave its connection idle: the server then
