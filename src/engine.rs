@@ -110,6 +110,25 @@ where
     })
 }
 
+/// What every part of the engine runs with.
+struct Parts {
+    hub: Hub,
+    shared: Arc<Shared>,
+    connections: Connections,
+}
+
+impl Parts {
+    /// [`supervise`]s the part `make` builds from the hub, the shared state and the connections.
+    fn supervise<F, Fut>(&self, name: &'static str, make: F) -> (&'static str, JoinHandle<()>)
+    where
+        F: Fn(Hub, Arc<Shared>, Connections) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (hub, shared, connections) = (self.hub.clone(), self.shared.clone(), self.connections.clone());
+        (name, supervise(name, self.shared.clone(), move || make(hub.clone(), shared.clone(), connections.clone())))
+    }
+}
+
 /// A running engine.
 pub struct Engine {
     pub shared: Arc<Shared>,
@@ -159,30 +178,22 @@ impl Engine {
             "webhook server",
             tokio::spawn(crate::inbound::webhook::serve(listener, hub.clone(), connections.clone(), public_url.clone(), shared.clone())),
         ));
+        let parts = Parts { hub: hub.clone(), shared: shared.clone(), connections: connections.clone() };
         for n in 0..config.engine.workers.max(1) {
-            let (h, s, c) = (hub.clone(), shared.clone(), connections.clone());
-            tasks.push(("outbound worker", supervise("outbound worker", shared.clone(), move || crate::outbound::run(h.clone(), s.clone(), c.clone(), n))));
+            tasks.push(parts.supervise("outbound worker", move |h, s, c| crate::outbound::run(h, s, c, n)));
         }
         // two inbox workers: while one waits for the app (the records of its events), the other
         // applies. They share the inbox by SKIP LOCKED; ferry.apply serialises two applies of
         // one record and remembers deletions (ferry.tombstones), so order between them is safe.
         for _ in 0..INBOX_WORKERS {
-            let (h, s, c) = (hub.clone(), shared.clone(), connections.clone());
-            tasks.push(("inbox worker", supervise("inbox worker", shared.clone(), move || crate::inbound::inbox::run(h.clone(), s.clone(), c.clone()))));
+            tasks.push(parts.supervise("inbox worker", crate::inbound::inbox::run));
         }
-        let (h, s, c) = (hub.clone(), shared.clone(), connections.clone());
-        tasks.push(("backfill", supervise("backfill", shared.clone(), move || crate::inbound::backfill::run(h.clone(), s.clone(), c.clone()))));
+        tasks.push(parts.supervise("backfill", crate::inbound::backfill::run));
         let (interval, overlap) = (config.engine.poll_interval, config.engine.poll_overlap);
-        let (h, s, c) = (hub.clone(), shared.clone(), connections.clone());
-        tasks.push((
-            "poller",
-            supervise("poller", shared.clone(), move || crate::inbound::poll::run(h.clone(), s.clone(), c.clone(), interval, overlap)),
-        ));
+        tasks.push(parts.supervise("poller", move |h, s, c| crate::inbound::poll::run(h, s, c, interval, overlap)));
         let interval = config.engine.reconcile_interval;
-        let (h, s, c) = (hub.clone(), shared.clone(), connections.clone());
-        tasks.push(("reconcile", supervise("reconcile", shared.clone(), move || crate::inbound::reconcile::run(h.clone(), s.clone(), c.clone(), interval))));
-        let (h, s) = (hub.clone(), shared.clone());
-        tasks.push(("control", supervise("control", shared.clone(), move || crate::control::run(h.clone(), s.clone()))));
+        tasks.push(parts.supervise("reconcile", move |h, s, c| crate::inbound::reconcile::run(h, s, c, interval)));
+        tasks.push(parts.supervise("control", |h, s, _| crate::control::run(h, s)));
         let listener = crate::replication::listener::spawn(
             hub.clone(),
             config.engine.slot.clone(),

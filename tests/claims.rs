@@ -15,17 +15,21 @@ async fn connect(url: &str) -> (Client, tokio::task::JoinHandle<()>) {
     (client, task)
 }
 
+/// The first column of what `sql` claims on this connection, sorted.
+async fn claimed<T: for<'a> tokio_postgres::types::FromSql<'a> + Ord>(c: &Client, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Vec<T> {
+    let mut out: Vec<T> = c.query(sql, params).await.unwrap().iter().map(|r| r.get(0)).collect();
+    out.sort_unstable();
+    out
+}
+
 /// Row keys this connection claims, up to `n`, from the start of the outbox.
 async fn claim(c: &Client, n: i32) -> Vec<i64> {
-    let mut keys: Vec<i64> = c
-        .query("select row_key from ferry.claim_marks($1, $2, $3)", &[&n, &i32::MIN, &i64::MIN])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    keys.sort_unstable();
-    keys
+    claimed(c, "select row_key from ferry.claim_marks($1, $2, $3)", &[&n, &i32::MIN, &i64::MIN]).await
+}
+
+/// Remote ids of the webhook events this connection claims, up to `n`.
+async fn claim_events(c: &Client, n: i32) -> Vec<String> {
+    claimed(c, "select remote_id from ferry.claim_events($1)", &[&n]).await
 }
 
 #[tokio::test]
@@ -98,12 +102,6 @@ async fn an_inbox_claim_excludes_other_connections_and_lapses_with_its_own() {
         )
         .await
         .unwrap();
-    async fn claim_events(c: &Client, n: i32) -> Vec<String> {
-        let mut ids: Vec<String> =
-            c.query("select remote_id from ferry.claim_events($1)", &[&n]).await.unwrap().iter().map(|r| r.get(0)).collect();
-        ids.sort_unstable();
-        ids
-    }
     let (a, a_task) = connect(&url).await;
     let (b, _b_task) = connect(&url).await;
     assert_eq!(claim_events(&a, 2).await, vec!["1", "2"], "the oldest due events");

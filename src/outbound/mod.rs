@@ -357,7 +357,8 @@ async fn commit(
         .await?;
     let bases: Value = locked.get(2);
     let mut moved: Vec<i64> = vec![];
-    let (mut done_keys, mut done_seqs) = (vec![], vec![]);
+    // the marks whose outcome is recorded here, with the seq each was claimed at
+    let mut done: HashMap<i64, i64> = HashMap::new();
     let (mut upd_keys, mut upd_changed, mut upd_ts) = (vec![], vec![], vec![]);
     let (mut cre_keys, mut cre_ids, mut cre_base, mut cre_ts) = (vec![], vec![], vec![], vec![]);
     let mut forget: Vec<i64> = vec![];
@@ -368,8 +369,7 @@ async fn commit(
         match outcome {
             Outcome::Done { op, remote } => {
                 had_failed |= mark.attempts > 0;
-                done_keys.push(mark.row_key);
-                done_seqs.push(mark.seq);
+                done.insert(mark.row_key, mark.seq);
                 match op {
                     Op::Create { base, .. } | Op::Adopt { base, .. } => {
                         let (id, ts) = remote.map(|w| (w.id, w.updated_at)).unwrap_or_default();
@@ -438,8 +438,7 @@ async fn commit(
                         )
                         .await?;
                     }
-                    done_keys.push(mark.row_key);
-                    done_seqs.push(mark.seq);
+                    done.insert(mark.row_key, mark.seq);
                 }
             }
         }
@@ -451,8 +450,8 @@ async fn commit(
     // and, believing it tiny, the planner otherwise walks every mark of the mapping and filters
     // (measured: 50-90 ms a statement at 100k marks); the range bounds that walk. (Matching
     // (key, seq) pairs in the delete itself cost a nested loop over the pairs: 15 µs a mark.)
+    let done_keys: Vec<i64> = done.keys().copied().collect();
     let (lo, hi) = (done_keys.iter().copied().min().unwrap_or(0), done_keys.iter().copied().max().unwrap_or(0));
-    let claimed: HashMap<i64, i64> = done_keys.iter().copied().zip(done_seqs.iter().copied()).collect();
     let unchanged: Vec<i64> = tx
         .query(
             &tx.prepare_cached(
@@ -465,7 +464,7 @@ async fn commit(
         )
         .await?
         .iter()
-        .filter(|r| claimed.get(&r.get::<_, i64>(0)) == Some(&r.get::<_, i64>(1)))
+        .filter(|r| done.get(&r.get::<_, i64>(0)) == Some(&r.get::<_, i64>(1)))
         .map(|r| r.get(0))
         .collect();
     if !unchanged.is_empty() {

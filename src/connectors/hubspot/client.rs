@@ -35,6 +35,11 @@ impl Response {
         serde_json::from_slice(&self.raw)
             .map_err(|e| ConnectorError::Transient(format!("HTTP {}: unreadable response body: {e}", self.status.as_u16())))
     }
+
+    /// A listing, search or batch-read body: its records and the next page's cursor.
+    pub fn records(&self) -> Result<(Vec<crate::connectors::RemoteRecord>, Option<String>), ConnectorError> {
+        Ok(self.parse::<super::mapping::RecordsResponse>()?.into_parts())
+    }
 }
 
 impl Client {

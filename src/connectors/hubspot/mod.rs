@@ -84,7 +84,7 @@ impl Connector for HubSpot {
             q.push_str(a);
         }
         let resp = self.client.call(Method::GET, &path(object, &q), None).await?;
-        let (records, after) = resp.parse::<mapping::RecordsResponse>()?.into_parts();
+        let (records, after) = resp.records()?;
         Ok(Page { records, after })
     }
 
@@ -108,7 +108,7 @@ impl Connector for HubSpot {
             body["after"] = json!(a);
         }
         let resp = self.client.call(Method::POST, &path(object, "/search"), Some(&body)).await.map_err(whole_request)?;
-        let (records, after) = resp.parse::<mapping::RecordsResponse>()?.into_parts();
+        let (records, after) = resp.records()?;
         // paging past the search cap is refused (400): the engine restarts from its last change
         let after = after.filter(|a| a.parse::<usize>().map_or(true, |n| n < SEARCH_CAP));
         Ok(Page { records, after })
@@ -123,7 +123,7 @@ impl Connector for HubSpot {
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
             });
             match self.client.call(Method::POST, &path(object, "/batch/read"), Some(&body)).await {
-                Ok(resp) => Ok(resp.parse::<mapping::RecordsResponse>()?.into_parts().0),
+                Ok(resp) => Ok(resp.records()?.0),
                 // per-record absence comes as a 207; a 404 for the whole request means the path
                 // or object type is wrong, and must not read as "every record was deleted"
                 Err(e) => Err(whole_request(e)),
@@ -147,7 +147,7 @@ impl Connector for HubSpot {
                     "inputs": chunk.iter().map(|v| json!({"id": v})).collect::<Vec<_>>(),
                 });
                 let resp = self.client.call(Method::POST, &path(object, "/batch/read"), Some(&body)).await.map_err(whole_request)?;
-                out.extend(resp.parse::<mapping::RecordsResponse>()?.into_parts().0);
+                out.extend(resp.records()?.0);
             }
             return Ok(out);
         }
@@ -158,7 +158,7 @@ impl Connector for HubSpot {
                 "limit": 100,
             });
             let resp = self.client.call(Method::POST, &path(object, "/search"), Some(&body)).await?;
-            out.extend(resp.parse::<mapping::RecordsResponse>()?.into_parts().0);
+            out.extend(resp.records()?.0);
         }
         Ok(out)
     }
