@@ -11,13 +11,20 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not valid ferry configuration: {message}")]
     Parse { path: String, message: String },
     #[error("{0}")]
     Invalid(String),
     #[error("connection `{connection}`: environment variable {var} ({what}) is not set")]
-    MissingEnv { connection: String, var: String, what: &'static str },
+    MissingEnv {
+        connection: String,
+        var: String,
+        what: &'static str,
+    },
 }
 
 /// The whole file.
@@ -76,15 +83,23 @@ fn default_reconcile_interval() -> Duration {
 /// `250ms`, `30s`, `5m`, `6h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
-    let n: f64 = n.parse().map_err(|_| format!("duration `{s}` must look like 250ms, 30s, 5m or 6h"))?;
+    let n: f64 = n
+        .parse()
+        .map_err(|_| format!("duration `{s}` must look like 250ms, 30s, 5m or 6h"))?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("duration `{s}` must look like 250ms, 30s, 5m or 6h")),
+        _ => {
+            return Err(format!(
+                "duration `{s}` must look like 250ms, 30s, 5m or 6h"
+            ))
+        }
     };
     Duration::try_from_secs_f64(secs).map_err(|_| format!("duration `{s}` is out of range"))
 }
@@ -196,7 +211,9 @@ pub const TRANSFORMS: &[&str] = &["lowercase", "uppercase", "trim"];
 
 impl MappingConfig {
     pub fn name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| format!("{}.{}", self.connection, self.object))
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", self.connection, self.object))
     }
 
     /// The hub column holding the remote record id (`<connection>_id`), written by ferry only.
@@ -215,14 +232,18 @@ impl MappingConfig {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
             let message = e.message().trim().replace('\n', "; ");
             ConfigError::Parse {
                 path: origin.to_string(),
@@ -240,8 +261,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         let slot = &self.engine.slot;
-        if slot.is_empty() || slot.len() > 63 || !slot.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-            return bad(format!("engine.slot `{slot}`: slot names are 1-63 characters of a-z, 0-9 and _"));
+        if slot.is_empty()
+            || slot.len() > 63
+            || !slot
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return bad(format!(
+                "engine.slot `{slot}`: slot names are 1-63 characters of a-z, 0-9 and _"
+            ));
         }
         for (name, c) in &self.connections {
             if !crate::connectors::KINDS.contains(&c.kind.as_str()) {
@@ -264,7 +292,10 @@ impl Config {
                 return bad(format!("mapping `{name}` is declared twice"));
             }
             if !self.connections.contains_key(&m.connection) {
-                return bad(format!("mapping `{name}`: no connection named `{}`", m.connection));
+                return bad(format!(
+                    "mapping `{name}`: no connection named `{}`",
+                    m.connection
+                ));
             }
             if !POLICIES.contains(&m.conflict_policy.as_str()) {
                 return bad(format!(
@@ -278,7 +309,9 @@ impl Config {
             }
             if let Some(k) = &m.match_key {
                 if !m.fields.iter().any(|f| &f.column == k) {
-                    return bad(format!("mapping `{name}`: match_key `{k}` is not one of its field columns"));
+                    return bad(format!(
+                        "mapping `{name}`: match_key `{k}` is not one of its field columns"
+                    ));
                 }
             }
             let mut cols = std::collections::HashSet::new();
@@ -292,14 +325,25 @@ impl Config {
                 }
                 if !FIELD_TYPES.iter().any(|(t, _)| *t == f.ty) {
                     let known: Vec<_> = FIELD_TYPES.iter().map(|(t, _)| *t).collect();
-                    return bad(format!("{at}: unknown type `{}` (one of {})", f.ty, known.join(", ")));
+                    return bad(format!(
+                        "{at}: unknown type `{}` (one of {})",
+                        f.ty,
+                        known.join(", ")
+                    ));
                 }
                 if !DIRECTIONS.contains(&f.direction.as_str()) {
-                    return bad(format!("{at}: unknown direction `{}` (one of {})", f.direction, DIRECTIONS.join(", ")));
+                    return bad(format!(
+                        "{at}: unknown direction `{}` (one of {})",
+                        f.direction,
+                        DIRECTIONS.join(", ")
+                    ));
                 }
                 if let Some(t) = &f.transform {
                     if !TRANSFORMS.contains(&t.as_str()) {
-                        return bad(format!("{at}: unknown transform `{t}` (one of {})", TRANSFORMS.join(", ")));
+                        return bad(format!(
+                            "{at}: unknown transform `{t}` (one of {})",
+                            TRANSFORMS.join(", ")
+                        ));
                     }
                 }
                 if let Some(p) = &f.conflict_policy {
@@ -329,11 +373,14 @@ impl std::fmt::Debug for Secrets {
 impl ConnectionConfig {
     pub fn secrets(&self, connection: &str) -> Result<Secrets, ConfigError> {
         let read = |var: &str, what: &'static str| {
-            std::env::var(var).ok().filter(|v| !v.is_empty()).ok_or_else(|| ConfigError::MissingEnv {
-                connection: connection.to_string(),
-                var: var.to_string(),
-                what,
-            })
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ConfigError::MissingEnv {
+                    connection: connection.to_string(),
+                    var: var.to_string(),
+                    what,
+                })
         };
         Ok(Secrets {
             token: read(&self.token_env, "token_env")?,
@@ -366,14 +413,18 @@ mod tests {
     fn parses_and_names() {
         let c = Config::parse(OK, "t").unwrap();
         assert_eq!(c.mappings[0].name(), "hubspot.contacts");
-        assert_eq!(c.mappings[0].schema_table(), ("hubspot".into(), "contacts".into()));
+        assert_eq!(
+            c.mappings[0].schema_table(),
+            ("hubspot".into(), "contacts".into())
+        );
     }
 
     #[test]
     fn shipped_example_is_valid() {
         let c = Config::parse(include_str!("../ferry.toml"), "ferry.toml").unwrap();
         assert_eq!(c.mappings.len(), 2);
-        let demo = crate::demo::config("http://127.0.0.1:1", "127.0.0.1:0".parse().unwrap()).unwrap();
+        let demo =
+            crate::demo::config("http://127.0.0.1:1", "127.0.0.1:0".parse().unwrap()).unwrap();
         assert_eq!(demo.mappings[0].name(), "hubspot.contacts");
     }
 
@@ -389,14 +440,24 @@ mod tests {
 
     #[test]
     fn unknown_kind_is_one_sentence() {
-        let err = Config::parse(&OK.replace("kind = \"hubspot\"", "kind = \"pipedrive\""), "t").unwrap_err();
-        assert_eq!(err.to_string(), "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot)");
+        let err = Config::parse(
+            &OK.replace("kind = \"hubspot\"", "kind = \"pipedrive\""),
+            "t",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot)"
+        );
     }
 
     #[test]
     fn missing_env_names_the_variable() {
         let c = Config::parse(OK, "t").unwrap();
         let err = c.connections["hubspot"].secrets("hubspot").unwrap_err();
-        assert!(err.to_string().contains("FERRY_TEST_TOKEN_UNSET_VAR"), "{err}");
+        assert!(
+            err.to_string().contains("FERRY_TEST_TOKEN_UNSET_VAR"),
+            "{err}"
+        );
     }
 }

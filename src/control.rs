@@ -38,7 +38,10 @@ async fn reload(hub: &Hub, shared: &Shared) -> Result<(), crate::hub::HubError> 
     Ok(())
 }
 
-async fn session(hub: &Hub, shared: &Shared) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn session(
+    hub: &Hub,
+    shared: &Shared,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (client, mut conn) = hub.config.connect(NoTls).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
@@ -79,7 +82,11 @@ pub async fn status_table(hub: &Hub) -> Result<String, crate::hub::HubError> {
             if header.is_empty() {
                 header = r.columns().iter().map(|c| c.name().to_string()).collect();
             }
-            rows.push((0..r.len()).map(|i| r.get(i).unwrap_or("").to_string()).collect());
+            rows.push(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("").to_string())
+                    .collect(),
+            );
         }
     }
     if rows.is_empty() {

@@ -42,7 +42,9 @@ const DB: &str = "ferry";
 
 /// The demo's configuration, pointed at the simulator.
 pub fn config(sim_url: &str, listen: SocketAddr) -> Result<Config, ConfigError> {
-    let text = include_str!("demo.toml").replace("{sim_url}", sim_url).replace("{listen}", &listen.to_string());
+    let text = include_str!("demo.toml")
+        .replace("{sim_url}", sim_url)
+        .replace("{listen}", &listen.to_string());
     Config::parse(&text, "demo.toml")
 }
 
@@ -90,7 +92,10 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let config = config(&sim.base_url(), opts.listen)?;
     let secrets = HashMap::from([(
         "hubspot".to_string(),
-        Secrets { token: TOKEN.into(), webhook_secret: Some(SECRET.into()) },
+        Secrets {
+            token: TOKEN.into(),
+            webhook_secret: Some(SECRET.into()),
+        },
     )]);
     let engine = Engine::start(hub.clone(), &config, &secrets).await?;
     sim.set_webhook_url(Some(engine.webhook_url("hubspot")));
@@ -98,8 +103,10 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let started = Instant::now();
     let bar = indicatif::ProgressBar::new(opts.contacts as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("backfill {bar:40} {pos}/{len} contacts ({per_sec})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "backfill {bar:40} {pos}/{len} contacts ({per_sec})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let limit = Duration::from_secs(120);
     loop {

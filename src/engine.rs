@@ -84,7 +84,11 @@ pub enum EngineError {
 
 /// Reads every connection's secrets from the environment variables the config names.
 pub fn secrets_from_env(config: &Config) -> Result<HashMap<String, Secrets>, ConfigError> {
-    config.connections.iter().map(|(name, c)| Ok((name.clone(), c.secrets(name)?))).collect()
+    config
+        .connections
+        .iter()
+        .map(|(name, c)| Ok((name.clone(), c.secrets(name)?)))
+        .collect()
 }
 
 /// Runs a long-lived part of the engine, and runs it again after a second if it panics: a bug
@@ -101,7 +105,10 @@ where
         loop {
             match tokio::spawn(make()).await {
                 Err(e) if e.is_panic() && !shared.is_shutting_down() => {
-                    tracing::error!(task = name, "panicked (message above); running it again in 1 s");
+                    tracing::error!(
+                        task = name,
+                        "panicked (message above); running it again in 1 s"
+                    );
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
                 _ => return,
@@ -124,8 +131,17 @@ impl Parts {
         F: Fn(Hub, Arc<Shared>, Connections) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let (hub, shared, connections) = (self.hub.clone(), self.shared.clone(), self.connections.clone());
-        (name, supervise(name, self.shared.clone(), move || make(hub.clone(), shared.clone(), connections.clone())))
+        let (hub, shared, connections) = (
+            self.hub.clone(),
+            self.shared.clone(),
+            self.connections.clone(),
+        );
+        (
+            name,
+            supervise(name, self.shared.clone(), move || {
+                make(hub.clone(), shared.clone(), connections.clone())
+            }),
+        )
     }
 }
 
@@ -143,12 +159,25 @@ pub struct Engine {
 
 impl Engine {
     /// Migrates the hub, applies the configuration, and starts every part.
-    pub async fn start(hub: Hub, config: &Config, secrets: &HashMap<String, Secrets>) -> Result<Engine, EngineError> {
+    pub async fn start(
+        hub: Hub,
+        config: &Config,
+        secrets: &HashMap<String, Secrets>,
+    ) -> Result<Engine, EngineError> {
         let mut runtimes = HashMap::new();
         for (name, c) in &config.connections {
-            let s = secrets.get(name).ok_or_else(|| EngineError::Connector(name.clone(), "no secrets given".into()))?;
-            let connector = connectors::build(name, c, s).map_err(|e| EngineError::Connector(name.clone(), e))?;
-            runtimes.insert(name.clone(), ConnectionRuntime { connector, webhook_secret: s.webhook_secret.clone() });
+            let s = secrets
+                .get(name)
+                .ok_or_else(|| EngineError::Connector(name.clone(), "no secrets given".into()))?;
+            let connector = connectors::build(name, c, s)
+                .map_err(|e| EngineError::Connector(name.clone(), e))?;
+            runtimes.insert(
+                name.clone(),
+                ConnectionRuntime {
+                    connector,
+                    webhook_secret: s.webhook_secret.clone(),
+                },
+            );
         }
         let connections: Connections = Arc::new(runtimes);
 
@@ -164,7 +193,9 @@ impl Engine {
         let listener = tokio::net::TcpListener::bind(config.engine.listen)
             .await
             .map_err(|e| EngineError::Listen(config.engine.listen, e))?;
-        let http_addr = listener.local_addr().map_err(|e| EngineError::Listen(config.engine.listen, e))?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|e| EngineError::Listen(config.engine.listen, e))?;
         let public_url = config
             .engine
             .public_url
@@ -176,11 +207,23 @@ impl Engine {
         let mut tasks = vec![];
         tasks.push((
             "webhook server",
-            tokio::spawn(crate::inbound::webhook::serve(listener, hub.clone(), connections.clone(), public_url.clone(), shared.clone())),
+            tokio::spawn(crate::inbound::webhook::serve(
+                listener,
+                hub.clone(),
+                connections.clone(),
+                public_url.clone(),
+                shared.clone(),
+            )),
         ));
-        let parts = Parts { hub: hub.clone(), shared: shared.clone(), connections: connections.clone() };
+        let parts = Parts {
+            hub: hub.clone(),
+            shared: shared.clone(),
+            connections: connections.clone(),
+        };
         for n in 0..config.engine.workers.max(1) {
-            tasks.push(parts.supervise("outbound worker", move |h, s, c| crate::outbound::run(h, s, c, n)));
+            tasks.push(parts.supervise("outbound worker", move |h, s, c| {
+                crate::outbound::run(h, s, c, n)
+            }));
         }
         // two inbox workers: while one waits for the app (the records of its events), the other
         // applies. They share the inbox by SKIP LOCKED; ferry.apply serialises two applies of
@@ -190,9 +233,13 @@ impl Engine {
         }
         tasks.push(parts.supervise("backfill", crate::inbound::backfill::run));
         let (interval, overlap) = (config.engine.poll_interval, config.engine.poll_overlap);
-        tasks.push(parts.supervise("poller", move |h, s, c| crate::inbound::poll::run(h, s, c, interval, overlap)));
+        tasks.push(parts.supervise("poller", move |h, s, c| {
+            crate::inbound::poll::run(h, s, c, interval, overlap)
+        }));
         let interval = config.engine.reconcile_interval;
-        tasks.push(parts.supervise("reconcile", move |h, s, c| crate::inbound::reconcile::run(h, s, c, interval)));
+        tasks.push(parts.supervise("reconcile", move |h, s, c| {
+            crate::inbound::reconcile::run(h, s, c, interval)
+        }));
         tasks.push(parts.supervise("control", |h, s, _| crate::control::run(h, s)));
         let listener = crate::replication::listener::spawn(
             hub.clone(),
@@ -200,7 +247,14 @@ impl Engine {
             config.engine.publication.clone(),
             shared.clone(),
         );
-        Ok(Engine { shared, hub, http_addr, public_url, tasks, listener: Some(listener) })
+        Ok(Engine {
+            shared,
+            hub,
+            http_addr,
+            public_url,
+            tasks,
+            listener: Some(listener),
+        })
     }
 
     /// The URL an app should post webhooks for `connection` to.
@@ -212,7 +266,10 @@ impl Engine {
     pub async fn shutdown(mut self) {
         let _ = self.shared.shutdown.send_replace(true);
         for (name, mut t) in self.tasks.drain(..) {
-            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut t).await.is_err() {
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut t)
+                .await
+                .is_err()
+            {
                 tracing::warn!(task = name, "did not stop within 5 s; aborted");
                 t.abort();
             }
@@ -253,7 +310,10 @@ mod tests {
                 }
             }
         });
-        tokio::time::timeout(std::time::Duration::from_secs(10), part).await.expect("the part ran again and returned").unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), part)
+            .await
+            .expect("the part ran again and returned")
+            .unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 
@@ -270,7 +330,10 @@ mod tests {
                 panic!("fails while stopping");
             }
         });
-        tokio::time::timeout(std::time::Duration::from_secs(10), part).await.expect("the supervisor returned").unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), part)
+            .await
+            .expect("the supervisor returned")
+            .unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 1);
     }
 }

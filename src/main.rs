@@ -18,10 +18,20 @@ use ferry::hub::Hub;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "ferry", version, about = "Two-way sync between PostgreSQL and the apps your team uses")]
+#[command(
+    name = "ferry",
+    version,
+    about = "Two-way sync between PostgreSQL and the apps your team uses"
+)]
 struct Cli {
     /// Configuration file.
-    #[arg(long, short, global = true, default_value = "ferry.toml", env = "FERRY_CONFIG")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "ferry.toml",
+        env = "FERRY_CONFIG"
+    )]
     config: PathBuf,
     /// Where the embedded PostgreSQL keeps its data (used when FERRY_DATABASE_URL is unset).
     #[arg(long, global = true, default_value = ".ferry", env = "FERRY_DATA_DIR")]
@@ -147,12 +157,17 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         Command::Run => {
             let mut config = Config::load(&cli.config)?;
             if let Ok(listen) = std::env::var("FERRY_LISTEN") {
-                config.engine.listen = listen.parse().with_context(|| format!("FERRY_LISTEN={listen} is not an address like 0.0.0.0:8700"))?;
+                config.engine.listen = listen.parse().with_context(|| {
+                    format!("FERRY_LISTEN={listen} is not an address like 0.0.0.0:8700")
+                })?;
             }
             let secrets = secrets_from_env(&config)?;
             let (hub, pg) = hub(&cli.data_dir).await?;
             let engine = Engine::start(hub.clone(), &config, &secrets).await?;
-            eprintln!("ferry running; webhooks at {}/webhooks/<connection>", engine.public_url);
+            eprintln!(
+                "ferry running; webhooks at {}/webhooks/<connection>",
+                engine.public_url
+            );
             ferry::demo::wait_for_signal().await;
             engine.shutdown().await;
             hub.close().await;
@@ -181,29 +196,81 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                 pg.stop();
             }
         }
-        Command::Demo { contacts, sim_listen, listen } => {
-            ferry::demo::run(ferry::demo::DemoOptions { data_dir: cli.data_dir, contacts, sim_listen, listen }).await?;
-        }
-        Command::Bench { what: BenchWhat::Outbound { rows, latency_samples, rate_limited_secs, workers } } => {
-            let dir = if cli.data_dir == std::path::Path::new(".ferry") { PathBuf::from(".ferry-bench") } else { cli.data_dir };
-            ferry::bench::outbound::run(&dir, ferry::bench::outbound::Options { rows, latency_samples, rate_limited_secs, workers }).await?;
-        }
-        Command::Bench { what: BenchWhat::Inbound { records, webhook_events, latency_samples } } => {
-            let dir = if cli.data_dir == std::path::Path::new(".ferry") { PathBuf::from(".ferry-bench") } else { cli.data_dir };
-            ferry::bench::inbound::run(&dir, ferry::bench::inbound::Options { records, webhook_events, latency_samples }).await?;
-        }
-        Command::Sim { app: SimApp::Hubspot {
+        Command::Demo {
+            contacts,
+            sim_listen,
+            listen,
+        } => {
+            ferry::demo::run(ferry::demo::DemoOptions {
+                data_dir: cli.data_dir,
+                contacts,
+                sim_listen,
                 listen,
-                token,
-                seed,
-                webhook_url,
-                webhook_secret,
-                rate_limit,
-                latency_ms,
-                error_rate,
-                throttle_rate,
-                lost_response_rate,
-            },
+            })
+            .await?;
+        }
+        Command::Bench {
+            what:
+                BenchWhat::Outbound {
+                    rows,
+                    latency_samples,
+                    rate_limited_secs,
+                    workers,
+                },
+        } => {
+            let dir = if cli.data_dir == std::path::Path::new(".ferry") {
+                PathBuf::from(".ferry-bench")
+            } else {
+                cli.data_dir
+            };
+            ferry::bench::outbound::run(
+                &dir,
+                ferry::bench::outbound::Options {
+                    rows,
+                    latency_samples,
+                    rate_limited_secs,
+                    workers,
+                },
+            )
+            .await?;
+        }
+        Command::Bench {
+            what:
+                BenchWhat::Inbound {
+                    records,
+                    webhook_events,
+                    latency_samples,
+                },
+        } => {
+            let dir = if cli.data_dir == std::path::Path::new(".ferry") {
+                PathBuf::from(".ferry-bench")
+            } else {
+                cli.data_dir
+            };
+            ferry::bench::inbound::run(
+                &dir,
+                ferry::bench::inbound::Options {
+                    records,
+                    webhook_events,
+                    latency_samples,
+                },
+            )
+            .await?;
+        }
+        Command::Sim {
+            app:
+                SimApp::Hubspot {
+                    listen,
+                    token,
+                    seed,
+                    webhook_url,
+                    webhook_secret,
+                    rate_limit,
+                    latency_ms,
+                    error_rate,
+                    throttle_rate,
+                    lost_response_rate,
+                },
         } => {
             let cfg = ferry::sim::hubspot::SimConfig {
                 token,
@@ -211,7 +278,10 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                 webhook_secret,
                 rate_limit: rate_limit
                     .as_deref()
-                    .map(|r| r.parse::<ferry::connectors::ratelimit::Budget>().map(|b| (b.requests, b.window)))
+                    .map(|r| {
+                        r.parse::<ferry::connectors::ratelimit::Budget>()
+                            .map(|b| (b.requests, b.window))
+                    })
                     .transpose()
                     .map_err(anyhow::Error::msg)?,
                 seed_contacts: seed,
@@ -230,9 +300,16 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
 async fn main() {
     let cli = Cli::parse();
     // the demo talks to a person on the terminal: only problems are logged unless asked
-    let default_filter = if matches!(cli.command, Some(Command::Demo { .. })) { "ferry=warn" } else { "ferry=info,warn" };
+    let default_filter = if matches!(cli.command, Some(Command::Demo { .. })) {
+        "ferry=warn"
+    } else {
+        "ferry=info,warn"
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| default_filter.into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| default_filter.into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = main_inner(cli).await {

@@ -58,22 +58,66 @@ pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(|| {
         let mut registry = Registry::with_prefix("ferry");
         let api_calls = Family::<CallLabels, Counter>::default();
-        registry.register("api_calls", "API calls by connection and HTTP status", api_calls.clone());
-        let api_seconds = Family::<ConnectionLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 15)));
-        registry.register("api_call_seconds", "API call latency, request sent to response read", api_seconds.clone());
+        registry.register(
+            "api_calls",
+            "API calls by connection and HTTP status",
+            api_calls.clone(),
+        );
+        let api_seconds = Family::<ConnectionLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 15))
+        });
+        registry.register(
+            "api_call_seconds",
+            "API call latency, request sent to response read",
+            api_seconds.clone(),
+        );
         let webhook_events = Family::<WebhookLabels, Counter>::default();
-        registry.register("webhook_deliveries", "Webhook deliveries by connection and outcome", webhook_events.clone());
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries by connection and outcome",
+            webhook_events.clone(),
+        );
         let backlog = Family::<MappingLabel, Gauge>::default();
-        registry.register("outbox_backlog", "Hub changes queued for the app (ferry.outbox rows)", backlog.clone());
+        registry.register(
+            "outbox_backlog",
+            "Hub changes queued for the app (ferry.outbox rows)",
+            backlog.clone(),
+        );
         let dead_letters = Family::<MappingLabel, Gauge>::default();
-        registry.register("dead_letters_open", "Dead letters not retried yet", dead_letters.clone());
+        registry.register(
+            "dead_letters_open",
+            "Dead letters not retried yet",
+            dead_letters.clone(),
+        );
         let open_conflicts = Family::<MappingLabel, Gauge>::default();
-        registry.register("conflicts_open", "Manual conflicts waiting for ferry.resolve", open_conflicts.clone());
+        registry.register(
+            "conflicts_open",
+            "Manual conflicts waiting for ferry.resolve",
+            open_conflicts.clone(),
+        );
         let conflicts = Family::<MappingLabel, Gauge>::default();
-        registry.register("conflicts_recorded", "Conflicts recorded in ferry.conflicts, any decision", conflicts.clone());
+        registry.register(
+            "conflicts_recorded",
+            "Conflicts recorded in ferry.conflicts, any decision",
+            conflicts.clone(),
+        );
         let lag_bytes = Gauge::default();
-        registry.register("replication_lag_bytes", "WAL not yet acknowledged by the listener", lag_bytes.clone());
-        Metrics { registry, api_calls, api_seconds, webhook_events, backlog, dead_letters, open_conflicts, conflicts, lag_bytes }
+        registry.register(
+            "replication_lag_bytes",
+            "WAL not yet acknowledged by the listener",
+            lag_bytes.clone(),
+        );
+        Metrics {
+            registry,
+            api_calls,
+            api_seconds,
+            webhook_events,
+            backlog,
+            dead_letters,
+            open_conflicts,
+            conflicts,
+            lag_bytes,
+        }
     })
 }
 
@@ -81,12 +125,26 @@ impl Metrics {
     /// Counts one API call.
     pub fn api_call(&self, connection: &str, status: Option<u16>, took: Duration) {
         let status = status.map_or_else(|| "transport".to_string(), |s| s.to_string());
-        self.api_calls.get_or_create(&CallLabels { connection: connection.to_string(), status }).inc();
-        self.api_seconds.get_or_create(&ConnectionLabel { connection: connection.to_string() }).observe(took.as_secs_f64());
+        self.api_calls
+            .get_or_create(&CallLabels {
+                connection: connection.to_string(),
+                status,
+            })
+            .inc();
+        self.api_seconds
+            .get_or_create(&ConnectionLabel {
+                connection: connection.to_string(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     pub fn webhook(&self, connection: &str, outcome: &str) {
-        self.webhook_events.get_or_create(&WebhookLabels { connection: connection.into(), outcome: outcome.into() }).inc();
+        self.webhook_events
+            .get_or_create(&WebhookLabels {
+                connection: connection.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 
     /// The text exposition, with the queue gauges refreshed from the hub.
@@ -108,9 +166,11 @@ impl Metrics {
             self.open_conflicts.get_or_create(&label).set(r.get(3));
             self.conflicts.get_or_create(&label).set(r.get(4));
         }
-        self.lag_bytes.set(i64::try_from(lag_bytes).unwrap_or(i64::MAX));
+        self.lag_bytes
+            .set(i64::try_from(lag_bytes).unwrap_or(i64::MAX));
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         Ok(out)
     }
 }

@@ -16,15 +16,30 @@ async fn connect(url: &str) -> (Client, tokio::task::JoinHandle<()>) {
 }
 
 /// The first column of what `sql` claims on this connection, sorted.
-async fn claimed<T: for<'a> tokio_postgres::types::FromSql<'a> + Ord>(c: &Client, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Vec<T> {
-    let mut out: Vec<T> = c.query(sql, params).await.unwrap().iter().map(|r| r.get(0)).collect();
+async fn claimed<T: for<'a> tokio_postgres::types::FromSql<'a> + Ord>(
+    c: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<T> {
+    let mut out: Vec<T> = c
+        .query(sql, params)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     out.sort_unstable();
     out
 }
 
 /// Row keys this connection claims, up to `n`, from the start of the outbox.
 async fn claim(c: &Client, n: i32) -> Vec<i64> {
-    claimed(c, "select row_key from ferry.claim_marks($1, $2, $3)", &[&n, &i32::MIN, &i64::MIN]).await
+    claimed(
+        c,
+        "select row_key from ferry.claim_marks($1, $2, $3)",
+        &[&n, &i32::MIN, &i64::MIN],
+    )
+    .await
 }
 
 /// Remote ids of the webhook events this connection claims, up to `n`.
@@ -37,9 +52,15 @@ async fn a_claim_excludes_other_connections_and_lapses_with_its_own() {
     let (db, url) = harness::fresh_db().await;
     let hub = Hub::connect(&url).await.unwrap();
     migrate::migrate(&hub).await.unwrap();
-    schema::apply(&hub, &harness::config("http://127.0.0.1:9", &db)).await.unwrap();
+    schema::apply(&hub, &harness::config("http://127.0.0.1:9", &db))
+        .await
+        .unwrap();
     let admin = hub.client().await.unwrap();
-    let mapping: i32 = admin.query_one("select id from ferry.mappings", &[]).await.unwrap().get(0);
+    let mapping: i32 = admin
+        .query_one("select id from ferry.mappings", &[])
+        .await
+        .unwrap()
+        .get(0);
     admin
         .execute("insert into ferry.outbox (mapping_id, row_key) select $1, g from generate_series(1, 10) g", &[&mapping])
         .await
@@ -52,30 +73,59 @@ async fn a_claim_excludes_other_connections_and_lapses_with_its_own() {
 
     let (a, a_task) = connect(&url).await;
     let (b, _b_task) = connect(&url).await;
-    assert_eq!(claim(&a, 4).await, vec![1, 2, 3, 4], "the first four due marks, in key order");
-    assert_eq!(claim(&b, 100).await, vec![5, 6, 7, 8, 9], "marks held by another connection are skipped");
-    assert_eq!(claim(&b, 100).await, vec![5, 6, 7, 8, 9], "a connection's own claims are still its own");
-    b.execute("select pg_advisory_unlock_all()", &[]).await.unwrap();
+    assert_eq!(
+        claim(&a, 4).await,
+        vec![1, 2, 3, 4],
+        "the first four due marks, in key order"
+    );
+    assert_eq!(
+        claim(&b, 100).await,
+        vec![5, 6, 7, 8, 9],
+        "marks held by another connection are skipped"
+    );
+    assert_eq!(
+        claim(&b, 100).await,
+        vec![5, 6, 7, 8, 9],
+        "a connection's own claims are still its own"
+    );
+    b.execute("select pg_advisory_unlock_all()", &[])
+        .await
+        .unwrap();
 
     // a mark removed by its holder is gone for everyone once the holder lets go
-    a.execute("delete from ferry.outbox where row_key = 1", &[]).await.unwrap();
-    a.execute("select pg_advisory_unlock_all()", &[]).await.unwrap();
+    a.execute("delete from ferry.outbox where row_key = 1", &[])
+        .await
+        .unwrap();
+    a.execute("select pg_advisory_unlock_all()", &[])
+        .await
+        .unwrap();
     assert_eq!(claim(&b, 2).await, vec![2, 3]);
-    b.execute("select pg_advisory_unlock_all()", &[]).await.unwrap();
+    b.execute("select pg_advisory_unlock_all()", &[])
+        .await
+        .unwrap();
 
     // a connection that goes away (a killed process) lets go of its claims at once
     assert_eq!(claim(&a, 3).await, vec![2, 3, 4]);
     drop(a);
     let _ = a_task.await;
-    harness::eventually("claims of a closed connection lapse", std::time::Duration::from_secs(10), || async {
-        let keys = claim(&b, 100).await;
-        b.execute("select pg_advisory_unlock_all()", &[]).await.unwrap();
-        (keys == vec![2, 3, 4, 5, 6, 7, 8, 9]).then_some(())
-    })
+    harness::eventually(
+        "claims of a closed connection lapse",
+        std::time::Duration::from_secs(10),
+        || async {
+            let keys = claim(&b, 100).await;
+            b.execute("select pg_advisory_unlock_all()", &[])
+                .await
+                .unwrap();
+            (keys == vec![2, 3, 4, 5, 6, 7, 8, 9]).then_some(())
+        },
+    )
     .await;
 
     // a paused mapping's marks wait
-    admin.execute("update ferry.mappings set state = 'paused'", &[]).await.unwrap();
+    admin
+        .execute("update ferry.mappings set state = 'paused'", &[])
+        .await
+        .unwrap();
     assert_eq!(claim(&b, 100).await, Vec::<i64>::new());
     let held: Vec<String> = b
         .query("select classid::text || ':' || objid::text from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()", &[])
@@ -104,15 +154,31 @@ async fn an_inbox_claim_excludes_other_connections_and_lapses_with_its_own() {
         .unwrap();
     let (a, a_task) = connect(&url).await;
     let (b, _b_task) = connect(&url).await;
-    assert_eq!(claim_events(&a, 2).await, vec!["1", "2"], "the oldest due events");
-    assert_eq!(claim_events(&b, 100).await, vec!["3", "4", "5"], "events held by another connection are skipped, events not due wait");
-    b.execute("select pg_advisory_unlock_all()", &[]).await.unwrap();
+    assert_eq!(
+        claim_events(&a, 2).await,
+        vec!["1", "2"],
+        "the oldest due events"
+    );
+    assert_eq!(
+        claim_events(&b, 100).await,
+        vec!["3", "4", "5"],
+        "events held by another connection are skipped, events not due wait"
+    );
+    b.execute("select pg_advisory_unlock_all()", &[])
+        .await
+        .unwrap();
     drop(a);
     let _ = a_task.await;
-    harness::eventually("inbox claims of a closed connection lapse", std::time::Duration::from_secs(10), || async {
-        let ids = claim_events(&b, 100).await;
-        b.execute("select pg_advisory_unlock_all()", &[]).await.unwrap();
-        (ids == vec!["1", "2", "3", "4", "5"]).then_some(())
-    })
+    harness::eventually(
+        "inbox claims of a closed connection lapse",
+        std::time::Duration::from_secs(10),
+        || async {
+            let ids = claim_events(&b, 100).await;
+            b.execute("select pg_advisory_unlock_all()", &[])
+                .await
+                .unwrap();
+            (ids == vec!["1", "2", "3", "4", "5"]).then_some(())
+        },
+    )
     .await;
 }

@@ -23,23 +23,41 @@ const STEPS: usize = 120;
 type Written = Mutex<HashMap<&'static str, HashSet<String>>>;
 
 fn note(written: &Written, field: &'static str, value: &str) {
-    written.lock().unwrap().entry(field).or_default().insert(value.to_string());
+    written
+        .lock()
+        .unwrap()
+        .entry(field)
+        .or_default()
+        .insert(value.to_string());
 }
 
 async fn hub_side(ctx: &Ctx, seed: u64, written: &Written) {
     let mut rng = StdRng::seed_from_u64(seed);
     let c = ctx.hub.client().await.unwrap();
     for step in 0..STEPS {
-        let ids: Vec<i64> = c.query("select id from hubspot.contacts order by id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+        let ids: Vec<i64> = c
+            .query("select id from hubspot.contacts order by id", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let roll = rng.random_range(0..100);
         if roll < 8 || ids.is_empty() {
             let email = format!("hub-{seed}-{step}@example.com");
             let first = format!("h{seed}-{step}");
             note(written, "firstname", &first);
-            c.execute("insert into hubspot.contacts (email, firstname) values ($1, $2)", &[&email, &first]).await.unwrap();
+            c.execute(
+                "insert into hubspot.contacts (email, firstname) values ($1, $2)",
+                &[&email, &first],
+            )
+            .await
+            .unwrap();
         } else if roll < 12 {
             let id = ids[rng.random_range(0..ids.len())];
-            c.execute("delete from hubspot.contacts where id = $1", &[&id]).await.unwrap();
+            c.execute("delete from hubspot.contacts where id = $1", &[&id])
+                .await
+                .unwrap();
         } else {
             let id = ids[rng.random_range(0..ids.len())];
             let field = FIELDS[rng.random_range(0..FIELDS.len())];
@@ -55,13 +73,22 @@ async fn hub_side(ctx: &Ctx, seed: u64, written: &Written) {
 async fn app_side(ctx: &Ctx, seed: u64, written: &Written) {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
     for step in 0..STEPS {
-        let ids: Vec<String> = ctx.sim.records("contacts").into_iter().filter(|r| !r.archived).map(|r| r.id).collect();
+        let ids: Vec<String> = ctx
+            .sim
+            .records("contacts")
+            .into_iter()
+            .filter(|r| !r.archived)
+            .map(|r| r.id)
+            .collect();
         let roll = rng.random_range(0..100);
         if roll < 8 || ids.is_empty() {
             let first = format!("a{seed}-{step}");
             note(written, "firstname", &first);
             let mut props = serde_json::Map::new();
-            props.insert("email".into(), json!(format!("app-{seed}-{step}@example.com")));
+            props.insert(
+                "email".into(),
+                json!(format!("app-{seed}-{step}@example.com")),
+            );
             props.insert("firstname".into(), json!(first));
             ctx.sim.app_create("contacts", props).unwrap();
         } else if roll < 12 {
@@ -84,7 +111,14 @@ async fn app_side(ctx: &Ctx, seed: u64, written: &Written) {
 async fn hub_records(ctx: &Ctx) -> BTreeMap<String, BTreeMap<String, String>> {
     let c = ctx.hub.client().await.unwrap();
     let mut out = BTreeMap::new();
-    for r in c.query("select hubspot_id, firstname, lastname, company, phone, id from hubspot.contacts", &[]).await.unwrap() {
+    for r in c
+        .query(
+            "select hubspot_id, firstname, lastname, company, phone, id from hubspot.contacts",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
         let id: Option<String> = r.get(0);
         let key: i64 = r.get(5);
         let id = id.unwrap_or_else(|| panic!("hub row {key} never reached the app"));
@@ -105,7 +139,15 @@ fn app_records(ctx: &Ctx) -> BTreeMap<String, BTreeMap<String, String>> {
         .into_iter()
         .filter(|r| !r.archived)
         .map(|r| {
-            let fields = FIELDS.iter().filter_map(|f| r.properties.get(*f).filter(|v| !v.is_empty()).map(|v| (f.to_string(), v.clone()))).collect();
+            let fields = FIELDS
+                .iter()
+                .filter_map(|f| {
+                    r.properties
+                        .get(*f)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (f.to_string(), v.clone()))
+                })
+                .collect();
             (r.id, fields)
         })
         .collect()
@@ -121,7 +163,10 @@ async fn converge(policy: &str, seed: u64) {
             note(&written, f, v);
         }
     }
-    tokio::join!(hub_side(&ctx, seed, &written), app_side(&ctx, seed, &written));
+    tokio::join!(
+        hub_side(&ctx, seed, &written),
+        app_side(&ctx, seed, &written)
+    );
     ctx.quiesce().await;
     if policy == "manual" {
         // held fields differ until someone decides: half one way, half the other
@@ -131,22 +176,34 @@ async fn converge(policy: &str, seed: u64) {
         eprintln!("{policy}/{seed}: {resolved} manual conflicts resolved");
         ctx.quiesce().await;
     }
-    let dead: i64 = ctx.one("select count(*) from ferry.dead_letters where retried_at is null").await;
+    let dead: i64 = ctx
+        .one("select count(*) from ferry.dead_letters where retried_at is null")
+        .await;
     let dead_text: String = ctx.one("select coalesce(string_agg(operation || ': ' || error, '; '), '') from ferry.dead_letters").await;
 
     let (hub, app) = (hub_records(&ctx).await, app_records(&ctx));
     let hub_ids: Vec<&String> = hub.keys().collect();
     let app_ids: Vec<&String> = app.keys().collect();
-    assert_eq!(hub_ids, app_ids, "{policy}/{seed}: the same records on both sides (dead letters: {dead} {dead_text})");
+    assert_eq!(
+        hub_ids, app_ids,
+        "{policy}/{seed}: the same records on both sides (dead letters: {dead} {dead_text})"
+    );
     for (id, fields) in &hub {
-        assert_eq!(Some(fields), app.get(id), "{policy}/{seed}: record {id} agrees");
+        assert_eq!(
+            Some(fields),
+            app.get(id),
+            "{policy}/{seed}: record {id} agrees"
+        );
     }
     // no update lost: every final value is one somebody wrote
     {
         let written = written.lock().unwrap();
         for fields in hub.values() {
             for (f, v) in fields {
-                assert!(written.get(f.as_str()).is_some_and(|s| s.contains(v)), "{policy}/{seed}: {f} = {v} was never written");
+                assert!(
+                    written.get(f.as_str()).is_some_and(|s| s.contains(v)),
+                    "{policy}/{seed}: {f} = {v} was never written"
+                );
             }
         }
     }
@@ -162,15 +219,25 @@ async fn converge(policy: &str, seed: u64) {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(bogus, 0, "{policy}/{seed}: conflicts where one side had not changed the field");
+    assert_eq!(
+        bogus, 0,
+        "{policy}/{seed}: conflicts where one side had not changed the field"
+    );
     let decisions: Vec<(String, String, Option<String>)> = c
-        .query("select policy, decision, resolved_by from ferry.conflicts", &[])
+        .query(
+            "select policy, decision, resolved_by from ferry.conflicts",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    eprintln!("{policy}/{seed}: {} conflicts, {} records", decisions.len(), hub.len());
+    eprintln!(
+        "{policy}/{seed}: {} conflicts, {} records",
+        decisions.len(),
+        hub.len()
+    );
     for (p, d, by) in &decisions {
         assert_eq!(p, policy);
         let ok = match policy {
@@ -178,7 +245,10 @@ async fn converge(policy: &str, seed: u64) {
             "hub_wins" => d == "hub",
             "last_write_wins" => d == "remote" || d == "hub",
             // decided by a person, or replaced by a newer conflict on the same field
-            _ => (d == "hub" || d == "remote") && by.is_some() || d == "held" && by.as_deref() == Some("superseded"),
+            _ => {
+                (d == "hub" || d == "remote") && by.is_some()
+                    || d == "held" && by.as_deref() == Some("superseded")
+            }
         };
         assert!(ok, "{policy}/{seed}: decision {d} (resolved by {by:?})");
     }

@@ -15,7 +15,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The running ferry process; killed when dropped, so a failing test leaves nothing behind.
@@ -29,36 +33,57 @@ impl Drop for Ferry {
 }
 
 fn spawn_ferry(config: &std::path::Path, url: &str) -> Ferry {
-    Ferry(Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .arg("--config")
-        .arg(config)
-        .arg("run")
-        .env("FERRY_DATABASE_URL", url)
-        .env("CRASH_TOKEN", TOKEN)
-        .env("CRASH_SECRET", SECRET)
-        .env("FERRY_LOG", std::env::var("FERRY_LOG").unwrap_or_else(|_| "off".into()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ferry starts"))
+    Ferry(
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env("FERRY_DATABASE_URL", url)
+            .env("CRASH_TOKEN", TOKEN)
+            .env("CRASH_SECRET", SECRET)
+            .env(
+                "FERRY_LOG",
+                std::env::var("FERRY_LOG").unwrap_or_else(|_| "off".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ferry starts"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let (db, url) = harness::fresh_db().await;
     let sim = HubSpotSim::start(
-        SimConfig { token: TOKEN.into(), webhook_secret: SECRET.into(), seed_contacts: 200, lost_response_rate: 0.01, ..SimConfig::default() },
+        SimConfig {
+            token: TOKEN.into(),
+            webhook_secret: SECRET.into(),
+            seed_contacts: 200,
+            lost_response_rate: 0.01,
+            ..SimConfig::default()
+        },
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
     .unwrap();
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!("ferry-crash-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "ferry-crash-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("ferry.toml");
     std::fs::write(
         &config,
-        harness::config_text(&sim.base_url(), &db, &format!("127.0.0.1:{port}"), ("CRASH_TOKEN", "CRASH_SECRET"), ""),
+        harness::config_text(
+            &sim.base_url(),
+            &db,
+            &format!("127.0.0.1:{port}"),
+            ("CRASH_TOKEN", "CRASH_SECRET"),
+            "",
+        ),
     )
     .unwrap();
     sim.set_webhook_url(Some(format!("http://127.0.0.1:{port}/webhooks/hubspot")));
@@ -68,7 +93,11 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let hub = ferry::hub::Hub::connect(&url).await.unwrap();
     harness::eventually("backfill", Duration::from_secs(30), || async {
         let c = hub.client().await.ok()?;
-        let n: i64 = c.query_one("select count(*) from hubspot.contacts", &[]).await.ok()?.get(0);
+        let n: i64 = c
+            .query_one("select count(*) from hubspot.contacts", &[])
+            .await
+            .ok()?
+            .get(0);
         (n == 200).then_some(())
     })
     .await;
@@ -88,11 +117,25 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         ferry = spawn_ferry(&config, &url);
     }
     let (i, u, d) = load.await.unwrap();
-    println!("{i} inserts, {u} updates, {d} deletes in {:?}, ferry killed {kills} times", t0.elapsed());
+    println!(
+        "{i} inserts, {u} updates, {d} deletes in {:?}, ferry killed {kills} times",
+        t0.elapsed()
+    );
 
     workload::assert_converges(&url, &sim, Duration::from_secs(120)).await;
-    println!("converged {:?} after the workload began; {} lost responses", t0.elapsed(), sim.stats().lost_responses);
-    let dead: i64 = hub.client().await.unwrap().query_one("select count(*) from ferry.dead_letters", &[]).await.unwrap().get(0);
+    println!(
+        "converged {:?} after the workload began; {} lost responses",
+        t0.elapsed(),
+        sim.stats().lost_responses
+    );
+    let dead: i64 = hub
+        .client()
+        .await
+        .unwrap()
+        .query_one("select count(*) from ferry.dead_letters", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(dead, 0);
     drop(ferry);
     sim.shutdown();

@@ -21,12 +21,24 @@ fn field<'a>(lines: &'a [String], prefix: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_syncs_both_ways_and_stops_cleanly() {
-    let dir = std::env::temp_dir().join(format!("ferry-demo-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "ferry-demo-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .arg("--data-dir")
         .arg(&dir)
-        .args(["demo", "--contacts", "1000", "--sim-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
+        .args([
+            "demo",
+            "--contacts",
+            "1000",
+            "--sim-listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("FERRY_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -50,20 +62,34 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
             let _ = tx.send(lines);
         }
     });
-    let lines = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(120)).expect("demo prints its banner"))
-        .await
-        .unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        rx.recv_timeout(Duration::from_secs(120))
+            .expect("demo prints its banner")
+    })
+    .await
+    .unwrap();
     let ready = started.elapsed();
     println!("demo ready after {ready:?}");
     let psql_url = field(&lines, "hub (PostgreSQL):").to_string();
     let sim_url = field(&lines, "HubSpot simulator:").to_string();
-    let token = lines.iter().find_map(|l| l.split("token: ").nth(1)).expect("token printed").trim().to_string();
+    let token = lines
+        .iter()
+        .find_map(|l| l.split("token: ").nth(1))
+        .expect("token printed")
+        .trim()
+        .to_string();
     assert!(psql_url.starts_with("postgres://"), "{psql_url}");
     assert!(sim_url.starts_with("http://127.0.0.1:"), "{sim_url}");
 
-    let (db, conn) = tokio_postgres::connect(&psql_url, tokio_postgres::NoTls).await.expect("psql URL works");
+    let (db, conn) = tokio_postgres::connect(&psql_url, tokio_postgres::NoTls)
+        .await
+        .expect("psql URL works");
     tokio::spawn(conn);
-    let n: i64 = db.query_one("select count(*) from hubspot.contacts", &[]).await.unwrap().get(0);
+    let n: i64 = db
+        .query_one("select count(*) from hubspot.contacts", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 1000, "seeded contacts are in the hub");
     assert!(ready < Duration::from_secs(60), "demo came up in {ready:?}");
 
@@ -72,7 +98,9 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
         let (http, sim_url, token) = (http.clone(), sim_url.clone(), token.clone());
         async move {
             let v: Value = http
-                .get(format!("{sim_url}/crm/v3/objects/contacts/{id}?properties=phone,firstname"))
+                .get(format!(
+                    "{sim_url}/crm/v3/objects/contacts/{id}?properties=phone,firstname"
+                ))
                 .bearer_auth(&token)
                 .send()
                 .await
@@ -85,18 +113,34 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
     };
 
     // psql UPDATE → visible through the simulator's API
-    let id: String = db.query_one("select hubspot_id from hubspot.contacts where id = 1", &[]).await.unwrap().get(0);
-    db.execute("update hubspot.contacts set phone = '+15550100' where id = 1", &[]).await.unwrap();
+    let id: String = db
+        .query_one("select hubspot_id from hubspot.contacts where id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    db.execute(
+        "update hubspot.contacts set phone = '+15550100' where id = 1",
+        &[],
+    )
+    .await
+    .unwrap();
     let t0 = Instant::now();
     eventually("UPDATE through the API", Duration::from_secs(5), || {
         let f = get(id.clone());
         async move { (f.await?.pointer("/properties/phone")? == "+15550100").then_some(()) }
     })
     .await;
-    println!("psql UPDATE visible in the simulator after {:?}", t0.elapsed());
+    println!(
+        "psql UPDATE visible in the simulator after {:?}",
+        t0.elapsed()
+    );
 
     // API PATCH → visible in psql
-    let other: String = db.query_one("select hubspot_id from hubspot.contacts where id = 2", &[]).await.unwrap().get(0);
+    let other: String = db
+        .query_one("select hubspot_id from hubspot.contacts where id = 2", &[])
+        .await
+        .unwrap()
+        .get(0);
     let status = http
         .patch(format!("{sim_url}/crm/v3/objects/contacts/{other}"))
         .bearer_auth(&token)
@@ -108,26 +152,58 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
     assert_eq!(status, 200);
     let t0 = Instant::now();
     eventually("PATCH in psql", Duration::from_secs(5), || async {
-        let v: Option<String> = db.query_one("select firstname from hubspot.contacts where id = 2", &[]).await.ok()?.get(0);
+        let v: Option<String> = db
+            .query_one("select firstname from hubspot.contacts where id = 2", &[])
+            .await
+            .ok()?
+            .get(0);
         (v.as_deref() == Some("Ada")).then_some(())
     })
     .await;
     println!("API PATCH visible in psql after {:?}", t0.elapsed());
 
     // INSERT → a new contact whose id lands in the row
-    db.execute("insert into hubspot.contacts (email, firstname) values ('grace@example.com', 'Grace')", &[]).await.unwrap();
-    let new_id: String = eventually("hubspot_id written back", Duration::from_secs(5), || async {
-        db.query_one("select hubspot_id from hubspot.contacts where email = 'grace@example.com'", &[]).await.ok()?.get(0)
-    })
+    db.execute(
+        "insert into hubspot.contacts (email, firstname) values ('grace@example.com', 'Grace')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let new_id: String = eventually(
+        "hubspot_id written back",
+        Duration::from_secs(5),
+        || async {
+            db.query_one(
+                "select hubspot_id from hubspot.contacts where email = 'grace@example.com'",
+                &[],
+            )
+            .await
+            .ok()?
+            .get(0)
+        },
+    )
     .await;
-    assert_eq!(get(new_id).await.and_then(|v| v.pointer("/properties/firstname").cloned()), Some(json!("Grace")));
+    assert_eq!(
+        get(new_id)
+            .await
+            .and_then(|v| v.pointer("/properties/firstname").cloned()),
+        Some(json!("Grace"))
+    );
 
     // SIGTERM stops ferry and its PostgreSQL
     drop(db);
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "demo exits cleanly: {status}");
-    assert!(tokio_postgres::connect(&psql_url, tokio_postgres::NoTls).await.is_err(), "PostgreSQL stopped with the demo");
+    assert!(
+        tokio_postgres::connect(&psql_url, tokio_postgres::NoTls)
+            .await
+            .is_err(),
+        "PostgreSQL stopped with the demo"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,7 +17,11 @@ async fn rows_present_before_the_slot_and_in_newly_mapped_tables_are_synced() {
     let (db, url) = harness::fresh_db().await;
     let hub = Hub::connect(&url).await.unwrap();
     let sim = HubSpotSim::start(
-        SimConfig { token: TOKEN.into(), webhook_secret: SECRET.into(), ..SimConfig::default() },
+        SimConfig {
+            token: TOKEN.into(),
+            webhook_secret: SECRET.into(),
+            ..SimConfig::default()
+        },
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
@@ -33,7 +37,9 @@ async fn rows_present_before_the_slot_and_in_newly_mapped_tables_are_synced() {
     .await
     .unwrap();
 
-    let engine = Engine::start(hub.clone(), &config, &harness::secrets()).await.unwrap();
+    let engine = Engine::start(hub.clone(), &config, &harness::secrets())
+        .await
+        .unwrap();
     sim.set_webhook_url(Some(engine.webhook_url("hubspot")));
     workload::assert_converges(&url, &sim, Duration::from_secs(20)).await;
     assert_eq!(sim.records("contacts").len(), 25);
@@ -56,21 +62,62 @@ async fn rows_present_before_the_slot_and_in_newly_mapped_tables_are_synced() {
         "grown",
     )
     .unwrap();
-    let engine = Engine::start(hub.clone(), &grown, &harness::secrets()).await.unwrap();
+    let engine = Engine::start(hub.clone(), &grown, &harness::secrets())
+        .await
+        .unwrap();
     sim.set_webhook_url(Some(engine.webhook_url("hubspot")));
-    eventually("existing companies created in the app", Duration::from_secs(20), || async {
-        let linked: i64 = c.query_one("select count(hubspot_id) from crm.companies", &[]).await.ok()?.get(0);
-        (linked == 7 && sim.records("companies").len() == 7).then_some(())
-    })
+    eventually(
+        "existing companies created in the app",
+        Duration::from_secs(20),
+        || async {
+            let linked: i64 = c
+                .query_one("select count(hubspot_id) from crm.companies", &[])
+                .await
+                .ok()?
+                .get(0);
+            (linked == 7 && sim.records("companies").len() == 7).then_some(())
+        },
+    )
     .await;
-    let name: String = c.query_one("select name from crm.companies where company_key = 3", &[]).await.unwrap().get(0);
-    let remote: String = c.query_one("select hubspot_id from crm.companies where company_key = 3", &[]).await.unwrap().get(0);
-    assert_eq!(sim.get("companies", &remote).unwrap().properties.get("name"), Some(&name));
+    let name: String = c
+        .query_one("select name from crm.companies where company_key = 3", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let remote: String = c
+        .query_one(
+            "select hubspot_id from crm.companies where company_key = 3",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        sim.get("companies", &remote)
+            .unwrap()
+            .properties
+            .get("name"),
+        Some(&name)
+    );
     // and the stream carries changes to it from now on
-    c.execute("update crm.companies set domain = 'renamed.example' where company_key = 3", &[]).await.unwrap();
-    eventually("update of a user-table row", Duration::from_secs(10), || async {
-        (sim.get("companies", &remote)?.properties.get("domain")?.as_str() == "renamed.example").then_some(())
-    })
+    c.execute(
+        "update crm.companies set domain = 'renamed.example' where company_key = 3",
+        &[],
+    )
+    .await
+    .unwrap();
+    eventually(
+        "update of a user-table row",
+        Duration::from_secs(10),
+        || async {
+            (sim.get("companies", &remote)?
+                .properties
+                .get("domain")?
+                .as_str()
+                == "renamed.example")
+                .then_some(())
+        },
+    )
     .await;
     engine.shutdown().await;
     sim.shutdown();

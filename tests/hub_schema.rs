@@ -33,16 +33,28 @@ async fn apply_is_idempotent_and_grows_columns() {
     let (db, url) = harness::fresh_db().await;
     let hub = Hub::connect(&url).await.unwrap();
     migrate::migrate(&hub).await.unwrap();
-    migrate::migrate(&hub).await.expect("migrating twice is harmless");
+    migrate::migrate(&hub)
+        .await
+        .expect("migrating twice is harmless");
     let config = harness::config("http://127.0.0.1:9", &db);
 
     let first = schema::apply(&hub, &config).await.unwrap();
     assert_eq!(first.tables_created, vec!["hubspot.contacts".to_string()]);
-    assert_eq!(first.publication_added, vec!["hubspot.contacts".to_string()]);
+    assert_eq!(
+        first.publication_added,
+        vec!["hubspot.contacts".to_string()]
+    );
     let before = snapshot(&hub).await;
     let second = schema::apply(&hub, &config).await.unwrap();
-    assert!(second.is_empty(), "second apply changed something: {second}");
-    assert_eq!(before, snapshot(&hub).await, "second apply left the hub as it was");
+    assert!(
+        second.is_empty(),
+        "second apply changed something: {second}"
+    );
+    assert_eq!(
+        before,
+        snapshot(&hub).await,
+        "second apply left the hub as it was"
+    );
 
     // typed columns, surrogate key, remote id column, comments
     let client = hub.client().await.unwrap();
@@ -81,7 +93,10 @@ async fn apply_is_idempotent_and_grows_columns() {
     );
     let grown = Config::parse(&text, "grown").unwrap();
     let third = schema::apply(&hub, &grown).await.unwrap();
-    assert_eq!(third.columns_added, vec!["hubspot.contacts.employees".to_string()]);
+    assert_eq!(
+        third.columns_added,
+        vec!["hubspot.contacts.employees".to_string()]
+    );
     assert!(third.tables_created.is_empty());
     let ty: String = client
         .query_one(
@@ -117,7 +132,9 @@ async fn identifiers_from_config_are_quoted() {
         "#
     );
     let config = Config::parse(&text, "odd").unwrap();
-    schema::apply(&hub, &config).await.expect("odd identifiers are quoted, not interpreted");
+    schema::apply(&hub, &config)
+        .await
+        .expect("odd identifiers are quoted, not interpreted");
     let n: i64 = hub
         .client()
         .await
@@ -136,7 +153,9 @@ async fn deleting_a_mapping_removes_its_per_record_state() {
     let (db, url) = harness::fresh_db().await;
     let hub = Hub::connect(&url).await.unwrap();
     migrate::migrate(&hub).await.unwrap();
-    schema::apply(&hub, &harness::config("http://127.0.0.1:9", &db)).await.unwrap();
+    schema::apply(&hub, &harness::config("http://127.0.0.1:9", &db))
+        .await
+        .unwrap();
     let client = hub.client().await.unwrap();
     client
         .batch_execute(
@@ -160,4 +179,41 @@ async fn deleting_a_mapping_removes_its_per_record_state() {
             .collect();
         assert_eq!(left, vec!["other".to_string()], "ferry.{table}");
     }
+}
+
+/// First-sync matching probes unlinked rows only: the match key's index is partial (rows
+/// without a remote id), and a hub from before it loses the full index it had.
+#[tokio::test]
+async fn the_match_index_holds_unlinked_rows_only() {
+    let (db, url) = harness::fresh_db().await;
+    let hub = Hub::connect(&url).await.unwrap();
+    migrate::migrate(&hub).await.unwrap();
+    let config = harness::config("http://127.0.0.1:9", &db);
+    schema::apply(&hub, &config).await.unwrap();
+    let client = hub.client().await.unwrap();
+    let indexes = || async {
+        let rows = client
+            .query("select indexdef from pg_indexes where schemaname = 'hubspot' and indexdef like '%lower(%' order by 1", &[])
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        indexes().await,
+        vec!["CREATE INDEX contacts_email_ferry_unlinked ON hubspot.contacts USING btree (lower(email)) WHERE (hubspot_id IS NULL)".to_string()]
+    );
+    // a hub whose table still has the full index of earlier versions
+    client
+        .batch_execute("drop index hubspot.contacts_email_ferry_unlinked; create index contacts_email_ferry_match on hubspot.contacts (lower(email::text))")
+        .await
+        .unwrap();
+    schema::apply(&hub, &config).await.unwrap();
+    let after = indexes().await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(
+        after[0].starts_with("CREATE INDEX contacts_email_ferry_unlinked"),
+        "{after:?}"
+    );
 }

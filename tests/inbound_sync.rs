@@ -13,13 +13,22 @@ use harness::{eventually, Ctx, SECRET};
 use serde_json::{json, Map, Value};
 
 fn props(pairs: &[(&str, &str)]) -> Map<String, Value> {
-    pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect()
 }
 
 /// A context whose engine is stopped and whose simulator sends no webhooks: the backfill of the
 /// next engine started is the only reader.
 async fn ctx_for_backfill() -> Ctx {
-    let mut ctx = Ctx::start_with(0, "poll_interval = \"0s\"\nreconcile_interval = \"0s\"", "", "").await;
+    let mut ctx = Ctx::start_with(
+        0,
+        "poll_interval = \"0s\"\nreconcile_interval = \"0s\"",
+        "",
+        "",
+    )
+    .await;
     ctx.engine.take().unwrap().shutdown().await;
     ctx.sim.set_webhook_url(None);
     ctx
@@ -27,55 +36,119 @@ async fn ctx_for_backfill() -> Ctx {
 
 /// The mapping backfills again from its first page when an engine next starts.
 async fn reset_backfill(ctx: &Ctx) {
-    ctx.exec("update ferry.mappings set backfill_state = 'pending'").await;
+    ctx.exec("update ferry.mappings set backfill_state = 'pending'")
+        .await;
     ctx.exec("update ferry.mapping_progress set backfill_after = null, backfill_pages = 0, backfill_rows = 0").await;
 }
 
 /// The hub's remote ids are exactly the app's live records, none twice.
 async fn assert_hub_holds_exactly_the_remote_set(ctx: &Ctx) {
-    let remote: std::collections::BTreeSet<String> = ctx.sim.records("contacts").into_iter().map(|r| r.id).collect();
+    let remote: std::collections::BTreeSet<String> = ctx
+        .sim
+        .records("contacts")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     let hub: Vec<String> = {
         let c = ctx.hub.client().await.unwrap();
-        c.query("select hubspot_id from hubspot.contacts", &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+        c.query("select hubspot_id from hubspot.contacts", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
     };
     assert_eq!(hub.len(), remote.len(), "no row twice");
-    assert_eq!(hub.into_iter().collect::<std::collections::BTreeSet<_>>(), remote, "exactly the remote set");
+    assert_eq!(
+        hub.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        remote,
+        "exactly the remote set"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_alone_brings_every_change_within_one_interval() {
-    let ctx = Ctx::start_with(3, "poll_interval = \"1s\"\npoll_overlap = \"2s\"\nreconcile_interval = \"0s\"", "", "").await;
+    let ctx = Ctx::start_with(
+        3,
+        "poll_interval = \"1s\"\npoll_overlap = \"2s\"\nreconcile_interval = \"0s\"",
+        "",
+        "",
+    )
+    .await;
     ctx.quiesce().await;
     ctx.sim.set_drop_webhooks(true);
-    let id: String = ctx.one("select hubspot_id from hubspot.contacts where email = 'contact2@example.com'").await;
-    ctx.sim.app_update("contacts", &id, props(&[("phone", "+4930123")])).unwrap();
-    let new_id = ctx.sim.app_create("contacts", props(&[("email", "polled@example.com"), ("firstname", "Polly")])).unwrap();
+    let id: String = ctx
+        .one("select hubspot_id from hubspot.contacts where email = 'contact2@example.com'")
+        .await;
+    ctx.sim
+        .app_update("contacts", &id, props(&[("phone", "+4930123")]))
+        .unwrap();
+    let new_id = ctx
+        .sim
+        .app_create(
+            "contacts",
+            props(&[("email", "polled@example.com"), ("firstname", "Polly")]),
+        )
+        .unwrap();
     let t0 = Instant::now();
-    eventually("polled update and create", Duration::from_secs(10), || async {
-        let phone: Option<String> = ctx.opt(&format!("select phone from hubspot.contacts where hubspot_id = '{id}'")).await;
-        let created: i64 = ctx.one(&format!("select count(*) from hubspot.contacts where hubspot_id = '{new_id}'")).await;
-        (phone.as_deref() == Some("+4930123") && created == 1).then_some(())
-    })
+    eventually(
+        "polled update and create",
+        Duration::from_secs(10),
+        || async {
+            let phone: Option<String> = ctx
+                .opt(&format!(
+                    "select phone from hubspot.contacts where hubspot_id = '{id}'"
+                ))
+                .await;
+            let created: i64 = ctx
+                .one(&format!(
+                    "select count(*) from hubspot.contacts where hubspot_id = '{new_id}'"
+                ))
+                .await;
+            (phone.as_deref() == Some("+4930123") && created == 1).then_some(())
+        },
+    )
     .await;
     let took = t0.elapsed();
     // one interval (1 s) plus the poll itself; a webhook would have taken milliseconds, and
     // none arrived: the inbox never saw these changes
-    assert!(took < Duration::from_millis(2500), "polling took {took:?}, more than one interval and its own run");
-    let polled: i64 = ctx.one("select poll_records from ferry.mapping_progress").await;
+    assert!(
+        took < Duration::from_millis(2500),
+        "polling took {took:?}, more than one interval and its own run"
+    );
+    let polled: i64 = ctx
+        .one("select poll_records from ferry.mapping_progress")
+        .await;
     assert!(polled >= 2, "the poll counted what it read ({polled})");
-    assert_eq!(ctx.sim.stats().webhook_events, 0, "no webhook reached ferry");
+    assert_eq!(
+        ctx.sim.stats().webhook_events,
+        0,
+        "no webhook reached ferry"
+    );
     ctx.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_soft_deletes_remote_deletions_and_repairs_drift() {
-    let ctx = Ctx::start_with(4, "poll_interval = \"0s\"\nreconcile_interval = \"1s\"", "soft_delete = true", "").await;
+    let ctx = Ctx::start_with(
+        4,
+        "poll_interval = \"0s\"\nreconcile_interval = \"1s\"",
+        "soft_delete = true",
+        "",
+    )
+    .await;
     ctx.quiesce().await;
     ctx.sim.set_drop_webhooks(true);
-    let gone: String = ctx.one("select hubspot_id from hubspot.contacts where email = 'contact1@example.com'").await;
-    let drifted: String = ctx.one("select hubspot_id from hubspot.contacts where email = 'contact2@example.com'").await;
+    let gone: String = ctx
+        .one("select hubspot_id from hubspot.contacts where email = 'contact1@example.com'")
+        .await;
+    let drifted: String = ctx
+        .one("select hubspot_id from hubspot.contacts where email = 'contact2@example.com'")
+        .await;
     ctx.sim.app_archive("contacts", &gone).unwrap();
-    ctx.sim.app_update("contacts", &drifted, props(&[("company", "Drifted Inc")])).unwrap();
+    ctx.sim
+        .app_update("contacts", &drifted, props(&[("company", "Drifted Inc")]))
+        .unwrap();
     eventually("reconcile applied the deletion and the drift", Duration::from_secs(15), || async {
         let deleted: bool = ctx.one("select _deleted_at is not null from hubspot.contacts where email = 'contact1@example.com'").await;
         let company: String = ctx.one(&format!("select company from hubspot.contacts where hubspot_id = '{drifted}'")).await;
@@ -85,18 +158,33 @@ async fn reconcile_soft_deletes_remote_deletions_and_repairs_drift() {
     // soft-deleted: the row stays, unlinked; nothing is pushed back to the app
     let rows: i64 = ctx.one("select count(*) from hubspot.contacts").await;
     assert_eq!(rows, 4);
-    let linked: i64 = ctx.one(&format!("select count(*) from ferry.links where remote_id = '{gone}'")).await;
+    let linked: i64 = ctx
+        .one(&format!(
+            "select count(*) from ferry.links where remote_id = '{gone}'"
+        ))
+        .await;
     assert_eq!(linked, 0);
     // the run's counters are stored when it ends
-    let (deleted, repaired): (i64, i64) = eventually("reconcile counters", Duration::from_secs(5), || async {
-        let (d, r): (i64, i64) = ctx.pair("select reconcile_deleted, reconcile_repaired from ferry.mapping_progress").await;
-        (d > 0 && r > 0).then_some((d, r))
-    })
-    .await;
+    let (deleted, repaired): (i64, i64) =
+        eventually("reconcile counters", Duration::from_secs(5), || async {
+            let (d, r): (i64, i64) = ctx
+                .pair("select reconcile_deleted, reconcile_repaired from ferry.mapping_progress")
+                .await;
+            (d > 0 && r > 0).then_some((d, r))
+        })
+        .await;
     assert_eq!(deleted, 1, "one deletion counted");
     assert!(repaired >= 1, "the drift repair is counted");
     ctx.quiesce().await;
-    assert_eq!(ctx.sim.records("contacts").iter().filter(|r| !r.archived).count(), 3, "the app still has the other three");
+    assert_eq!(
+        ctx.sim
+            .records("contacts")
+            .iter()
+            .filter(|r| !r.archived)
+            .count(),
+        3,
+        "the app still has the other three"
+    );
     ctx.stop().await;
 }
 
@@ -124,33 +212,65 @@ fn change_event(event_id: u64, object_id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_event_is_applied_once() {
-    let ctx = Ctx::start_with(3, "poll_interval = \"0s\"\nreconcile_interval = \"0s\"", "", "").await;
+    let ctx = Ctx::start_with(
+        3,
+        "poll_interval = \"0s\"\nreconcile_interval = \"0s\"",
+        "",
+        "",
+    )
+    .await;
     ctx.quiesce().await;
     ctx.sim.set_webhook_url(None); // only our own deliveries from here on
-    let x: String = ctx.one("select hubspot_id from hubspot.contacts where email = 'contact1@example.com'").await;
-    let y: String = ctx.one("select hubspot_id from hubspot.contacts where email = 'contact2@example.com'").await;
+    let x: String = ctx
+        .one("select hubspot_id from hubspot.contacts where email = 'contact1@example.com'")
+        .await;
+    let y: String = ctx
+        .one("select hubspot_id from hubspot.contacts where email = 'contact2@example.com'")
+        .await;
 
-    ctx.sim.app_update("contacts", &x, props(&[("phone", "+1000")])).unwrap();
+    ctx.sim
+        .app_update("contacts", &x, props(&[("phone", "+1000")]))
+        .unwrap();
     assert_eq!(post_signed(&ctx, &change_event(77, &x)).await, 204);
     eventually("first delivery applied", Duration::from_secs(5), || async {
-        let p: String = ctx.one(&format!("select phone from hubspot.contacts where hubspot_id = '{x}'")).await;
+        let p: String = ctx
+            .one(&format!(
+                "select phone from hubspot.contacts where hubspot_id = '{x}'"
+            ))
+            .await;
         (p == "+1000").then_some(())
     })
     .await;
 
     // the app changes x again without telling anyone; a replay of event 77 must not apply it
-    ctx.sim.app_update("contacts", &x, props(&[("phone", "+2000")])).unwrap();
-    assert_eq!(post_signed(&ctx, &change_event(77, &x)).await, 204, "a replay is acknowledged (and dropped)");
+    ctx.sim
+        .app_update("contacts", &x, props(&[("phone", "+2000")]))
+        .unwrap();
+    assert_eq!(
+        post_signed(&ctx, &change_event(77, &x)).await,
+        204,
+        "a replay is acknowledged (and dropped)"
+    );
     // a fresh event afterwards goes through the same queue: once it is applied, the replay
     // would have been too
-    ctx.sim.app_update("contacts", &y, props(&[("phone", "+3000")])).unwrap();
+    ctx.sim
+        .app_update("contacts", &y, props(&[("phone", "+3000")]))
+        .unwrap();
     assert_eq!(post_signed(&ctx, &change_event(78, &y)).await, 204);
     eventually("fresh event applied", Duration::from_secs(5), || async {
-        let p: String = ctx.one(&format!("select phone from hubspot.contacts where hubspot_id = '{y}'")).await;
+        let p: String = ctx
+            .one(&format!(
+                "select phone from hubspot.contacts where hubspot_id = '{y}'"
+            ))
+            .await;
         (p == "+3000").then_some(())
     })
     .await;
-    let p: String = ctx.one(&format!("select phone from hubspot.contacts where hubspot_id = '{x}'")).await;
+    let p: String = ctx
+        .one(&format!(
+            "select phone from hubspot.contacts where hubspot_id = '{x}'"
+        ))
+        .await;
     assert_eq!(p, "+1000", "the replayed event was not applied again");
     let seen: i64 = ctx.one("select count(*) from ferry.seen_events").await;
     assert_eq!(seen, 2);
@@ -169,21 +289,37 @@ async fn first_sync_links_existing_rows_by_match_key() {
                      ('hub-only@example.com', 'Only', '+222');";
     let ctx = Ctx::start_with(3, "", "", setup).await;
     ctx.quiesce().await;
-    eventually("the hub-only row is created in the app", Duration::from_secs(10), || async {
-        let n: i64 = ctx.one("select count(*) from hubspot.contacts where hubspot_id is null").await;
-        (n == 0).then_some(())
-    })
+    eventually(
+        "the hub-only row is created in the app",
+        Duration::from_secs(10),
+        || async {
+            let n: i64 = ctx
+                .one("select count(*) from hubspot.contacts where hubspot_id is null")
+                .await;
+            (n == 0).then_some(())
+        },
+    )
     .await;
     ctx.quiesce().await;
     let rows: i64 = ctx.one("select count(*) from hubspot.contacts").await;
-    assert_eq!(rows, 4, "three app contacts + the hub-only row; the matched row was not duplicated");
-    let matched_id: i64 = ctx.one("select id from hubspot.contacts where lower(email) = 'contact2@example.com'").await;
-    assert_eq!(matched_id, 1, "the existing row was linked, not a new one inserted");
+    assert_eq!(
+        rows, 4,
+        "three app contacts + the hub-only row; the matched row was not duplicated"
+    );
+    let matched_id: i64 = ctx
+        .one("select id from hubspot.contacts where lower(email) = 'contact2@example.com'")
+        .await;
+    assert_eq!(
+        matched_id, 1,
+        "the existing row was linked, not a new one inserted"
+    );
     let remote = ctx.sim.records("contacts");
     let live: Vec<_> = remote.iter().filter(|r| !r.archived).collect();
     assert_eq!(live.len(), 4, "no duplicate contact was created in the app");
-    let emails: std::collections::BTreeSet<String> =
-        live.iter().filter_map(|r| r.properties.get("email").cloned()).collect();
+    let emails: std::collections::BTreeSet<String> = live
+        .iter()
+        .filter_map(|r| r.properties.get("email").cloned())
+        .collect();
     assert_eq!(emails.len(), 4);
     let dead: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
     assert_eq!(dead, 0, "no create was refused as a duplicate");
@@ -195,25 +331,43 @@ async fn a_backfill_stopped_halfway_resumes_from_its_last_page() {
     const N: usize = 5000; // 50 pages of 100
     let mut ctx = ctx_for_backfill().await;
     for n in 0..N {
-        ctx.sim.app_create("contacts", props(&[("email", &format!("bulk{n}@example.com"))])).unwrap();
+        ctx.sim
+            .app_create(
+                "contacts",
+                props(&[("email", &format!("bulk{n}@example.com"))]),
+            )
+            .unwrap();
     }
     // a fresh backfill of the same mapping
     reset_backfill(&ctx).await;
     ctx.sim.reset_stats();
-    let engine = ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets()).await.unwrap();
+    let engine = ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets())
+        .await
+        .unwrap();
     let pages_before: i64 = eventually("a few pages in", Duration::from_secs(20), || async {
-        let p: i64 = ctx.one("select backfill_pages from ferry.mapping_progress").await;
+        let p: i64 = ctx
+            .one("select backfill_pages from ferry.mapping_progress")
+            .await;
         (p >= 3).then_some(p)
     })
     .await;
     engine.shutdown().await;
-    let pages_done: i64 = ctx.one("select backfill_pages from ferry.mapping_progress").await;
+    let pages_done: i64 = ctx
+        .one("select backfill_pages from ferry.mapping_progress")
+        .await;
     let state: String = ctx.one("select backfill_state from ferry.mappings").await;
-    assert!(pages_done >= pages_before, "progress is kept ({pages_done} pages, {state})");
+    assert!(
+        pages_done >= pages_before,
+        "progress is kept ({pages_done} pages, {state})"
+    );
     assert_ne!(state, "done", "the backfill was stopped before its end");
     let reads_first = ctx.sim.stats().read_requests;
     ctx.sim.reset_stats();
-    ctx.engine = Some(ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets()).await.unwrap());
+    ctx.engine = Some(
+        ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets())
+            .await
+            .unwrap(),
+    );
     ctx.wait_backfill().await;
     let reads_second = ctx.sim.stats().read_requests;
     // pages of 100: the second run reads only what was left
@@ -234,10 +388,20 @@ async fn a_backfill_stopped_halfway_resumes_from_its_last_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_field_becomes_a_filled_column_and_a_missing_property_is_no_crash() {
-    let mut ctx = Ctx::start_with(3, "poll_interval = \"0s\"\nreconcile_interval = \"0s\"", "", "").await;
+    let mut ctx = Ctx::start_with(
+        3,
+        "poll_interval = \"0s\"\nreconcile_interval = \"0s\"",
+        "",
+        "",
+    )
+    .await;
     ctx.quiesce().await;
-    let id: String = ctx.one("select hubspot_id from hubspot.contacts where email = 'contact1@example.com'").await;
-    ctx.sim.app_update("contacts", &id, props(&[("city", "Lisbon")])).unwrap();
+    let id: String = ctx
+        .one("select hubspot_id from hubspot.contacts where email = 'contact1@example.com'")
+        .await;
+    ctx.sim
+        .app_update("contacts", &id, props(&[("city", "Lisbon")]))
+        .unwrap();
     ctx.quiesce().await;
     ctx.engine.take().unwrap().shutdown().await;
 
@@ -251,16 +415,31 @@ async fn a_new_field_becomes_a_filled_column_and_a_missing_property_is_no_crash(
     )
     .replacen("workers = 2\n", "workers = 2\npoll_interval = \"0s\"\nreconcile_interval = \"0s\"\n", 1);
     let config = ferry::config::Config::parse(&text, "test config").unwrap();
-    ctx.engine = Some(ferry::engine::Engine::start(ctx.hub.clone(), &config, &harness::secrets()).await.unwrap());
-    eventually("the new column filled by a column backfill", Duration::from_secs(15), || async {
-        let city: Option<Option<String>> = ctx.opt(&format!("select city from hubspot.contacts where hubspot_id = '{id}'")).await;
-        let city = city.flatten();
-        let state: String = ctx.one("select backfill_state from ferry.mappings").await;
-        (city.as_deref() == Some("Lisbon") && state == "done").then_some(())
-    })
+    ctx.engine = Some(
+        ferry::engine::Engine::start(ctx.hub.clone(), &config, &harness::secrets())
+            .await
+            .unwrap(),
+    );
+    eventually(
+        "the new column filled by a column backfill",
+        Duration::from_secs(15),
+        || async {
+            let city: Option<Option<String>> = ctx
+                .opt(&format!(
+                    "select city from hubspot.contacts where hubspot_id = '{id}'"
+                ))
+                .await;
+            let city = city.flatten();
+            let state: String = ctx.one("select backfill_state from ferry.mappings").await;
+            (city.as_deref() == Some("Lisbon") && state == "done").then_some(())
+        },
+    )
     .await;
     let ghosts: i64 = ctx.one("select count(ghost) from hubspot.contacts").await;
-    assert_eq!(ghosts, 0, "a property the app does not have leaves its column empty");
+    assert_eq!(
+        ghosts, 0,
+        "a property the app does not have leaves its column empty"
+    );
     let rows: i64 = ctx.one("select count(*) from hubspot.contacts").await;
     assert_eq!(rows, 3, "the column backfill duplicated nothing");
     ctx.stop().await;
@@ -274,23 +453,40 @@ async fn a_value_the_column_cannot_hold_refuses_only_its_record() {
     let ctx = Ctx::start_full(3, "", "", zip, "").await;
     ctx.quiesce().await;
     let (bad, good): (String, String) = (
-        ctx.one("select hubspot_id from hubspot.contacts where id = 1").await,
-        ctx.one("select hubspot_id from hubspot.contacts where id = 2").await,
+        ctx.one("select hubspot_id from hubspot.contacts where id = 1")
+            .await,
+        ctx.one("select hubspot_id from hubspot.contacts where id = 2")
+            .await,
     );
     for (id, value) in [(&bad, "not-a-number"), (&good, "12345")] {
-        ctx.sim.app_update("contacts", id, props(&[("zip", value)])).unwrap();
+        ctx.sim
+            .app_update("contacts", id, props(&[("zip", value)]))
+            .unwrap();
     }
-    let error: String = eventually("the bad record refused", Duration::from_secs(10), || async {
-        ctx.opt::<String>("select error from ferry.dead_letters where direction = 'inbound'").await
-    })
+    let error: String = eventually(
+        "the bad record refused",
+        Duration::from_secs(10),
+        || async {
+            ctx.opt::<String>("select error from ferry.dead_letters where direction = 'inbound'")
+                .await
+        },
+    )
     .await;
     assert!(error.contains("integer"), "{error}");
-    eventually("the good record applied", Duration::from_secs(10), || async {
-        let zip: Option<i32> = ctx.one("select zip from hubspot.contacts where id = 2").await;
-        (zip == Some(12345)).then_some(())
-    })
+    eventually(
+        "the good record applied",
+        Duration::from_secs(10),
+        || async {
+            let zip: Option<i32> = ctx
+                .one("select zip from hubspot.contacts where id = 2")
+                .await;
+            (zip == Some(12345)).then_some(())
+        },
+    )
     .await;
-    let bad_zip: Option<i32> = ctx.one("select zip from hubspot.contacts where id = 1").await;
+    let bad_zip: Option<i32> = ctx
+        .one("select zip from hubspot.contacts where id = 1")
+        .await;
     assert_eq!(bad_zip, None);
     ctx.stop().await;
 }
@@ -308,11 +504,19 @@ async fn concurrent_and_stale_applies_of_one_record_are_safe() {
     let mut c1 = ctx.hub.client().await.unwrap();
     let c2 = ctx.hub.client().await.unwrap();
     let tx1 = c1.transaction().await.unwrap();
-    let first: Value = tx1.query_one("select ferry.apply($1, $2, false)", &[&mapping, &new]).await.unwrap().get(0);
+    let first: Value = tx1
+        .query_one("select ferry.apply($1, $2, false)", &[&mapping, &new])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(first["inserted"], 1, "{first}");
     let second = {
         let new = new.clone();
-        tokio::spawn(async move { c2.query_one("select ferry.apply($1, $2, false)", &[&mapping, &new]).await.map(|r| r.get::<_, Value>(0)) })
+        tokio::spawn(async move {
+            c2.query_one("select ferry.apply($1, $2, false)", &[&mapping, &new])
+                .await
+                .map(|r| r.get::<_, Value>(0))
+        })
     };
     eventually("the second apply waits for the first", Duration::from_secs(5), || async {
         let waiting: i64 = ctx
@@ -325,19 +529,47 @@ async fn concurrent_and_stale_applies_of_one_record_are_safe() {
     let second = second.await.unwrap().unwrap();
     assert_eq!(second["errors"], json!([]), "{second}");
     assert_eq!(second["inserted"], 0, "{second}");
-    let rows: i64 = ctx.one("select count(*) from hubspot.contacts where hubspot_id = '990001'").await;
+    let rows: i64 = ctx
+        .one("select count(*) from hubspot.contacts where hubspot_id = '990001'")
+        .await;
     assert_eq!(rows, 1);
 
     // deleted, then a state read before the deletion arrives: the row stays gone
     let deleted = json!([{"id": "990001", "deleted": true}]);
-    let _: Value = ctx.hub.client().await.unwrap().query_one("select ferry.apply($1, $2, false)", &[&mapping, &deleted]).await.unwrap().get(0);
-    let stale: Value = ctx.hub.client().await.unwrap().query_one("select ferry.apply($1, $2, false)", &[&mapping, &new]).await.unwrap().get(0);
+    let _: Value = ctx
+        .hub
+        .client()
+        .await
+        .unwrap()
+        .query_one("select ferry.apply($1, $2, false)", &[&mapping, &deleted])
+        .await
+        .unwrap()
+        .get(0);
+    let stale: Value = ctx
+        .hub
+        .client()
+        .await
+        .unwrap()
+        .query_one("select ferry.apply($1, $2, false)", &[&mapping, &new])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(stale["inserted"], 0, "{stale}");
-    let rows: i64 = ctx.one("select count(*) from hubspot.contacts where hubspot_id = '990001'").await;
+    let rows: i64 = ctx
+        .one("select count(*) from hubspot.contacts where hubspot_id = '990001'")
+        .await;
     assert_eq!(rows, 0, "a stale state does not bring a deleted row back");
     // a later state (the record restored in the app) does
     let later = json!([{"id": "990001", "updated_at": (chrono::Utc::now() + chrono::Duration::seconds(5)).to_rfc3339(), "values": {"email": "twice@example.com"}}]);
-    let back: Value = ctx.hub.client().await.unwrap().query_one("select ferry.apply($1, $2, false)", &[&mapping, &later]).await.unwrap().get(0);
+    let back: Value = ctx
+        .hub
+        .client()
+        .await
+        .unwrap()
+        .query_one("select ferry.apply($1, $2, false)", &[&mapping, &later])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(back["inserted"], 1, "{back}");
     ctx.stop().await;
 }
@@ -350,10 +582,22 @@ async fn app_changes_during_a_backfill_converge() {
     const N: usize = 4000;
     let mut ctx = ctx_for_backfill().await;
     let mut ids: Vec<String> = (0..N)
-        .map(|n| ctx.sim.app_create("contacts", props(&[("email", &format!("bulk{n}@example.com")), ("firstname", "v0")])).unwrap())
+        .map(|n| {
+            ctx.sim
+                .app_create(
+                    "contacts",
+                    props(&[
+                        ("email", &format!("bulk{n}@example.com")),
+                        ("firstname", "v0"),
+                    ]),
+                )
+                .unwrap()
+        })
         .collect();
     reset_backfill(&ctx).await;
-    let engine = ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets()).await.unwrap();
+    let engine = ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets())
+        .await
+        .unwrap();
     ctx.sim.set_webhook_url(Some(engine.webhook_url("hubspot")));
     ctx.engine = Some(engine);
 
@@ -367,7 +611,10 @@ async fn app_changes_during_a_backfill_converge() {
     let mut changes_during_backfill = 0;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        assert!(Instant::now() < deadline, "the backfill did not finish within 90 s while the app changed");
+        assert!(
+            Instant::now() < deadline,
+            "the backfill did not finish within 90 s while the app changed"
+        );
         for _ in 0..20 {
             let op = next(20);
             let n = next(ids.len());
@@ -376,37 +623,70 @@ async fn app_changes_during_a_backfill_converge() {
                 ctx.sim.app_archive("contacts", &id).unwrap();
             } else if op == 1 {
                 let email = format!("new{changes_during_backfill}@example.com");
-                ids.push(ctx.sim.app_create("contacts", props(&[("email", &email), ("firstname", "new")])).unwrap());
+                ids.push(
+                    ctx.sim
+                        .app_create(
+                            "contacts",
+                            props(&[("email", &email), ("firstname", "new")]),
+                        )
+                        .unwrap(),
+                );
             } else {
-                ctx.sim.app_update("contacts", &ids[n], props(&[("firstname", &format!("v{changes_during_backfill}"))])).unwrap();
+                ctx.sim
+                    .app_update(
+                        "contacts",
+                        &ids[n],
+                        props(&[("firstname", &format!("v{changes_during_backfill}"))]),
+                    )
+                    .unwrap();
             }
             changes_during_backfill += 1;
         }
-        let done: bool = ctx.one("select backfill_state = 'done' from ferry.mappings").await;
+        let done: bool = ctx
+            .one("select backfill_state = 'done' from ferry.mappings")
+            .await;
         if done {
             break;
         }
         tokio::time::sleep(Duration::from_millis(2)).await; // paces the workload, not a wait
     }
-    assert!(changes_during_backfill >= 20, "the app changed while the backfill ran");
+    assert!(
+        changes_during_backfill >= 20,
+        "the app changed while the backfill ran"
+    );
 
     let remote: std::collections::BTreeMap<String, (String, String)> = ctx
         .sim
         .records("contacts")
         .into_iter()
-        .map(|r| (r.id, (r.properties["email"].clone(), r.properties.get("firstname").cloned().unwrap_or_default())))
+        .map(|r| {
+            (
+                r.id,
+                (
+                    r.properties["email"].clone(),
+                    r.properties.get("firstname").cloned().unwrap_or_default(),
+                ),
+            )
+        })
         .collect();
-    eventually("the hub equal to the app", Duration::from_secs(30), || async {
-        let c = ctx.hub.client().await.unwrap();
-        let hub: std::collections::BTreeMap<String, (String, String)> = c
-            .query("select hubspot_id, email, coalesce(firstname, '') from hubspot.contacts", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), (r.get(1), r.get(2))))
-            .collect();
-        (hub == remote).then_some(())
-    })
+    eventually(
+        "the hub equal to the app",
+        Duration::from_secs(30),
+        || async {
+            let c = ctx.hub.client().await.unwrap();
+            let hub: std::collections::BTreeMap<String, (String, String)> = c
+                .query(
+                    "select hubspot_id, email, coalesce(firstname, '') from hubspot.contacts",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), (r.get(1), r.get(2))))
+                .collect();
+            (hub == remote).then_some(())
+        },
+    )
     .await;
     let rows: i64 = ctx.one("select count(*) from hubspot.contacts").await;
     assert_eq!(rows as usize, remote.len(), "no row twice");
@@ -423,7 +703,12 @@ async fn a_backfill_whose_batch_fails_retries_and_completes() {
     const N: usize = 5000;
     let mut ctx = ctx_for_backfill().await;
     for n in 0..N {
-        ctx.sim.app_create("contacts", props(&[("email", &format!("bulk{n}@example.com"))])).unwrap();
+        ctx.sim
+            .app_create(
+                "contacts",
+                props(&[("email", &format!("bulk{n}@example.com"))]),
+            )
+            .unwrap();
     }
     ctx.hub
         .client()
@@ -445,14 +730,25 @@ async fn a_backfill_whose_batch_fails_retries_and_completes() {
         .await
         .unwrap();
     reset_backfill(&ctx).await;
-    ctx.engine = Some(ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets()).await.unwrap());
+    ctx.engine = Some(
+        ferry::engine::Engine::start(ctx.hub.clone(), &ctx.config, &harness::secrets())
+            .await
+            .unwrap(),
+    );
     // refused, then tried again (a hung reader would leave it at one refusal)
-    eventually("the refused batch tried again", Duration::from_secs(20), || async {
-        let refused: i64 = ctx.one("select case when is_called then last_value else 0 end from refused_batches").await;
-        (refused >= 2).then_some(())
-    })
+    eventually(
+        "the refused batch tried again",
+        Duration::from_secs(20),
+        || async {
+            let refused: i64 = ctx
+                .one("select case when is_called then last_value else 0 end from refused_batches")
+                .await;
+            (refused >= 2).then_some(())
+        },
+    )
     .await;
-    ctx.exec("drop trigger refuse_batch on ferry.mapping_progress").await;
+    ctx.exec("drop trigger refuse_batch on ferry.mapping_progress")
+        .await;
     ctx.wait_backfill().await;
     assert_hub_holds_exactly_the_remote_set(&ctx).await;
     ctx.stop().await;

@@ -14,7 +14,10 @@ async fn postgres_restart_mid_stream_loses_nothing() {
     ctx.quiesce().await;
     // a stream of changes, with the server restarted in the middle of it
     for i in 0..20 {
-        ctx.exec(&format!("update hubspot.contacts set company = 'before-{i}' where id % 20 = {i}")).await;
+        ctx.exec(&format!(
+            "update hubspot.contacts set company = 'before-{i}' where id % 20 = {i}"
+        ))
+        .await;
     }
     let pg = harness::cluster();
     pg.stop();
@@ -34,26 +37,43 @@ async fn postgres_restart_mid_stream_loses_nothing() {
     for i in 0..20 {
         let sql = format!("update hubspot.contacts set phone = '+1555{i:07}' where id % 20 = {i}");
         eventually("update after restart", Duration::from_secs(10), || async {
-            ctx.hub.client().await.ok()?.execute(&sql, &[]).await.ok().map(|_| ())
+            ctx.hub
+                .client()
+                .await
+                .ok()?
+                .execute(&sql, &[])
+                .await
+                .ok()
+                .map(|_| ())
         })
         .await;
     }
     ctx.exec("insert into hubspot.contacts (email, firstname) values ('after-restart@example.com', 'After')").await;
-    eventually("every change reached the app", Duration::from_secs(30), || async {
-        let rows = ctx
-            .hub
-            .client()
-            .await
-            .ok()?
-            .query("select hubspot_id, company, phone from hubspot.contacts", &[])
-            .await
-            .ok()?;
-        let all = rows.iter().all(|r| {
-            let Some(id) = r.get::<_, Option<String>>(0) else { return false };
-            ctx.remote(&id, "company") == r.get::<_, Option<String>>(1) && ctx.remote(&id, "phone") == r.get::<_, Option<String>>(2)
-        });
-        (all && rows.len() == 201).then_some(())
-    })
+    eventually(
+        "every change reached the app",
+        Duration::from_secs(30),
+        || async {
+            let rows = ctx
+                .hub
+                .client()
+                .await
+                .ok()?
+                .query(
+                    "select hubspot_id, company, phone from hubspot.contacts",
+                    &[],
+                )
+                .await
+                .ok()?;
+            let all = rows.iter().all(|r| {
+                let Some(id) = r.get::<_, Option<String>>(0) else {
+                    return false;
+                };
+                ctx.remote(&id, "company") == r.get::<_, Option<String>>(1)
+                    && ctx.remote(&id, "phone") == r.get::<_, Option<String>>(2)
+            });
+            (all && rows.len() == 201).then_some(())
+        },
+    )
     .await;
     ctx.stop().await;
     std::mem::forget(restarted); // the harness stops the cluster at exit

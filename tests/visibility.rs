@@ -20,16 +20,29 @@ async fn a_commit_held_by_synchronous_replication_is_not_lost() {
     let a = admin.client().await.unwrap();
     a.batch_execute("create database vis").await.unwrap();
     // every session of this database commits locally unless it asks for more
-    a.batch_execute("alter database vis set synchronous_commit = local").await.unwrap();
+    a.batch_execute("alter database vis set synchronous_commit = local")
+        .await
+        .unwrap();
     let url = pg.url("vis");
     let hub = Hub::connect(&url).await.unwrap();
     let sim = HubSpotSim::start(
-        SimConfig { token: TOKEN.into(), webhook_secret: SECRET.into(), seed_contacts: 2, ..SimConfig::default() },
+        SimConfig {
+            token: TOKEN.into(),
+            webhook_secret: SECRET.into(),
+            seed_contacts: 2,
+            ..SimConfig::default()
+        },
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
     .unwrap();
-    let engine = Engine::start(hub.clone(), &harness::config(&sim.base_url(), "vis"), &harness::secrets()).await.unwrap();
+    let engine = Engine::start(
+        hub.clone(),
+        &harness::config(&sim.base_url(), "vis"),
+        &harness::secrets(),
+    )
+    .await
+    .unwrap();
     let c = hub.client().await.unwrap();
     eventually("backfill and first sync", Duration::from_secs(30), || async {
         let r = c
@@ -39,20 +52,40 @@ async fn a_commit_held_by_synchronous_replication_is_not_lost() {
         (r.get::<_, bool>(0) && r.get::<_, i64>(1) == 0).then_some(())
     })
     .await;
-    let remote: String = c.query_one("select hubspot_id from hubspot.contacts where id = 1", &[]).await.unwrap().get(0);
+    let remote: String = c
+        .query_one("select hubspot_id from hubspot.contacts where id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
 
     // from now on a commit that asks for a synchronous standby waits for one that never comes:
     // its WAL is flushed (and decoded) but it stays invisible until the wait is cancelled
-    a.batch_execute("alter system set synchronous_standby_names = 'nobody'").await.unwrap();
+    a.batch_execute("alter system set synchronous_standby_names = 'nobody'")
+        .await
+        .unwrap();
     a.batch_execute("select pg_reload_conf()").await.unwrap();
-    let (held, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let (held, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    eventually("the standby setting in force", Duration::from_secs(10), || async {
-        let v: String = held.query_one("show synchronous_standby_names", &[]).await.unwrap().get(0);
-        (v == "nobody").then_some(())
-    })
+    eventually(
+        "the standby setting in force",
+        Duration::from_secs(10),
+        || async {
+            let v: String = held
+                .query_one("show synchronous_standby_names", &[])
+                .await
+                .unwrap()
+                .get(0);
+            (v == "nobody").then_some(())
+        },
+    )
     .await;
-    let held_pid: i32 = held.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
+    let held_pid: i32 = held
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     let commit = tokio::spawn(async move {
         held.batch_execute(
             "set synchronous_commit = on;
@@ -89,24 +122,41 @@ async fn a_commit_held_by_synchronous_replication_is_not_lost() {
             )
             .await
             .unwrap();
-        calm = if r.get::<_, bool>(0) && r.get::<_, i64>(1) == 0 { calm + 1 } else { 0 };
-        assert!(std::time::Instant::now() < deadline, "the held commit was never streamed to ferry");
+        calm = if r.get::<_, bool>(0) && r.get::<_, i64>(1) == 0 {
+            calm + 1
+        } else {
+            0
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the held commit was never streamed to ferry"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // release the commit: it becomes visible, and must reach the app
-    a.execute("select pg_cancel_backend($1)", &[&held_pid]).await.unwrap();
+    a.execute("select pg_cancel_backend($1)", &[&held_pid])
+        .await
+        .unwrap();
     let _ = commit.await;
-    a.batch_execute("alter system reset synchronous_standby_names").await.unwrap();
+    a.batch_execute("alter system reset synchronous_standby_names")
+        .await
+        .unwrap();
     a.batch_execute("select pg_reload_conf()").await.unwrap();
-    eventually("the held update and insert in the app", Duration::from_secs(15), || async {
-        let updated = sim.get("contacts", &remote).and_then(|r| r.properties.get("company").cloned());
-        let inserted = sim
-            .records("contacts")
-            .iter()
-            .any(|r| !r.archived && r.properties.get("email").map(String::as_str) == Some("held@example.com"));
-        (updated.as_deref() == Some("held-update") && inserted).then_some(())
-    })
+    eventually(
+        "the held update and insert in the app",
+        Duration::from_secs(15),
+        || async {
+            let updated = sim
+                .get("contacts", &remote)
+                .and_then(|r| r.properties.get("company").cloned());
+            let inserted = sim.records("contacts").iter().any(|r| {
+                !r.archived
+                    && r.properties.get("email").map(String::as_str) == Some("held@example.com")
+            });
+            (updated.as_deref() == Some("held-update") && inserted).then_some(())
+        },
+    )
     .await;
     engine.shutdown().await;
     sim.shutdown();

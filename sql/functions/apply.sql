@@ -144,15 +144,15 @@ begin
             end if;
 
             if l_key is null and m.match_key is not null and typed ->> m.match_key is not null then
-                -- first sync: an unlinked hub row with the same match key value (any case) is
-                -- this record; link it and merge below with an empty base (the remote values
-                -- are taken, and the outbound side then finds nothing to push)
+                -- first sync: an unlinked hub row (no remote id, no link) with the same match key
+                -- value (any case) is this record; link it and merge below with an empty base
+                -- (the remote values are taken, and the outbound side then finds nothing to push)
                 execute format(
                     'select t.%I from %s t
-                      where lower(t.%I::text) = lower($1)
+                      where lower(t.%I::text) = lower($1) and t.%I is null
                         and not exists (select 1 from ferry.links l where l.mapping_id = $2 and l.row_key = t.%I)
                       order by t.%I limit 1 for update of t',
-                    m.key_column, tbl, m.match_key, m.key_column, m.key_column)
+                    m.key_column, tbl, m.match_key, m.id_column, m.key_column, m.key_column)
                   into l_key using typed ->> m.match_key, p_mapping;
                 if l_key is not null then
                     insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)

@@ -12,13 +12,16 @@
 -- records last_inbound_at with its cursor): the backfill merges two batches at once and the
 -- later one waits, in ferry, for the earlier one's commit.
 --
--- One statement per attempt decides which records are fresh (per-record probes of links, the
--- match key and tombstones), inserts them with their links and collects the rest for
--- ferry.apply: no second pass over the staged records and no temporary set of fresh ids
--- (which cost ~4 µs a record). Probes are scalar subqueries, primary key lookups whatever the
--- statistics say; the staging table is never analyzed, and with its default estimate the
--- planner hashed the whole hub table and links for every page (measured: 22 ms a page of 100
--- at 50,000 rows, 7 ms with the loops).
+-- One statement per attempt decides which records are fresh (per-record probes of the match key
+-- and tombstones), inserts them with their links and collects the rest for ferry.apply: no
+-- second pass over the staged records and no temporary set of fresh ids (which cost ~4 µs a
+-- record). Probes are scalar subqueries, primary key lookups whatever the statistics say; the
+-- staging table is never analyzed, and with its default estimate the planner hashed the whole
+-- hub table and links for every page (measured: 22 ms a page of 100 at 50,000 rows, 7 ms with
+-- the loops). A record linked already is found by the hub insert's `on conflict` on the remote
+-- id column (the statement then runs again, probing the links); the links are probed from the
+-- first attempt only when the page's first record is linked (a backfill over a synced hub).
+-- The match key is probed among unlinked rows only (a partial index the backfill never writes).
 create or replace function ferry.backfill_merge(p_mapping integer)
 returns jsonb
 language plpgsql
@@ -33,6 +36,7 @@ declare
     tbl      text;
     cols     text;
     rcols    text;
+    fcols    text;
     pairs    text;
     keys     text[];
     seq      text;
@@ -44,6 +48,8 @@ declare
     rest     jsonb;
     outcome  jsonb;
     careful  boolean := true;
+    probe    text := '';
+    all_text boolean;
 begin
     perform set_config('ferry.writer', 'on', true);   -- past the mirror table's guard trigger
     select * into m from ferry.mappings where id = p_mapping;
@@ -75,18 +81,29 @@ begin
         end if;
         if m.match_key is not null then
             matching := format(
-                'and (select 1 from %s t where lower(t.%I::text) = lower(s.rec -> ''values'' ->> %L) limit 1) is null',
-                tbl, m.match_key, m.match_key);
+                'and (select 1 from %s t where lower(t.%I::text) = lower(s.rec -> ''values'' ->> %L) and t.%I is null limit 1) is null',
+                tbl, m.match_key, m.match_key, m.id_column);
         end if;
+        -- a backfill over rows synced already: probe the links from the start
+        if exists (select 1 from ferry.links l where l.mapping_id = p_mapping
+                      and l.remote_id = (select min(remote_id) from pg_temp.ferry_stage)) then
+            probe := 'and (select l.row_key from ferry.links l where l.mapping_id = $1 and l.remote_id = s.remote_id) is null';
+        end if;
+        -- a staged record carries exactly the mapping's inbound columns (apply.rs, StagedValues)
+        -- as strings or nulls: when every one is text, its values are its base as they are
+        select bool_and(format_type(a.atttypid, null) in ('text', 'character varying')) into all_text
+          from ferry.fields f join pg_attribute a on a.attrelid = tbl::regclass and a.attname = f.hub_column
+         where f.mapping_id = p_mapping and f.direction <> 'outbound';
         select string_agg(format('%I', hub_column), ', ' order by position),
-               string_agg(format('(src.r).%I', hub_column), ', ' order by position),
+               string_agg(format('src.%I', 'f' || position), ', ' order by position),
+               string_agg(format('r.%I as %I', hub_column, 'f' || position), ', ' order by position),
                array_agg(hub_column order by position)
-          into cols, rcols, keys
+          into cols, rcols, fcols, keys
           from ferry.fields where mapping_id = p_mapping and direction <> 'outbound';
         -- jsonb_build_object takes at most 50 pairs: larger mappings concatenate several
         select string_agg(chunk, ' || ') into pairs
-          from (select 'jsonb_build_object(' || string_agg(format('%L, (src.r).%I', c, c), ', ' order by n) || ')' as chunk
-                  from (select hub_column as c, row_number() over (order by position) - 1 as n
+          from (select 'jsonb_build_object(' || string_agg(format('%L, src.%I', c, 'f' || p), ', ' order by n) || ')' as chunk
+                  from (select hub_column as c, position as p, row_number() over (order by position) - 1 as n
                           from ferry.fields where mapping_id = p_mapping and direction <> 'outbound') f
                  group by n / 50) chunks;
         seq := pg_get_serial_sequence(tbl, m.key_column);
@@ -96,13 +113,14 @@ begin
         end if;
     end if;
 
-    -- fresh records: no link, no hub row with their match key value, no deletion applied. Row
-    -- keys are drawn before the inserts, so the hub rows and their links are written from one
-    -- materialized set; the base is built from the typed values (a record that lacks some
-    -- properties takes only those it carries). A record an apply (a webhook) or the previous
-    -- batch inserted meanwhile makes `on conflict` skip its hub row; the statement is then
-    -- undone and runs again, its probes now seeing the records linked since (those are merged
-    -- by ferry.apply below); the third time everything goes to ferry.apply.
+    -- fresh records: no unlinked hub row with their match key value, no deletion applied, and
+    -- (found by `on conflict`) no hub row with their remote id. Row keys are drawn before the
+    -- inserts, so the hub rows and their links are written from one materialized set; the base
+    -- is built from the typed values (a record that lacks some properties takes only those it
+    -- carries). A record linked already, or one an apply (a webhook) or the previous batch
+    -- inserted meanwhile, makes `on conflict` skip its hub row; the statement is then undone
+    -- and runs again with the links probed, now seeing the records linked since (those are
+    -- merged by ferry.apply below); the third time everything goes to ferry.apply.
     for attempt in 1..3 loop
         exit when careful;
         begin
@@ -110,11 +128,10 @@ begin
                 'with cand as materialized (
                      select s.remote_id, s.updated_at, s.rec,
                             (not coalesce((s.rec ->> ''deleted'')::boolean, false)
-                             and (select l.row_key from ferry.links l where l.mapping_id = $1 and l.remote_id = s.remote_id) is null
-                             %8$s %9$s) as fresh
+                             %10$s %8$s %9$s) as fresh
                        from pg_temp.ferry_stage s)
                  , src as materialized (
-                     select nextval(%6$L::regclass) as row_key, c.remote_id, c.updated_at, c.rec -> ''values'' as v, r
+                     select nextval(%6$L::regclass) as row_key, c.remote_id, c.updated_at, c.rec -> ''values'' as v, %11$s
                        from cand c
                       cross join lateral jsonb_populate_record(null::%1$s, c.rec -> ''values'') r
                       where c.fresh)
@@ -126,13 +143,14 @@ begin
                  , lk as (
                      insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
                      select $1, src.row_key, src.remote_id, src.updated_at,
-                            case when src.v ?& $2 then %7$s
-                                 else (select coalesce(jsonb_object_agg(k, to_jsonb(src.r) -> k), ''{}'')
-                                         from jsonb_object_keys(src.v) k) end
+                            case when src.v ?& $2 then %12$s
+                                 else (select coalesce(jsonb_object_agg(e.key, e.value), ''{}'')
+                                         from jsonb_each(%7$s) e where src.v ? e.key) end
                        from src)
                  select (select count(*) from src), (select coalesce(array_agg(row_key), ''{}'') from src),
                         (select count(*) from ins), (select coalesce(jsonb_agg(c.rec), ''[]'') from cand c where not c.fresh)',
-                tbl, cols, m.id_column, rcols, m.key_column, seq, pairs, matching, stale)
+                tbl, cols, m.id_column, rcols, m.key_column, seq, pairs, matching, stale, probe, fcols,
+                case when all_text then 'src.v' else pairs end)
               into fresh, ins_keys, inserted, rest
               using p_mapping, keys;
             if inserted < fresh then
@@ -144,6 +162,7 @@ begin
             ins_keys := '{}';
             rest := null;
             careful := attempt = 3;
+            probe := 'and (select l.row_key from ferry.links l where l.mapping_id = $1 and l.remote_id = s.remote_id) is null';
         end;
     end loop;
     if careful then

@@ -19,7 +19,11 @@ pub struct CpuSnapshot {
 fn ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
 }
 
 /// (comm, utime + stime in seconds) of one process, from /proc/<pid>/stat.
@@ -43,14 +47,22 @@ impl CpuSnapshot {
     pub fn take_with(extra: &[(&str, u32)]) -> CpuSnapshot {
         let extra = extra
             .iter()
-            .map(|(label, pid)| (label.to_string(), *pid, process_cpu(&pid.to_string()).map_or(0.0, |(_, s)| s)))
+            .map(|(label, pid)| {
+                (
+                    label.to_string(),
+                    *pid,
+                    process_cpu(&pid.to_string()).map_or(0.0, |(_, s)| s),
+                )
+            })
             .collect();
         let own = process_cpu("self").map(|(_, s)| s).unwrap_or(0.0);
         let mut postgres = HashMap::new();
         if let Ok(dir) = std::fs::read_dir("/proc") {
             for entry in dir.flatten() {
                 let name = entry.file_name().to_string_lossy().to_string();
-                let Ok(pid) = name.parse::<i32>() else { continue };
+                let Ok(pid) = name.parse::<i32>() else {
+                    continue;
+                };
                 if let Some((comm, secs)) = process_cpu(&name) {
                     if comm == "postgres" {
                         postgres.insert(pid, secs);
@@ -58,18 +70,33 @@ impl CpuSnapshot {
                 }
             }
         }
-        CpuSnapshot { at: Instant::now(), own, postgres, extra }
+        CpuSnapshot {
+            at: Instant::now(),
+            own,
+            postgres,
+            extra,
+        }
     }
 
     /// The CPU spent since `self`, by consumer, as one printable line. PostgreSQL processes are
     /// classified by `pg_stat_activity` (walsender = decoding; client backend = SQL work).
     pub async fn report_since(&self, hub: &Hub) -> String {
-        let pids: Vec<(&str, u32)> = self.extra.iter().map(|(l, p, _)| (l.as_str(), *p)).collect();
+        let pids: Vec<(&str, u32)> = self
+            .extra
+            .iter()
+            .map(|(l, p, _)| (l.as_str(), *p))
+            .collect();
         let now = CpuSnapshot::take_with(&pids);
         let wall = now.at.duration_since(self.at).as_secs_f64();
         let mut kinds: HashMap<i32, String> = HashMap::new();
         if let Ok(c) = hub.client().await {
-            if let Ok(rows) = c.query("select pid, coalesce(backend_type, '') from pg_stat_activity", &[]).await {
+            if let Ok(rows) = c
+                .query(
+                    "select pid, coalesce(backend_type, '') from pg_stat_activity",
+                    &[],
+                )
+                .await
+            {
                 for r in rows {
                     kinds.insert(r.get(0), r.get(1));
                 }
@@ -86,9 +113,15 @@ impl CpuSnapshot {
             *by_kind.entry(kind.to_string()).or_default() += spent.max(0.0);
         }
         let own = now.own - self.own;
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as f64;
         let mut parts: Vec<(String, f64)> = by_kind.into_iter().collect();
-        let label = if self.extra.is_empty() { "ferry process (engine, simulator, load)" } else { "ferry process" };
+        let label = if self.extra.is_empty() {
+            "ferry process (engine, simulator, load)"
+        } else {
+            "ferry process"
+        };
         parts.push((label.into(), own));
         for ((label, _, before), (_, _, after)) in self.extra.iter().zip(&now.extra) {
             parts.push((label.clone(), (after - before).max(0.0)));

@@ -48,10 +48,22 @@ struct SimProcess {
 
 impl SimProcess {
     async fn start(seed: usize) -> Result<SimProcess, BenchError> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| BenchError::Setup(e.to_string()))?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| BenchError::Setup(e.to_string()))?
+            .port();
         let exe = std::env::current_exe().map_err(|e| BenchError::Setup(e.to_string()))?;
         let child = tokio::process::Command::new(exe)
-            .args(["sim", "hubspot", "--listen", &format!("127.0.0.1:{port}"), "--token", TOKEN, "--seed", &seed.to_string()])
+            .args([
+                "sim",
+                "hubspot",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--token",
+                TOKEN,
+                "--seed",
+                &seed.to_string(),
+            ])
             .env("FERRY_LOG", "warn")
             .kill_on_drop(true)
             .spawn()
@@ -60,7 +72,11 @@ impl SimProcess {
         let http = reqwest::Client::new();
         let t0 = Instant::now();
         loop {
-            let probe = http.get(format!("{url}/crm/v3/objects/contacts?limit=1")).bearer_auth(TOKEN).send().await;
+            let probe = http
+                .get(format!("{url}/crm/v3/objects/contacts?limit=1"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await;
             if probe.is_ok_and(|r| r.status().is_success()) {
                 break;
             }
@@ -74,17 +90,27 @@ impl SimProcess {
 }
 
 pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchError> {
-    println!("# ferry bench inbound ({} records backfilled, {} webhook events)", opts.records, opts.webhook_events);
+    println!(
+        "# ferry bench inbound ({} records backfilled, {} webhook events)",
+        opts.records, opts.webhook_events
+    );
     let secrets = std::collections::HashMap::from([(
         "hubspot".to_string(),
-        crate::config::Secrets { token: TOKEN.into(), webhook_secret: Some(SECRET.into()) },
+        crate::config::Secrets {
+            token: TOKEN.into(),
+            webhook_secret: Some(SECRET.into()),
+        },
     )]);
 
     // ---- backfill: simulator pages of 100 → hub, vs psql \copy of the same rows ----
     let rig = Rig::start(data_dir, "ferry_bench_inbound").await?;
     let seeding = Instant::now();
     let mut sim = SimProcess::start(opts.records).await?;
-    println!("simulator process seeded {} contacts in {:.1} s", opts.records, seeding.elapsed().as_secs_f64());
+    println!(
+        "simulator process seeded {} contacts in {:.1} s",
+        opts.records,
+        seeding.elapsed().as_secs_f64()
+    );
     let config = no_polling(&rig.config(&sim.url, None, crate::config::default_workers())?);
     let rss_before = peak_rss_mib();
     let t0 = Instant::now();
@@ -100,7 +126,10 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
         }
         if last_print.elapsed() > Duration::from_secs(10) {
             last_print = Instant::now();
-            println!("  … {rows} records after {:.0} s", t0.elapsed().as_secs_f64());
+            println!(
+                "  … {rows} records after {:.0} s",
+                t0.elapsed().as_secs_f64()
+            );
         }
         if t0.elapsed() > Duration::from_secs(3600) {
             return Err(BenchError::Timeout("backfill".into()));
@@ -118,9 +147,17 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
     let file = file.to_string_lossy();
     c.batch_execute("drop table if exists ferry_bench_copy; create table ferry_bench_copy as select * from hubspot.contacts with no data")
         .await?;
-    psql(&rig.url, &format!("\\copy hubspot.contacts to '{file}' csv")).await?;
+    psql(
+        &rig.url,
+        &format!("\\copy hubspot.contacts to '{file}' csv"),
+    )
+    .await?;
     let t = Instant::now();
-    psql(&rig.url, &format!("\\copy ferry_bench_copy from '{file}' csv")).await?;
+    psql(
+        &rig.url,
+        &format!("\\copy ferry_bench_copy from '{file}' csv"),
+    )
+    .await?;
     let copy_secs = t.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&*file);
     let copy_rate = opts.records as f64 / copy_secs;
@@ -130,7 +167,9 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
         rate / copy_rate
     );
     println!("{cpu_report}");
-    println!("peak RSS of the ferry process: {peak:.0} MiB (before the backfill: {rss_before:.0} MiB)");
+    println!(
+        "peak RSS of the ferry process: {peak:.0} MiB (before the backfill: {rss_before:.0} MiB)"
+    );
     println!(
         "{}",
         json!({"bench": "inbound.backfill", "records": opts.records, "seconds": secs, "records_per_s": rate,
@@ -141,28 +180,46 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
     // ---- webhooks: app changes → signed deliveries → inbox → fetch → rows ----
     let rig = Rig::start(data_dir, "ferry_bench_webhooks").await?;
     let sim = HubSpotSim::start(
-        SimConfig { token: TOKEN.into(), webhook_secret: SECRET.into(), seed_contacts: opts.webhook_events, ..SimConfig::default() },
+        SimConfig {
+            token: TOKEN.into(),
+            webhook_secret: SECRET.into(),
+            seed_contacts: opts.webhook_events,
+            ..SimConfig::default()
+        },
         "127.0.0.1:0".parse().expect("static address"),
     )
     .await
     .map_err(|e| BenchError::Setup(format!("simulator: {e}")))?;
-    let config = no_polling(&rig.config(&sim.base_url(), None, crate::config::default_workers())?);
+    let config =
+        no_polling(&rig.config(&sim.base_url(), None, crate::config::default_workers())?);
     let engine = Engine::start(rig.hub.clone(), &config, &secrets).await?;
     rig.wait_backfill(opts.webhook_events).await?;
     rig.wait_outbox_empty().await?;
     sim.set_webhook_url(Some(engine.webhook_url("hubspot")));
     let c = rig.hub.client().await?;
-    let ids: Vec<String> = c.query("select hubspot_id from hubspot.contacts order by id", &[]).await?.iter().map(|r| r.get(0)).collect();
+    let ids: Vec<String> = c
+        .query("select hubspot_id from hubspot.contacts order by id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
 
     let t0 = Instant::now();
     for id in &ids {
         let mut p = serde_json::Map::new();
         p.insert("company".into(), json!(format!("wh-{id}")));
-        sim.app_update("contacts", id, p).map_err(|e| BenchError::Setup(e.to_string()))?;
+        sim.app_update("contacts", id, p)
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
     }
     let n = ids.len() as i64;
     loop {
-        let done: i64 = c.query_one("select count(*) from hubspot.contacts where company like 'wh-%'", &[]).await?.get(0);
+        let done: i64 = c
+            .query_one(
+                "select count(*) from hubspot.contacts where company like 'wh-%'",
+                &[],
+            )
+            .await?
+            .get(0);
         if done >= n {
             break;
         }
@@ -174,7 +231,9 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
     let ingest_secs = t0.elapsed().as_secs_f64();
     let ingest_rate = n as f64 / ingest_secs;
 
-    let stmt = c.prepare("select company from hubspot.contacts where hubspot_id = $1").await?;
+    let stmt = c
+        .prepare("select company from hubspot.contacts where hubspot_id = $1")
+        .await?;
     let mut samples = Vec::with_capacity(opts.latency_samples);
     for i in 0..opts.latency_samples {
         let id = &ids[i % ids.len()];
@@ -182,7 +241,8 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
         let mut p = serde_json::Map::new();
         p.insert("company".into(), json!(value));
         let t = Instant::now();
-        sim.app_update("contacts", id, p).map_err(|e| BenchError::Setup(e.to_string()))?;
+        sim.app_update("contacts", id, p)
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
         loop {
             let v: Option<String> = c.query_one(&stmt, &[id]).await?.get(0);
             if v.as_deref() == Some(value.as_str()) {
@@ -198,7 +258,11 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
     engine.shutdown().await;
     sim.shutdown();
     samples.sort_by(f64::total_cmp);
-    let (p50, p99, max) = (percentile(&samples, 0.5), percentile(&samples, 0.99), samples.last().copied().unwrap_or(f64::NAN));
+    let (p50, p99, max) = (
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples.last().copied().unwrap_or(f64::NAN),
+    );
     println!(
         "webhooks: {ingest_rate:.0} events/s ingested ({n} app updates → signed deliveries of ≤100 events → rows in {ingest_secs:.1} s); \
          webhook-to-row latency p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms ({} samples, app change → hub row)",
@@ -214,12 +278,24 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
 
 async fn psql(url: &str, command: &str) -> Result<(), BenchError> {
     let out = tokio::process::Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", command])
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            command,
+        ])
         .output()
         .await
         .map_err(|e| BenchError::Setup(format!("psql (Debian postgresql-client): {e}")))?;
     if !out.status.success() {
-        return Err(BenchError::Setup(format!("psql: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(BenchError::Setup(format!(
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     Ok(())
 }

@@ -59,7 +59,11 @@ impl Rig {
     pub async fn start(data_dir: &Path, db: &str) -> Result<Rig, BenchError> {
         let (pg, admin_url, url) = match std::env::var("FERRY_DATABASE_URL") {
             Ok(base) => {
-                let cut = base.rfind('/').map(|i| &base[..i]).unwrap_or(&base).to_string();
+                let cut = base
+                    .rfind('/')
+                    .map(|i| &base[..i])
+                    .unwrap_or(&base)
+                    .to_string();
                 (None, format!("{cut}/postgres"), format!("{cut}/{db}"))
             }
             Err(_) => {
@@ -74,16 +78,33 @@ impl Rig {
         let admin = Hub::connect(&admin_url).await?;
         let c = admin.client().await?;
         c.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1", &[&db]).await?;
-        c.batch_execute(&format!("drop database if exists {} with (force)", escape_identifier(db))).await?;
-        c.batch_execute(&format!("create database {}", escape_identifier(db))).await?;
+        c.batch_execute(&format!(
+            "drop database if exists {} with (force)",
+            escape_identifier(db)
+        ))
+        .await?;
+        c.batch_execute(&format!("create database {}", escape_identifier(db)))
+            .await?;
         drop(c);
         let hub = Hub::connect(&url).await?;
-        Ok(Rig { _pg: pg, hub, url, db: db.to_string() })
+        Ok(Rig {
+            _pg: pg,
+            hub,
+            url,
+            db: db.to_string(),
+        })
     }
 
     /// `workers`: outbound workers of the engine under test.
-    pub fn config(&self, sim_url: &str, rate_limit: Option<&str>, workers: usize) -> Result<Config, BenchError> {
-        let rl = rate_limit.map(|r| format!("rate_limit = \"{r}\"")).unwrap_or_default();
+    pub fn config(
+        &self,
+        sim_url: &str,
+        rate_limit: Option<&str>,
+        workers: usize,
+    ) -> Result<Config, BenchError> {
+        let rl = rate_limit
+            .map(|r| format!("rate_limit = \"{r}\""))
+            .unwrap_or_default();
         let text = format!(
             r#"
             [engine]
@@ -124,9 +145,16 @@ impl Rig {
         let t0 = Instant::now();
         loop {
             let done = self
-                .scalar_i64("select count(*) filter (where backfill_state = 'done') from ferry.mappings")
+                .scalar_i64(
+                    "select count(*) filter (where backfill_state = 'done') from ferry.mappings",
+                )
                 .await?;
-            if done == 1 && self.scalar_i64("select count(*) from hubspot.contacts").await? == rows as i64 {
+            if done == 1
+                && self
+                    .scalar_i64("select count(*) from hubspot.contacts")
+                    .await?
+                    == rows as i64
+            {
                 return Ok(());
             }
             if t0.elapsed() > Duration::from_secs(600) {
@@ -159,12 +187,22 @@ impl Rig {
         let c = self.hub.client().await?;
         c.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1", &[&self.baseline_slot()])
             .await?;
-        c.execute("select pg_create_logical_replication_slot($1, 'pgoutput')", &[&self.baseline_slot()]).await?;
+        c.execute(
+            "select pg_create_logical_replication_slot($1, 'pgoutput')",
+            &[&self.baseline_slot()],
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn current_lsn(&self) -> Result<String, BenchError> {
-        Ok(self.hub.client().await?.query_one("select pg_current_wal_lsn()::text", &[]).await?.get(0))
+        Ok(self
+            .hub
+            .client()
+            .await?
+            .query_one("select pg_current_wal_lsn()::text", &[])
+            .await?
+            .get(0))
     }
 
     /// `rows` single-row UPDATE transactions, one per row, pipelined over 4 connections.
@@ -174,7 +212,9 @@ impl Rig {
             let hub = self.hub.clone();
             tasks.push(tokio::spawn(async move {
                 let c = hub.client().await?;
-                let stmt = c.prepare("update hubspot.contacts set company = 'bench-' || id where id = $1").await?;
+                let stmt = c
+                    .prepare("update hubspot.contacts set company = 'bench-' || id where id = $1")
+                    .await?;
                 let keys: Vec<i64> = (1..=rows as i64).filter(|k| k % 4 == part).collect();
                 for chunk in keys.chunks(256) {
                     let futs = chunk.iter().map(|k| {
@@ -200,13 +240,32 @@ impl Rig {
         let out = tokio::process::Command::new("pg_recvlogical")
             .arg("-d")
             .arg(&self.url)
-            .args(["--slot", &self.baseline_slot(), "--start", "--no-loop", "-f", "/dev/null"])
-            .args(["-o", "proto_version=1", "-o", "publication_names=ferry", "--endpos", end_lsn])
+            .args([
+                "--slot",
+                &self.baseline_slot(),
+                "--start",
+                "--no-loop",
+                "-f",
+                "/dev/null",
+            ])
+            .args([
+                "-o",
+                "proto_version=1",
+                "-o",
+                "publication_names=ferry",
+                "--endpos",
+                end_lsn,
+            ])
             .output()
             .await
-            .map_err(|e| BenchError::Setup(format!("pg_recvlogical (Debian postgresql-client): {e}")))?;
+            .map_err(|e| {
+                BenchError::Setup(format!("pg_recvlogical (Debian postgresql-client): {e}"))
+            })?;
         if !out.status.success() {
-            return Err(BenchError::Setup(format!("pg_recvlogical: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            return Err(BenchError::Setup(format!(
+                "pg_recvlogical: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
         Ok(t0.elapsed().as_secs_f64())
     }
@@ -229,14 +288,27 @@ impl Rig {
     }
 
     pub async fn remote_id(&self, key: i64) -> Result<String, BenchError> {
-        Ok(self.hub.client().await?.query_one("select hubspot_id from hubspot.contacts where id = $1", &[&key]).await?.get(0))
+        Ok(self
+            .hub
+            .client()
+            .await?
+            .query_one(
+                "select hubspot_id from hubspot.contacts where id = $1",
+                &[&key],
+            )
+            .await?
+            .get(0))
     }
 
     /// One UPDATE; returns how long the statement took.
     pub async fn update_company(&self, key: i64, value: &str) -> Result<Duration, BenchError> {
         let c = self.hub.client().await?;
         let t0 = Instant::now();
-        c.execute("update hubspot.contacts set company = $2 where id = $1", &[&key, &value]).await?;
+        c.execute(
+            "update hubspot.contacts set company = $2 where id = $1",
+            &[&key, &value],
+        )
+        .await?;
         Ok(t0.elapsed())
     }
 
@@ -254,7 +326,13 @@ impl Rig {
                     n += 1;
                     let key = (n.wrapping_mul(2_654_435_761) % rows as u64) as i64 + 1;
                     let c = &c;
-                    async move { c.execute("update hubspot.contacts set phone = '+1' || $2::text where id = $1", &[&key, &n.to_string()]).await }
+                    async move {
+                        c.execute(
+                            "update hubspot.contacts set phone = '+1' || $2::text where id = $1",
+                            &[&key, &n.to_string()],
+                        )
+                        .await
+                    }
                 });
                 let _ = futures_util::future::join_all(futs).await;
                 tokio::time::sleep(tick.saturating_sub(t0.elapsed())).await;

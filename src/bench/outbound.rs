@@ -25,12 +25,26 @@ pub struct Options {
 const TOKEN: &str = "bench-token";
 
 fn secrets() -> HashMap<String, Secrets> {
-    HashMap::from([("hubspot".to_string(), Secrets { token: TOKEN.into(), webhook_secret: Some("bench".into()) })])
+    HashMap::from([(
+        "hubspot".to_string(),
+        Secrets {
+            token: TOKEN.into(),
+            webhook_secret: Some("bench".into()),
+        },
+    )])
 }
 
-async fn start_sim(rows: usize, rate_limit: Option<(u32, Duration)>) -> Result<HubSpotSim, BenchError> {
+async fn start_sim(
+    rows: usize,
+    rate_limit: Option<(u32, Duration)>,
+) -> Result<HubSpotSim, BenchError> {
     HubSpotSim::start(
-        SimConfig { token: TOKEN.into(), seed_contacts: rows, rate_limit, ..SimConfig::default() },
+        SimConfig {
+            token: TOKEN.into(),
+            seed_contacts: rows,
+            rate_limit,
+            ..SimConfig::default()
+        },
         "127.0.0.1:0".parse().expect("static address"),
     )
     .await
@@ -38,7 +52,12 @@ async fn start_sim(rows: usize, rate_limit: Option<(u32, Duration)>) -> Result<H
 }
 
 /// Waits until `f` holds, polling every `every`; errors after `limit`.
-async fn until(what: &str, limit: Duration, every: Duration, mut f: impl FnMut() -> bool) -> Result<Duration, BenchError> {
+async fn until(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> bool,
+) -> Result<Duration, BenchError> {
     let t0 = Instant::now();
     while !f() {
         if t0.elapsed() > limit {
@@ -67,7 +86,10 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
     rig.update_each_row_once(opts.rows).await?;
     let gen_secs = generated.elapsed().as_secs_f64();
     let end_lsn = rig.current_lsn().await?;
-    println!("generated {} single-row UPDATE transactions in {gen_secs:.2} s", opts.rows);
+    println!(
+        "generated {} single-row UPDATE transactions in {gen_secs:.2} s",
+        opts.rows
+    );
 
     sim.reset_stats();
     let engine = Engine::start(rig.hub.clone(), &config, &secrets()).await?;
@@ -75,7 +97,13 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
     let t0 = Instant::now();
     let cpu = CpuSnapshot::take();
     let n = opts.rows as u64;
-    until("all changes accepted", Duration::from_secs(600), Duration::from_millis(5), || sim.stats().records_written >= n).await?;
+    until(
+        "all changes accepted",
+        Duration::from_secs(600),
+        Duration::from_millis(5),
+        || sim.stats().records_written >= n,
+    )
+    .await?;
     let ferry_secs = t0.elapsed().as_secs_f64();
     let cpu_report = cpu.report_since(&rig.hub).await;
     let stats = sim.stats();
@@ -103,7 +131,11 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
     rig.wait_outbox_empty().await?;
     let mut report = vec![];
     for loaded in [false, true] {
-        let load = if loaded { Some(rig.background_load(opts.rows, 5_000.0)) } else { None };
+        let load = if loaded {
+            Some(rig.background_load(opts.rows, 5_000.0))
+        } else {
+            None
+        };
         let mut samples = Vec::with_capacity(opts.latency_samples);
         // sample 0 is the warm-up, reported on its own: right after the engine starts, the
         // listener may still be connecting to its slot (measured ~0.5 s)
@@ -112,23 +144,37 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
             let value = format!("lat-{loaded}-{i}");
             let remote = rig.remote_id(key).await?;
             let t = rig.update_company(key, &value).await?;
-            let waited = match until("latency probe", Duration::from_secs(30), Duration::from_micros(200), || {
-                sim.get("contacts", &remote).and_then(|r| r.properties.get("company").cloned()).as_deref() == Some(value.as_str())
-            })
+            let waited = match until(
+                "latency probe",
+                Duration::from_secs(30),
+                Duration::from_micros(200),
+                || {
+                    sim.get("contacts", &remote)
+                        .and_then(|r| r.properties.get("company").cloned())
+                        .as_deref()
+                        == Some(value.as_str())
+                },
+            )
             .await
             {
                 Ok(w) => w,
                 Err(e) => {
                     // say where the change stopped: hub row, its link and mark, the app's record
                     let state = rig.probe_state(key).await.unwrap_or_else(|e| e.to_string());
-                    let app = sim.get("contacts", &remote).map(|r| format!("{:?}", r.properties.get("company")));
-                    return Err(BenchError::Setup(format!("{e}: row {key} value {value}; hub: {state}; app company: {app:?}")));
+                    let app = sim
+                        .get("contacts", &remote)
+                        .map(|r| format!("{:?}", r.properties.get("company")));
+                    return Err(BenchError::Setup(format!(
+                        "{e}: row {key} value {value}; hub: {state}; app company: {app:?}"
+                    )));
                 }
             };
             let ms = (waited + t).as_secs_f64() * 1000.0;
             if i == 0 {
                 if !loaded {
-                    println!("first change after the engine started: {ms:.1} ms (warm-up, not a sample)");
+                    println!(
+                        "first change after the engine started: {ms:.1} ms (warm-up, not a sample)"
+                    );
                 }
                 continue;
             }
@@ -138,9 +184,20 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
             load.abort();
         }
         samples.sort_by(f64::total_cmp);
-        let (p50, p99, max) = (percentile(&samples, 0.50), percentile(&samples, 0.99), samples[samples.len() - 1]);
-        let label = if loaded { "at ~5,000 changes/s background load" } else { "unloaded" };
-        println!("latency {label}: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms ({} samples)", samples.len());
+        let (p50, p99, max) = (
+            percentile(&samples, 0.50),
+            percentile(&samples, 0.99),
+            samples[samples.len() - 1],
+        );
+        let label = if loaded {
+            "at ~5,000 changes/s background load"
+        } else {
+            "unloaded"
+        };
+        println!(
+            "latency {label}: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms ({} samples)",
+            samples.len()
+        );
         report.push(json!({"bench": "outbound.latency", "loaded": loaded, "p50_ms": p50, "p99_ms": p99, "max_ms": max, "samples": samples.len()}));
     }
     for r in report {
@@ -169,9 +226,12 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
         sim.reset_stats();
         let engine = Engine::start(rig.hub.clone(), &config, &secrets()).await?;
         let t0 = Instant::now();
-        until("rate-limited drain", Duration::from_secs(opts.rate_limited_secs * 4 + 60), Duration::from_millis(20), || {
-            sim.stats().records_written >= rl_rows as u64
-        })
+        until(
+            "rate-limited drain",
+            Duration::from_secs(opts.rate_limited_secs * 4 + 60),
+            Duration::from_millis(20),
+            || sim.stats().records_written >= rl_rows as u64,
+        )
         .await?;
         let secs = t0.elapsed().as_secs_f64();
         let s = sim.stats();

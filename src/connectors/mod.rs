@@ -68,7 +68,10 @@ pub struct Capabilities {
 pub enum ConnectorError {
     /// Throttled: retry after the server's hint.
     #[error("rate limited ({policy}); retry after {retry_after:?}")]
-    RateLimited { retry_after: Duration, policy: String },
+    RateLimited {
+        retry_after: Duration,
+        policy: String,
+    },
     /// 5xx, timeouts, resets: retry with exponential backoff.
     #[error("transient API failure: {0}")]
     Transient(String),
@@ -129,7 +132,12 @@ pub trait Connector: Send + Sync {
     fn kind(&self) -> &'static str;
     fn capabilities(&self) -> Capabilities;
     /// One page of all live records, from `after` (None = first page).
-    async fn list(&self, object: &str, properties: &[String], after: Option<String>) -> Result<Page, ConnectorError>;
+    async fn list(
+        &self,
+        object: &str,
+        properties: &[String],
+        after: Option<String>,
+    ) -> Result<Page, ConnectorError>;
     /// One page of the live records changed at or after `since`, oldest change first (ties in
     /// any order), from `after` (None = first page). Records may repeat across pages and
     /// queries; the engine applies a record once whatever the repeats.
@@ -141,25 +149,64 @@ pub trait Connector: Send + Sync {
         after: Option<String>,
     ) -> Result<Page, ConnectorError>;
     /// Current state of the given records; missing or archived ones are absent from the result.
-    async fn fetch(&self, object: &str, ids: &[String], properties: &[String]) -> Result<Vec<RemoteRecord>, ConnectorError>;
-    async fn create(&self, object: &str, items: &[Properties]) -> Vec<Result<Written, ConnectorError>>;
-    async fn update(&self, object: &str, items: &[(String, Properties)]) -> Vec<Result<Written, ConnectorError>>;
+    async fn fetch(
+        &self,
+        object: &str,
+        ids: &[String],
+        properties: &[String],
+    ) -> Result<Vec<RemoteRecord>, ConnectorError>;
+    async fn create(
+        &self,
+        object: &str,
+        items: &[Properties],
+    ) -> Vec<Result<Written, ConnectorError>>;
+    async fn update(
+        &self,
+        object: &str,
+        items: &[(String, Properties)],
+    ) -> Vec<Result<Written, ConnectorError>>;
     /// Live records whose `property` equals one of `values`: how the engine finds a record an
     /// interrupted create may have made before it creates again.
-    async fn find(&self, object: &str, property: &str, values: &[String], properties: &[String]) -> Result<Vec<RemoteRecord>, ConnectorError>;
+    async fn find(
+        &self,
+        object: &str,
+        property: &str,
+        values: &[String],
+        properties: &[String],
+    ) -> Result<Vec<RemoteRecord>, ConnectorError>;
     /// Deletes (archives); a record already gone counts as success.
     async fn archive(&self, object: &str, ids: &[String]) -> Vec<Result<(), ConnectorError>>;
     /// Verifies the delivery's signature and returns its events.
-    fn parse_webhook(&self, request: &WebhookRequest<'_>, secret: Option<&str>) -> Result<Vec<ChangeEvent>, WebhookError>;
+    fn parse_webhook(
+        &self,
+        request: &WebhookRequest<'_>,
+        secret: Option<&str>,
+    ) -> Result<Vec<ChangeEvent>, WebhookError>;
 }
 
 /// Builds the connector for one connection.
-pub fn build(name: &str, connection: &ConnectionConfig, secrets: &Secrets) -> Result<Arc<dyn Connector>, String> {
+pub fn build(
+    name: &str,
+    connection: &ConnectionConfig,
+    secrets: &Secrets,
+) -> Result<Arc<dyn Connector>, String> {
     match connection.kind.as_str() {
         "hubspot" => {
-            let budget = connection.rate_limit.as_deref().map(str::parse).transpose()?;
-            Ok(Arc::new(hubspot::HubSpot::new(name, &connection.base_url, &secrets.token, budget)))
+            let budget = connection
+                .rate_limit
+                .as_deref()
+                .map(str::parse)
+                .transpose()?;
+            Ok(Arc::new(hubspot::HubSpot::new(
+                name,
+                &connection.base_url,
+                &secrets.token,
+                budget,
+            )))
         }
-        other => Err(format!("unknown connector kind `{other}` (known: {})", KINDS.join(", "))),
+        other => Err(format!(
+            "unknown connector kind `{other}` (known: {})",
+            KINDS.join(", ")
+        )),
     }
 }

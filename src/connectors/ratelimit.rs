@@ -31,7 +31,10 @@ impl FromStr for Budget {
         if requests == 0 || !secs.is_finite() || secs <= 0.0 {
             return Err(bad());
         }
-        Ok(Budget { requests, window: Duration::from_secs_f64(secs) })
+        Ok(Budget {
+            requests,
+            window: Duration::from_secs_f64(secs),
+        })
     }
 }
 
@@ -77,7 +80,14 @@ impl Drop for Permit<'_> {
 
 impl RateLimiter {
     pub fn new(budget: Budget) -> RateLimiter {
-        RateLimiter { budget, state: Mutex::new(State { in_flight: 0, finished: VecDeque::new(), paused_until: None }) }
+        RateLimiter {
+            budget,
+            state: Mutex::new(State {
+                in_flight: 0,
+                finished: VecDeque::new(),
+                paused_until: None,
+            }),
+        }
     }
 
     pub fn budget(&self) -> Budget {
@@ -90,7 +100,11 @@ impl RateLimiter {
             let wait = {
                 let mut s = self.state.lock().expect("limiter lock");
                 let now = Instant::now();
-                while s.finished.front().is_some_and(|t| *t + self.budget.window <= now) {
+                while s
+                    .finished
+                    .front()
+                    .is_some_and(|t| *t + self.budget.window <= now)
+                {
                     s.finished.pop_front();
                 }
                 match s.paused_until {
@@ -99,10 +113,15 @@ impl RateLimiter {
                         s.paused_until = None;
                         if s.in_flight + (s.finished.len() as u32) < self.budget.requests {
                             s.in_flight += 1;
-                            return Permit { limiter: self, released: false };
+                            return Permit {
+                                limiter: self,
+                                released: false,
+                            };
                         }
                         match s.finished.front() {
-                            Some(oldest) => (*oldest + self.budget.window).saturating_duration_since(now),
+                            Some(oldest) => {
+                                (*oldest + self.budget.window).saturating_duration_since(now)
+                            }
                             // everything is in flight: wait for a response
                             None => Duration::from_millis(5),
                         }
@@ -129,7 +148,13 @@ mod tests {
 
     #[test]
     fn parses_budgets() {
-        assert_eq!("190/10s".parse::<Budget>().unwrap(), Budget { requests: 190, window: Duration::from_secs(10) });
+        assert_eq!(
+            "190/10s".parse::<Budget>().unwrap(),
+            Budget {
+                requests: 190,
+                window: Duration::from_secs(10)
+            }
+        );
         assert!("190".parse::<Budget>().is_err());
         assert!("0/1s".parse::<Budget>().is_err());
         // a window that is not a positive finite number is refused, not a panic later
@@ -141,7 +166,10 @@ mod tests {
     #[tokio::test]
     async fn never_more_than_the_budget_in_a_window() {
         let window = Duration::from_millis(100);
-        let limiter = RateLimiter::new(Budget { requests: 5, window });
+        let limiter = RateLimiter::new(Budget {
+            requests: 5,
+            window,
+        });
         let start = Instant::now();
         let mut sent = vec![];
         for _ in 0..12 {
@@ -157,7 +185,10 @@ mod tests {
 
     #[tokio::test]
     async fn pause_holds_everyone() {
-        let limiter = RateLimiter::new(Budget { requests: 100, window: Duration::from_secs(1) });
+        let limiter = RateLimiter::new(Budget {
+            requests: 100,
+            window: Duration::from_secs(1),
+        });
         limiter.pause(Duration::from_millis(150));
         let start = Instant::now();
         limiter.acquire().await.done();

@@ -86,7 +86,11 @@ pub struct Mapping {
 impl Mapping {
     /// `"schema"."table"`, quoted.
     pub fn qualified(&self) -> String {
-        format!("{}.{}", escape_identifier(&self.schema), escape_identifier(&self.table))
+        format!(
+            "{}.{}",
+            escape_identifier(&self.schema),
+            escape_identifier(&self.table)
+        )
     }
     /// The field of the match key, if the mapping has one.
     pub fn match_field(&self) -> Option<&Field> {
@@ -180,11 +184,19 @@ impl Catalog {
     }
 
     pub fn by_object(&self, connection: &str, object: &str) -> Option<&Arc<Mapping>> {
-        self.mappings.iter().find(|m| m.connection == connection && m.object == object)
+        self.mappings
+            .iter()
+            .find(|m| m.connection == connection && m.object == object)
     }
 
     /// Mappings whose hub table is `schema.table`.
-    pub fn by_table<'a>(&'a self, schema: &'a str, table: &'a str) -> impl Iterator<Item = &'a Arc<Mapping>> + 'a {
-        self.mappings.iter().filter(move |m| m.schema == schema && m.table == table)
+    pub fn by_table<'a>(
+        &'a self,
+        schema: &'a str,
+        table: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Mapping>> + 'a {
+        self.mappings
+            .iter()
+            .filter(move |m| m.schema == schema && m.table == table)
     }
 }

@@ -55,12 +55,18 @@ pub fn find_bin_dir() -> Result<PathBuf, EmbeddedError> {
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, b)| b).ok_or(EmbeddedError::NoBinaries)
+    versions
+        .pop()
+        .map(|(_, b)| b)
+        .ok_or(EmbeddedError::NoBinaries)
 }
 
 fn free_port() -> Result<u16, EmbeddedError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| EmbeddedError::Io(format!("no free port: {e}")))?;
-    Ok(l.local_addr().map_err(|e| EmbeddedError::Io(e.to_string()))?.port())
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| EmbeddedError::Io(format!("no free port: {e}")))?;
+    Ok(l.local_addr()
+        .map_err(|e| EmbeddedError::Io(e.to_string()))?
+        .port())
 }
 
 fn port_free(port: u16) -> bool {
@@ -80,15 +86,19 @@ impl EmbeddedPg {
     }
 
     fn run(&self, what: &str, mut cmd: Command) -> Result<String, EmbeddedError> {
-        let out = cmd
-            .output()
-            .map_err(|e| EmbeddedError::Command { what: what.into(), detail: e.to_string() })?;
+        let out = cmd.output().map_err(|e| EmbeddedError::Command {
+            what: what.into(),
+            detail: e.to_string(),
+        })?;
         if !out.status.success() {
             let mut detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
             if detail.is_empty() {
                 detail = String::from_utf8_lossy(&out.stdout).trim().to_string();
             }
-            return Err(EmbeddedError::Command { what: what.into(), detail });
+            return Err(EmbeddedError::Command {
+                what: what.into(),
+                detail,
+            });
         }
         Ok(String::from_utf8_lossy(&out.stdout).to_string())
     }
@@ -101,8 +111,11 @@ impl EmbeddedPg {
     /// previous ferry process that was killed) and waits until it accepts connections.
     pub fn start(dir: &Path) -> Result<EmbeddedPg, EmbeddedError> {
         let bin = find_bin_dir()?;
-        std::fs::create_dir_all(dir).map_err(|e| EmbeddedError::Io(format!("cannot create {}: {e}", dir.display())))?;
-        let dir = dir.canonicalize().map_err(|e| EmbeddedError::Io(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| EmbeddedError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| EmbeddedError::Io(format!("{}: {e}", dir.display())))?;
         let mut pg = EmbeddedPg {
             dir,
             bin,
@@ -129,7 +142,14 @@ impl EmbeddedPg {
             _ => free_port()?,
         };
         let mut cmd = pg.command("pg_ctl");
-        cmd.arg("start").arg("-w").arg("-t").arg("60").arg("-D").arg(&pgdata).arg("-l").arg(pg.dir.join("postgres.log"));
+        cmd.arg("start")
+            .arg("-w")
+            .arg("-t")
+            .arg("60")
+            .arg("-D")
+            .arg(&pgdata)
+            .arg("-l")
+            .arg(pg.dir.join("postgres.log"));
         cmd.arg("-o").arg(format!("-p {}", pg.port));
         pg.run("pg_ctl start", cmd).map_err(|e| match e {
             EmbeddedError::Command { what, detail } => EmbeddedError::Command {
@@ -172,7 +192,15 @@ impl EmbeddedPg {
     fn initdb(&self) -> Result<(), EmbeddedError> {
         let pgdata = self.pgdata();
         let mut cmd = self.command("initdb");
-        cmd.arg("-D").arg(&pgdata).args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-instructions"]);
+        cmd.arg("-D").arg(&pgdata).args([
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-instructions",
+        ]);
         self.run("initdb", cmd)?;
         let port = free_port()?;
         let conf = format!(
@@ -182,10 +210,12 @@ impl EmbeddedPg {
              shared_buffers = '256MB'\nmax_wal_size = '4GB'\ncheckpoint_timeout = '15min'\n"
         );
         let path = pgdata.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&path).map_err(|e| EmbeddedError::Io(format!("{}: {e}", path.display())))?;
+        let mut text = std::fs::read_to_string(&path)
+            .map_err(|e| EmbeddedError::Io(format!("{}: {e}", path.display())))?;
         text.push_str(&conf);
         // written as root when root: keep the owner
-        std::fs::write(&path, text).map_err(|e| EmbeddedError::Io(format!("{}: {e}", path.display())))?;
+        std::fs::write(&path, text)
+            .map_err(|e| EmbeddedError::Io(format!("{}: {e}", path.display())))?;
         Ok(())
     }
 
@@ -223,8 +253,14 @@ impl EmbeddedPg {
             .map_err(|e| EmbeddedError::Io(e.to_string()))?
             .is_some();
         if !exists {
-            let sql = format!("create database {}", postgres_protocol::escape::escape_identifier(db));
-            client.batch_execute(&sql).await.map_err(|e| EmbeddedError::Io(format!("{sql}: {e}")))?;
+            let sql = format!(
+                "create database {}",
+                postgres_protocol::escape::escape_identifier(db)
+            );
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| EmbeddedError::Io(format!("{sql}: {e}")))?;
         }
         Ok(())
     }
@@ -235,7 +271,12 @@ impl EmbeddedPg {
             return;
         }
         let mut cmd = self.command("pg_ctl");
-        cmd.arg("stop").arg("-m").arg("fast").arg("-w").arg("-D").arg(self.pgdata());
+        cmd.arg("stop")
+            .arg("-m")
+            .arg("fast")
+            .arg("-w")
+            .arg("-D")
+            .arg(self.pgdata());
         let _ = self.run("pg_ctl stop", cmd);
     }
 

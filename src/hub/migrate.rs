@@ -9,15 +9,42 @@ refinery::embed_migrations!("migrations");
 
 /// Idempotent objects, in dependency order.
 const SQL_OBJECTS: &[(&str, &str)] = &[
-    ("functions/apply.sql", include_str!("../../sql/functions/apply.sql")),
-    ("functions/backfill.sql", include_str!("../../sql/functions/backfill.sql")),
-    ("functions/outbox.sql", include_str!("../../sql/functions/outbox.sql")),
-    ("functions/inbox.sql", include_str!("../../sql/functions/inbox.sql")),
-    ("functions/retry.sql", include_str!("../../sql/functions/retry.sql")),
-    ("functions/control.sql", include_str!("../../sql/functions/control.sql")),
-    ("views/status.sql", include_str!("../../sql/views/status.sql")),
-    ("triggers/control.sql", include_str!("../../sql/triggers/control.sql")),
-    ("triggers/mirror.sql", include_str!("../../sql/triggers/mirror.sql")),
+    (
+        "functions/apply.sql",
+        include_str!("../../sql/functions/apply.sql"),
+    ),
+    (
+        "functions/backfill.sql",
+        include_str!("../../sql/functions/backfill.sql"),
+    ),
+    (
+        "functions/outbox.sql",
+        include_str!("../../sql/functions/outbox.sql"),
+    ),
+    (
+        "functions/inbox.sql",
+        include_str!("../../sql/functions/inbox.sql"),
+    ),
+    (
+        "functions/retry.sql",
+        include_str!("../../sql/functions/retry.sql"),
+    ),
+    (
+        "functions/control.sql",
+        include_str!("../../sql/functions/control.sql"),
+    ),
+    (
+        "views/status.sql",
+        include_str!("../../sql/views/status.sql"),
+    ),
+    (
+        "triggers/control.sql",
+        include_str!("../../sql/triggers/control.sql"),
+    ),
+    (
+        "triggers/mirror.sql",
+        include_str!("../../sql/triggers/mirror.sql"),
+    ),
 ];
 
 /// Serialises concurrent starts of several ferry processes.
@@ -25,15 +52,22 @@ const MIGRATE_LOCK: i64 = 0x6665_7272_7900_0001;
 
 /// Brings the `ferry` schema up to date. Safe to run from several processes at once.
 pub async fn migrate(hub: &Hub) -> Result<(), HubError> {
-    let (mut client, conn) = hub
-        .config
-        .connect(NoTls)
-        .await
-        .map_err(|source| HubError::Connect { url: hub.display_url.clone(), source })?;
+    let (mut client, conn) =
+        hub.config
+            .connect(NoTls)
+            .await
+            .map_err(|source| HubError::Connect {
+                url: hub.display_url.clone(),
+                source,
+            })?;
     let conn = tokio::spawn(conn);
-    client.execute("select pg_advisory_lock($1)", &[&MIGRATE_LOCK]).await?;
+    client
+        .execute("select pg_advisory_lock($1)", &[&MIGRATE_LOCK])
+        .await?;
     let result = async {
-        client.batch_execute("create schema if not exists ferry").await?;
+        client
+            .batch_execute("create schema if not exists ferry")
+            .await?;
         migrations::runner()
             .set_migration_table_name("ferry.schema_history")
             .run_async(&mut client)
@@ -48,7 +82,9 @@ pub async fn migrate(hub: &Hub) -> Result<(), HubError> {
         Ok(())
     }
     .await;
-    let _ = client.execute("select pg_advisory_unlock($1)", &[&MIGRATE_LOCK]).await;
+    let _ = client
+        .execute("select pg_advisory_unlock($1)", &[&MIGRATE_LOCK])
+        .await;
     drop(client);
     let _ = conn.await;
     result

@@ -14,14 +14,20 @@ use tokio_postgres::NoTls;
 pub enum HubError {
     /// The server cannot be reached or refused us: retry after a delay (it may be restarting).
     #[error("cannot connect to the hub database {url}: {}", chain(source))]
-    Connect { url: String, #[source] source: tokio_postgres::Error },
+    Connect {
+        url: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
     #[error("the database URL is not valid: {0}")]
     BadUrl(String),
     /// Never retried: the operator must change the server.
     #[error("the hub server has wal_level={0}; ferry needs wal_level=logical: run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL")]
     WalLevel(String),
     /// Never retried: the operator must grant the attribute.
-    #[error("role {0} lacks the REPLICATION attribute: run ALTER ROLE {0} REPLICATION; as a superuser")]
+    #[error(
+        "role {0} lacks the REPLICATION attribute: run ALTER ROLE {0} REPLICATION; as a superuser"
+    )]
     NoReplication(String),
     #[error("hub migration failed: {0}")]
     Migrate(String),
@@ -74,8 +80,9 @@ impl Hub {
     /// Connects, checks that the server can feed logical replication, and builds the pool.
     pub async fn connect(url: &str) -> Result<Hub, HubError> {
         let display_url = redact_url(url);
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|e: tokio_postgres::Error| HubError::BadUrl(format!("{display_url}: {e}")))?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| HubError::BadUrl(format!("{display_url}: {e}")))?;
         // jit off: ferry's statements are short and many; a merge of 1,000 records whose plan
         // cost crossed jit_above_cost (stale statistics on a growing table) spent 38 of its
         // 106 ms compiling expressions
@@ -87,7 +94,10 @@ impl Hub {
         let (client, conn) = config
             .connect(NoTls)
             .await
-            .map_err(|source| HubError::Connect { url: display_url.clone(), source })?;
+            .map_err(|source| HubError::Connect {
+                url: display_url.clone(),
+                source,
+            })?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -110,7 +120,9 @@ impl Hub {
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
         );
         let pool = Pool::builder(manager)
             .max_size(24)
@@ -121,7 +133,11 @@ impl Hub {
             .create_timeout(Some(std::time::Duration::from_secs(10)))
             .build()
             .map_err(|e| HubError::Schema(format!("cannot build the connection pool: {e}")))?;
-        Ok(Hub { pool, config, display_url })
+        Ok(Hub {
+            pool,
+            config,
+            display_url,
+        })
     }
 
     pub async fn client(&self) -> Result<deadpool_postgres::Object, HubError> {
@@ -150,7 +166,10 @@ pub const STUCK_ROUND: &str = "300s";
 pub async fn end_claims(client: deadpool_postgres::Object, round_ok: bool) {
     let released = round_ok
         && client
-            .execute("select pg_advisory_unlock_all(), set_config('idle_session_timeout', '0', false)", &[])
+            .execute(
+                "select pg_advisory_unlock_all(), set_config('idle_session_timeout', '0', false)",
+                &[],
+            )
             .await
             .is_ok();
     if !released {
@@ -162,7 +181,10 @@ pub async fn end_claims(client: deadpool_postgres::Object, round_ok: bool) {
 mod tests {
     #[test]
     fn redacts_password() {
-        assert_eq!(super::redact_url("postgres://u:p@h:5/db"), "postgres://u@h:5/db");
+        assert_eq!(
+            super::redact_url("postgres://u:p@h:5/db"),
+            "postgres://u@h:5/db"
+        );
         assert_eq!(super::redact_url("postgres://h/db"), "postgres://h/db");
     }
 }

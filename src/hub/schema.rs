@@ -52,14 +52,19 @@ impl std::fmt::Display for ApplyReport {
 const APPLY_LOCK: i64 = 0x6665_7272_7900_0002;
 
 fn sql_type(ty: &str) -> &'static str {
-    FIELD_TYPES.iter().find(|(t, _)| *t == ty).map(|(_, s)| *s).unwrap_or("text")
+    FIELD_TYPES
+        .iter()
+        .find(|(t, _)| *t == ty)
+        .map(|(_, s)| *s)
+        .unwrap_or("text")
 }
 
 /// Upserts the configuration into the hub in one transaction.
 pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> {
     let mut client = hub.client().await?;
     let tx = client.transaction().await?;
-    tx.execute("select pg_advisory_xact_lock($1)", &[&APPLY_LOCK]).await?;
+    tx.execute("select pg_advisory_xact_lock($1)", &[&APPLY_LOCK])
+        .await?;
     let mut report = ApplyReport::default();
 
     for (name, c) in &config.connections {
@@ -108,8 +113,11 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
         let mapping_id: i32 = row.get(0);
         let mut changed: bool = row.get(1);
         let inserted: bool = row.get(2);
-        tx.execute("insert into ferry.mapping_progress (mapping_id) values ($1) on conflict do nothing", &[&mapping_id])
-            .await?;
+        tx.execute(
+            "insert into ferry.mapping_progress (mapping_id) values ($1) on conflict do nothing",
+            &[&mapping_id],
+        )
+        .await?;
 
         let columns: Vec<&str> = m.fields.iter().map(|f| f.column.as_str()).collect();
         let removed = tx
@@ -166,7 +174,10 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
                  comment on column {qualified}.{idc} is {icomment};",
                 schema_q = ident(&schema),
                 idc = ident(&id_column),
-                tcomment = literal(&format!("mirror of {} {} (ferry mapping {name})", m.connection, m.object)),
+                tcomment = literal(&format!(
+                    "mirror of {} {} (ferry mapping {name})",
+                    m.connection, m.object
+                )),
                 icomment = literal(&format!("{} record id (set by ferry)", m.connection)),
             ))
             .await?;
@@ -218,7 +229,9 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
                     ident(&f.column),
                     sql_type(&f.ty)
                 ));
-                report.columns_added.push(format!("{schema}.{table}.{}", f.column));
+                report
+                    .columns_added
+                    .push(format!("{schema}.{table}.{}", f.column));
             }
             let owner = match f.direction.as_str() {
                 "inbound" => format!("read-only in the hub, owned by {}", m.connection),
@@ -228,7 +241,10 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
             ddl.push_str(&format!(
                 "comment on column {qualified}.{} is {};\n",
                 ident(&f.column),
-                literal(&format!("{} {}.{} ({owner})", m.connection, m.object, f.property))
+                literal(&format!(
+                    "{} {}.{} ({owner})",
+                    m.connection, m.object, f.property
+                ))
             ));
         }
         if !existing.iter().any(|c| c == "_ferry_modified") {
@@ -238,20 +254,38 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
             ));
         }
         if m.soft_delete && !existing.iter().any(|c| c == "_deleted_at") {
-            ddl.push_str(&format!("alter table {qualified} add column _deleted_at timestamptz;\n"));
-            report.columns_added.push(format!("{schema}.{table}._deleted_at"));
+            ddl.push_str(&format!(
+                "alter table {qualified} add column _deleted_at timestamptz;\n"
+            ));
+            report
+                .columns_added
+                .push(format!("{schema}.{table}._deleted_at"));
         }
         if !existing.iter().any(|c| c == &id_column) {
-            ddl.push_str(&format!("alter table {qualified} add column {} text unique;\n", ident(&id_column)));
-            report.columns_added.push(format!("{schema}.{table}.{id_column}"));
+            ddl.push_str(&format!(
+                "alter table {qualified} add column {} text unique;\n",
+                ident(&id_column)
+            ));
+            report
+                .columns_added
+                .push(format!("{schema}.{table}.{id_column}"));
         }
         if let Some(k) = &m.match_key {
-            // first-sync matching looks rows up by lower(match key): one index probe per record
-            let mut name = format!("{table}_{k}_ferry_match");
-            while name.len() > 63 {
-                name.pop();
-            }
-            ddl.push_str(&format!("create index if not exists {} on {qualified} (lower({}::text));\n", ident(&name), ident(k)));
+            // first-sync matching looks up unlinked rows (no remote id yet) by lower(match key):
+            // one probe of a small index per record; the rows ferry links or inserts leave it, so
+            // a backfill never writes it. It replaced a full index (`…_ferry_match`).
+            let name = index_name(&format!("{table}_{k}_ferry_unlinked"));
+            ddl.push_str(&format!(
+                "create index if not exists {} on {qualified} (lower({}::text)) where {} is null;\n",
+                ident(&name),
+                ident(k),
+                ident(&id_column)
+            ));
+            ddl.push_str(&format!(
+                "drop index if exists {}.{};\n",
+                ident(&schema),
+                ident(&index_name(&format!("{table}_{k}_ferry_match")))
+            ));
         }
         tx.batch_execute(&ddl).await?;
         if fields_added && !inserted {
@@ -261,8 +295,11 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
                 .execute("update ferry.mappings set backfill_state = 'pending' where id = $1 and backfill_state = 'done'", &[&mapping_id])
                 .await?;
             if restarted > 0 {
-                tx.execute("update ferry.mapping_progress set backfill_after = null where mapping_id = $1", &[&mapping_id])
-                    .await?;
+                tx.execute(
+                    "update ferry.mapping_progress set backfill_after = null where mapping_id = $1",
+                    &[&mapping_id],
+                )
+                .await?;
             }
             report.backfills_restarted.push(name.clone());
         }
@@ -300,6 +337,15 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
     Ok(report)
 }
 
+/// An index name as PostgreSQL stores it: at most 63 bytes.
+fn index_name(name: &str) -> String {
+    let mut name = name.to_string();
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}
+
 /// The guard trigger of every mirror table (sql/triggers/mirror.sql), with the arguments it
 /// needs from the mappings of that table: the read-only columns and who owns each, and the
 /// mapped columns. Replaced only when they differ (replacing locks the table).
@@ -309,17 +355,26 @@ async fn install_guards(tx: &Transaction<'_>, config: &Config) -> Result<(), Hub
     let mut tables: BTreeMap<(String, String), Guard> = BTreeMap::new();
     for m in &config.mappings {
         let (read_only, tracked) = tables.entry(m.schema_table()).or_default();
-        read_only.insert(m.id_column(), format!("ferry (the {} record id)", m.connection));
+        read_only.insert(
+            m.id_column(),
+            format!("ferry (the {} record id)", m.connection),
+        );
         for f in &m.fields {
             tracked.insert(f.column.clone());
             if f.direction == "inbound" {
-                read_only.insert(f.column.clone(), format!("{} ({}.{})", m.connection, m.object, f.property));
+                read_only.insert(
+                    f.column.clone(),
+                    format!("{} ({}.{})", m.connection, m.object, f.property),
+                );
             }
         }
     }
     for ((schema, table), (read_only, tracked)) in tables {
         let qualified = format!("{}.{}", ident(&schema), ident(&table));
-        let args = [serde_json::json!(read_only).to_string(), serde_json::json!(tracked).to_string()];
+        let args = [
+            serde_json::json!(read_only).to_string(),
+            serde_json::json!(tracked).to_string(),
+        ];
         let wanted: Vec<u8> = args.iter().flat_map(|a| a.bytes().chain([0u8])).collect();
         // ferry's own writes skip the trigger in its WHEN clause, without a PL/pgSQL call per
         // row (measured: 4-5 µs of a backfilled row's insert)
@@ -346,11 +401,15 @@ async fn install_guards(tx: &Transaction<'_>, config: &Config) -> Result<(), Hub
 
 async fn ensure_publication(tx: &Transaction<'_>, publication: &str) -> Result<(), HubError> {
     let exists = tx
-        .query_opt("select 1 from pg_publication where pubname = $1", &[&publication])
+        .query_opt(
+            "select 1 from pg_publication where pubname = $1",
+            &[&publication],
+        )
         .await?
         .is_some();
     if !exists {
-        tx.batch_execute(&format!("create publication {}", ident(publication))).await?;
+        tx.batch_execute(&format!("create publication {}", ident(publication)))
+            .await?;
     }
     Ok(())
 }

@@ -5,10 +5,10 @@
 //! than the one last applied is ignored; per-record failures (a value the column type rejects)
 //! are returned, not raised, so one bad record never blocks a batch.
 
-use serde_json::{json, Map, Value};
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use bytes::{BufMut, BytesMut};
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{json, Map, Value};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{accepts, to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{GenericClient, Transaction};
 
@@ -38,7 +38,12 @@ pub fn record_json(mapping: &Mapping, r: &RemoteRecord) -> Value {
     let mut values = Map::new();
     for f in mapping.fields.iter().filter(|f| f.direction.inbound()) {
         if let Some(v) = r.properties.get(&f.property) {
-            values.insert(f.column.clone(), v.clone().map(|s| Value::String(f.transform(s))).unwrap_or(Value::Null));
+            values.insert(
+                f.column.clone(),
+                v.clone()
+                    .map(|s| Value::String(f.transform(s)))
+                    .unwrap_or(Value::Null),
+            );
         }
     }
     json!({
@@ -89,7 +94,11 @@ impl Serialize for StagedValues<'_, '_> {
 }
 
 impl ToSql for StagedRecord<'_> {
-    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         out.put_u8(1); // jsonb's binary format: version 1, then the JSON text
         serde_json::to_writer(out.writer(), self)?;
         Ok(IsNull::No)
@@ -104,12 +113,20 @@ pub fn deletion_json(remote_id: &str) -> Value {
     json!({"id": remote_id, "deleted": true})
 }
 
-pub async fn apply(client: &impl GenericClient, mapping_id: i32, records: Vec<Value>, defer_unknown: bool) -> Result<ApplyOutcome, HubError> {
+pub async fn apply(
+    client: &impl GenericClient,
+    mapping_id: i32,
+    records: Vec<Value>,
+    defer_unknown: bool,
+) -> Result<ApplyOutcome, HubError> {
     if records.is_empty() {
         return Ok(ApplyOutcome::default());
     }
     let row = client
-        .query_one("select ferry.apply($1, $2, $3)", &[&mapping_id, &Value::Array(records), &defer_unknown])
+        .query_one(
+            "select ferry.apply($1, $2, $3)",
+            &[&mapping_id, &Value::Array(records), &defer_unknown],
+        )
         .await?;
     Ok(outcome_of(&row.get(0)))
 }
@@ -117,7 +134,11 @@ pub async fn apply(client: &impl GenericClient, mapping_id: i32, records: Vec<Va
 /// One page of a backfill: staged with a binary `COPY`, merged by `ferry.backfill_merge`
 /// (set-based for records the hub has never seen, `ferry.apply` for the rest). Same contract
 /// as [`apply`] with `defer_unknown`.
-pub async fn merge_page(tx: &Transaction<'_>, mapping: &Mapping, records: &[&RemoteRecord]) -> Result<ApplyOutcome, HubError> {
+pub async fn merge_page(
+    tx: &Transaction<'_>,
+    mapping: &Mapping,
+    records: &[&RemoteRecord],
+) -> Result<ApplyOutcome, HubError> {
     if records.is_empty() {
         return Ok(ApplyOutcome::default());
     }
@@ -128,14 +149,21 @@ pub async fn merge_page(tx: &Transaction<'_>, mapping: &Mapping, records: &[&Rem
          create temp table if not exists ferry_stage (remote_id text, updated_at timestamptz, rec jsonb) on commit delete rows",
     )
     .await?;
-    let sink = tx.copy_in("copy pg_temp.ferry_stage (remote_id, updated_at, rec) from stdin (format binary)").await?;
+    let sink = tx
+        .copy_in("copy pg_temp.ferry_stage (remote_id, updated_at, rec) from stdin (format binary)")
+        .await?;
     let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::TIMESTAMPTZ, Type::JSONB]);
     futures_util::pin_mut!(writer);
     for r in records {
-        writer.as_mut().write(&[&r.id, &r.updated_at, &StagedRecord { mapping, record: r }]).await?;
+        writer
+            .as_mut()
+            .write(&[&r.id, &r.updated_at, &StagedRecord { mapping, record: r }])
+            .await?;
     }
     writer.finish().await?;
-    let row = tx.query_one("select ferry.backfill_merge($1)", &[&mapping.id]).await?;
+    let row = tx
+        .query_one("select ferry.backfill_merge($1)", &[&mapping.id])
+        .await?;
     Ok(outcome_of(&row.get(0)))
 }
 
@@ -150,7 +178,11 @@ fn outcome_of(v: &Value) -> ApplyOutcome {
         deferred: v
             .get("deferred")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
         errors: v
             .get("errors")
@@ -159,8 +191,14 @@ fn outcome_of(v: &Value) -> ApplyOutcome {
                 a.iter()
                     .map(|e| {
                         (
-                            e.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
-                            e.get("error").and_then(Value::as_str).unwrap_or("").to_string(),
+                            e.get("id")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
+                            e.get("error")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
                         )
                     })
                     .collect()
@@ -170,7 +208,11 @@ fn outcome_of(v: &Value) -> ApplyOutcome {
 }
 
 /// Records refused by the hub become inbound dead letters.
-pub async fn record_errors(client: &impl GenericClient, mapping_id: i32, errors: &[(String, String)]) -> Result<(), HubError> {
+pub async fn record_errors(
+    client: &impl GenericClient,
+    mapping_id: i32,
+    errors: &[(String, String)],
+) -> Result<(), HubError> {
     for (remote_id, error) in errors {
         tracing::warn!(mapping_id, remote_id = %remote_id, error = %error, "inbound record refused by the hub");
         client
@@ -210,22 +252,52 @@ mod tests {
     #[test]
     fn staged_records_serialize_as_record_json() {
         let m = mapping();
-        let props = |pairs: &[(&str, Option<&str>)]| pairs.iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect();
+        let props = |pairs: &[(&str, Option<&str>)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect()
+        };
         let records = [
             RemoteRecord {
                 id: "1".into(),
                 updated_at: Some(chrono::Utc::now()),
-                properties: props(&[("p_email", Some("Ann@Example.COM")), ("p_phone", None), ("p_note", Some("x"))]),
+                properties: props(&[
+                    ("p_email", Some("Ann@Example.COM")),
+                    ("p_phone", None),
+                    ("p_note", Some("x")),
+                ]),
                 archived: false,
             },
-            RemoteRecord { id: "2".into(), updated_at: None, properties: props(&[("p_city", Some("Lisbon"))]), archived: false },
-            RemoteRecord { id: "3".into(), updated_at: None, properties: props(&[("p_city", Some("Oslo"))]), archived: true },
+            RemoteRecord {
+                id: "2".into(),
+                updated_at: None,
+                properties: props(&[("p_city", Some("Lisbon"))]),
+                archived: false,
+            },
+            RemoteRecord {
+                id: "3".into(),
+                updated_at: None,
+                properties: props(&[("p_city", Some("Oslo"))]),
+                archived: true,
+            },
         ];
         for r in &records {
-            let staged = serde_json::to_value(StagedRecord { mapping: &m, record: r }).unwrap();
+            let staged = serde_json::to_value(StagedRecord {
+                mapping: &m,
+                record: r,
+            })
+            .unwrap();
             assert_eq!(staged, record_json(&m, r), "record {}", r.id);
         }
-        let first = serde_json::to_value(StagedRecord { mapping: &m, record: &records[0] }).unwrap();
-        assert_eq!(first["values"], json!({"email": "ann@example.com", "phone": null}));
+        let first = serde_json::to_value(StagedRecord {
+            mapping: &m,
+            record: &records[0],
+        })
+        .unwrap();
+        assert_eq!(
+            first["values"],
+            json!({"email": "ann@example.com", "phone": null})
+        );
     }
 }

@@ -26,13 +26,19 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
         let catalog = shared.catalog();
         let mut failed = false;
         for m in catalog.mappings.iter().filter(|m| !m.backfill_done) {
-            let Some(conn) = connections.get(&m.connection) else { continue };
+            let Some(conn) = connections.get(&m.connection) else {
+                continue;
+            };
             if let Err(e) = backfill(&hub, &shared, m, conn.connector.as_ref()).await {
                 tracing::warn!(mapping = %m.name, error = %e, "backfill interrupted; will resume from its last page");
                 failed = true;
             }
         }
-        let wait = if failed { Duration::from_secs(1) } else { Duration::from_secs(3600) };
+        let wait = if failed {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(3600)
+        };
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(wait) => {}
@@ -42,7 +48,12 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
 }
 
 /// Backfills one mapping to the end, resuming from its stored cursor.
-pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: &dyn Connector) -> Result<(), SyncError> {
+pub async fn backfill(
+    hub: &Hub,
+    shared: &Shared,
+    mapping: &Mapping,
+    connector: &dyn Connector,
+) -> Result<(), SyncError> {
     let client = hub.client().await?;
     let row = client
         .query_opt(
@@ -57,8 +68,8 @@ pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: 
         .await
         .map_err(HubError::from)?;
     let Some(row) = row else { return Ok(()) }; // already done
-    // polling starts from the moment the backfill first started: a record changed after its
-    // page was read is polled afterwards
+                                                // polling starts from the moment the backfill first started: a record changed after its
+                                                // page was read is polled afterwards
     client
         .execute(
             "insert into ferry.cursors (mapping_id, kind, value) values ($1, 'poll', now()::text) on conflict do nothing",
@@ -82,7 +93,10 @@ pub async fn backfill(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: 
     let fetch = async {
         let mut cursor = after;
         loop {
-            let page = connector.list(&mapping.object, &properties, cursor.clone()).await.map_err(SyncError::from);
+            let page = connector
+                .list(&mapping.object, &properties, cursor.clone())
+                .await
+                .map_err(SyncError::from);
             let next = page.as_ref().ok().and_then(|p| p.after.clone());
             let failed = page.is_err();
             if pages_tx.send(page).await.is_err() || failed || next.is_none() {
@@ -182,7 +196,8 @@ const MERGE_RECORDS: usize = 1000;
 const MERGES_IN_FLIGHT: usize = 2;
 /// Pages of 100 read but possibly not stored when the backfill stops: the queue, the batches
 /// being merged and the page being read. A restart reads them again.
-pub const READ_AHEAD_PAGES: u64 = QUEUED_PAGES as u64 + (MERGES_IN_FLIGHT * MERGE_RECORDS / 100) as u64 + 1;
+pub const READ_AHEAD_PAGES: u64 =
+    QUEUED_PAGES as u64 + (MERGES_IN_FLIGHT * MERGE_RECORDS / 100) as u64 + 1;
 
 /// Stores one batch (see [`store_pages`]): its record count and whether it was the last.
 async fn store_batch(
@@ -212,8 +227,12 @@ async fn store_pages(
     done: oneshot::Sender<()>,
 ) -> Result<(), SyncError> {
     let mut seen = HashSet::new();
-    let mut records: Vec<&crate::connectors::RemoteRecord> =
-        pages.iter().flat_map(|p| &p.records).rev().filter(|r| seen.insert(r.id.as_str())).collect();
+    let mut records: Vec<&crate::connectors::RemoteRecord> = pages
+        .iter()
+        .flat_map(|p| &p.records)
+        .rev()
+        .filter(|r| seen.insert(r.id.as_str()))
+        .collect();
     records.reverse();
     let n = pages.iter().map(|p| p.records.len() as i64).sum::<i64>();
     let after = pages.last().and_then(|p| p.after.clone());
@@ -262,9 +281,12 @@ async fn store_pages(
         .await
         .map_err(HubError::from)?;
         if after.is_none() {
-            tx.execute("update ferry.mappings set backfill_state = 'done' where id = $1", &[&mapping.id])
-                .await
-                .map_err(HubError::from)?;
+            tx.execute(
+                "update ferry.mappings set backfill_state = 'done' where id = $1",
+                &[&mapping.id],
+            )
+            .await
+            .map_err(HubError::from)?;
         }
         tx.commit().await.map_err(HubError::from)?;
         let _ = done.send(());
@@ -298,15 +320,21 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} backfill {msg}: {pos} records ({per_sec}, {elapsed})")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} backfill {msg}: {pos} records ({per_sec}, {elapsed})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
             bar.set_message(name.to_string());
             bar.set_position(start);
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Progress { bar, name: name.to_string(), last_log: std::sync::Mutex::new(std::time::Instant::now()) }
+        Progress {
+            bar,
+            name: name.to_string(),
+            last_log: std::sync::Mutex::new(std::time::Instant::now()),
+        }
     }
 
     fn set(&self, rows: u64) {

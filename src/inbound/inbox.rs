@@ -75,7 +75,11 @@ async fn round(hub: &Hub, shared: &Shared, connections: &Connections) -> Result<
     result
 }
 
-async fn claim_and_apply(client: &mut deadpool_postgres::Object, shared: &Shared, connections: &Connections) -> Result<usize, HubError> {
+async fn claim_and_apply(
+    client: &mut deadpool_postgres::Object,
+    shared: &Shared,
+    connections: &Connections,
+) -> Result<usize, HubError> {
     // the claim's row locks need no wait for the disk: a lost claim holds nothing
     let claim = client
         .prepare_cached(
@@ -115,7 +119,11 @@ async fn claim_and_apply(client: &mut deadpool_postgres::Object, shared: &Shared
             }
         };
         let Some(conn) = connections.get(&connection) else {
-            retry.extend(events.iter().map(|e| (e.id, 5000.0, "connection not running".to_string())));
+            retry.extend(
+                events
+                    .iter()
+                    .map(|e| (e.id, 5000.0, "connection not running".to_string())),
+            );
             continue;
         };
         // the last event of a record decides whether it is a change or a deletion
@@ -123,11 +131,17 @@ async fn claim_and_apply(client: &mut deadpool_postgres::Object, shared: &Shared
         for e in &events {
             last.insert(e.remote_id.as_str(), e.deleted);
         }
-        let changed: Vec<String> = last.iter().filter(|(_, d)| !**d).map(|(id, _)| id.to_string()).collect();
+        let changed: Vec<String> = last
+            .iter()
+            .filter(|(_, d)| !**d)
+            .map(|(id, _)| id.to_string())
+            .collect();
         let fetched = if changed.is_empty() {
             Ok(vec![])
         } else {
-            conn.connector.fetch(&mapping.object, &changed, &mapping.properties()).await
+            conn.connector
+                .fetch(&mapping.object, &changed, &mapping.properties())
+                .await
         };
         let records = match fetched {
             Ok(r) => r,
@@ -143,7 +157,11 @@ async fn claim_and_apply(client: &mut deadpool_postgres::Object, shared: &Shared
         let found: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
         let mut batch: Vec<Value> = records.iter().map(|r| record_json(&mapping, r)).collect();
         // deleted, or gone by the time we asked (archived records are not returned)
-        batch.extend(last.iter().filter(|(id, d)| **d || !found.contains(**id)).map(|(id, _)| deletion_json(id)));
+        batch.extend(
+            last.iter()
+                .filter(|(id, d)| **d || !found.contains(**id))
+                .map(|(id, _)| deletion_json(id)),
+        );
         fetched_groups.push((mapping, events, batch));
     }
     let tx = client.transaction().await?;
@@ -153,14 +171,19 @@ async fn claim_and_apply(client: &mut deadpool_postgres::Object, shared: &Shared
         let deferred: HashSet<&str> = outcome.deferred.iter().map(String::as_str).collect();
         for e in &events {
             if deferred.contains(e.remote_id.as_str()) {
-                retry.push((e.id, DEFER_MS, "unknown record while a create is in flight".into()));
+                retry.push((
+                    e.id,
+                    DEFER_MS,
+                    "unknown record while a create is in flight".into(),
+                ));
             } else {
                 done.push(e.id);
             }
         }
     }
     if !done.is_empty() {
-        tx.execute("delete from ferry.inbox where id = any($1)", &[&done]).await?;
+        tx.execute("delete from ferry.inbox where id = any($1)", &[&done])
+            .await?;
     }
     for (id, ms, error) in &retry {
         tx.execute(

@@ -20,7 +20,13 @@ use crate::engine::{Connections, Shared};
 use crate::hub::catalog::Mapping;
 use crate::hub::{Hub, HubError};
 
-pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, interval: Duration, overlap: Duration) {
+pub async fn run(
+    hub: Hub,
+    shared: Arc<Shared>,
+    connections: Connections,
+    interval: Duration,
+    overlap: Duration,
+) {
     if interval.is_zero() {
         return;
     }
@@ -32,11 +38,15 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, interv
         }
         let catalog = shared.catalog();
         for m in catalog.mappings.iter().filter(|m| m.backfill_done) {
-            let Some(conn) = connections.get(&m.connection) else { continue };
+            let Some(conn) = connections.get(&m.connection) else {
+                continue;
+            };
             match poll(&hub, m, conn.connector.as_ref(), overlap).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(mapping = %m.name, records = n, "poll applied changes"),
-                Err(e) => tracing::warn!(mapping = %m.name, error = %e, "poll failed; the next one starts from the same mark"),
+                Err(e) => {
+                    tracing::warn!(mapping = %m.name, error = %e, "poll failed; the next one starts from the same mark")
+                }
             }
             if shared.is_shutting_down() {
                 return;
@@ -46,7 +56,12 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, interv
 }
 
 /// One poll of one mapping; returns how many records it read.
-pub async fn poll(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, overlap: Duration) -> Result<u64, SyncError> {
+pub async fn poll(
+    hub: &Hub,
+    mapping: &Mapping,
+    connector: &dyn Connector,
+    overlap: Duration,
+) -> Result<u64, SyncError> {
     let client = hub.client().await?;
     let start: DateTime<Utc> = client
         .query_one(
@@ -59,7 +74,8 @@ pub async fn poll(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, overl
         .map_err(HubError::from)?
         .get(0);
     drop(client);
-    let overlap = chrono::Duration::from_std(overlap).unwrap_or_else(|_| chrono::Duration::seconds(60));
+    let overlap =
+        chrono::Duration::from_std(overlap).unwrap_or_else(|_| chrono::Duration::seconds(60));
     let caps = connector.capabilities();
     let properties = mapping.properties();
     let mut since = start - overlap;
@@ -67,17 +83,27 @@ pub async fn poll(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, overl
     let mut held_at: Option<DateTime<Utc>> = None;
     let (mut after, mut in_query, mut total) = (None, 0usize, 0u64);
     loop {
-        let page = connector.changed_since(&mapping.object, &properties, since, after.take()).await?;
+        let page = connector
+            .changed_since(&mapping.object, &properties, since, after.take())
+            .await?;
         in_query += page.records.len();
         total += page.records.len() as u64;
         let newest = page.records.iter().filter_map(|r| r.updated_at).max();
-        let records = page.records.iter().map(|r| record_json(mapping, r)).collect();
+        let records = page
+            .records
+            .iter()
+            .map(|r| record_json(mapping, r))
+            .collect();
         let mut client = hub.client().await?;
         let tx = client.transaction().await.map_err(HubError::from)?;
         let outcome = apply(&*tx, mapping.id, records, true).await?;
         record_errors(&*tx, mapping.id, &outcome.errors).await?;
         for id in &outcome.deferred {
-            let t = page.records.iter().find(|r| &r.id == id).and_then(|r| r.updated_at);
+            let t = page
+                .records
+                .iter()
+                .find(|r| &r.id == id)
+                .and_then(|r| r.updated_at);
             held_at = match (held_at, t) {
                 (Some(h), Some(t)) => Some(h.min(t)),
                 (h, t) => h.or(t),
@@ -105,7 +131,9 @@ pub async fn poll(hub: &Hub, mapping: &Mapping, connector: &dyn Connector, overl
             Some(a) => after = Some(a),
             None => {
                 // a query that stopped at the app's result cap goes on from its newest change
-                let capped = caps.max_changed_results.is_some_and(|cap| in_query + caps.max_page >= cap);
+                let capped = caps
+                    .max_changed_results
+                    .is_some_and(|cap| in_query + caps.max_page >= cap);
                 match newest {
                     Some(n) if capped && n > since => {
                         since = n;

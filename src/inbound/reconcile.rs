@@ -44,13 +44,17 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, interv
         }
         let catalog = shared.catalog();
         for m in catalog.mappings.iter().filter(|m| m.backfill_done) {
-            let Some(conn) = connections.get(&m.connection) else { continue };
+            let Some(conn) = connections.get(&m.connection) else {
+                continue;
+            };
             match reconcile(&hub, &shared, m, conn.connector.as_ref()).await {
                 Ok(Some(r)) if r.repaired > 0 || r.deleted > 0 => {
                     tracing::info!(mapping = %m.name, listed = r.listed, repaired = r.repaired, deleted = r.deleted, "reconcile repaired drift")
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(mapping = %m.name, error = %e, "reconcile failed; the next interval tries again"),
+                Err(e) => {
+                    tracing::warn!(mapping = %m.name, error = %e, "reconcile failed; the next interval tries again")
+                }
             }
             if shared.is_shutting_down() {
                 return;
@@ -60,11 +64,19 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, interv
 }
 
 /// One full comparison of one mapping; `None` when another process is reconciling it.
-pub async fn reconcile(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: &dyn Connector) -> Result<Option<Report>, SyncError> {
+pub async fn reconcile(
+    hub: &Hub,
+    shared: &Shared,
+    mapping: &Mapping,
+    connector: &dyn Connector,
+) -> Result<Option<Report>, SyncError> {
     // the session lock lives on this connection, held for the whole run
     let lock = hub.client().await?;
     let locked: bool = lock
-        .query_one("select pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &mapping.id])
+        .query_one(
+            "select pg_try_advisory_lock($1, $2)",
+            &[&LOCK_CLASS, &mapping.id],
+        )
         .await
         .map_err(HubError::from)?
         .get(0);
@@ -72,15 +84,32 @@ pub async fn reconcile(hub: &Hub, shared: &Shared, mapping: &Mapping, connector:
         return Ok(None);
     }
     let result = run_locked(hub, shared, mapping, connector).await;
-    let _ = lock.execute("select pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &mapping.id]).await;
+    let _ = lock
+        .execute(
+            "select pg_advisory_unlock($1, $2)",
+            &[&LOCK_CLASS, &mapping.id],
+        )
+        .await;
     result.map(Some)
 }
 
-async fn run_locked(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: &dyn Connector) -> Result<Report, SyncError> {
+async fn run_locked(
+    hub: &Hub,
+    shared: &Shared,
+    mapping: &Mapping,
+    connector: &dyn Connector,
+) -> Result<Report, SyncError> {
     let client = hub.client().await?;
-    let started: DateTime<Utc> = client.query_one("select now()", &[]).await.map_err(HubError::from)?.get(0);
+    let started: DateTime<Utc> = client
+        .query_one("select now()", &[])
+        .await
+        .map_err(HubError::from)?
+        .get(0);
     client
-        .execute("delete from ferry.reconcile_seen where mapping_id = $1", &[&mapping.id])
+        .execute(
+            "delete from ferry.reconcile_seen where mapping_id = $1",
+            &[&mapping.id],
+        )
         .await
         .map_err(HubError::from)?;
     drop(client);
@@ -91,10 +120,16 @@ async fn run_locked(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: &d
         if shared.is_shutting_down() {
             return Ok(report);
         }
-        let page = connector.list(&mapping.object, &properties, after.take()).await?;
+        let page = connector
+            .list(&mapping.object, &properties, after.take())
+            .await?;
         report.listed += page.records.len() as u64;
         let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
-        let records = page.records.iter().map(|r| record_json(mapping, r)).collect();
+        let records = page
+            .records
+            .iter()
+            .map(|r| record_json(mapping, r))
+            .collect();
         let mut client = hub.client().await?;
         let tx = client.transaction().await.map_err(HubError::from)?;
         tx.execute(
@@ -133,7 +168,13 @@ async fn run_locked(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: &d
     for chunk in gone.chunks(500) {
         let mut client = hub.client().await?;
         let tx = client.transaction().await.map_err(HubError::from)?;
-        let outcome = apply(&*tx, mapping.id, chunk.iter().map(|id| deletion_json(id)).collect(), false).await?;
+        let outcome = apply(
+            &*tx,
+            mapping.id,
+            chunk.iter().map(|id| deletion_json(id)).collect(),
+            false,
+        )
+        .await?;
         record_errors(&*tx, mapping.id, &outcome.errors).await?;
         tx.commit().await.map_err(HubError::from)?;
         report.deleted += outcome.deleted as u64;
@@ -148,7 +189,10 @@ async fn run_locked(hub: &Hub, shared: &Shared, mapping: &Mapping, connector: &d
         .await
         .map_err(HubError::from)?;
     client
-        .execute("delete from ferry.reconcile_seen where mapping_id = $1", &[&mapping.id])
+        .execute(
+            "delete from ferry.reconcile_seen where mapping_id = $1",
+            &[&mapping.id],
+        )
         .await
         .map_err(HubError::from)?;
     if report.repaired > 0 || report.deleted > 0 {

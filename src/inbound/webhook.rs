@@ -27,9 +27,20 @@ struct AppState {
     shared: Arc<Shared>,
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, hub: Hub, connections: Connections, public_url: String, shared: Arc<Shared>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    hub: Hub,
+    connections: Connections,
+    public_url: String,
+    shared: Arc<Shared>,
+) {
     let mut shutdown = shared.shutdown.subscribe();
-    let state = AppState { hub, connections, public_url, shared: shared.clone() };
+    let state = AppState {
+        hub,
+        connections,
+        public_url,
+        shared: shared.clone(),
+    };
     let app = Router::new()
         .route("/webhooks/{connection}", post(receive))
         .route("/healthz", get(healthz))
@@ -49,18 +60,44 @@ pub async fn serve(listener: tokio::net::TcpListener, hub: Hub, connections: Con
 async fn healthz(State(st): State<AppState>) -> (StatusCode, String) {
     match st.hub.client().await {
         Ok(c) => match c.query_one("select 1", &[]).await {
-            Ok(_) => (StatusCode::OK, json!({"status": "ok", "replication_lag_bytes": st.shared.lag()}).to_string()),
-            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "hub unreachable", "error": e.to_string()}).to_string()),
+            Ok(_) => (
+                StatusCode::OK,
+                json!({"status": "ok", "replication_lag_bytes": st.shared.lag()}).to_string(),
+            ),
+            Err(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "hub unreachable", "error": e.to_string()}).to_string(),
+            ),
         },
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "hub unreachable", "error": e.to_string()}).to_string()),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "hub unreachable", "error": e.to_string()}).to_string(),
+        ),
     }
 }
 
-async fn metrics(State(st): State<AppState>) -> (StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
+async fn metrics(
+    State(st): State<AppState>,
+) -> (
+    StatusCode,
+    [(axum::http::HeaderName, &'static str); 1],
+    String,
+) {
     const TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    match crate::metrics::metrics().render(&st.hub, st.shared.lag()).await {
-        Ok(body) => (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, TEXT)], body),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::CONTENT_TYPE, "text/plain")], format!("hub unreachable: {e}")),
+    match crate::metrics::metrics()
+        .render(&st.hub, st.shared.lag())
+        .await
+    {
+        Ok(body) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, TEXT)],
+            body,
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::CONTENT_TYPE, "text/plain")],
+            format!("hub unreachable: {e}"),
+        ),
     }
 }
 
@@ -72,11 +109,28 @@ async fn receive(
     body: Bytes,
 ) -> (StatusCode, String) {
     let Some(conn) = st.connections.get(&connection) else {
-        return (StatusCode::NOT_FOUND, format!("no connection named {connection}"));
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no connection named {connection}"),
+        );
     };
-    let url = format!("{}{}", st.public_url, uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path()));
-    let request = WebhookRequest { method: "POST", url: &url, headers: &headers, body: &body };
-    let events = match conn.connector.parse_webhook(&request, conn.webhook_secret.as_deref()) {
+    let url = format!(
+        "{}{}",
+        st.public_url,
+        uri.path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(uri.path())
+    );
+    let request = WebhookRequest {
+        method: "POST",
+        url: &url,
+        headers: &headers,
+        body: &body,
+    };
+    let events = match conn
+        .connector
+        .parse_webhook(&request, conn.webhook_secret.as_deref())
+    {
         Ok(e) => e,
         Err(e @ (WebhookError::Signature(_) | WebhookError::NoSecret)) => {
             crate::metrics::metrics().webhook(&connection, "refused");
@@ -95,7 +149,10 @@ async fn receive(
     let event_ids: Vec<Option<String>> = events.iter().map(|e| e.event_id.clone()).collect();
     let objects: Vec<String> = events.iter().map(|e| e.object.clone()).collect();
     let ids: Vec<String> = events.iter().map(|e| e.remote_id.clone()).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| if e.deleted { "deleted" } else { "changed" }).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| if e.deleted { "deleted" } else { "changed" })
+        .collect();
     let payloads: Vec<serde_json::Value> = events.iter().map(|e| e.raw.clone()).collect();
     let stored = async {
         let client = st.hub.client().await?;
@@ -122,7 +179,8 @@ async fn receive(
     match stored {
         Ok(stored) => {
             let replayed = events.len() as u64 - stored;
-            crate::metrics::metrics().webhook(&connection, if stored > 0 { "stored" } else { "duplicate" });
+            crate::metrics::metrics()
+                .webhook(&connection, if stored > 0 { "stored" } else { "duplicate" });
             if replayed > 0 {
                 tracing::info!(connection = %connection, replayed, "replayed webhook events dropped");
             }
@@ -132,7 +190,10 @@ async fn receive(
         Err(e) => {
             // not stored: a 5xx makes the app retry the delivery
             tracing::error!(connection = %connection, error = %e, "cannot store webhook events");
-            (StatusCode::SERVICE_UNAVAILABLE, "cannot store the events now; retry".into())
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot store the events now; retry".into(),
+            )
         }
     }
 }

@@ -43,8 +43,14 @@ struct Mark {
 /// The outcome of one row.
 enum Outcome {
     /// `remote`: what the app answered for a create or update.
-    Done { op: Op, remote: Option<Written> },
-    Failed { op: Op, error: ConnectorError },
+    Done {
+        op: Op,
+        remote: Option<Written>,
+    },
+    Failed {
+        op: Op,
+        error: ConnectorError,
+    },
     /// Not attempted: the mark waits (its attempt is not counted).
     Held,
 }
@@ -88,7 +94,12 @@ const START: Cursor = (i32::MIN, i64::MIN);
 /// Claims one round of marks after `cursor` and processes them; returns where the next round
 /// starts (`None`: nothing was claimed). The round keeps one connection throughout: its claims
 /// are that session's advisory locks (see [`end_claims`]).
-async fn round(hub: &Hub, shared: &Shared, connections: &Connections, cursor: Cursor) -> Result<Option<Cursor>, HubError> {
+async fn round(
+    hub: &Hub,
+    shared: &Shared,
+    connections: &Connections,
+    cursor: Cursor,
+) -> Result<Option<Cursor>, HubError> {
     let mut client = hub.client().await?;
     let result = claim_and_process(&mut client, shared, connections, cursor).await;
     // (an empty claim may hold marks too: see ferry.claim_marks)
@@ -109,24 +120,34 @@ async fn claim_and_process(
                from ferry.claim_marks($1, $2, $3) c",
         )
         .await?;
-    let rows = client.query(&claim, &[&CLAIM, &cursor.0, &cursor.1, &STUCK_ROUND]).await?;
+    let rows = client
+        .query(&claim, &[&CLAIM, &cursor.0, &cursor.1, &STUCK_ROUND])
+        .await?;
     if rows.is_empty() {
         return Ok(None);
     }
     // the next round goes on after this one (an elevator sweep), and starts over only when
     // nothing is left ahead: the removed marks behind are walked once a sweep, not every round
-    let next = rows.iter().map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1))).max().unwrap_or(START);
+    let next = rows
+        .iter()
+        .map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1)))
+        .max()
+        .unwrap_or(START);
     let mut by_mapping: HashMap<i32, Vec<Mark>> = HashMap::new();
     for r in &rows {
-        by_mapping
-            .entry(r.get(0))
-            .or_default()
-            .push(Mark { row_key: r.get(1), seq: r.get(2), attempts: r.get(3) });
+        by_mapping.entry(r.get(0)).or_default().push(Mark {
+            row_key: r.get(1),
+            seq: r.get(2),
+            attempts: r.get(3),
+        });
     }
     let catalog = shared.catalog();
     for (mapping_id, marks) in by_mapping {
         let Some(mapping) = catalog.by_id(mapping_id).cloned() else {
-            tracing::warn!(mapping_id, "marks for an unknown mapping; leaving them until the catalog reloads");
+            tracing::warn!(
+                mapping_id,
+                "marks for an unknown mapping; leaving them until the catalog reloads"
+            );
             continue;
         };
         let Some(conn) = connections.get(&mapping.connection) else {
@@ -150,7 +171,11 @@ async fn process(
     let keys: Vec<i64> = marks.iter().map(|m| m.row_key).collect();
     // the current rows and their links in one statement: one snapshot, so an inbound apply
     // that commits in between cannot pair an old row with a new base
-    let live = if mapping.soft_delete { " and t._deleted_at is null" } else { "" };
+    let live = if mapping.soft_delete {
+        " and t._deleted_at is null"
+    } else {
+        ""
+    };
     let sql = format!(
         "with r as (select t.{k} as row_key, to_jsonb(t) as doc from {tbl} t where t.{k} = any($2){live}),
               l as (select row_key, remote_id, base from ferry.links where mapping_id = $1 and row_key = any($2))
@@ -163,7 +188,10 @@ async fn process(
     );
     let mut rows: HashMap<i64, Map<String, Value>> = HashMap::new();
     let mut links: HashMap<i64, Link> = HashMap::new();
-    for r in client.query(&client.prepare_cached(&sql).await?, &[&mapping.id, &keys]).await? {
+    for r in client
+        .query(&client.prepare_cached(&sql).await?, &[&mapping.id, &keys])
+        .await?
+    {
         let key: i64 = r.get(0);
         if let Some(Value::Object(o)) = r.get::<_, Option<Value>>(1) {
             rows.insert(key, o);
@@ -173,11 +201,21 @@ async fn process(
                 Some(Value::Object(o)) => o,
                 _ => Map::new(),
             };
-            links.insert(key, Link { remote_id: r.get(3), base, held: r.get::<_, Option<Vec<String>>>(5).unwrap_or_default() });
+            links.insert(
+                key,
+                Link {
+                    remote_id: r.get(3),
+                    base,
+                    held: r.get::<_, Option<Vec<String>>>(5).unwrap_or_default(),
+                },
+            );
         }
     }
 
-    let mut ops: Vec<Op> = marks.iter().map(|m| plan::plan(mapping, rows.get(&m.row_key), links.get(&m.row_key))).collect();
+    let mut ops: Vec<Op> = marks
+        .iter()
+        .map(|m| plan::plan(mapping, rows.get(&m.row_key), links.get(&m.row_key)))
+        .collect();
     // first sync with a match key: the backfill links rows to the records they match, so a
     // create waits until it is done (otherwise it would duplicate the record it matches)
     let mut held: Vec<usize> = vec![];
@@ -208,16 +246,23 @@ async fn process(
             .await?;
     }
 
-    let (mut ops, undecided) = adopt_interrupted_creates(mapping, connector, marks, &links, ops).await;
+    let (mut ops, undecided) =
+        adopt_interrupted_creates(mapping, connector, marks, &links, ops).await;
     // creates whose earlier attempt could not be looked up wait for the next round; the rest go
     let undecided_ops: Vec<(usize, Op)> = match &undecided {
-        Some((indexes, _)) => indexes.iter().map(|&i| (i, std::mem::replace(&mut ops[i], Op::Nothing))).collect(),
+        Some((indexes, _)) => indexes
+            .iter()
+            .map(|&i| (i, std::mem::replace(&mut ops[i], Op::Nothing)))
+            .collect(),
         None => vec![],
     };
     let mut outcomes = call(mapping, connector, ops).await;
     if let Some((_, error)) = undecided {
         for (i, op) in undecided_ops {
-            outcomes[i] = Outcome::Failed { op, error: error.clone() };
+            outcomes[i] = Outcome::Failed {
+                op,
+                error: error.clone(),
+            };
         }
     }
     for i in held {
@@ -236,11 +281,15 @@ async fn adopt_interrupted_creates(
     links: &HashMap<i64, Link>,
     mut ops: Vec<Op>,
 ) -> (Vec<Op>, Option<(Vec<usize>, ConnectorError)>) {
-    let Some(field) = mapping.match_field() else { return (ops, None) };
+    let Some(field) = mapping.match_field() else {
+        return (ops, None);
+    };
     let mut wanted: Vec<(usize, String)> = vec![];
     for (i, (mark, op)) in marks.iter().zip(&ops).enumerate() {
         if let Op::Create { props, .. } = op {
-            let interrupted = links.get(&mark.row_key).is_some_and(|l| l.remote_id.is_none());
+            let interrupted = links
+                .get(&mark.row_key)
+                .is_some_and(|l| l.remote_id.is_none());
             if let (true, Some(Some(v))) = (interrupted, props.get(&field.property)) {
                 wanted.push((i, v.clone()));
             }
@@ -250,20 +299,32 @@ async fn adopt_interrupted_creates(
         return (ops, None);
     }
     let values: Vec<String> = wanted.iter().map(|(_, v)| v.clone()).collect();
-    let found = match connector.find(&mapping.object, &field.property, &values, &[]).await {
+    let found = match connector
+        .find(&mapping.object, &field.property, &values, &[])
+        .await
+    {
         Ok(found) => found,
         // cannot tell whether those earlier creates happened: they must not be sent again yet
         Err(e) => return (ops, Some((wanted.into_iter().map(|(i, _)| i).collect(), e))),
     };
     let by_value: HashMap<String, String> = found
         .iter()
-        .filter_map(|r| Some((r.properties.get(&field.property)?.as_ref()?.to_lowercase(), r.id.clone())))
+        .filter_map(|r| {
+            Some((
+                r.properties.get(&field.property)?.as_ref()?.to_lowercase(),
+                r.id.clone(),
+            ))
+        })
         .collect();
     for (i, v) in wanted {
         if let Some(remote_id) = by_value.get(&v.to_lowercase()) {
             if let Op::Create { props, base } = std::mem::replace(&mut ops[i], Op::Nothing) {
                 tracing::info!(mapping = %mapping.name, row = marks[i].row_key, remote_id = %remote_id, "adopting the record an interrupted create made");
-                ops[i] = Op::Adopt { remote_id: remote_id.clone(), props, base };
+                ops[i] = Op::Adopt {
+                    remote_id: remote_id.clone(),
+                    props,
+                    base,
+                };
             }
         }
     }
@@ -278,9 +339,12 @@ async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec
     for (i, op) in ops.iter().enumerate() {
         match op {
             Op::Create { props, .. } => creates.push((i, props.clone())),
-            Op::Update { remote_id, props, .. } | Op::Adopt { remote_id, props, .. } => {
-                updates.push((i, (remote_id.clone(), props.clone())))
+            Op::Update {
+                remote_id, props, ..
             }
+            | Op::Adopt {
+                remote_id, props, ..
+            } => updates.push((i, (remote_id.clone(), props.clone()))),
             Op::Archive { remote_id } => archives.push((i, remote_id.clone())),
             Op::ForgetLink | Op::Nothing => {}
         }
@@ -290,9 +354,27 @@ async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec
     let update_items: Vec<(String, Properties)> = updates.iter().map(|(_, u)| u.clone()).collect();
     let archive_ids: Vec<String> = archives.iter().map(|(_, id)| id.clone()).collect();
     let (created, updated, archived) = tokio::join!(
-        async { if create_items.is_empty() { vec![] } else { connector.create(object, &create_items).await } },
-        async { if update_items.is_empty() { vec![] } else { connector.update(object, &update_items).await } },
-        async { if archive_ids.is_empty() { vec![] } else { connector.archive(object, &archive_ids).await } },
+        async {
+            if create_items.is_empty() {
+                vec![]
+            } else {
+                connector.create(object, &create_items).await
+            }
+        },
+        async {
+            if update_items.is_empty() {
+                vec![]
+            } else {
+                connector.update(object, &update_items).await
+            }
+        },
+        async {
+            if archive_ids.is_empty() {
+                vec![]
+            } else {
+                connector.archive(object, &archive_ids).await
+            }
+        },
     );
     let mut results: Vec<Option<Result<Option<Written>, ConnectorError>>> =
         ops.iter().map(|_| None).collect();
@@ -311,7 +393,12 @@ async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec
             None | Some(Ok(None)) => Outcome::Done { op, remote: None },
             Some(Ok(remote)) => Outcome::Done { op, remote },
             // updating a record deleted in the app: it is gone; the inbound side removes the row
-            Some(Err(ConnectorError::NotFound)) if matches!(op, Op::Update { .. }) => Outcome::Done { op: Op::Nothing, remote: None },
+            Some(Err(ConnectorError::NotFound)) if matches!(op, Op::Update { .. }) => {
+                Outcome::Done {
+                    op: Op::Nothing,
+                    remote: None,
+                }
+            }
             Some(Err(error)) => Outcome::Failed { op, error },
         })
         .collect()
@@ -320,7 +407,8 @@ async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec
 fn backoff(attempts: i32, error: &ConnectorError) -> Duration {
     match error {
         ConnectorError::RateLimited { retry_after, .. } => *retry_after,
-        _ => Duration::from_millis(100u64.saturating_mul(1 << attempts.clamp(0, 10) as u64)).min(Duration::from_secs(10)),
+        _ => Duration::from_millis(100u64.saturating_mul(1 << attempts.clamp(0, 10) as u64))
+            .min(Duration::from_secs(10)),
     }
 }
 
@@ -379,7 +467,9 @@ async fn commit(
                         cre_ts.push(ts);
                     }
                     Op::Update { changed, .. } => {
-                        let now = bases.get(mark.row_key.to_string()).and_then(Value::as_object);
+                        let now = bases
+                            .get(mark.row_key.to_string())
+                            .and_then(Value::as_object);
                         if now != read.get(&mark.row_key).map(|l| &l.base) {
                             moved.push(mark.row_key);
                         }
@@ -409,18 +499,30 @@ async fn commit(
                 if retry {
                     let wait = backoff(attempts, &error);
                     tx.execute(
-                        &tx.prepare_cached("update ferry.outbox set attempts = $5, last_error = $3,
+                        &tx.prepare_cached(
+                            "update ferry.outbox set attempts = $5, last_error = $3,
                                 next_attempt_at = now() + make_interval(secs => $4)
-                          where mapping_id = $1 and row_key = $2").await?,
-                        &[&mapping.id, &mark.row_key, &error.to_string(), &wait.as_secs_f64(), &attempts],
+                          where mapping_id = $1 and row_key = $2",
+                        )
+                        .await?,
+                        &[
+                            &mapping.id,
+                            &mark.row_key,
+                            &error.to_string(),
+                            &wait.as_secs_f64(),
+                            &attempts,
+                        ],
                     )
                     .await?;
                 } else {
                     let (remote_id, payload) = match &op {
                         Op::Create { props, .. } => (None, serde_json::to_value(props).ok()),
-                        Op::Update { remote_id, props, .. } | Op::Adopt { remote_id, props, .. } => {
-                            (Some(remote_id.clone()), serde_json::to_value(props).ok())
+                        Op::Update {
+                            remote_id, props, ..
                         }
+                        | Op::Adopt {
+                            remote_id, props, ..
+                        } => (Some(remote_id.clone()), serde_json::to_value(props).ok()),
                         Op::Archive { remote_id } => (Some(remote_id.clone()), None),
                         _ => (None, None),
                     };
@@ -451,7 +553,10 @@ async fn commit(
     // (measured: 50-90 ms a statement at 100k marks); the range bounds that walk. (Matching
     // (key, seq) pairs in the delete itself cost a nested loop over the pairs: 15 µs a mark.)
     let done_keys: Vec<i64> = done.keys().copied().collect();
-    let (lo, hi) = (done_keys.iter().copied().min().unwrap_or(0), done_keys.iter().copied().max().unwrap_or(0));
+    let (lo, hi) = (
+        done_keys.iter().copied().min().unwrap_or(0),
+        done_keys.iter().copied().max().unwrap_or(0),
+    );
     let unchanged: Vec<i64> = tx
         .query(
             &tx.prepare_cached(
@@ -507,17 +612,26 @@ async fn commit(
     }
     if !upd_keys.is_empty() {
         tx.execute(
-            &tx.prepare_cached("update ferry.links l set base = l.base || d.changed,
+            &tx.prepare_cached(
+                "update ferry.links l set base = l.base || d.changed,
                     remote_updated_at = coalesce(d.ts, l.remote_updated_at), synced_at = now()
                from unnest($2::bigint[], $3::jsonb[], $4::timestamptz[]) d(row_key, changed, ts)
-              where l.mapping_id = $1 and l.row_key = any($2) and l.row_key = d.row_key").await?,
+              where l.mapping_id = $1 and l.row_key = any($2) and l.row_key = d.row_key",
+            )
+            .await?,
             &[&mapping.id, &upd_keys, &upd_changed, &upd_ts],
         )
         .await?;
     }
     if !forget.is_empty() {
-        tx.execute(&tx.prepare_cached("delete from ferry.links where mapping_id = $1 and row_key = any($2)").await?, &[&mapping.id, &forget])
-            .await?;
+        tx.execute(
+            &tx.prepare_cached(
+                "delete from ferry.links where mapping_id = $1 and row_key = any($2)",
+            )
+            .await?,
+            &[&mapping.id, &forget],
+        )
+        .await?;
     }
     if !moved.is_empty() {
         tracing::debug!(mapping = %mapping.name, rows = moved.len(), "base moved during the call; rows queued again");

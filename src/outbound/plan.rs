@@ -19,11 +19,22 @@ pub struct Link {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// No link yet (or an unfinished create intent): create with every outbound value.
-    Create { props: Properties, base: Map<String, Value> },
+    Create {
+        props: Properties,
+        base: Map<String, Value>,
+    },
     /// Changed fields only; `changed` holds their hub values for the new base.
-    Update { remote_id: String, props: Properties, changed: Map<String, Value> },
+    Update {
+        remote_id: String,
+        props: Properties,
+        changed: Map<String, Value>,
+    },
     /// An interrupted create did make the record: link it and write every value (idempotent).
-    Adopt { remote_id: String, props: Properties, base: Map<String, Value> },
+    Adopt {
+        remote_id: String,
+        props: Properties,
+        base: Map<String, Value>,
+    },
     /// Row gone, remote record linked: archive it.
     Archive { remote_id: String },
     /// Row gone and never created remotely: drop the intent link.
@@ -89,7 +100,11 @@ pub fn plan(mapping: &Mapping, row: Option<&Map<String, Value>>, link: Option<&L
             let mut props = Properties::new();
             let mut changed = Map::new();
             let held = link.map_or(&[][..], |l| l.held.as_slice());
-            for f in mapping.fields.iter().filter(|f| f.direction.outbound() && !held.contains(&f.column)) {
+            for f in mapping
+                .fields
+                .iter()
+                .filter(|f| f.direction.outbound() && !held.contains(&f.column))
+            {
                 let h = row.get(&f.column);
                 let b = base.and_then(|b| b.get(&f.column));
                 let same = match (h, b) {
@@ -105,7 +120,11 @@ pub fn plan(mapping: &Mapping, row: Option<&Map<String, Value>>, link: Option<&L
             if props.is_empty() {
                 Op::Nothing
             } else {
-                Op::Update { remote_id, props, changed }
+                Op::Update {
+                    remote_id,
+                    props,
+                    changed,
+                }
             }
         }
     }
@@ -118,8 +137,18 @@ mod tests {
     use serde_json::json;
 
     fn mapping() -> Mapping {
-        let field = |c: &str, d| Field { column: c.into(), property: c.into(), ty: "text".into(), direction: d, transform: None };
-        Mapping::for_tests(vec![field("email", Direction::Both), field("phone", Direction::Both), field("stage", Direction::Inbound)])
+        let field = |c: &str, d| Field {
+            column: c.into(),
+            property: c.into(),
+            ty: "text".into(),
+            direction: d,
+            transform: None,
+        };
+        Mapping::for_tests(vec![
+            field("email", Direction::Both),
+            field("phone", Direction::Both),
+            field("stage", Direction::Inbound),
+        ])
     }
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -129,12 +158,23 @@ mod tests {
     #[test]
     fn echo_is_nothing_and_change_is_only_the_field() {
         let m = mapping();
-        let link = Link { remote_id: Some("7".into()), base: obj(json!({"email": "a@x", "phone": null, "stage": "lead"})), held: vec![] };
+        let link = Link {
+            remote_id: Some("7".into()),
+            base: obj(json!({"email": "a@x", "phone": null, "stage": "lead"})),
+            held: vec![],
+        };
         let row = obj(json!({"id": 1, "email": "a@x", "phone": null, "stage": "customer"}));
-        assert_eq!(plan(&m, Some(&row), Some(&link)), Op::Nothing, "inbound-only and unchanged fields never go out");
+        assert_eq!(
+            plan(&m, Some(&row), Some(&link)),
+            Op::Nothing,
+            "inbound-only and unchanged fields never go out"
+        );
         let row = obj(json!({"id": 1, "email": "a@x", "phone": "+1", "stage": "lead"}));
         match plan(&m, Some(&row), Some(&link)) {
-            Op::Update { props, .. } => assert_eq!(props.into_iter().collect::<Vec<_>>(), vec![("phone".into(), Some("+1".into()))]),
+            Op::Update { props, .. } => assert_eq!(
+                props.into_iter().collect::<Vec<_>>(),
+                vec![("phone".into(), Some("+1".into()))]
+            ),
             other => panic!("{other:?}"),
         }
     }
@@ -142,12 +182,23 @@ mod tests {
     #[test]
     fn held_fields_wait() {
         let m = mapping();
-        let link = Link { remote_id: Some("7".into()), base: obj(json!({"email": "a@x", "phone": "+2"})), held: vec!["phone".into()] };
+        let link = Link {
+            remote_id: Some("7".into()),
+            base: obj(json!({"email": "a@x", "phone": "+2"})),
+            held: vec!["phone".into()],
+        };
         let row = obj(json!({"id": 1, "email": "a@x", "phone": "+1"}));
-        assert_eq!(plan(&m, Some(&row), Some(&link)), Op::Nothing, "a field in a manual conflict is not pushed");
+        assert_eq!(
+            plan(&m, Some(&row), Some(&link)),
+            Op::Nothing,
+            "a field in a manual conflict is not pushed"
+        );
         let row = obj(json!({"id": 1, "email": "b@x", "phone": "+1"}));
         match plan(&m, Some(&row), Some(&link)) {
-            Op::Update { props, .. } => assert_eq!(props.into_iter().collect::<Vec<_>>(), vec![("email".into(), Some("b@x".into()))]),
+            Op::Update { props, .. } => assert_eq!(
+                props.into_iter().collect::<Vec<_>>(),
+                vec![("email".into(), Some("b@x".into()))]
+            ),
             other => panic!("{other:?}"),
         }
     }
@@ -157,9 +208,22 @@ mod tests {
         let m = mapping();
         let row = obj(json!({"id": 1, "email": "a@x", "phone": null}));
         assert!(matches!(plan(&m, Some(&row), None), Op::Create { .. }));
-        let link = Link { remote_id: Some("7".into()), base: Map::new(), held: vec![] };
-        assert_eq!(plan(&m, None, Some(&link)), Op::Archive { remote_id: "7".into() });
-        let intent = Link { remote_id: None, base: Map::new(), held: vec![] };
+        let link = Link {
+            remote_id: Some("7".into()),
+            base: Map::new(),
+            held: vec![],
+        };
+        assert_eq!(
+            plan(&m, None, Some(&link)),
+            Op::Archive {
+                remote_id: "7".into()
+            }
+        );
+        let intent = Link {
+            remote_id: None,
+            base: Map::new(),
+            held: vec![],
+        };
         assert_eq!(plan(&m, None, Some(&intent)), Op::ForgetLink);
         assert_eq!(plan(&m, None, None), Op::Nothing);
     }

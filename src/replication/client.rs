@@ -74,7 +74,10 @@ fn server_error(mut body: Bytes) -> ReplicationError {
 impl ReplicationClient {
     /// Opens a `replication=database` connection and authenticates (trust, cleartext, md5,
     /// SCRAM-SHA-256).
-    pub async fn connect(config: &tokio_postgres::Config, application_name: &str) -> Result<Self, ReplicationError> {
+    pub async fn connect(
+        config: &tokio_postgres::Config,
+        application_name: &str,
+    ) -> Result<Self, ReplicationError> {
         let host = match config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => "127.0.0.1".to_string(),
@@ -85,7 +88,11 @@ impl ReplicationClient {
         let password = config.get_password().map(|p| p.to_vec());
         let stream = TcpStream::connect((host.as_str(), port)).await?;
         stream.set_nodelay(true)?;
-        let mut c = ReplicationClient { stream, read: BytesMut::with_capacity(1 << 16), write: BytesMut::new() };
+        let mut c = ReplicationClient {
+            stream,
+            read: BytesMut::with_capacity(1 << 16),
+            write: BytesMut::new(),
+        };
         frontend::startup_message(
             [
                 ("user", user.as_str()),
@@ -102,44 +109,75 @@ impl ReplicationClient {
         Ok(c)
     }
 
-    async fn authenticate(&mut self, user: &str, password: Option<&[u8]>) -> Result<(), ReplicationError> {
+    async fn authenticate(
+        &mut self,
+        user: &str,
+        password: Option<&[u8]>,
+    ) -> Result<(), ReplicationError> {
         let mut scram: Option<ScramSha256> = None;
         loop {
             let (tag, mut body) = self.read_frame().await?;
             match tag {
                 b'R' => {
                     let code = body.get_i32();
-                    let need = || password.ok_or_else(|| ReplicationError::Auth("the server wants a password and the URL has none".into()));
+                    let need = || {
+                        password.ok_or_else(|| {
+                            ReplicationError::Auth(
+                                "the server wants a password and the URL has none".into(),
+                            )
+                        })
+                    };
                     match code {
                         0 => {}
                         3 => {
-                            frontend::password_message(need()?, &mut self.write).map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+                            frontend::password_message(need()?, &mut self.write)
+                                .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
                             self.flush().await?;
                         }
                         5 => {
                             let salt = [body[0], body[1], body[2], body[3]];
-                            let hash = postgres_protocol::authentication::md5_hash(user.as_bytes(), need()?, salt);
-                            frontend::password_message(hash.as_bytes(), &mut self.write).map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+                            let hash = postgres_protocol::authentication::md5_hash(
+                                user.as_bytes(),
+                                need()?,
+                                salt,
+                            );
+                            frontend::password_message(hash.as_bytes(), &mut self.write)
+                                .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
                             self.flush().await?;
                         }
                         10 => {
                             let s = ScramSha256::new(need()?, ChannelBinding::unsupported());
-                            frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut self.write)
-                                .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+                            frontend::sasl_initial_response(
+                                "SCRAM-SHA-256",
+                                s.message(),
+                                &mut self.write,
+                            )
+                            .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
                             self.flush().await?;
                             scram = Some(s);
                         }
                         11 => {
-                            let s = scram.as_mut().ok_or_else(|| ReplicationError::Protocol("SASL continue before start".into()))?;
-                            s.update(&body).map_err(|e| ReplicationError::Auth(e.to_string()))?;
-                            frontend::sasl_response(s.message(), &mut self.write).map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+                            let s = scram.as_mut().ok_or_else(|| {
+                                ReplicationError::Protocol("SASL continue before start".into())
+                            })?;
+                            s.update(&body)
+                                .map_err(|e| ReplicationError::Auth(e.to_string()))?;
+                            frontend::sasl_response(s.message(), &mut self.write)
+                                .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
                             self.flush().await?;
                         }
                         12 => {
-                            let mut s = scram.take().ok_or_else(|| ReplicationError::Protocol("SASL final before start".into()))?;
-                            s.finish(&body).map_err(|e| ReplicationError::Auth(e.to_string()))?;
+                            let mut s = scram.take().ok_or_else(|| {
+                                ReplicationError::Protocol("SASL final before start".into())
+                            })?;
+                            s.finish(&body)
+                                .map_err(|e| ReplicationError::Auth(e.to_string()))?;
                         }
-                        other => return Err(ReplicationError::Auth(format!("unsupported authentication method {other}"))),
+                        other => {
+                            return Err(ReplicationError::Auth(format!(
+                                "unsupported authentication method {other}"
+                            )))
+                        }
                     }
                 }
                 b'E' => return Err(server_error(body)),
@@ -158,7 +196,8 @@ impl ReplicationClient {
     /// True when a whole frame is already buffered (reading it will not wait on the socket).
     pub fn has_buffered_frame(&self) -> bool {
         self.read.len() >= 5 && {
-            let len = u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]]) as usize;
+            let len = u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]])
+                as usize;
             self.read.len() > len
         }
     }
@@ -166,9 +205,13 @@ impl ReplicationClient {
     async fn read_frame(&mut self) -> Result<(u8, Bytes), ReplicationError> {
         loop {
             if self.read.len() >= 5 {
-                let len = u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]]) as usize;
+                let len =
+                    u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]])
+                        as usize;
                 if len < 4 {
-                    return Err(ReplicationError::Protocol(format!("bad frame length {len}")));
+                    return Err(ReplicationError::Protocol(format!(
+                        "bad frame length {len}"
+                    )));
                 }
                 if self.read.len() > len {
                     let tag = self.read[0];
@@ -188,8 +231,12 @@ impl ReplicationClient {
     }
 
     /// Runs one simple query; returns its rows as text.
-    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, ReplicationError> {
-        frontend::query(sql, &mut self.write).map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+    pub async fn simple_query(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, ReplicationError> {
+        frontend::query(sql, &mut self.write)
+            .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
         self.flush().await?;
         let mut rows = vec![];
         let mut error = None;
@@ -204,7 +251,9 @@ impl ReplicationClient {
                         if len < 0 {
                             row.push(None);
                         } else {
-                            row.push(Some(String::from_utf8_lossy(&body[..len as usize]).to_string()));
+                            row.push(Some(
+                                String::from_utf8_lossy(&body[..len as usize]).to_string(),
+                            ));
                             body.advance(len as usize);
                         }
                     }
@@ -219,7 +268,8 @@ impl ReplicationClient {
 
     /// Sends START_REPLICATION and waits for the CopyBoth response.
     pub async fn start_replication(&mut self, command: &str) -> Result<(), ReplicationError> {
-        frontend::query(command, &mut self.write).map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+        frontend::query(command, &mut self.write)
+            .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
         self.flush().await?;
         loop {
             let (tag, body) = self.read_frame().await?;
@@ -242,18 +292,34 @@ impl ReplicationClient {
                         let start = body.get_u64();
                         let end = body.get_u64();
                         body.advance(8);
-                        return Ok(StreamMessage::XLogData { start, end, data: body });
+                        return Ok(StreamMessage::XLogData {
+                            start,
+                            end,
+                            data: body,
+                        });
                     }
                     Some(b'k') if body.len() >= 18 => {
                         body.advance(1);
                         let wal_end = body.get_u64();
                         body.advance(8);
-                        return Ok(StreamMessage::Keepalive { wal_end, reply: body.get_u8() == 1 });
+                        return Ok(StreamMessage::Keepalive {
+                            wal_end,
+                            reply: body.get_u8() == 1,
+                        });
                     }
-                    _ => return Err(ReplicationError::Protocol("unknown CopyData message".into())),
+                    _ => {
+                        return Err(ReplicationError::Protocol(
+                            "unknown CopyData message".into(),
+                        ))
+                    }
                 },
                 b'E' => return Err(server_error(body)),
-                b'c' => return Err(ReplicationError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server ended the stream"))),
+                b'c' => {
+                    return Err(ReplicationError::Io(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the server ended the stream",
+                    )))
+                }
                 _ => {}
             }
         }

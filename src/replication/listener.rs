@@ -29,11 +29,19 @@ const UPSERT_MARKS: &str = "insert into ferry.outbox (mapping_id, row_key)
         set seq = ferry.outbox.seq + 1, marked_at = now()";
 
 /// Starts the listener thread; it reconnects with backoff until `shared` says shut down.
-pub fn spawn(hub: Hub, slot: String, publication: String, shared: Arc<Shared>) -> std::thread::JoinHandle<()> {
+pub fn spawn(
+    hub: Hub,
+    slot: String,
+    publication: String,
+    shared: Arc<Shared>,
+) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("ferry-listener".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start the listener runtime");
@@ -88,31 +96,49 @@ pub async fn ensure_slot(hub: &Hub, slot: &str) -> Result<(), ReplicationError> 
 /// Creates the slot with an exported snapshot and, inside that snapshot, marks every row of
 /// every mapped table: the first copy and the stream meet exactly — a row is either in the
 /// snapshot (marked here) or changed after it (streamed). Rows already in sync diff to nothing.
-async fn create_slot(repl: &mut ReplicationClient, hub: &Hub, slot: &str) -> Result<(), ReplicationError> {
+async fn create_slot(
+    repl: &mut ReplicationClient,
+    hub: &Hub,
+    slot: &str,
+) -> Result<(), ReplicationError> {
     let exists = repl
-        .simple_query(&format!("select 1 from pg_replication_slots where slot_name = {}", literal(slot)))
+        .simple_query(&format!(
+            "select 1 from pg_replication_slots where slot_name = {}",
+            literal(slot)
+        ))
         .await?;
     if !exists.is_empty() {
         return Ok(());
     }
     let created = repl
-        .simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')", ident(slot)))
+        .simple_query(&format!(
+            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
+            ident(slot)
+        ))
         .await?;
     let snapshot = created
         .first()
         .and_then(|r| r.get(2).cloned().flatten())
-        .ok_or_else(|| ReplicationError::Protocol("CREATE_REPLICATION_SLOT returned no snapshot".into()))?;
+        .ok_or_else(|| {
+            ReplicationError::Protocol("CREATE_REPLICATION_SLOT returned no snapshot".into())
+        })?;
     // the snapshot lives while `repl` stays open and idle
     let marked = match first_copy(hub, &snapshot).await {
         Ok(n) => n,
         Err(e) => {
             // without its first copy the slot would skip the rows that existed before it: drop
             // it, so the next attempt creates it and copies again
-            let _ = repl.simple_query(&format!("DROP_REPLICATION_SLOT {}", ident(slot))).await;
+            let _ = repl
+                .simple_query(&format!("DROP_REPLICATION_SLOT {}", ident(slot)))
+                .await;
             return Err(e);
         }
     };
-    tracing::info!(slot, rows_marked = marked, "created replication slot; existing rows queued for their first sync");
+    tracing::info!(
+        slot,
+        rows_marked = marked,
+        "created replication slot; existing rows queued for their first sync"
+    );
     Ok(())
 }
 
@@ -124,8 +150,11 @@ async fn first_copy(hub: &Hub, snapshot: &str) -> Result<u64, ReplicationError> 
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .start()
         .await?;
-    tx.batch_execute(&format!("set transaction snapshot {}", literal(snapshot))).await?;
-    let catalog = crate::hub::catalog::Catalog::load(&tx).await.map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+    tx.batch_execute(&format!("set transaction snapshot {}", literal(snapshot)))
+        .await?;
+    let catalog = crate::hub::catalog::Catalog::load(&tx)
+        .await
+        .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
     let mut marked = 0;
     for m in &catalog.mappings {
         marked += tx
@@ -154,7 +183,11 @@ struct RelInfo {
 }
 
 fn rel_info(r: &Relation) -> RelInfo {
-    RelInfo { schema: r.schema.clone(), table: r.table.clone(), columns: r.columns.iter().map(|c| c.name.clone()).collect() }
+    RelInfo {
+        schema: r.schema.clone(),
+        table: r.table.clone(),
+        columns: r.columns.iter().map(|c| c.name.clone()).collect(),
+    }
 }
 
 fn key_of(t: &[Datum], idx: Option<usize>) -> Option<i64> {
@@ -169,25 +202,41 @@ fn key_of(t: &[Datum], idx: Option<usize>) -> Option<i64> {
 fn parse_applied(content: &[u8]) -> Option<(i32, Vec<i64>)> {
     let text = std::str::from_utf8(content).ok()?;
     let (mapping, keys) = text.split_once(':')?;
-    let keys = keys.split(',').filter(|k| !k.is_empty()).map(|k| k.parse().ok()).collect::<Option<Vec<i64>>>()?;
+    let keys = keys
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(|k| k.parse().ok())
+        .collect::<Option<Vec<i64>>>()?;
     Some((mapping.parse().ok()?, keys))
 }
 
 fn leader_key(slot: &str) -> i64 {
-    slot.bytes().fold(0x6665_7272_7900_1000_i64, |h, b| h.wrapping_mul(31).wrapping_add(i64::from(b)))
+    slot.bytes().fold(0x6665_7272_7900_1000_i64, |h, b| {
+        h.wrapping_mul(31).wrapping_add(i64::from(b))
+    })
 }
 
-async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> Result<(), ReplicationError> {
+async fn session(
+    hub: &Hub,
+    slot: &str,
+    publication: &str,
+    shared: &Shared,
+) -> Result<(), ReplicationError> {
     let (db, conn) = hub.config.connect(NoTls).await?;
     tokio::spawn(conn);
     // one reader per slot: the session holding this lock; it is released when the leader's
     // connection dies, and a follower's next attempt (within a second) takes over
-    let leader: bool = db.query_one("select pg_try_advisory_lock($1)", &[&leader_key(slot)]).await?.get(0);
+    let leader: bool = db
+        .query_one("select pg_try_advisory_lock($1)", &[&leader_key(slot)])
+        .await?
+        .get(0);
     if !leader {
         return Err(ReplicationError::NotLeader);
     }
     let upsert = db.prepare(UPSERT_MARKS).await?;
-    let visible = db.prepare("select xmax, running from ferry.snapshot_now()").await?;
+    let visible = db
+        .prepare("select xmax, running from ferry.snapshot_now()")
+        .await?;
     let mut repl = ReplicationClient::connect(&hub.config, "ferry-listener").await?;
     create_slot(&mut repl, hub, slot).await?;
     repl.start_replication(&format!(
@@ -229,7 +278,8 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
         };
         match msg {
             StreamMessage::XLogData { data, .. } => {
-                let decoded = pgoutput::decode(data).map_err(|e| ReplicationError::Protocol(e.to_string()))?;
+                let decoded = pgoutput::decode(data)
+                    .map_err(|e| ReplicationError::Protocol(e.to_string()))?;
                 match decoded {
                     Message::Begin { xid, .. } => {
                         in_tx = true;
@@ -238,13 +288,22 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
                     Message::Relation(r) => {
                         relations.insert(r.id, rel_info(&r));
                     }
-                    Message::Insert { relation, new: t } | Message::Update { relation, new: t, .. } | Message::Delete { relation, old: t } => {
+                    Message::Insert { relation, new: t }
+                    | Message::Update {
+                        relation, new: t, ..
+                    }
+                    | Message::Delete { relation, old: t } => {
                         if let Some(rel) = relations.get(&relation) {
                             let catalog = shared.catalog();
                             for m in catalog.by_table(&rel.schema, &rel.table) {
-                                match key_of(&t, rel.columns.iter().position(|c| *c == m.key_column)) {
+                                match key_of(
+                                    &t,
+                                    rel.columns.iter().position(|c| *c == m.key_column),
+                                ) {
                                     Some(k) => tx_marks.push((m.id, k)),
-                                    None => tracing::warn!(table = %rel.table, "change without a usable row key"),
+                                    None => {
+                                        tracing::warn!(table = %rel.table, "change without a usable row key")
+                                    }
                                 }
                             }
                         }
@@ -267,10 +326,14 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
                         }
                         pending_lsn = Some(end_lsn);
                     }
-                    Message::Message { prefix, content } if prefix == "ferry.applied" => match parse_applied(&content) {
-                        Some((mapping, keys)) => tx_applied.extend(keys.into_iter().map(|k| (mapping, k))),
-                        None => tracing::warn!("malformed ferry.applied message ignored"),
-                    },
+                    Message::Message { prefix, content } if prefix == "ferry.applied" => {
+                        match parse_applied(&content) {
+                            Some((mapping, keys)) => {
+                                tx_applied.extend(keys.into_iter().map(|k| (mapping, k)))
+                            }
+                            None => tracing::warn!("malformed ferry.applied message ignored"),
+                        }
+                    }
                     Message::Origin { .. } | Message::Type | Message::Message { .. } => {}
                 }
             }
@@ -286,7 +349,9 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
         }
         if let Some(lsn) = pending_lsn {
             if !in_tx
-                && (!repl.has_buffered_frame() || pending.len() >= MAX_PENDING || pending_since.elapsed() >= MAX_DELAY)
+                && (!repl.has_buffered_frame()
+                    || pending.len() >= MAX_PENDING
+                    || pending_since.elapsed() >= MAX_DELAY)
             {
                 if !pending.is_empty() {
                     wait_until_visible(&db, &visible, &pending_xids).await?;
@@ -311,7 +376,11 @@ async fn session(hub: &Hub, slot: &str, publication: &str, shared: &Shared) -> R
 /// `ferry.snapshot_now`): usually at once, a few milliseconds at most, as long as a synchronous
 /// standby holds the commits. Queueing their marks earlier would let a worker read the rows
 /// without the changes and drop the marks.
-async fn wait_until_visible(db: &tokio_postgres::Client, visible: &tokio_postgres::Statement, xids: &[u32]) -> Result<(), ReplicationError> {
+async fn wait_until_visible(
+    db: &tokio_postgres::Client,
+    visible: &tokio_postgres::Statement,
+    xids: &[u32],
+) -> Result<(), ReplicationError> {
     if xids.is_empty() {
         return Ok(());
     }
@@ -319,12 +388,20 @@ async fn wait_until_visible(db: &tokio_postgres::Client, visible: &tokio_postgre
     let mut warned = t0;
     loop {
         let row = db.query_one(visible, &[]).await?;
-        if (Snapshot { xmax: row.get(0), running: row.get(1) }).sees_all(xids) {
+        if (Snapshot {
+            xmax: row.get(0),
+            running: row.get(1),
+        })
+        .sees_all(xids)
+        {
             return Ok(());
         }
         if warned.elapsed() >= Duration::from_secs(10) {
             warned = std::time::Instant::now();
-            tracing::warn!(waited_s = t0.elapsed().as_secs(), "decoded commits are not visible yet (a synchronous standby holding them?)");
+            tracing::warn!(
+                waited_s = t0.elapsed().as_secs(),
+                "decoded commits are not visible yet (a synchronous standby holding them?)"
+            );
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }

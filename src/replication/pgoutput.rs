@@ -32,16 +32,39 @@ pub type Tuple = Vec<Datum>;
 
 #[derive(Debug)]
 pub enum Message {
-    Begin { final_lsn: u64, xid: u32 },
-    Commit { commit_lsn: u64, end_lsn: u64 },
-    Origin { name: String },
+    Begin {
+        final_lsn: u64,
+        xid: u32,
+    },
+    Commit {
+        commit_lsn: u64,
+        end_lsn: u64,
+    },
+    Origin {
+        name: String,
+    },
     Relation(Relation),
-    Insert { relation: u32, new: Tuple },
+    Insert {
+        relation: u32,
+        new: Tuple,
+    },
     /// `old` is the key (`K`) or full old row (`O`) when sent.
-    Update { relation: u32, old: Option<Tuple>, new: Tuple },
-    Delete { relation: u32, old: Tuple },
-    Truncate { relations: Vec<u32> },
-    Message { prefix: String, content: Bytes },
+    Update {
+        relation: u32,
+        old: Option<Tuple>,
+        new: Tuple,
+    },
+    Delete {
+        relation: u32,
+        old: Tuple,
+    },
+    Truncate {
+        relations: Vec<u32>,
+    },
+    Message {
+        prefix: String,
+        content: Bytes,
+    },
     Type,
 }
 
@@ -57,7 +80,10 @@ fn need(b: &Bytes, n: usize, what: &str) -> Result<(), DecodeError> {
 }
 
 fn cstring(b: &mut Bytes) -> Result<String, DecodeError> {
-    let end = b.iter().position(|c| *c == 0).ok_or_else(|| DecodeError("unterminated string".into()))?;
+    let end = b
+        .iter()
+        .position(|c| *c == 0)
+        .ok_or_else(|| DecodeError("unterminated string".into()))?;
     let s = String::from_utf8_lossy(&b[..end]).to_string();
     b.advance(end + 1);
     Ok(s)
@@ -93,19 +119,27 @@ pub fn decode(mut b: Bytes) -> Result<Message, DecodeError> {
             need(&b, 20, "Begin")?;
             let final_lsn = b.get_u64();
             b.advance(8);
-            Message::Begin { final_lsn, xid: b.get_u32() }
+            Message::Begin {
+                final_lsn,
+                xid: b.get_u32(),
+            }
         }
         b'C' => {
             need(&b, 25, "Commit")?;
             b.advance(1);
             let commit_lsn = b.get_u64();
             let end_lsn = b.get_u64();
-            Message::Commit { commit_lsn, end_lsn }
+            Message::Commit {
+                commit_lsn,
+                end_lsn,
+            }
         }
         b'O' => {
             need(&b, 8, "Origin")?;
             b.advance(8);
-            Message::Origin { name: cstring(&mut b)? }
+            Message::Origin {
+                name: cstring(&mut b)?,
+            }
         }
         b'R' => {
             need(&b, 4, "Relation")?;
@@ -123,16 +157,28 @@ pub fn decode(mut b: Bytes) -> Result<Message, DecodeError> {
                 need(&b, 8, "column type")?;
                 let type_oid = b.get_u32();
                 b.advance(4);
-                columns.push(Column { name, key: flags & 1 == 1, type_oid });
+                columns.push(Column {
+                    name,
+                    key: flags & 1 == 1,
+                    type_oid,
+                });
             }
-            Message::Relation(Relation { id, schema, table, columns })
+            Message::Relation(Relation {
+                id,
+                schema,
+                table,
+                columns,
+            })
         }
         b'Y' => Message::Type,
         b'I' => {
             need(&b, 5, "Insert")?;
             let relation = b.get_u32();
             b.advance(1); // 'N'
-            Message::Insert { relation, new: tuple(&mut b)? }
+            Message::Insert {
+                relation,
+                new: tuple(&mut b)?,
+            }
         }
         b'U' => {
             need(&b, 5, "Update")?;
@@ -147,20 +193,29 @@ pub fn decode(mut b: Bytes) -> Result<Message, DecodeError> {
             if kind != b'N' {
                 return Err(DecodeError(format!("Update without new tuple ({kind})")));
             }
-            Message::Update { relation, old, new: tuple(&mut b)? }
+            Message::Update {
+                relation,
+                old,
+                new: tuple(&mut b)?,
+            }
         }
         b'D' => {
             need(&b, 5, "Delete")?;
             let relation = b.get_u32();
             b.advance(1); // 'K' or 'O'
-            Message::Delete { relation, old: tuple(&mut b)? }
+            Message::Delete {
+                relation,
+                old: tuple(&mut b)?,
+            }
         }
         b'T' => {
             need(&b, 5, "Truncate")?;
             let n = b.get_u32() as usize;
             b.advance(1);
             need(&b, 4 * n, "Truncate")?;
-            Message::Truncate { relations: (0..n).map(|_| b.get_u32()).collect() }
+            Message::Truncate {
+                relations: (0..n).map(|_| b.get_u32()).collect(),
+            }
         }
         b'M' => {
             need(&b, 9, "Message")?;
@@ -169,9 +224,17 @@ pub fn decode(mut b: Bytes) -> Result<Message, DecodeError> {
             need(&b, 4, "Message")?;
             let len = b.get_u32() as usize;
             need(&b, len, "Message")?;
-            Message::Message { prefix, content: b.split_to(len) }
+            Message::Message {
+                prefix,
+                content: b.split_to(len),
+            }
         }
-        other => return Err(DecodeError(format!("unknown message tag {:?}", other as char))),
+        other => {
+            return Err(DecodeError(format!(
+                "unknown message tag {:?}",
+                other as char
+            )))
+        }
     })
 }
 
@@ -196,8 +259,13 @@ mod tests {
         r.put_slice(b"email\0");
         r.put_u32(25);
         r.put_i32(-1);
-        let Message::Relation(rel) = decode(r.freeze()).unwrap() else { panic!("not a relation") };
-        assert_eq!((rel.schema.as_str(), rel.table.as_str(), rel.columns.len()), ("hubspot", "contacts", 2));
+        let Message::Relation(rel) = decode(r.freeze()).unwrap() else {
+            panic!("not a relation")
+        };
+        assert_eq!(
+            (rel.schema.as_str(), rel.table.as_str(), rel.columns.len()),
+            ("hubspot", "contacts", 2)
+        );
         assert!(rel.columns[0].key && !rel.columns[1].key);
 
         let mut i = bytes::BytesMut::new();
@@ -209,9 +277,14 @@ mod tests {
         i.put_i32(2);
         i.put_slice(b"17");
         i.put_u8(b'n');
-        let Message::Insert { relation, new } = decode(i.freeze()).unwrap() else { panic!("not an insert") };
+        let Message::Insert { relation, new } = decode(i.freeze()).unwrap() else {
+            panic!("not an insert")
+        };
         assert_eq!(relation, 42);
-        assert_eq!(new, vec![Datum::Text(Bytes::from_static(b"17")), Datum::Null]);
+        assert_eq!(
+            new,
+            vec![Datum::Text(Bytes::from_static(b"17")), Datum::Null]
+        );
     }
 
     #[test]

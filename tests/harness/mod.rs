@@ -37,7 +37,11 @@ pub fn new_cluster(tag: &str) -> PrivateCluster {
 }
 
 fn start_cluster(tag: &str) -> EmbeddedPg {
-    let dir = std::env::temp_dir().join(format!("ferry-test-{}-{tag}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "ferry-test-{}-{tag}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     EmbeddedPg::start(&dir).unwrap_or_else(|e| panic!("test cluster: {e}"))
 }
 
@@ -62,7 +66,10 @@ impl Drop for PrivateCluster {
 
 pub fn cluster() -> &'static EmbeddedPg {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "off".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| "off".into()),
+        )
         .with_test_writer()
         .try_init();
     CLUSTER.get_or_init(|| {
@@ -76,8 +83,14 @@ pub fn cluster() -> &'static EmbeddedPg {
 /// A new, empty database; returns its name and URL.
 pub async fn fresh_db() -> (String, String) {
     let pg = cluster();
-    let name = format!("t{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
-    pg.ensure_database(&name).await.expect("create test database");
+    let name = format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::SeqCst)
+    );
+    pg.ensure_database(&name)
+        .await
+        .expect("create test database");
     (name.clone(), pg.url(&name))
 }
 
@@ -86,7 +99,13 @@ pub const SECRET: &str = "test-webhook-secret";
 
 /// The standard test configuration text: HubSpot contacts ↔ hubspot.contacts, with the given
 /// listen address, token/secret variable names and any extra field lines.
-pub fn config_text(sim_url: &str, slot: &str, listen: &str, env: (&str, &str), extra_fields: &str) -> String {
+pub fn config_text(
+    sim_url: &str,
+    slot: &str,
+    listen: &str,
+    env: (&str, &str),
+    extra_fields: &str,
+) -> String {
     format!(
         r#"
         [engine]
@@ -122,12 +141,24 @@ pub fn config_text(sim_url: &str, slot: &str, listen: &str, env: (&str, &str), e
 
 /// The standard test mapping, for an in-process engine (secrets come from [`secrets`]).
 pub fn config(sim_url: &str, slot: &str) -> Config {
-    let text = config_text(sim_url, slot, "127.0.0.1:0", ("UNUSED_IN_TESTS", "UNUSED_IN_TESTS_SECRET"), "");
+    let text = config_text(
+        sim_url,
+        slot,
+        "127.0.0.1:0",
+        ("UNUSED_IN_TESTS", "UNUSED_IN_TESTS_SECRET"),
+        "",
+    );
     Config::parse(&text, "test config").expect("test config parses")
 }
 
 pub fn secrets() -> HashMap<String, Secrets> {
-    HashMap::from([("hubspot".to_string(), Secrets { token: TOKEN.into(), webhook_secret: Some(SECRET.into()) })])
+    HashMap::from([(
+        "hubspot".to_string(),
+        Secrets {
+            token: TOKEN.into(),
+            webhook_secret: Some(SECRET.into()),
+        },
+    )])
 }
 
 /// A running hub + simulator + engine, backfilled.
@@ -148,30 +179,74 @@ impl Ctx {
     /// Like `start`, with extra `[engine]` lines (e.g. `poll_interval = "1s"`), extra mapping
     /// lines (e.g. `soft_delete = true`), and SQL run on the fresh database before the engine
     /// first starts.
-    pub async fn start_with(seed: usize, engine_lines: &str, mapping_lines: &str, setup_sql: &str) -> Ctx {
+    pub async fn start_with(
+        seed: usize,
+        engine_lines: &str,
+        mapping_lines: &str,
+        setup_sql: &str,
+    ) -> Ctx {
         Ctx::start_full(seed, engine_lines, mapping_lines, "", setup_sql).await
     }
 
     /// [`Ctx::start_with`] with extra field lines in the mapping's `fields` list.
-    pub async fn start_full(seed: usize, engine_lines: &str, mapping_lines: &str, extra_fields: &str, setup_sql: &str) -> Ctx {
+    pub async fn start_full(
+        seed: usize,
+        engine_lines: &str,
+        mapping_lines: &str,
+        extra_fields: &str,
+        setup_sql: &str,
+    ) -> Ctx {
         let (db, url) = fresh_db().await;
         let hub = Hub::connect(&url).await.expect("hub connects");
         if !setup_sql.is_empty() {
-            hub.client().await.unwrap().batch_execute(setup_sql).await.expect("setup SQL runs");
+            hub.client()
+                .await
+                .unwrap()
+                .batch_execute(setup_sql)
+                .await
+                .expect("setup SQL runs");
         }
         let sim = HubSpotSim::start(
-            SimConfig { token: TOKEN.into(), webhook_secret: SECRET.into(), seed_contacts: seed, ..SimConfig::default() },
+            SimConfig {
+                token: TOKEN.into(),
+                webhook_secret: SECRET.into(),
+                seed_contacts: seed,
+                ..SimConfig::default()
+            },
             "127.0.0.1:0".parse().unwrap(),
         )
         .await
         .expect("simulator starts");
-        let text = config_text(&sim.base_url(), &db, "127.0.0.1:0", ("UNUSED_IN_TESTS", "UNUSED_IN_TESTS_SECRET"), extra_fields)
-            .replacen("workers = 2\n", &format!("workers = 2\n{engine_lines}\n"), 1)
-            .replacen("match_key = \"email\"\n", &format!("match_key = \"email\"\n{mapping_lines}\n"), 1);
+        let text = config_text(
+            &sim.base_url(),
+            &db,
+            "127.0.0.1:0",
+            ("UNUSED_IN_TESTS", "UNUSED_IN_TESTS_SECRET"),
+            extra_fields,
+        )
+        .replacen(
+            "workers = 2\n",
+            &format!("workers = 2\n{engine_lines}\n"),
+            1,
+        )
+        .replacen(
+            "match_key = \"email\"\n",
+            &format!("match_key = \"email\"\n{mapping_lines}\n"),
+            1,
+        );
         let config = Config::parse(&text, "test config").expect("test config parses");
-        let engine = Engine::start(hub.clone(), &config, &secrets()).await.expect("engine starts");
+        let engine = Engine::start(hub.clone(), &config, &secrets())
+            .await
+            .expect("engine starts");
         sim.set_webhook_url(Some(engine.webhook_url("hubspot")));
-        let ctx = Ctx { db, url, hub, sim, engine: Some(engine), config };
+        let ctx = Ctx {
+            db,
+            url,
+            hub,
+            sim,
+            engine: Some(engine),
+            config,
+        };
         ctx.wait_backfill().await;
         ctx
     }
@@ -189,12 +264,25 @@ impl Ctx {
     }
 
     pub async fn exec(&self, sql: &str) -> u64 {
-        self.hub.client().await.unwrap().execute(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.hub
+            .client()
+            .await
+            .unwrap()
+            .execute(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// The single value of a query.
     pub async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
-        self.hub.client().await.unwrap().query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+        self.hub
+            .client()
+            .await
+            .unwrap()
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
     }
 
     /// The two values of a one-row query.
@@ -203,17 +291,34 @@ impl Ctx {
         A: for<'a> tokio_postgres::types::FromSql<'a>,
         B: for<'a> tokio_postgres::types::FromSql<'a>,
     {
-        let r = self.hub.client().await.unwrap().query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let r = self
+            .hub
+            .client()
+            .await
+            .unwrap()
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         (r.get(0), r.get(1))
     }
 
     pub async fn opt<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> Option<T> {
-        self.hub.client().await.unwrap().query_opt(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).map(|r| r.get(0))
+        self.hub
+            .client()
+            .await
+            .unwrap()
+            .query_opt(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .map(|r| r.get(0))
     }
 
     /// The remote property of a contact, if the record is live.
     pub fn remote(&self, id: &str, property: &str) -> Option<String> {
-        self.sim.get("contacts", id).filter(|r| !r.archived).and_then(|r| r.properties.get(property).cloned())
+        self.sim
+            .get("contacts", id)
+            .filter(|r| !r.archived)
+            .and_then(|r| r.properties.get(property).cloned())
     }
 
     /// Waits until nothing is queued in either direction and the simulator has delivered its
@@ -223,27 +328,44 @@ impl Ctx {
         let mut stable = 0;
         let mut last = (u64::MAX, u64::MAX);
         while stable < 5 {
-            assert!(Instant::now() < deadline, "timed out waiting for quiescence");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for quiescence"
+            );
             let s = self.sim.stats();
             let now = (s.webhook_events, s.requests);
             let queued: i64 = self
                 .one("select (select count(*) from ferry.outbox) + (select count(*) from ferry.inbox)")
                 .await;
-            stable = if queued == 0 && now == last { stable + 1 } else { 0 };
+            stable = if queued == 0 && now == last {
+                stable + 1
+            } else {
+                0
+            };
             last = now;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
-        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.sim.base_url())).bearer_auth(TOKEN);
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.sim.base_url()))
+            .bearer_auth(TOKEN);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let resp = req.send().await.expect("simulator answers");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub async fn stop(mut self) {

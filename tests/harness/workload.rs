@@ -11,7 +11,9 @@ use ferry::sim::hubspot::HubSpotSim;
 
 /// Runs `changes` single-statement transactions against `url`; returns how many of each kind.
 pub async fn run(url: &str, seed: u64, changes: usize) -> (usize, usize, usize) {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("workload connects");
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("workload connects");
     tokio::spawn(conn);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut ids: Vec<i64> = client
@@ -43,14 +45,20 @@ pub async fn run(url: &str, seed: u64, changes: usize) -> (usize, usize, usize) 
                 _ => ("phone", format!("+1666{:07}", n)),
             };
             client
-                .execute(&format!("update hubspot.contacts set {col} = $1 where id = $2"), &[&val, &id])
+                .execute(
+                    &format!("update hubspot.contacts set {col} = $1 where id = $2"),
+                    &[&val, &id],
+                )
                 .await
                 .unwrap();
             upd += 1;
         } else {
             let i = rng.random_range(0..ids.len());
             let id = ids.swap_remove(i);
-            client.execute("delete from hubspot.contacts where id = $1", &[&id]).await.unwrap();
+            client
+                .execute("delete from hubspot.contacts where id = $1", &[&id])
+                .await
+                .unwrap();
             del += 1;
         }
     }
@@ -70,7 +78,11 @@ pub async fn differences(url: &str, sim: &HubSpotSim) -> Vec<String> {
         Ok(r) => r,
         Err(e) => return vec![format!("hub query: {e}")],
     };
-    let remote: HashMap<String, _> = sim.records("contacts").into_iter().map(|r| (r.id.clone(), r)).collect();
+    let remote: HashMap<String, _> = sim
+        .records("contacts")
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
     let mut out = vec![];
     let mut linked = HashSet::new();
     for r in &rows {
@@ -93,7 +105,9 @@ pub async fn differences(url: &str, sim: &HubSpotSim) -> Vec<String> {
         }
     }
     for rid in remote.keys().filter(|k| !linked.contains(*k)) {
-        out.push(format!("remote {rid} has no hub row (duplicate or missed delete)"));
+        out.push(format!(
+            "remote {rid} has no hub row (duplicate or missed delete)"
+        ));
     }
     let mut emails = HashSet::new();
     for rec in remote.values() {
@@ -115,7 +129,11 @@ pub async fn assert_converges(url: &str, sim: &HubSpotSim, timeout: Duration) {
             return;
         }
         if Instant::now() > deadline {
-            panic!("hub and app still differ after {timeout:?} ({} differences): {:#?}", diff.len(), &diff[..diff.len().min(20)]);
+            panic!(
+                "hub and app still differ after {timeout:?} ({} differences): {:#?}",
+                diff.len(),
+                &diff[..diff.len().min(20)]
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

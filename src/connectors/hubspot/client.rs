@@ -32,13 +32,21 @@ impl Response {
         if self.raw.is_empty() {
             return Ok(T::default());
         }
-        serde_json::from_slice(&self.raw)
-            .map_err(|e| ConnectorError::Transient(format!("HTTP {}: unreadable response body: {e}", self.status.as_u16())))
+        serde_json::from_slice(&self.raw).map_err(|e| {
+            ConnectorError::Transient(format!(
+                "HTTP {}: unreadable response body: {e}",
+                self.status.as_u16()
+            ))
+        })
     }
 
     /// A listing, search or batch-read body: its records and the next page's cursor.
-    pub fn records(&self) -> Result<(Vec<crate::connectors::RemoteRecord>, Option<String>), ConnectorError> {
-        Ok(self.parse::<super::mapping::RecordsResponse>()?.into_parts())
+    pub fn records(
+        &self,
+    ) -> Result<(Vec<crate::connectors::RemoteRecord>, Option<String>), ConnectorError> {
+        Ok(self
+            .parse::<super::mapping::RecordsResponse>()?
+            .into_parts())
     }
 }
 
@@ -50,12 +58,26 @@ impl Client {
             .tcp_nodelay(true)
             .build()
             .expect("static reqwest configuration is valid");
-        Client { name: name.to_string(), http, base: base.trim_end_matches('/').to_string(), token: token.to_string(), limiter }
+        Client {
+            name: name.to_string(),
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            limiter,
+        }
     }
 
     /// Sends one request; non-2xx statuses come back classified as errors.
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response, ConnectorError> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, ConnectorError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
         if let Some(body) = body {
             req = req.json(body);
         }
@@ -84,7 +106,11 @@ impl Client {
         if status.is_success() {
             return Ok(Response { status, raw: bytes });
         }
-        let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
         let err = classify(status, &body, retry_after, &bytes);
         if let (ConnectorError::RateLimited { retry_after, .. }, Some(l)) = (&err, &self.limiter) {
             l.pause(*retry_after);
@@ -101,17 +127,29 @@ pub fn message_of(body: &Value, raw: &[u8]) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(raw).chars().take(500).collect())
 }
 
-fn classify(status: StatusCode, body: &Value, retry_after: Option<Duration>, raw: &[u8]) -> ConnectorError {
+fn classify(
+    status: StatusCode,
+    body: &Value,
+    retry_after: Option<Duration>,
+    raw: &[u8],
+) -> ConnectorError {
     let message = message_of(body, raw);
     match status.as_u16() {
         429 => {
-            let policy = body.get("policyName").and_then(Value::as_str).unwrap_or("unknown").to_string();
+            let policy = body
+                .get("policyName")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_string();
             let hint = match policy.as_str() {
                 "TEN_SECONDLY_ROLLING" => Duration::from_secs(1),
                 "DAILY" => Duration::from_secs(3600),
                 _ => Duration::from_secs(1),
             };
-            ConnectorError::RateLimited { retry_after: retry_after.unwrap_or(hint), policy }
+            ConnectorError::RateLimited {
+                retry_after: retry_after.unwrap_or(hint),
+                policy,
+            }
         }
         401 | 403 => ConnectorError::Auth(message),
         404 => ConnectorError::NotFound,

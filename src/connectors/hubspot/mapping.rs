@@ -34,7 +34,13 @@ impl RecordsResponse {
     /// The records (those without an id are dropped) and the next page's cursor.
     pub fn into_parts(self) -> (Vec<RemoteRecord>, Option<String>) {
         let after = self.paging.and_then(|p| p.next).and_then(|n| n.after.0);
-        (self.results.into_iter().filter_map(WireRecord::into_record).collect(), after)
+        (
+            self.results
+                .into_iter()
+                .filter_map(WireRecord::into_record)
+                .collect(),
+            after,
+        )
     }
 }
 
@@ -53,7 +59,12 @@ struct WireRecord {
 
 impl WireRecord {
     fn into_record(self) -> Option<RemoteRecord> {
-        Some(RemoteRecord { id: self.id.0?, updated_at: timestamp(self.updated_at), properties: self.properties, archived: self.archived.0 })
+        Some(RemoteRecord {
+            id: self.id.0?,
+            updated_at: timestamp(self.updated_at),
+            properties: self.properties,
+            archived: self.archived.0,
+        })
     }
 }
 
@@ -78,12 +89,16 @@ pub struct WireWritten {
 
 impl WireWritten {
     pub fn into_written(self) -> Option<Written> {
-        Some(Written { id: self.id.0?, updated_at: timestamp(self.updated_at) })
+        Some(Written {
+            id: self.id.0?,
+            updated_at: timestamp(self.updated_at),
+        })
     }
 }
 
 fn timestamp(t: Text) -> Option<chrono::DateTime<chrono::Utc>> {
-    t.0.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok()).map(|d| d.with_timezone(&chrono::Utc))
+    t.0.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+        .map(|d| d.with_timezone(&chrono::Utc))
 }
 
 /// Any JSON value read as text: strings as they are, numbers in their JSON form, anything else
@@ -106,14 +121,18 @@ struct Flag(bool);
 
 impl<'de> Deserialize<'de> for Flag {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Flag, D::Error> {
-        Ok(Flag(matches!(PropertyValue::deserialize(d)?.0, Some(WireText::Bool(true)))))
+        Ok(Flag(matches!(
+            PropertyValue::deserialize(d)?.0,
+            Some(WireText::Bool(true))
+        )))
     }
 }
 
 /// A property map: values are strings on the wire; null and "" are unset, other scalars
 /// their text, objects and arrays their JSON.
 fn properties<'de, D: Deserializer<'de>>(d: D) -> Result<Properties, D::Error> {
-    let wire = Option::<std::collections::BTreeMap<String, PropertyValue>>::deserialize(d)?.unwrap_or_default();
+    let wire = Option::<std::collections::BTreeMap<String, PropertyValue>>::deserialize(d)?
+        .unwrap_or_default();
     Ok(wire
         .into_iter()
         .map(|(k, v)| {
@@ -168,7 +187,9 @@ impl<'de> Deserialize<'de> for PropertyValue {
                 Ok(PropertyValue(Some(WireText::Text(n.to_string()))))
             }
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<PropertyValue, E> {
-                Ok(PropertyValue(Some(WireText::Text(Value::from(n).to_string()))))
+                Ok(PropertyValue(Some(WireText::Text(
+                    Value::from(n).to_string(),
+                ))))
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<PropertyValue, A::Error> {
                 let v = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
@@ -215,7 +236,9 @@ mod tests {
             {"properties":{"email":"no-id@b.com"}},
             {"id":8,"archived":true}
         ],"paging":{"next":{"after":"200","link":"x"}}}"#;
-        let (records, after) = serde_json::from_slice::<RecordsResponse>(body).unwrap().into_parts();
+        let (records, after) = serde_json::from_slice::<RecordsResponse>(body)
+            .unwrap()
+            .into_parts();
         assert_eq!(after.as_deref(), Some("200"));
         assert_eq!(records.len(), 2, "the record without an id is dropped");
         let r = &records[0];
@@ -230,7 +253,9 @@ mod tests {
         assert_eq!(r.updated_at.unwrap().timestamp_millis(), 1767323045678);
         assert!(!r.archived);
         assert_eq!((records[1].id.as_str(), records[1].archived), ("8", true));
-        let last = serde_json::from_slice::<RecordsResponse>(br#"{"results":[]}"#).unwrap().into_parts();
+        let last = serde_json::from_slice::<RecordsResponse>(br#"{"results":[]}"#)
+            .unwrap()
+            .into_parts();
         assert_eq!(last, (vec![], None));
     }
 

@@ -13,7 +13,10 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::ratelimit::{Budget, RateLimiter};
-use super::{Capabilities, ChangeEvent, Connector, ConnectorError, Page, Properties, RemoteRecord, WebhookError, WebhookRequest, Written};
+use super::{
+    Capabilities, ChangeEvent, Connector, ConnectorError, Page, Properties, RemoteRecord,
+    WebhookError, WebhookRequest, Written,
+};
 use mapping::WriteResponse;
 
 /// Results one search query can page through.
@@ -29,7 +32,9 @@ impl HubSpot {
     /// `name`: the connection's name, for metrics.
     pub fn new(name: &str, base_url: &str, token: &str, budget: Option<Budget>) -> HubSpot {
         let limiter = budget.map(|b| std::sync::Arc::new(RateLimiter::new(b)));
-        HubSpot { client: client::Client::new(name, base_url, token, limiter) }
+        HubSpot {
+            client: client::Client::new(name, base_url, token, limiter),
+        }
     }
 }
 
@@ -41,7 +46,12 @@ fn path(object: &str, rest: &str) -> String {
 /// per record in a 207): it is a wrong path or object type, and nothing is retried blindly.
 fn whole_request(e: ConnectorError) -> ConnectorError {
     match e {
-        ConnectorError::NotFound => ConnectorError::Rejected { status: 404, message: "HubSpot answered 404 for the whole batch request (unknown object type or path)".into() },
+        ConnectorError::NotFound => ConnectorError::Rejected {
+            status: 404,
+            message:
+                "HubSpot answered 404 for the whole batch request (unknown object type or path)"
+                    .into(),
+        },
         other => other,
     }
 }
@@ -50,15 +60,34 @@ fn whole_request(e: ConnectorError) -> ConnectorError {
 fn batch_errors(errors: &[Value], context_key: &str) -> HashMap<String, ConnectorError> {
     let mut out = HashMap::new();
     for e in errors {
-        let message = e.get("message").and_then(Value::as_str).unwrap_or("batch item failed").to_string();
+        let message = e
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("batch item failed")
+            .to_string();
         let category = e.get("category").and_then(Value::as_str).unwrap_or("");
-        let status = e.get("status").and_then(|s| s.as_str().and_then(|s| s.parse().ok()).or(s.as_u64().map(|n| n as u16)));
+        let status = e.get("status").and_then(|s| {
+            s.as_str()
+                .and_then(|s| s.parse().ok())
+                .or(s.as_u64().map(|n| n as u16))
+        });
         let err = match category {
             "OBJECT_NOT_FOUND" => ConnectorError::NotFound,
-            "RATE_LIMITS" => ConnectorError::RateLimited { retry_after: std::time::Duration::from_secs(1), policy: category.into() },
-            _ => ConnectorError::Rejected { status: status.unwrap_or(400), message },
+            "RATE_LIMITS" => ConnectorError::RateLimited {
+                retry_after: std::time::Duration::from_secs(1),
+                policy: category.into(),
+            },
+            _ => ConnectorError::Rejected {
+                status: status.unwrap_or(400),
+                message,
+            },
         };
-        for key in e.pointer(&format!("/context/{context_key}")).and_then(Value::as_array).into_iter().flatten() {
+        for key in e
+            .pointer(&format!("/context/{context_key}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(k) = key.as_str() {
                 out.insert(k.to_string(), err.clone());
             }
@@ -74,16 +103,28 @@ impl Connector for HubSpot {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { max_batch: MAX_BATCH, max_page: 100, max_changed_results: Some(SEARCH_CAP) }
+        Capabilities {
+            max_batch: MAX_BATCH,
+            max_page: 100,
+            max_changed_results: Some(SEARCH_CAP),
+        }
     }
 
-    async fn list(&self, object: &str, properties: &[String], after: Option<String>) -> Result<Page, ConnectorError> {
+    async fn list(
+        &self,
+        object: &str,
+        properties: &[String],
+        after: Option<String>,
+    ) -> Result<Page, ConnectorError> {
         let mut q = format!("?limit=100&properties={}", properties.join(","));
         if let Some(a) = &after {
             q.push_str("&after=");
             q.push_str(a);
         }
-        let resp = self.client.call(Method::GET, &path(object, &q), None).await?;
+        let resp = self
+            .client
+            .call(Method::GET, &path(object, &q), None)
+            .await?;
         let (records, after) = resp.records()?;
         Ok(Page { records, after })
     }
@@ -96,7 +137,11 @@ impl Connector for HubSpot {
         after: Option<String>,
     ) -> Result<Page, ConnectorError> {
         // contacts name their modification time differently from every other object
-        let modified = if object == "contacts" { "lastmodifieddate" } else { "hs_lastmodifieddate" };
+        let modified = if object == "contacts" {
+            "lastmodifieddate"
+        } else {
+            "hs_lastmodifieddate"
+        };
         let mut body = json!({
             "filterGroups": [{"filters": [{"propertyName": modified, "operator": "GTE",
                                            "value": since.timestamp_millis().to_string()}]}],
@@ -107,14 +152,23 @@ impl Connector for HubSpot {
         if let Some(a) = &after {
             body["after"] = json!(a);
         }
-        let resp = self.client.call(Method::POST, &path(object, "/search"), Some(&body)).await.map_err(whole_request)?;
+        let resp = self
+            .client
+            .call(Method::POST, &path(object, "/search"), Some(&body))
+            .await
+            .map_err(whole_request)?;
         let (records, after) = resp.records()?;
         // paging past the search cap is refused (400): the engine restarts from its last change
         let after = after.filter(|a| a.parse::<usize>().map_or(true, |n| n < SEARCH_CAP));
         Ok(Page { records, after })
     }
 
-    async fn fetch(&self, object: &str, ids: &[String], properties: &[String]) -> Result<Vec<RemoteRecord>, ConnectorError> {
+    async fn fetch(
+        &self,
+        object: &str,
+        ids: &[String],
+        properties: &[String],
+    ) -> Result<Vec<RemoteRecord>, ConnectorError> {
         // the batches go out together (the rate limiter still spaces them): a round of 1,000
         // webhook events waited for ten calls one after the other
         let calls = ids.chunks(MAX_BATCH).map(|chunk| async move {
@@ -122,17 +176,31 @@ impl Connector for HubSpot {
                 "properties": properties,
                 "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
             });
-            match self.client.call(Method::POST, &path(object, "/batch/read"), Some(&body)).await {
+            match self
+                .client
+                .call(Method::POST, &path(object, "/batch/read"), Some(&body))
+                .await
+            {
                 Ok(resp) => Ok(resp.records()?.0),
                 // per-record absence comes as a 207; a 404 for the whole request means the path
                 // or object type is wrong, and must not read as "every record was deleted"
                 Err(e) => Err(whole_request(e)),
             }
         });
-        Ok(futures_util::future::try_join_all(calls).await?.into_iter().flatten().collect())
+        Ok(futures_util::future::try_join_all(calls)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
-    async fn find(&self, object: &str, property: &str, values: &[String], properties: &[String]) -> Result<Vec<RemoteRecord>, ConnectorError> {
+    async fn find(
+        &self,
+        object: &str,
+        property: &str,
+        values: &[String],
+        properties: &[String],
+    ) -> Result<Vec<RemoteRecord>, ConnectorError> {
         let mut out = vec![];
         let mut wanted: Vec<String> = properties.to_vec();
         if !wanted.iter().any(|p| p == property) {
@@ -146,7 +214,11 @@ impl Connector for HubSpot {
                     "properties": wanted,
                     "inputs": chunk.iter().map(|v| json!({"id": v})).collect::<Vec<_>>(),
                 });
-                let resp = self.client.call(Method::POST, &path(object, "/batch/read"), Some(&body)).await.map_err(whole_request)?;
+                let resp = self
+                    .client
+                    .call(Method::POST, &path(object, "/batch/read"), Some(&body))
+                    .await
+                    .map_err(whole_request)?;
                 out.extend(resp.records()?.0);
             }
             return Ok(out);
@@ -157,22 +229,39 @@ impl Connector for HubSpot {
                 "properties": wanted,
                 "limit": 100,
             });
-            let resp = self.client.call(Method::POST, &path(object, "/search"), Some(&body)).await?;
+            let resp = self
+                .client
+                .call(Method::POST, &path(object, "/search"), Some(&body))
+                .await?;
             out.extend(resp.records()?.0);
         }
         Ok(out)
     }
 
-    async fn create(&self, object: &str, items: &[Properties]) -> Vec<Result<Written, ConnectorError>> {
+    async fn create(
+        &self,
+        object: &str,
+        items: &[Properties],
+    ) -> Vec<Result<Written, ConnectorError>> {
         let body = json!({
             "inputs": items.iter().enumerate().map(|(i, p)| json!({
                 "properties": mapping::properties_json(p),
                 "objectWriteTraceId": i.to_string(),
             })).collect::<Vec<_>>(),
         });
-        let resp = match self.client.call(Method::POST, &path(object, "/batch/create"), Some(&body)).await.and_then(|r| r.parse::<WriteResponse>()) {
+        let resp = match self
+            .client
+            .call(Method::POST, &path(object, "/batch/create"), Some(&body))
+            .await
+            .and_then(|r| r.parse::<WriteResponse>())
+        {
             Ok(r) => r,
-            Err(e) => return items.iter().map(|_| Err(whole_request(e.clone()))).collect(),
+            Err(e) => {
+                return items
+                    .iter()
+                    .map(|_| Err(whole_request(e.clone())))
+                    .collect()
+            }
         };
         let mut errors = batch_errors(&resp.errors, "objectWriteTraceId");
         let mut by_trace: HashMap<String, Written> = HashMap::new();
@@ -187,28 +276,54 @@ impl Connector for HubSpot {
             .map(|i| {
                 let key = i.to_string();
                 by_trace.remove(&key).ok_or_else(|| {
-                    errors.remove(&key).unwrap_or_else(|| ConnectorError::Transient("batch create returned no result for an input".into()))
+                    errors.remove(&key).unwrap_or_else(|| {
+                        ConnectorError::Transient(
+                            "batch create returned no result for an input".into(),
+                        )
+                    })
                 })
             })
             .collect()
     }
 
-    async fn update(&self, object: &str, items: &[(String, Properties)]) -> Vec<Result<Written, ConnectorError>> {
+    async fn update(
+        &self,
+        object: &str,
+        items: &[(String, Properties)],
+    ) -> Vec<Result<Written, ConnectorError>> {
         let body = json!({
             "inputs": items.iter().map(|(id, p)| json!({"id": id, "properties": mapping::properties_json(p)})).collect::<Vec<_>>(),
         });
-        let resp = match self.client.call(Method::POST, &path(object, "/batch/update"), Some(&body)).await.and_then(|r| r.parse::<WriteResponse>()) {
+        let resp = match self
+            .client
+            .call(Method::POST, &path(object, "/batch/update"), Some(&body))
+            .await
+            .and_then(|r| r.parse::<WriteResponse>())
+        {
             Ok(r) => r,
-            Err(e) => return items.iter().map(|_| Err(whole_request(e.clone()))).collect(),
+            Err(e) => {
+                return items
+                    .iter()
+                    .map(|_| Err(whole_request(e.clone())))
+                    .collect()
+            }
         };
         let mut errors = batch_errors(&resp.errors, "id");
-        let mut by_id: HashMap<String, Written> =
-            resp.results.into_iter().filter_map(|r| r.into_written()).map(|w| (w.id.clone(), w)).collect();
+        let mut by_id: HashMap<String, Written> = resp
+            .results
+            .into_iter()
+            .filter_map(|r| r.into_written())
+            .map(|w| (w.id.clone(), w))
+            .collect();
         items
             .iter()
             .map(|(id, _)| {
                 by_id.remove(id).ok_or_else(|| {
-                    errors.remove(id).unwrap_or_else(|| ConnectorError::Transient("batch update returned no result for an input".into()))
+                    errors.remove(id).unwrap_or_else(|| {
+                        ConnectorError::Transient(
+                            "batch update returned no result for an input".into(),
+                        )
+                    })
                 })
             })
             .collect()
@@ -216,14 +331,22 @@ impl Connector for HubSpot {
 
     async fn archive(&self, object: &str, ids: &[String]) -> Vec<Result<(), ConnectorError>> {
         let body = json!({"inputs": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
-        match self.client.call(Method::POST, &path(object, "/batch/archive"), Some(&body)).await {
+        match self
+            .client
+            .call(Method::POST, &path(object, "/batch/archive"), Some(&body))
+            .await
+        {
             // archiving records that are already gone is a success (HubSpot ignores them)
             Ok(_) => ids.iter().map(|_| Ok(())).collect(),
             Err(e) => ids.iter().map(|_| Err(whole_request(e.clone()))).collect(),
         }
     }
 
-    fn parse_webhook(&self, request: &WebhookRequest<'_>, secret: Option<&str>) -> Result<Vec<ChangeEvent>, WebhookError> {
+    fn parse_webhook(
+        &self,
+        request: &WebhookRequest<'_>,
+        secret: Option<&str>,
+    ) -> Result<Vec<ChangeEvent>, WebhookError> {
         webhook::parse(request, secret, chrono::Utc::now().timestamp_millis())
     }
 }

@@ -26,7 +26,9 @@ fn mac(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp: &str) -> 
 
 /// The v3 signature of one request.
 pub fn sign_v3(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp: &str) -> String {
-    let tag = mac(secret, method, uri, body, timestamp).finalize().into_bytes();
+    let tag = mac(secret, method, uri, body, timestamp)
+        .finalize()
+        .into_bytes();
     base64::engine::general_purpose::STANDARD.encode(tag)
 }
 
@@ -55,7 +57,10 @@ pub fn verify_v3(
 ) -> Result<(), SignatureError> {
     let signature = signature.ok_or(SignatureError::MissingHeader(SIGNATURE_HEADER))?;
     let timestamp = timestamp.ok_or(SignatureError::MissingHeader(TIMESTAMP_HEADER))?;
-    let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
     if (now_ms - ts).abs() > MAX_AGE_MS {
         return Err(SignatureError::Stale);
     }
@@ -73,14 +78,45 @@ mod tests {
 
     #[test]
     fn round_trip_and_tamper() {
-        let s = sign_v3(b"secret", "POST", "http://h/webhooks/hubspot", b"[]", "1700000000000");
-        assert!(verify_v3(b"secret", "POST", "http://h/webhooks/hubspot", b"[]", Some("1700000000000"), Some(&s), 1700000000500).is_ok());
+        let s = sign_v3(
+            b"secret",
+            "POST",
+            "http://h/webhooks/hubspot",
+            b"[]",
+            "1700000000000",
+        );
+        assert!(verify_v3(
+            b"secret",
+            "POST",
+            "http://h/webhooks/hubspot",
+            b"[]",
+            Some("1700000000000"),
+            Some(&s),
+            1700000000500
+        )
+        .is_ok());
         assert_eq!(
-            verify_v3(b"secret", "POST", "http://h/webhooks/hubspot", b"[1]", Some("1700000000000"), Some(&s), 1700000000500),
+            verify_v3(
+                b"secret",
+                "POST",
+                "http://h/webhooks/hubspot",
+                b"[1]",
+                Some("1700000000000"),
+                Some(&s),
+                1700000000500
+            ),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify_v3(b"secret", "POST", "http://h/webhooks/hubspot", b"[]", Some("1700000000000"), Some(&s), 1700000000000 + MAX_AGE_MS + 1),
+            verify_v3(
+                b"secret",
+                "POST",
+                "http://h/webhooks/hubspot",
+                b"[]",
+                Some("1700000000000"),
+                Some(&s),
+                1700000000000 + MAX_AGE_MS + 1
+            ),
             Err(SignatureError::Stale)
         );
         assert_eq!(

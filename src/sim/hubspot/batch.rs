@@ -31,7 +31,13 @@ pub(crate) async fn batch(
     match op.as_str() {
         "read" => Counters::add(&inner.stats.read_requests, 1),
         "create" | "update" | "upsert" | "archive" => Counters::add(&inner.stats.write_requests, 1),
-        _ => return http::error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", &format!("Unknown batch operation: {op}")),
+        _ => {
+            return http::error(
+                StatusCode::NOT_FOUND,
+                "OBJECT_NOT_FOUND",
+                &format!("Unknown batch operation: {op}"),
+            )
+        }
     }
     let body = match http::parse_body(&body) {
         Ok(v) => v,
@@ -41,11 +47,21 @@ pub(crate) async fn batch(
         Ok(i) => i,
         Err(resp) => return resp,
     };
-    let mut out = Outcome { results: Vec::with_capacity(inputs.len()), errors: Vec::new(), changes: Vec::new(), written: 0 };
+    let mut out = Outcome {
+        results: Vec::with_capacity(inputs.len()),
+        errors: Vec::new(),
+        changes: Vec::new(),
+        written: 0,
+    };
     let ok_status = match op.as_str() {
         "read" => {
             let archived = match http::Query::parse(q.as_deref()).archived() {
-                Ok(a) => a || body.get("archived").and_then(Value::as_bool).unwrap_or(false),
+                Ok(a) => {
+                    a || body
+                        .get("archived")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                }
                 Err(resp) => return resp,
             };
             return read(&inner, kind, &body, inputs, archived, requested_at);
@@ -83,7 +99,10 @@ fn inputs_of(body: &Value) -> Result<&Vec<Value>, Response> {
         return Err(bad_request("inputs must contain at least one item"));
     }
     if inputs.len() > MAX_INPUTS {
-        return Err(bad_request(&format!("Batch input limit exceeded: {} inputs given, the maximum is {MAX_INPUTS}", inputs.len())));
+        return Err(bad_request(&format!(
+            "Batch input limit exceeded: {} inputs given, the maximum is {MAX_INPUTS}",
+            inputs.len()
+        )));
     }
     if let Some(i) = inputs.iter().position(|v| !v.is_object()) {
         return Err(bad_request(&format!("inputs[{i}] must be an object")));
@@ -100,7 +119,12 @@ fn str_field(v: &Value, key: &str) -> Option<String> {
     }
 }
 
-fn envelope(ok: StatusCode, results: Vec<Value>, errors: Vec<Value>, requested_at: DateTime<Utc>) -> Response {
+fn envelope(
+    ok: StatusCode,
+    results: Vec<Value>,
+    errors: Vec<Value>,
+    requested_at: DateTime<Utc>,
+) -> Response {
     let mut body = json!({
         "status": "COMPLETE",
         "results": results,
@@ -138,8 +162,18 @@ fn input_props(kind: ObjectKind, input: &Value) -> Result<Props, Result<WriteErr
 }
 
 /// `archived` (query `?archived=true`) reads archived records instead of live ones.
-fn read(inner: &Inner, kind: ObjectKind, body: &Value, inputs: &[Value], archived: bool, requested_at: DateTime<Utc>) -> Response {
-    let requested: Option<Vec<&str>> = body.get("properties").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect());
+fn read(
+    inner: &Inner,
+    kind: ObjectKind,
+    body: &Value,
+    inputs: &[Value],
+    archived: bool,
+    requested_at: DateTime<Utc>,
+) -> Response {
+    let requested: Option<Vec<&str>> = body
+        .get("properties")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect());
     let sel = selection(kind, requested);
     let id_property = body.get("idProperty").and_then(Value::as_str);
     let mut seen = HashSet::new();
@@ -147,12 +181,16 @@ fn read(inner: &Inner, kind: ObjectKind, body: &Value, inputs: &[Value], archive
     let mut missing = Vec::new();
     let store = lock(&inner.store);
     for (i, input) in inputs.iter().enumerate() {
-        let Some(id) = str_field(input, "id") else { return bad_request(&format!("inputs[{i}].id is required")) };
+        let Some(id) = str_field(input, "id") else {
+            return bad_request(&format!("inputs[{i}].id is required"));
+        };
         if !seen.insert(id.clone()) {
             continue;
         }
         let rec = match resolve_id(&store, kind, &id, id_property) {
-            Ok(found) => found.and_then(|n| store.get(kind, n)).filter(|r| r.live() != archived),
+            Ok(found) => found
+                .and_then(|n| store.get(kind, n))
+                .filter(|r| r.live() != archived),
             Err(resp) => return resp,
         };
         match rec {
@@ -165,7 +203,9 @@ fn read(inner: &Inner, kind: ObjectKind, body: &Value, inputs: &[Value], archive
         Vec::new()
     } else {
         let message = format!("Could not get some {} objects, they may be deleted or not exist. Check that ids are valid.", kind.label());
-        vec![json!({"status": "error", "category": "OBJECT_NOT_FOUND", "message": message, "context": {"id": missing}})]
+        vec![
+            json!({"status": "error", "category": "OBJECT_NOT_FOUND", "message": message, "context": {"id": missing}}),
+        ]
     };
     envelope(StatusCode::OK, results, errors, requested_at)
 }
@@ -188,8 +228,16 @@ fn archive(inner: &Inner, kind: ObjectKind, inputs: &[Value]) -> Response {
 
 /// Without an `objectWriteTraceId` on every input, one bad input fails the whole batch and
 /// nothing is created; with them, each input fails on its own (207).
-fn create(inner: &Inner, kind: ObjectKind, inputs: &[Value], out: &mut Outcome) -> Result<(), Response> {
-    let traces: Vec<Option<String>> = inputs.iter().map(|i| str_field(i, "objectWriteTraceId")).collect();
+fn create(
+    inner: &Inner,
+    kind: ObjectKind,
+    inputs: &[Value],
+    out: &mut Outcome,
+) -> Result<(), Response> {
+    let traces: Vec<Option<String>> = inputs
+        .iter()
+        .map(|i| str_field(i, "objectWriteTraceId"))
+        .collect();
     let per_input = traces.iter().all(Option::is_some);
     let mut store = lock(&inner.store);
     if per_input {
@@ -197,18 +245,33 @@ fn create(inner: &Inner, kind: ObjectKind, inputs: &[Value], out: &mut Outcome) 
             let trace = trace.as_deref().unwrap_or_default();
             let props = match input_props(kind, input) {
                 Ok(p) => p,
-                Err(Ok(e)) => { out.errors.push(input_error(&e, "objectWriteTraceId", trace)); continue; }
-                Err(Err(msg)) => { out.errors.push(message_error(&msg, "objectWriteTraceId", trace)); continue; }
+                Err(Ok(e)) => {
+                    out.errors
+                        .push(input_error(&e, "objectWriteTraceId", trace));
+                    continue;
+                }
+                Err(Err(msg)) => {
+                    out.errors
+                        .push(message_error(&msg, "objectWriteTraceId", trace));
+                    continue;
+                }
             };
             let written: Vec<&'static str> = props.iter().map(|(n, _)| *n).collect();
             match store.create(kind, props, &mut out.changes) {
                 Ok(id) => {
                     out.written += 1;
                     if let Some(r) = store.get(kind, id) {
-                        out.results.push(render(kind, r, &written_selection(kind, &written), Some(trace)));
+                        out.results.push(render(
+                            kind,
+                            r,
+                            &written_selection(kind, &written),
+                            Some(trace),
+                        ));
                     }
                 }
-                Err(e) => out.errors.push(input_error(&e, "objectWriteTraceId", trace)),
+                Err(e) => out
+                    .errors
+                    .push(input_error(&e, "objectWriteTraceId", trace)),
             }
         }
     } else {
@@ -227,11 +290,20 @@ fn create(inner: &Inner, kind: ObjectKind, inputs: &[Value], out: &mut Outcome) 
         }
         let mut emails = HashSet::new();
         for props in &all {
-            store.check_unique(kind, None, props).map_err(|e| http::write_error(&e))?;
-            let email = props.iter().rev().find(|(n, _)| *n == "email").and_then(|(_, v)| v.as_ref()).filter(|v| !v.is_empty());
+            store
+                .check_unique(kind, None, props)
+                .map_err(|e| http::write_error(&e))?;
+            let email = props
+                .iter()
+                .rev()
+                .find(|(n, _)| *n == "email")
+                .and_then(|(_, v)| v.as_ref())
+                .filter(|v| !v.is_empty());
             if let Some(email) = email {
                 if !emails.insert(email.to_lowercase()) {
-                    return Err(bad_request(&format!("Duplicate IDs found in batch input: [{email}]")));
+                    return Err(bad_request(&format!(
+                        "Duplicate IDs found in batch input: [{email}]"
+                    )));
                 }
             }
         }
@@ -241,10 +313,19 @@ fn create(inner: &Inner, kind: ObjectKind, inputs: &[Value], out: &mut Outcome) 
                 Ok(id) => {
                     out.written += 1;
                     if let Some(r) = store.get(kind, id) {
-                        out.results.push(render(kind, r, &written_selection(kind, &written), trace.as_deref()));
+                        out.results.push(render(
+                            kind,
+                            r,
+                            &written_selection(kind, &written),
+                            trace.as_deref(),
+                        ));
                     }
                 }
-                Err(e) => out.errors.push(input_error(&e, "objectWriteTraceId", trace.as_deref().unwrap_or_default())),
+                Err(e) => out.errors.push(input_error(
+                    &e,
+                    "objectWriteTraceId",
+                    trace.as_deref().unwrap_or_default(),
+                )),
             }
         }
     }
@@ -253,12 +334,20 @@ fn create(inner: &Inner, kind: ObjectKind, inputs: &[Value], out: &mut Outcome) 
 }
 
 /// Each input succeeds or fails on its own; errors carry the trace id if given, else the id.
-fn update(inner: &Inner, kind: ObjectKind, body: &Value, inputs: &[Value], out: &mut Outcome) -> Result<(), Response> {
+fn update(
+    inner: &Inner,
+    kind: ObjectKind,
+    body: &Value,
+    inputs: &[Value],
+    out: &mut Outcome,
+) -> Result<(), Response> {
     let mut seen = HashSet::new();
     for input in inputs {
         if let Some(id) = str_field(input, "id") {
             if !seen.insert(id.clone()) {
-                return Err(bad_request(&format!("Duplicate IDs found in batch input: [{id}]")));
+                return Err(bad_request(&format!(
+                    "Duplicate IDs found in batch input: [{id}]"
+                )));
             }
         }
     }
@@ -275,13 +364,26 @@ fn update(inner: &Inner, kind: ObjectKind, body: &Value, inputs: &[Value], out: 
         };
         let props = match input_props(kind, input) {
             Ok(p) => p,
-            Err(Ok(e)) => { out.errors.push(input_error(&e, ctx_key, ctx_val)); continue; }
-            Err(Err(msg)) => { out.errors.push(message_error(&msg, ctx_key, ctx_val)); continue; }
+            Err(Ok(e)) => {
+                out.errors.push(input_error(&e, ctx_key, ctx_val));
+                continue;
+            }
+            Err(Err(msg)) => {
+                out.errors.push(message_error(&msg, ctx_key, ctx_val));
+                continue;
+            }
         };
-        let id_property = input.get("idProperty").and_then(Value::as_str).or(default_id_property);
+        let id_property = input
+            .get("idProperty")
+            .and_then(Value::as_str)
+            .or(default_id_property);
         let n = match resolve_id(&store, kind, &id, id_property) {
             Ok(Some(n)) => n,
-            Ok(None) => { out.errors.push(input_error(&WriteError::NotFound, ctx_key, ctx_val)); continue; }
+            Ok(None) => {
+                out.errors
+                    .push(input_error(&WriteError::NotFound, ctx_key, ctx_val));
+                continue;
+            }
             Err(resp) => return Err(resp),
         };
         let written: Vec<&'static str> = props.iter().map(|(n, _)| *n).collect();
@@ -289,7 +391,12 @@ fn update(inner: &Inner, kind: ObjectKind, body: &Value, inputs: &[Value], out: 
             Ok(_) => {
                 out.written += 1;
                 if let Some(r) = store.get(kind, n) {
-                    out.results.push(render(kind, r, &written_selection(kind, &written), trace.as_deref()));
+                    out.results.push(render(
+                        kind,
+                        r,
+                        &written_selection(kind, &written),
+                        trace.as_deref(),
+                    ));
                 }
             }
             Err(e) => out.errors.push(input_error(&e, ctx_key, ctx_val)),
@@ -300,15 +407,24 @@ fn update(inner: &Inner, kind: ObjectKind, body: &Value, inputs: &[Value], out: 
 }
 
 /// Upsert keyed by a unique property: only contacts by `email` are supported.
-fn upsert(inner: &Inner, kind: ObjectKind, inputs: &[Value], out: &mut Outcome) -> Result<(), Response> {
+fn upsert(
+    inner: &Inner,
+    kind: ObjectKind,
+    inputs: &[Value],
+    out: &mut Outcome,
+) -> Result<(), Response> {
     for (i, input) in inputs.iter().enumerate() {
-        if kind != ObjectKind::Contacts || input.get("idProperty").and_then(Value::as_str) != Some("email") {
+        if kind != ObjectKind::Contacts
+            || input.get("idProperty").and_then(Value::as_str) != Some("email")
+        {
             return Err(bad_request(&format!("inputs[{i}].idProperty must be a unique property (only \"email\" on contacts is supported)")));
         }
     }
     let mut store = lock(&inner.store);
     for (i, input) in inputs.iter().enumerate() {
-        let Some(email) = str_field(input, "id") else { return Err(bad_request(&format!("inputs[{i}].id is required"))) };
+        let Some(email) = str_field(input, "id") else {
+            return Err(bad_request(&format!("inputs[{i}].id is required")));
+        };
         let trace = str_field(input, "objectWriteTraceId");
         let (ctx_key, ctx_val) = match &trace {
             Some(t) => ("objectWriteTraceId", t.as_str()),
@@ -316,8 +432,14 @@ fn upsert(inner: &Inner, kind: ObjectKind, inputs: &[Value], out: &mut Outcome) 
         };
         let mut props = match input_props(kind, input) {
             Ok(p) => p,
-            Err(Ok(e)) => { out.errors.push(input_error(&e, ctx_key, ctx_val)); continue; }
-            Err(Err(msg)) => { out.errors.push(message_error(&msg, ctx_key, ctx_val)); continue; }
+            Err(Ok(e)) => {
+                out.errors.push(input_error(&e, ctx_key, ctx_val));
+                continue;
+            }
+            Err(Err(msg)) => {
+                out.errors.push(message_error(&msg, ctx_key, ctx_val));
+                continue;
+            }
         };
         let existing = store.contact_by_email(&email);
         if existing.is_none() && !props.iter().any(|(n, _)| *n == "email") {
@@ -325,14 +447,23 @@ fn upsert(inner: &Inner, kind: ObjectKind, inputs: &[Value], out: &mut Outcome) 
         }
         let written: Vec<&'static str> = props.iter().map(|(n, _)| *n).collect();
         let done = match existing {
-            Some(n) => store.update(kind, n, props, &mut out.changes).map(|_| (n, false)),
-            None => store.create(kind, props, &mut out.changes).map(|n| (n, true)),
+            Some(n) => store
+                .update(kind, n, props, &mut out.changes)
+                .map(|_| (n, false)),
+            None => store
+                .create(kind, props, &mut out.changes)
+                .map(|n| (n, true)),
         };
         match done {
             Ok((n, new)) => {
                 out.written += 1;
                 if let Some(r) = store.get(kind, n) {
-                    let mut v = render(kind, r, &written_selection(kind, &written), trace.as_deref());
+                    let mut v = render(
+                        kind,
+                        r,
+                        &written_selection(kind, &written),
+                        trace.as_deref(),
+                    );
                     v["new"] = Value::Bool(new);
                     out.results.push(v);
                 }

@@ -63,7 +63,11 @@ pub(crate) enum Fault {
 
 impl Faults {
     pub(crate) fn new(error_rate: f64, throttle_rate: f64, lost_response_rate: f64) -> Faults {
-        Faults { error: Rate::new(error_rate), throttle: Rate::new(throttle_rate), lost: Rate::new(lost_response_rate) }
+        Faults {
+            error: Rate::new(error_rate),
+            throttle: Rate::new(throttle_rate),
+            lost: Rate::new(lost_response_rate),
+        }
     }
 
     pub(crate) fn set(&self, error_rate: f64, throttle_rate: f64, lost_response_rate: f64) {
@@ -94,13 +98,17 @@ const API_PREFIX: &str = "/crm/v3/objects/";
 
 /// Create / update / archive, single or batch (upsert included); not reads nor search.
 pub(crate) fn is_write(method: &Method, path: &str) -> bool {
-    let Some(rest) = path.strip_prefix(API_PREFIX) else { return false };
+    let Some(rest) = path.strip_prefix(API_PREFIX) else {
+        return false;
+    };
     let segs: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     match segs.as_slice() {
         [_object] => method == Method::POST,
         [_object, "search"] => false,
         [_object, _id] => method == Method::PATCH || method == Method::DELETE,
-        [_object, "batch", op] => method == Method::POST && matches!(*op, "create" | "update" | "upsert" | "archive"),
+        [_object, "batch", op] => {
+            method == Method::POST && matches!(*op, "create" | "update" | "upsert" | "archive")
+        }
         _ => false,
     }
 }
@@ -122,14 +130,18 @@ pub(crate) fn rate_limited(inner: &Inner, retry_after: Option<u64>) -> Response 
         limiter.headers(resp.headers_mut(), 0);
     }
     if let Some(secs) = retry_after {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response {
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -137,9 +149,17 @@ fn plain(status: StatusCode, body: &'static str) -> Response {
 /// for 502.
 pub(crate) fn server_error() -> Response {
     match rand::random::<u8>() % 3 {
-        0 => http::error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error"),
+        0 => http::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "internal error",
+        ),
         1 => plain(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"),
-        _ => http::error(StatusCode::SERVICE_UNAVAILABLE, "INTERNAL_ERROR", "internal error"),
+        _ => http::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "INTERNAL_ERROR",
+            "internal error",
+        ),
     }
 }
 
@@ -159,7 +179,10 @@ mod tests {
         assert!(w(Method::PATCH, "/crm/v3/objects/contacts/12"));
         assert!(w(Method::DELETE, "/crm/v3/objects/deals/12"));
         for op in ["create", "update", "upsert", "archive"] {
-            assert!(w(Method::POST, &format!("/crm/v3/objects/contacts/batch/{op}")));
+            assert!(w(
+                Method::POST,
+                &format!("/crm/v3/objects/contacts/batch/{op}")
+            ));
         }
         assert!(!w(Method::POST, "/crm/v3/objects/contacts/batch/read"));
         assert!(!w(Method::POST, "/crm/v3/objects/contacts/search"));
@@ -171,13 +194,28 @@ mod tests {
     #[test]
     fn rates_clamp_and_roll() {
         let f = Faults::new(f64::NAN, 7.0, -1.0);
-        assert_eq!((f.error.get(), f.throttle.get(), f.lost.get()), (0.0, 1.0, 0.0));
-        assert_eq!(f.draw(&Method::GET, "/crm/v3/objects/contacts"), Fault::Throttle);
+        assert_eq!(
+            (f.error.get(), f.throttle.get(), f.lost.get()),
+            (0.0, 1.0, 0.0)
+        );
+        assert_eq!(
+            f.draw(&Method::GET, "/crm/v3/objects/contacts"),
+            Fault::Throttle
+        );
         assert_eq!(f.draw(&Method::GET, "/other"), Fault::None);
         f.set(0.0, 0.0, 1.0);
-        assert_eq!(f.draw(&Method::GET, "/crm/v3/objects/contacts"), Fault::None);
-        assert_eq!(f.draw(&Method::POST, "/crm/v3/objects/contacts"), Fault::LoseResponse);
+        assert_eq!(
+            f.draw(&Method::GET, "/crm/v3/objects/contacts"),
+            Fault::None
+        );
+        assert_eq!(
+            f.draw(&Method::POST, "/crm/v3/objects/contacts"),
+            Fault::LoseResponse
+        );
         f.set(1.0, 1.0, 1.0);
-        assert_eq!(f.draw(&Method::POST, "/crm/v3/objects/contacts"), Fault::Error);
+        assert_eq!(
+            f.draw(&Method::POST, "/crm/v3/objects/contacts"),
+            Fault::Error
+        );
     }
 }

@@ -17,18 +17,33 @@ pub(crate) fn iso(t: DateTime<Utc>) -> String {
 pub(crate) fn correlation_id() -> String {
     let r: u128 = rand::random();
     let h = format!("{r:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = (status, bytes).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=utf-8"),
+    );
     resp
 }
 
 /// `{"status":"error","message":..,"category":..,"correlationId":..}` plus `extra` fields.
-pub(crate) fn error_with(status: StatusCode, category: &str, message: &str, extra: Value) -> Response {
+pub(crate) fn error_with(
+    status: StatusCode,
+    category: &str,
+    message: &str,
+    extra: Value,
+) -> Response {
     let mut body = json!({"status": "error", "message": message, "correlationId": correlation_id(), "category": category});
     if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
         b.extend(extra);
@@ -45,7 +60,11 @@ pub(crate) fn bad_request(message: &str) -> Response {
 }
 
 pub(crate) fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "resource not found")
+    error(
+        StatusCode::NOT_FOUND,
+        "OBJECT_NOT_FOUND",
+        "resource not found",
+    )
 }
 
 pub(crate) fn unknown_object(name: &str) -> Response {
@@ -73,12 +92,27 @@ pub(crate) fn duplicate_message(existing: u64) -> String {
 /// Status, category, message and extra fields describing a refused write.
 pub(crate) fn write_error_parts(err: &WriteError) -> (StatusCode, &'static str, String, Value) {
     match err {
-        WriteError::NotFound => (StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "resource not found".into(), Value::Null),
+        WriteError::NotFound => (
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            "resource not found".into(),
+            Value::Null,
+        ),
         WriteError::Invalid(errs) => {
             let (message, errors) = validation_parts(errs);
-            (StatusCode::BAD_REQUEST, "VALIDATION_ERROR", message, json!({ "errors": errors }))
+            (
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                message,
+                json!({ "errors": errors }),
+            )
         }
-        WriteError::Duplicate(id) => (StatusCode::CONFLICT, "CONFLICT", duplicate_message(*id), Value::Null),
+        WriteError::Duplicate(id) => (
+            StatusCode::CONFLICT,
+            "CONFLICT",
+            duplicate_message(*id),
+            Value::Null,
+        ),
     }
 }
 
@@ -92,7 +126,13 @@ pub(crate) fn parse_body(bytes: &[u8]) -> Result<Value, Response> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(bad_request("Invalid input JSON: request body is empty"));
     }
-    serde_json::from_slice(bytes).map_err(|e| bad_request(&format!("Invalid input JSON on line {}, column {}: {e}", e.line(), e.column())))
+    serde_json::from_slice(bytes).map_err(|e| {
+        bad_request(&format!(
+            "Invalid input JSON on line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 /// The `properties` object of a create/update input; `Err` is the message for a 400.
@@ -122,7 +162,10 @@ impl Query {
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// All comma-separated values of a possibly repeated key; None if the key is absent.
@@ -143,7 +186,9 @@ impl Query {
         match self.get("archived") {
             None | Some("false") => Ok(false),
             Some("true") => Ok(true),
-            Some(v) => Err(bad_request(&format!("Invalid value for archived: {v} (expected true or false)"))),
+            Some(v) => Err(bad_request(&format!(
+                "Invalid value for archived: {v} (expected true or false)"
+            ))),
         }
     }
 }
@@ -156,7 +201,8 @@ fn decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
                     Ok(x) => {
                         out.push(x);
                         i += 2;
@@ -173,10 +219,16 @@ fn decode(s: &str) -> String {
 
 /// The properties a response shows: the requested known ones (unknown names ignored) or the
 /// defaults, always with the read-only ones.
-pub(crate) fn selection<'a>(kind: ObjectKind, requested: Option<impl IntoIterator<Item = &'a str>>) -> Vec<&'static str> {
+pub(crate) fn selection<'a>(
+    kind: ObjectKind,
+    requested: Option<impl IntoIterator<Item = &'a str>>,
+) -> Vec<&'static str> {
     let mut sel: Vec<&'static str> = match requested {
         None => kind.defaults().to_vec(),
-        Some(names) => names.into_iter().filter_map(|n| kind.canonical(n)).collect(),
+        Some(names) => names
+            .into_iter()
+            .filter_map(|n| kind.canonical(n))
+            .collect(),
     };
     sel.extend(kind.read_only());
     sel.sort_unstable();
@@ -194,10 +246,18 @@ pub(crate) fn written_selection(kind: ObjectKind, written: &[&'static str]) -> V
 }
 
 /// A record as a `SimplePublicObject`.
-pub(crate) fn render(kind: ObjectKind, rec: &Rec, sel: &[&'static str], trace: Option<&str>) -> Value {
+pub(crate) fn render(
+    kind: ObjectKind,
+    rec: &Rec,
+    sel: &[&'static str],
+    trace: Option<&str>,
+) -> Value {
     let mut props = Map::with_capacity(sel.len());
     for name in sel {
-        let v = rec.value(kind, name).map(Value::String).unwrap_or(Value::Null);
+        let v = rec
+            .value(kind, name)
+            .map(Value::String)
+            .unwrap_or(Value::Null);
         props.insert((*name).to_string(), v);
     }
     let mut obj = Map::with_capacity(7);

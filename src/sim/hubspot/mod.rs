@@ -130,11 +130,19 @@ impl From<WriteError> for SimError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::NotFound => SimError::NotFound,
-            WriteError::Duplicate(id) => SimError::Duplicate { existing_id: id.to_string() },
+            WriteError::Duplicate(id) => SimError::Duplicate {
+                existing_id: id.to_string(),
+            },
             WriteError::Invalid(errs) => match errs.into_iter().next() {
                 Some(p) if p.code == "PROPERTY_DOESNT_EXIST" => SimError::UnknownProperty(p.name),
-                Some(p) => SimError::InvalidProperty { property: p.name, message: p.message },
-                None => SimError::InvalidProperty { property: String::new(), message: "invalid".into() },
+                Some(p) => SimError::InvalidProperty {
+                    property: p.name,
+                    message: p.message,
+                },
+                None => SimError::InvalidProperty {
+                    property: String::new(),
+                    message: "invalid".into(),
+                },
             },
         }
     }
@@ -157,9 +165,16 @@ pub(crate) struct Counters {
 impl Counters {
     fn all(&self) -> [&AtomicU64; 10] {
         [
-            &self.requests, &self.write_requests, &self.records_written, &self.read_requests,
-            &self.throttled, &self.errors_injected, &self.throttles_injected, &self.lost_responses,
-            &self.webhooks_sent, &self.webhook_events,
+            &self.requests,
+            &self.write_requests,
+            &self.records_written,
+            &self.read_requests,
+            &self.throttled,
+            &self.errors_injected,
+            &self.throttles_injected,
+            &self.lost_responses,
+            &self.webhooks_sent,
+            &self.webhook_events,
         ]
     }
 
@@ -203,14 +218,20 @@ impl HubSpotSim {
     pub async fn start(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<HubSpotSim> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let host = if local.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { local.ip() };
+        let host = if local.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            local.ip()
+        };
         let base_url = format!("http://{}", SocketAddr::new(host, local.port()));
         let mut store = Store::default();
         let mut sink = Vec::new();
         for n in 1..=cfg.seed_contacts {
             store
                 .create(ObjectKind::Contacts, state::seed_contact(n), &mut sink)
-                .map_err(|e| std::io::Error::other(format!("seeding contacts: {}", SimError::from(e))))?;
+                .map_err(|e| {
+                    std::io::Error::other(format!("seeding contacts: {}", SimError::from(e)))
+                })?;
             sink.clear();
         }
         let (stop, stop_rx) = watch::channel(false);
@@ -221,7 +242,9 @@ impl HubSpotSim {
             latency: cfg.latency,
             store: Mutex::new(store),
             stats: Counters::default(),
-            limiter: cfg.rate_limit.map(|(max, window)| ratelimit::RateLimiter::new(max, window)),
+            limiter: cfg
+                .rate_limit
+                .map(|(max, window)| ratelimit::RateLimiter::new(max, window)),
             faults: faults::Faults::new(cfg.error_rate, cfg.throttle_rate, cfg.lost_response_rate),
             hooks: Hooks::new(cfg.webhook_url, cfg.webhook_secret)?,
             stop,
@@ -232,7 +255,10 @@ impl HubSpotSim {
             let shutdown = async move {
                 let _ = server_stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::warn!(error = %e, "hubspot sim: server stopped");
             }
         });
@@ -272,13 +298,20 @@ impl HubSpotSim {
     /// Changes the fault rates (see `SimConfig`) for the requests that follow; each is clamped
     /// to `[0, 1]`.
     pub fn set_faults(&self, error_rate: f64, throttle_rate: f64, lost_response_rate: f64) {
-        self.inner.faults.set(error_rate, throttle_rate, lost_response_rate);
+        self.inner
+            .faults
+            .set(error_rate, throttle_rate, lost_response_rate);
     }
 
     /// Creates a record as a user in the HubSpot UI would (webhooks with changeSource `CRM_UI`).
-    pub fn app_create(&self, object: &str, props: serde_json::Map<String, serde_json::Value>) -> Result<String, SimError> {
+    pub fn app_create(
+        &self,
+        object: &str,
+        props: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, SimError> {
         let kind = kind_of(object)?;
-        let props = parse_props(kind, &props).map_err(|e| SimError::from(WriteError::Invalid(e)))?;
+        let props =
+            parse_props(kind, &props).map_err(|e| SimError::from(WriteError::Invalid(e)))?;
         let mut changes = Vec::new();
         let mut store = lock(&self.inner.store);
         let id = store.create(kind, props, &mut changes)?;
@@ -286,10 +319,16 @@ impl HubSpotSim {
         Ok(id.to_string())
     }
 
-    pub fn app_update(&self, object: &str, id: &str, props: serde_json::Map<String, serde_json::Value>) -> Result<(), SimError> {
+    pub fn app_update(
+        &self,
+        object: &str,
+        id: &str,
+        props: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), SimError> {
         let kind = kind_of(object)?;
         let id: u64 = id.parse().map_err(|_| SimError::NotFound)?;
-        let props = parse_props(kind, &props).map_err(|e| SimError::from(WriteError::Invalid(e)))?;
+        let props =
+            parse_props(kind, &props).map_err(|e| SimError::from(WriteError::Invalid(e)))?;
         let mut changes = Vec::new();
         let mut store = lock(&self.inner.store);
         store.update(kind, id, props, &mut changes)?;
@@ -318,9 +357,17 @@ impl HubSpotSim {
 
     /// Live (non-archived) records sorted by numeric id.
     pub fn records(&self, object: &str) -> Vec<SimRecord> {
-        let Some(kind) = ObjectKind::parse(object) else { return Vec::new() };
+        let Some(kind) = ObjectKind::parse(object) else {
+            return Vec::new();
+        };
         let store = lock(&self.inner.store);
-        store.table(kind).recs.values().filter(|r| r.live()).map(|r| to_sim_record(kind, r)).collect()
+        store
+            .table(kind)
+            .recs
+            .values()
+            .filter(|r| r.live())
+            .map(|r| to_sim_record(kind, r))
+            .collect()
     }
 
     pub fn stats(&self) -> SimStats {
@@ -353,19 +400,33 @@ impl HubSpotSim {
 }
 
 fn to_sim_record(kind: ObjectKind, r: &state::Rec) -> SimRecord {
-    let mut properties: BTreeMap<String, String> = r.props.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect();
+    let mut properties: BTreeMap<String, String> = r
+        .props
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
+        .collect();
     for p in kind.read_only() {
         if let Some(v) = r.value(kind, p) {
             properties.insert(p.to_string(), v);
         }
     }
-    SimRecord { id: r.id.to_string(), properties, created_at: r.created, updated_at: r.updated, archived: !r.live() }
+    SimRecord {
+        id: r.id.to_string(),
+        properties,
+        created_at: r.created,
+        updated_at: r.updated,
+        archived: !r.live(),
+    }
 }
 
 /// Runs a simulator until ctrl-c (for a `ferry sim hubspot` style command).
 pub async fn run_cli(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<()> {
     let sim = HubSpotSim::start(cfg, addr).await?;
-    println!("hubspot simulator listening on {} (token: {})", sim.base_url(), sim.token());
+    println!(
+        "hubspot simulator listening on {} (token: {})",
+        sim.base_url(),
+        sim.token()
+    );
     tokio::signal::ctrl_c().await?;
     sim.shutdown();
     Ok(())

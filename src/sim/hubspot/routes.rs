@@ -23,21 +23,42 @@ use super::{lock, Counters, Inner};
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
     Router::new()
         .route("/crm/v3/objects/{object}", get(list).post(create))
-        .route("/crm/v3/objects/{object}/search", post(super::search::search))
-        .route("/crm/v3/objects/{object}/batch/{op}", post(super::batch::batch))
-        .route("/crm/v3/objects/{object}/{id}", get(get_one).patch(update).delete(archive))
+        .route(
+            "/crm/v3/objects/{object}/search",
+            post(super::search::search),
+        )
+        .route(
+            "/crm/v3/objects/{object}/batch/{op}",
+            post(super::batch::batch),
+        )
+        .route(
+            "/crm/v3/objects/{object}/{id}",
+            get(get_one).patch(update).delete(archive),
+        )
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(inner.clone(), gate))
         .with_state(inner)
 }
 
 async fn fallback(method: Method, uri: Uri) -> Response {
-    http::error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", &format!("No endpoint for {method} {}", uri.path()))
+    http::error(
+        StatusCode::NOT_FOUND,
+        "OBJECT_NOT_FOUND",
+        &format!("No endpoint for {method} {}", uri.path()),
+    )
 }
 
 fn authorized(inner: &Inner, req: &Request) -> bool {
-    let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
-    let Some((scheme, token)) = value.split_once(' ') else { return false };
+    let Some(value) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return false;
+    };
     scheme.eq_ignore_ascii_case("bearer") && token.trim() == inner.token
 }
 
@@ -95,11 +116,19 @@ async fn delay(inner: &Inner, resp: Response) -> Response {
 }
 
 /// Resolves a path id, honouring `idProperty` (`hs_object_id`, or `email` for contacts).
-pub(crate) fn resolve_id(store: &Store, kind: ObjectKind, id: &str, id_property: Option<&str>) -> Result<Option<u64>, Response> {
+pub(crate) fn resolve_id(
+    store: &Store,
+    kind: ObjectKind,
+    id: &str,
+    id_property: Option<&str>,
+) -> Result<Option<u64>, Response> {
     match id_property {
         None | Some("hs_object_id") => Ok(id.parse().ok()),
         Some("email") if kind == ObjectKind::Contacts => Ok(store.contact_by_email(id)),
-        Some(p) => Err(bad_request(&format!("Property {p} is not a unique identifier property for {}", kind.name()))),
+        Some(p) => Err(bad_request(&format!(
+            "Property {p} is not a unique identifier property for {}",
+            kind.name()
+        ))),
     }
 }
 
@@ -113,7 +142,11 @@ macro_rules! kind_or_400 {
 }
 pub(crate) use kind_or_400;
 
-async fn list(State(inner): State<Arc<Inner>>, Path(object): Path<String>, RawQuery(q): RawQuery) -> Response {
+async fn list(
+    State(inner): State<Arc<Inner>>,
+    Path(object): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let kind = kind_or_400!(object);
     Counters::add(&inner.stats.read_requests, 1);
     let q = Query::parse(q.as_deref());
@@ -122,7 +155,11 @@ async fn list(State(inner): State<Arc<Inner>>, Path(object): Path<String>, RawQu
         Some(Ok(n)) if (1..=100).contains(&n) => n,
         Some(_) => return bad_request("limit must be an integer between 1 and 100"),
     };
-    let after = match q.get("after").filter(|s| !s.is_empty()).map(str::parse::<u64>) {
+    let after = match q
+        .get("after")
+        .filter(|s| !s.is_empty())
+        .map(str::parse::<u64>)
+    {
         None => 0,
         Some(Ok(n)) => n,
         Some(Err(_)) => return bad_request("Invalid paging cursor in 'after'"),
@@ -137,7 +174,12 @@ async fn list(State(inner): State<Arc<Inner>>, Path(object): Path<String>, RawQu
     let mut last = 0;
     {
         let store = lock(&inner.store);
-        let matching = store.table(kind).recs.range(after.saturating_add(1)..).map(|(_, r)| r).filter(|r| r.live() != archived);
+        let matching = store
+            .table(kind)
+            .recs
+            .range(after.saturating_add(1)..)
+            .map(|(_, r)| r)
+            .filter(|r| r.live() != archived);
         for rec in matching {
             if results.len() == limit {
                 more = true;
@@ -149,7 +191,11 @@ async fn list(State(inner): State<Arc<Inner>>, Path(object): Path<String>, RawQu
     }
     let mut body = json!({ "results": results });
     if more {
-        let mut link = format!("{}/crm/v3/objects/{}?limit={limit}&after={last}", inner.base_url, kind.name());
+        let mut link = format!(
+            "{}/crm/v3/objects/{}?limit={limit}&after={last}",
+            inner.base_url,
+            kind.name()
+        );
         if archived {
             link.push_str("&archived=true");
         }
@@ -158,7 +204,11 @@ async fn list(State(inner): State<Arc<Inner>>, Path(object): Path<String>, RawQu
     http::json_response(StatusCode::OK, &body)
 }
 
-async fn get_one(State(inner): State<Arc<Inner>>, Path((object, id)): Path<(String, String)>, RawQuery(q): RawQuery) -> Response {
+async fn get_one(
+    State(inner): State<Arc<Inner>>,
+    Path((object, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let kind = kind_or_400!(object);
     Counters::add(&inner.stats.read_requests, 1);
     let q = Query::parse(q.as_deref());
@@ -174,12 +224,18 @@ async fn get_one(State(inner): State<Arc<Inner>>, Path((object, id)): Path<(Stri
         Err(resp) => return resp,
     };
     match store.get(kind, id) {
-        Some(rec) if rec.live() || archived => http::json_response(StatusCode::OK, &render(kind, rec, &sel, None)),
+        Some(rec) if rec.live() || archived => {
+            http::json_response(StatusCode::OK, &render(kind, rec, &sel, None))
+        }
         _ => not_found(),
     }
 }
 
-async fn create(State(inner): State<Arc<Inner>>, Path(object): Path<String>, body: Bytes) -> Response {
+async fn create(
+    State(inner): State<Arc<Inner>>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
     let kind = kind_or_400!(object);
     Counters::add(&inner.stats.write_requests, 1);
     let body = match http::parse_body(&body) {
@@ -201,7 +257,9 @@ async fn create(State(inner): State<Arc<Inner>>, Path(object): Path<String>, bod
         Ok(id) => {
             inner.hooks.enqueue(&changes, Source::Api);
             Counters::add(&inner.stats.records_written, 1);
-            let out = store.get(kind, id).map(|r| render(kind, r, &written_selection(kind, &written), None));
+            let out = store
+                .get(kind, id)
+                .map(|r| render(kind, r, &written_selection(kind, &written), None));
             drop(store);
             http::json_response(StatusCode::CREATED, &out.unwrap_or(Value::Null))
         }
@@ -242,7 +300,9 @@ async fn update(
         Ok(_) => {
             inner.hooks.enqueue(&changes, Source::Api);
             Counters::add(&inner.stats.records_written, 1);
-            let out = store.get(kind, id).map(|r| render(kind, r, &written_selection(kind, &written), None));
+            let out = store
+                .get(kind, id)
+                .map(|r| render(kind, r, &written_selection(kind, &written), None));
             drop(store);
             http::json_response(StatusCode::OK, &out.unwrap_or(Value::Null))
         }
@@ -250,10 +310,15 @@ async fn update(
     }
 }
 
-async fn archive(State(inner): State<Arc<Inner>>, Path((object, id)): Path<(String, String)>) -> Response {
+async fn archive(
+    State(inner): State<Arc<Inner>>,
+    Path((object, id)): Path<(String, String)>,
+) -> Response {
     let kind = kind_or_400!(object);
     Counters::add(&inner.stats.write_requests, 1);
-    let Ok(id) = id.parse::<u64>() else { return not_found() };
+    let Ok(id) = id.parse::<u64>() else {
+        return not_found();
+    };
     let mut changes = Vec::new();
     let mut store = lock(&inner.store);
     match store.archive(kind, id, &mut changes) {

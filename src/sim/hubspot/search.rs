@@ -59,11 +59,17 @@ fn scalar(v: &Value) -> Option<String> {
 /// Whether a property compares as a number (epoch ms for dates).
 fn is_numeric(kind: ObjectKind, prop: &str) -> bool {
     kind.read_only().contains(&prop)
-        || matches!(kind.writable_type(prop), Some((_, PropType::Number | PropType::Integer | PropType::Date)))
+        || matches!(
+            kind.writable_type(prop),
+            Some((_, PropType::Number | PropType::Integer | PropType::Date))
+        )
 }
 
 fn to_number(raw: &str) -> Option<f64> {
-    raw.trim().parse::<f64>().ok().or_else(|| parse_time_ms(raw).map(|ms| ms as f64))
+    raw.trim()
+        .parse::<f64>()
+        .ok()
+        .or_else(|| parse_time_ms(raw).map(|ms| ms as f64))
 }
 
 fn rec_number(kind: ObjectKind, rec: &Rec, prop: &str) -> Option<f64> {
@@ -74,8 +80,13 @@ fn rec_number(kind: ObjectKind, rec: &Rec, prop: &str) -> Option<f64> {
 }
 
 fn parse_filter(kind: ObjectKind, f: &Value) -> Result<Filter, String> {
-    let name = f.get("propertyName").and_then(Value::as_str).ok_or("each filter needs a propertyName")?;
-    let prop = kind.canonical(name).ok_or_else(|| format!("Property \"{name}\" does not exist on {}", kind.name()))?;
+    let name = f
+        .get("propertyName")
+        .and_then(Value::as_str)
+        .ok_or("each filter needs a propertyName")?;
+    let prop = kind
+        .canonical(name)
+        .ok_or_else(|| format!("Property \"{name}\" does not exist on {}", kind.name()))?;
     let op_name = f.get("operator").and_then(Value::as_str).unwrap_or("EQ");
     let op = match op_name {
         "EQ" => Op::Eq,
@@ -92,14 +103,33 @@ fn parse_filter(kind: ObjectKind, f: &Value) -> Result<Filter, String> {
         other => return Err(format!("Unsupported filter operator {other} (simulator supports EQ, NEQ, LT, LTE, GT, GTE, BETWEEN, IN, NOT_IN, HAS_PROPERTY, NOT_HAS_PROPERTY)")),
     };
     let numeric = is_numeric(kind, prop);
-    let mut filter = Filter { prop, op, low: 0.0, high: 0.0, values: Vec::new() };
-    let need = |key: &str| f.get(key).and_then(scalar).ok_or_else(|| format!("operator {op_name} on {name} needs a \"{key}\""));
-    let num = |raw: &str| to_number(raw).ok_or_else(|| format!("\"{raw}\" is not a valid value for {name}"));
+    let mut filter = Filter {
+        prop,
+        op,
+        low: 0.0,
+        high: 0.0,
+        values: Vec::new(),
+    };
+    let need = |key: &str| {
+        f.get(key)
+            .and_then(scalar)
+            .ok_or_else(|| format!("operator {op_name} on {name} needs a \"{key}\""))
+    };
+    let num = |raw: &str| {
+        to_number(raw).ok_or_else(|| format!("\"{raw}\" is not a valid value for {name}"))
+    };
     match op {
         Op::Has | Op::NotHas => {}
         Op::In | Op::NotIn => {
-            let vals = f.get("values").and_then(Value::as_array).ok_or_else(|| format!("operator {op_name} needs \"values\""))?;
-            filter.values = vals.iter().filter_map(scalar).map(|s| s.to_lowercase()).collect();
+            let vals = f
+                .get("values")
+                .and_then(Value::as_array)
+                .ok_or_else(|| format!("operator {op_name} needs \"values\""))?;
+            filter.values = vals
+                .iter()
+                .filter_map(scalar)
+                .map(|s| s.to_lowercase())
+                .collect();
         }
         Op::Eq | Op::Neq => {
             let v = need("value")?;
@@ -127,14 +157,17 @@ fn matches(kind: ObjectKind, rec: &Rec, f: &Filter) -> bool {
         Op::Has => rec.value(kind, f.prop).is_some_and(|v| !v.is_empty()),
         Op::NotHas => rec.value(kind, f.prop).is_none_or(|v| v.is_empty()),
         Op::In | Op::NotIn => {
-            let hit = rec.value(kind, f.prop).is_some_and(|v| f.values.contains(&v.to_lowercase()));
+            let hit = rec
+                .value(kind, f.prop)
+                .is_some_and(|v| f.values.contains(&v.to_lowercase()));
             hit == (f.op == Op::In)
         }
         Op::Eq | Op::Neq => {
             let eq = if numeric {
                 rec_number(kind, rec, f.prop) == Some(f.low)
             } else {
-                rec.value(kind, f.prop).is_some_and(|v| f.values.first() == Some(&v.to_lowercase()))
+                rec.value(kind, f.prop)
+                    .is_some_and(|v| f.values.first() == Some(&v.to_lowercase()))
             };
             eq == (f.op == Op::Eq)
         }
@@ -164,12 +197,18 @@ fn usize_field(body: &Value, key: &str) -> Result<Option<usize>, Response> {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match scalar(v).and_then(|s| s.trim().parse::<usize>().ok()) {
             Some(n) => Ok(Some(n)),
-            None => Err(bad_request(&format!("\"{key}\" must be a non-negative integer"))),
+            None => Err(bad_request(&format!(
+                "\"{key}\" must be a non-negative integer"
+            ))),
         },
     }
 }
 
-pub(crate) async fn search(State(inner): State<Arc<Inner>>, Path(object): Path<String>, body: Bytes) -> Response {
+pub(crate) async fn search(
+    State(inner): State<Arc<Inner>>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
     let kind = kind_or_400!(object);
     Counters::add(&inner.stats.read_requests, 1);
     let body = match http::parse_body(&body) {
@@ -192,36 +231,76 @@ pub(crate) async fn search(State(inner): State<Arc<Inner>>, Path(object): Path<S
     }
     let mut groups = Vec::new();
     if let Some(g) = body.get("filterGroups").filter(|v| !v.is_null()) {
-        let Some(g) = g.as_array() else { return bad_request("filterGroups must be an array") };
-        let total: usize = g.iter().map(|g| g.get("filters").and_then(Value::as_array).map_or(0, Vec::len)).sum();
+        let Some(g) = g.as_array() else {
+            return bad_request("filterGroups must be an array");
+        };
+        let total: usize = g
+            .iter()
+            .map(|g| {
+                g.get("filters")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len)
+            })
+            .sum();
         if g.len() > MAX_GROUPS || total > MAX_FILTERS {
             return bad_request(&format!("Too many filters: at most {MAX_GROUPS} filterGroups and {MAX_FILTERS} filters in total"));
         }
         for group in g {
-            let filters = group.get("filters").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+            let filters = group
+                .get("filters")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             if filters.len() > MAX_PER_GROUP {
-                return bad_request(&format!("Too many filters: at most {MAX_PER_GROUP} per filterGroup"));
+                return bad_request(&format!(
+                    "Too many filters: at most {MAX_PER_GROUP} per filterGroup"
+                ));
             }
-            match filters.iter().map(|f| parse_filter(kind, f)).collect::<Result<Vec<_>, _>>() {
+            match filters
+                .iter()
+                .map(|f| parse_filter(kind, f))
+                .collect::<Result<Vec<_>, _>>()
+            {
                 Ok(fs) => groups.push(fs),
                 Err(msg) => return bad_request(&msg),
             }
         }
     }
-    let sort = match body.get("sorts").and_then(Value::as_array).and_then(|s| s.first()) {
+    let sort = match body
+        .get("sorts")
+        .and_then(Value::as_array)
+        .and_then(|s| s.first())
+    {
         None => None,
         Some(s) => {
             let name = s.get("propertyName").and_then(Value::as_str).unwrap_or("");
-            let Some(prop) = kind.canonical(name) else { return bad_request(&format!("Cannot sort on unknown property \"{name}\"")) };
-            match s.get("direction").and_then(Value::as_str).unwrap_or("ASCENDING") {
+            let Some(prop) = kind.canonical(name) else {
+                return bad_request(&format!("Cannot sort on unknown property \"{name}\""));
+            };
+            match s
+                .get("direction")
+                .and_then(Value::as_str)
+                .unwrap_or("ASCENDING")
+            {
                 "ASCENDING" => Some((prop, false)),
                 "DESCENDING" => Some((prop, true)),
-                d => return bad_request(&format!("Invalid sort direction {d} (ASCENDING or DESCENDING)")),
+                d => {
+                    return bad_request(&format!(
+                        "Invalid sort direction {d} (ASCENDING or DESCENDING)"
+                    ))
+                }
             }
         }
     };
-    let query = body.get("query").and_then(Value::as_str).map(str::to_lowercase).filter(|q| !q.is_empty());
-    let requested: Option<Vec<&str>> = body.get("properties").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect());
+    let query = body
+        .get("query")
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
+        .filter(|q| !q.is_empty());
+    let requested: Option<Vec<&str>> = body
+        .get("properties")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect());
     let sel = selection(kind, requested);
 
     let store = lock(&inner.store);
@@ -230,9 +309,17 @@ pub(crate) async fn search(State(inner): State<Arc<Inner>>, Path(object): Path<S
         .recs
         .values()
         .filter(|r| r.live())
-        .filter(|r| groups.is_empty() || groups.iter().any(|g| g.iter().all(|f| matches(kind, r, f))))
         .filter(|r| {
-            query.as_ref().is_none_or(|q| text_fields(kind).iter().any(|p| r.props.get(*p).is_some_and(|v| v.to_lowercase().contains(q.as_str()))))
+            groups.is_empty() || groups.iter().any(|g| g.iter().all(|f| matches(kind, r, f)))
+        })
+        .filter(|r| {
+            query.as_ref().is_none_or(|q| {
+                text_fields(kind).iter().any(|p| {
+                    r.props
+                        .get(*p)
+                        .is_some_and(|v| v.to_lowercase().contains(q.as_str()))
+                })
+            })
         })
         .collect();
     if let Some((prop, desc)) = sort {
@@ -249,12 +336,18 @@ pub(crate) async fn search(State(inner): State<Arc<Inner>>, Path(object): Path<S
         });
     }
     let total = hits.len();
-    let results: Vec<Value> = hits.iter().skip(offset).take(limit).map(|r| render(kind, r, &sel, None)).collect();
+    let results: Vec<Value> = hits
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|r| render(kind, r, &sel, None))
+        .collect();
     drop(store);
     let mut out = json!({"total": total, "results": results});
     let next = offset + limit;
     if limit > 0 && next < total {
-        out["paging"] = json!({"next": {"after": next.to_string(), "link": format!("?after={next}")}});
+        out["paging"] =
+            json!({"next": {"after": next.to_string(), "link": format!("?after={next}")}});
     }
     http::json_response(StatusCode::OK, &out)
 }

@@ -91,7 +91,11 @@ fn email_key(props: &Props) -> Option<Option<String>> {
         .iter()
         .rev()
         .find(|(n, _)| *n == "email")
-        .map(|(_, v)| v.as_ref().filter(|s| !s.is_empty()).map(|s| s.to_lowercase()))
+        .map(|(_, v)| {
+            v.as_ref()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_lowercase())
+        })
 }
 
 impl Store {
@@ -105,12 +109,20 @@ impl Store {
 
     /// Live contact owning `email` (case-insensitive).
     pub(crate) fn contact_by_email(&self, email: &str) -> Option<u64> {
-        self.table(ObjectKind::Contacts).emails.get(&email.to_lowercase()).copied()
+        self.table(ObjectKind::Contacts)
+            .emails
+            .get(&email.to_lowercase())
+            .copied()
     }
 
     /// Checks that the write would not duplicate a live contact's email. `id` is the record being
     /// updated (None on create).
-    pub(crate) fn check_unique(&self, kind: ObjectKind, id: Option<u64>, props: &Props) -> Result<(), WriteError> {
+    pub(crate) fn check_unique(
+        &self,
+        kind: ObjectKind,
+        id: Option<u64>,
+        props: &Props,
+    ) -> Result<(), WriteError> {
         if kind != ObjectKind::Contacts {
             return Ok(());
         }
@@ -124,14 +136,25 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn create(&mut self, kind: ObjectKind, props: Props, out: &mut Vec<Change>) -> Result<u64, WriteError> {
+    pub(crate) fn create(
+        &mut self,
+        kind: ObjectKind,
+        props: Props,
+        out: &mut Vec<Change>,
+    ) -> Result<u64, WriteError> {
         self.check_unique(kind, None, &props)?;
         let email = email_key(&props).flatten();
         let t = &mut self.tables[kind.index()];
         t.next_id += 1;
         let id = t.next_id;
         let now = now_ms();
-        let mut rec = Rec { id, props: BTreeMap::new(), created: now, updated: now, archived_at: None };
+        let mut rec = Rec {
+            id,
+            props: BTreeMap::new(),
+            created: now,
+            updated: now,
+            archived_at: None,
+        };
         for (name, value) in props {
             match value {
                 Some(v) => rec.props.insert(name, v),
@@ -142,20 +165,33 @@ impl Store {
             t.emails.insert(e, id);
         }
         t.recs.insert(id, rec);
-        out.push(Change { kind, id, at_ms: now.timestamp_millis(), what: ChangeKind::Created });
+        out.push(Change {
+            kind,
+            id,
+            at_ms: now.timestamp_millis(),
+            what: ChangeKind::Created,
+        });
         Ok(id)
     }
 
     /// Applies a partial update to a live record. Returns whether anything changed; the
     /// last-modified time only moves when something did.
-    pub(crate) fn update(&mut self, kind: ObjectKind, id: u64, props: Props, out: &mut Vec<Change>) -> Result<bool, WriteError> {
+    pub(crate) fn update(
+        &mut self,
+        kind: ObjectKind,
+        id: u64,
+        props: Props,
+        out: &mut Vec<Change>,
+    ) -> Result<bool, WriteError> {
         match self.get(kind, id) {
             Some(r) if r.live() => {}
             _ => return Err(WriteError::NotFound),
         }
         self.check_unique(kind, Some(id), &props)?;
         let t = &mut self.tables[kind.index()];
-        let Some(rec) = t.recs.get_mut(&id) else { return Err(WriteError::NotFound) };
+        let Some(rec) = t.recs.get_mut(&id) else {
+            return Err(WriteError::NotFound);
+        };
         let old_email = rec.props.get("email").map(|e| e.to_lowercase());
         let mut changed: Vec<(&'static str, Option<String>)> = Vec::new();
         for (name, value) in props {
@@ -184,15 +220,27 @@ impl Store {
                 }
             }
             let v = value.unwrap_or_default();
-            out.push(Change { kind, id, at_ms: at.timestamp_millis(), what: ChangeKind::Property(name, v) });
+            out.push(Change {
+                kind,
+                id,
+                at_ms: at.timestamp_millis(),
+                what: ChangeKind::Property(name, v),
+            });
         }
         Ok(true)
     }
 
     /// Archives a record. `Ok(false)` if it was already archived; `NotFound` if it never existed.
-    pub(crate) fn archive(&mut self, kind: ObjectKind, id: u64, out: &mut Vec<Change>) -> Result<bool, WriteError> {
+    pub(crate) fn archive(
+        &mut self,
+        kind: ObjectKind,
+        id: u64,
+        out: &mut Vec<Change>,
+    ) -> Result<bool, WriteError> {
         let t = &mut self.tables[kind.index()];
-        let Some(rec) = t.recs.get_mut(&id) else { return Err(WriteError::NotFound) };
+        let Some(rec) = t.recs.get_mut(&id) else {
+            return Err(WriteError::NotFound);
+        };
         if !rec.live() {
             return Ok(false);
         }
@@ -205,21 +253,42 @@ impl Store {
                 t.emails.remove(&key);
             }
         }
-        out.push(Change { kind, id, at_ms: at.timestamp_millis(), what: ChangeKind::Deleted });
+        out.push(Change {
+            kind,
+            id,
+            at_ms: at.timestamp_millis(),
+            what: ChangeKind::Deleted,
+        });
         Ok(true)
     }
 }
 
-const FIRST: &[&str] = &["Ada", "Alan", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances", "John"];
-const LAST: &[&str] = &["Lovelace", "Turing", "Hopper", "Torvalds", "Liskov", "Thompson", "Hamilton", "Ritchie", "Allen", "Backus"];
-const COMPANY: &[&str] = &["Acme Corp", "Globex", "Initech", "Umbrella", "Hooli", "Stark Industries", "Wayne Enterprises"];
+const FIRST: &[&str] = &[
+    "Ada", "Alan", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances", "John",
+];
+const LAST: &[&str] = &[
+    "Lovelace", "Turing", "Hopper", "Torvalds", "Liskov", "Thompson", "Hamilton", "Ritchie",
+    "Allen", "Backus",
+];
+const COMPANY: &[&str] = &[
+    "Acme Corp",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Stark Industries",
+    "Wayne Enterprises",
+];
 
 /// Deterministic fake properties of seeded contact number `n` (1-based).
 pub(crate) fn seed_contact(n: usize) -> Props {
     vec![
         ("email", Some(format!("contact{n}@example.com"))),
         ("firstname", Some(FIRST[n % FIRST.len()].to_string())),
-        ("lastname", Some(LAST[(n / FIRST.len()) % LAST.len()].to_string())),
+        (
+            "lastname",
+            Some(LAST[(n / FIRST.len()) % LAST.len()].to_string()),
+        ),
         ("phone", Some(format!("+1555{:07}", n % 10_000_000))),
         ("company", Some(COMPANY[n % COMPANY.len()].to_string())),
     ]

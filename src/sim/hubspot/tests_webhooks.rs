@@ -26,7 +26,17 @@ struct Receiver {
 async fn hook(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = chrono::Utc::now().timestamp_millis();
-    if verify_v3(rx.secret.as_bytes(), "POST", &rx.url, &body, h(TIMESTAMP_HEADER), h(SIGNATURE_HEADER), now).is_err() {
+    if verify_v3(
+        rx.secret.as_bytes(),
+        "POST",
+        &rx.url,
+        &body,
+        h(TIMESTAMP_HEADER),
+        h(SIGNATURE_HEADER),
+        now,
+    )
+    .is_err()
+    {
         rx.bad_signatures.fetch_add(1, Ordering::Relaxed);
         return StatusCode::UNAUTHORIZED;
     }
@@ -44,7 +54,9 @@ async fn hook(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) 
 }
 
 async fn receiver(secret: &str, fail_first: u64) -> Arc<Receiver> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let rx = Arc::new(Receiver {
         url: format!("http://{addr}/webhooks/hubspot?portal=1"),
@@ -53,7 +65,9 @@ async fn receiver(secret: &str, fail_first: u64) -> Arc<Receiver> {
         bad_signatures: AtomicU64::new(0),
         fail_next: AtomicU64::new(fail_first),
     });
-    let app = axum::Router::new().route("/webhooks/hubspot", axum::routing::post(hook)).with_state(rx.clone());
+    let app = axum::Router::new()
+        .route("/webhooks/hubspot", axum::routing::post(hook))
+        .with_state(rx.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     rx
 }
@@ -75,7 +89,12 @@ fn props(v: Value) -> Map<String, Value> {
 }
 
 async fn sim_with(rx: &Receiver) -> HubSpotSim {
-    start(SimConfig { webhook_url: Some(rx.url.clone()), webhook_secret: rx.secret.clone(), ..SimConfig::default() }).await
+    start(SimConfig {
+        webhook_url: Some(rx.url.clone()),
+        webhook_secret: rx.secret.clone(),
+        ..SimConfig::default()
+    })
+    .await
 }
 
 #[tokio::test]
@@ -83,29 +102,66 @@ async fn changes_are_delivered_signed() {
     let rx = receiver("shh", 0).await;
     let sim = sim_with(&rx).await;
     let c = Client::new(&sim);
-    let (status, created) = c.call(Method::POST, "/crm/v3/objects/contacts", Some(json!({"properties": {"email": "w@example.com"}}))).await;
+    let (status, created) = c
+        .call(
+            Method::POST,
+            "/crm/v3/objects/contacts",
+            Some(json!({"properties": {"email": "w@example.com"}})),
+        )
+        .await;
     assert_eq!(status, 201);
     let id = created["id"].as_str().expect("id").to_string();
-    sim.app_update("contacts", &id, props(json!({"firstname": "Wes", "city": "Bern", "email": "w@example.com"}))).expect("updated");
-    let deal = sim.app_create("deals", props(json!({"dealname": "Big", "amount": 10}))).expect("deal");
+    sim.app_update(
+        "contacts",
+        &id,
+        props(json!({"firstname": "Wes", "city": "Bern", "email": "w@example.com"})),
+    )
+    .expect("updated");
+    let deal = sim
+        .app_create("deals", props(json!({"dealname": "Big", "amount": 10})))
+        .expect("deal");
     sim.app_archive("contacts", &id).expect("archived");
 
     let events = wait_for(&rx, 5).await;
     assert_eq!(events.len(), 5, "{events:?}");
     assert_eq!(rx.bad_signatures.load(Ordering::Relaxed), 0);
-    let kinds: Vec<&str> = events.iter().filter_map(|e| e["subscriptionType"].as_str()).collect();
-    assert_eq!(kinds, ["contact.creation", "contact.propertyChange", "contact.propertyChange", "deal.creation", "contact.deletion"]);
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["subscriptionType"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "contact.creation",
+            "contact.propertyChange",
+            "contact.propertyChange",
+            "deal.creation",
+            "contact.deletion"
+        ]
+    );
     assert_eq!(events[0]["changeSource"], "API");
     assert_eq!(events[0]["changeFlag"], "CREATED");
-    assert_eq!(events[0]["objectId"], id.parse::<u64>().expect("numeric id"));
+    assert_eq!(
+        events[0]["objectId"],
+        id.parse::<u64>().expect("numeric id")
+    );
     assert_eq!(events[0]["portalId"], 62515);
     assert_eq!(events[0]["attemptNumber"], 0);
-    let changed: Vec<(&str, &str)> = events[1..3].iter().filter_map(|e| Some((e["propertyName"].as_str()?, e["propertyValue"].as_str()?))).collect();
+    let changed: Vec<(&str, &str)> = events[1..3]
+        .iter()
+        .filter_map(|e| Some((e["propertyName"].as_str()?, e["propertyValue"].as_str()?)))
+        .collect();
     assert_eq!(changed, [("city", "Bern"), ("firstname", "Wes")]);
     assert!(events[1..].iter().all(|e| e["changeSource"] == "CRM_UI"));
-    assert_eq!(events[3]["objectId"], deal.parse::<u64>().expect("numeric id"));
+    assert_eq!(
+        events[3]["objectId"],
+        deal.parse::<u64>().expect("numeric id")
+    );
     assert_eq!(events[4]["changeFlag"], "DELETED");
-    let ids: std::collections::HashSet<u64> = events.iter().filter_map(|e| e["eventId"].as_u64()).collect();
+    let ids: std::collections::HashSet<u64> = events
+        .iter()
+        .filter_map(|e| e["eventId"].as_u64())
+        .collect();
     assert_eq!(ids.len(), 5);
     let s = sim.stats();
     assert_eq!(s.webhook_events, 5);
@@ -117,29 +173,47 @@ async fn changes_are_delivered_signed() {
 async fn failed_deliveries_are_retried_and_drop_knob_discards() {
     let rx = receiver("sec", 1).await;
     let sim = sim_with(&rx).await;
-    let id = sim.app_create("companies", props(json!({"name": "Acme"}))).expect("company");
+    let id = sim
+        .app_create("companies", props(json!({"name": "Acme"})))
+        .expect("company");
     let events = wait_for(&rx, 1).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["subscriptionType"], "company.creation");
     assert_eq!(events[0]["attemptNumber"], 1);
 
     sim.set_drop_webhooks(true);
-    sim.app_update("companies", &id, props(json!({"city": "Dropped"}))).expect("updated");
+    sim.app_update("companies", &id, props(json!({"city": "Dropped"})))
+        .expect("updated");
     sim.set_drop_webhooks(false);
-    sim.app_update("companies", &id, props(json!({"city": "Kept"}))).expect("updated");
+    sim.app_update("companies", &id, props(json!({"city": "Kept"})))
+        .expect("updated");
     let events = wait_for(&rx, 2).await;
-    let values: Vec<&str> = events.iter().filter_map(|e| e["propertyValue"].as_str()).collect();
+    let values: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["propertyValue"].as_str())
+        .collect();
     assert_eq!(values, ["Kept"]);
 
-    let many: Vec<Value> = (0..150).map(|i| json!({"properties": {"name": format!("Co {i}")}})).collect();
+    let many: Vec<Value> = (0..150)
+        .map(|i| json!({"properties": {"name": format!("Co {i}")}}))
+        .collect();
     let c = Client::new(&sim);
     for chunk in many.chunks(100) {
-        let (status, _) = c.call(Method::POST, "/crm/v3/objects/companies/batch/create", Some(json!({ "inputs": chunk }))).await;
+        let (status, _) = c
+            .call(
+                Method::POST,
+                "/crm/v3/objects/companies/batch/create",
+                Some(json!({ "inputs": chunk })),
+            )
+            .await;
         assert_eq!(status, 201);
     }
     let events = wait_for(&rx, 152).await;
     assert_eq!(events.len(), 152);
-    assert!(sim.stats().webhooks_sent >= 3, "batches hold at most 100 events");
+    assert!(
+        sim.stats().webhooks_sent >= 3,
+        "batches hold at most 100 events"
+    );
     assert_eq!(rx.bad_signatures.load(Ordering::Relaxed), 0);
     sim.shutdown();
 }

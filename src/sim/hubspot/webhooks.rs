@@ -94,7 +94,9 @@ impl Hooks {
         if changes.is_empty() {
             return;
         }
-        let first = self.next_event_id.fetch_add(changes.len() as u64, Ordering::Relaxed);
+        let first = self
+            .next_event_id
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
         if self.drop.load(Ordering::Relaxed) || lock(&self.url).is_none() {
             return;
         }
@@ -106,7 +108,9 @@ impl Hooks {
         for (i, c) in changes.iter().enumerate() {
             let (class, flag, name, value) = match &c.what {
                 ChangeKind::Created => (EventClass::Creation, Some("CREATED"), None, None),
-                ChangeKind::Property(n, v) => (EventClass::PropertyChange, None, Some(*n), Some(v.clone())),
+                ChangeKind::Property(n, v) => {
+                    (EventClass::PropertyChange, None, Some(*n), Some(v.clone()))
+                }
                 ChangeKind::Deleted => (EventClass::Deletion, Some("DELETED"), None, None),
             };
             let (subscription_type, subscription_id) = c.kind.subscription(class);
@@ -170,13 +174,20 @@ pub(crate) async fn run_sender(inner: Arc<Inner>, mut stop: watch::Receiver<bool
 }
 
 /// Delivers one batch with retries. Returns false when the simulator is shutting down.
-async fn deliver(inner: &Inner, url: &str, mut events: Vec<Event>, stop: &mut watch::Receiver<bool>) -> bool {
+async fn deliver(
+    inner: &Inner,
+    url: &str,
+    mut events: Vec<Event>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
     let hooks = &inner.hooks;
     for attempt in 0..=BACKOFF_MS.len() {
         for e in events.iter_mut() {
             e.attempt_number = attempt as u32;
         }
-        let Ok(body) = serde_json::to_vec(&events) else { return true };
+        let Ok(body) = serde_json::to_vec(&events) else {
+            return true;
+        };
         let ts = chrono::Utc::now().timestamp_millis().to_string();
         let sig = sign_v3(hooks.secret.as_bytes(), "POST", url, &body, &ts);
         let sent = hooks
@@ -193,7 +204,10 @@ async fn deliver(inner: &Inner, url: &str, mut events: Vec<Event>, stop: &mut wa
             Ok(resp) if resp.status().is_success() => {
                 let _ = resp.bytes().await;
                 inner.stats.webhooks_sent.fetch_add(1, Ordering::Relaxed);
-                inner.stats.webhook_events.fetch_add(events.len() as u64, Ordering::Relaxed);
+                inner
+                    .stats
+                    .webhook_events
+                    .fetch_add(events.len() as u64, Ordering::Relaxed);
                 return true;
             }
             Ok(resp) => {
@@ -206,12 +220,18 @@ async fn deliver(inner: &Inner, url: &str, mut events: Vec<Event>, stop: &mut wa
                 true
             }
         };
-        let Some(&wait) = BACKOFF_MS.get(attempt).filter(|_| retry) else { break };
+        let Some(&wait) = BACKOFF_MS.get(attempt).filter(|_| retry) else {
+            break;
+        };
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
             _ = stop.changed() => return false,
         }
     }
-    tracing::warn!(events = events.len(), url, "hubspot sim: dropped a webhook batch after failed deliveries");
+    tracing::warn!(
+        events = events.len(),
+        url,
+        "hubspot sim: dropped a webhook batch after failed deliveries"
+    );
     true
 }
