@@ -117,7 +117,8 @@ async fn a_page_mixing_new_and_linked_records_duplicates_nothing() {
     ];
     let mut client = ctx.hub.client().await.unwrap();
     let tx = client.transaction().await.unwrap();
-    tx.batch_execute("create temp table ferry_stage (remote_id text, updated_at timestamptz, rec jsonb) on commit drop")
+    // as the backfill stages a page (a pooled connection may hold the table already)
+    tx.batch_execute("create temp table if not exists ferry_stage (remote_id text, updated_at timestamptz, rec jsonb) on commit delete rows")
         .await
         .unwrap();
     for r in &page {

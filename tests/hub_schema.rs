@@ -217,3 +217,27 @@ async fn the_match_index_holds_unlinked_rows_only() {
         "{after:?}"
     );
 }
+
+/// The listener reads the row key of a change and nothing else: the publication carries that
+/// column only, also for a table an earlier version published whole.
+#[tokio::test]
+async fn the_publication_carries_the_row_key_only() {
+    let (db, url) = harness::fresh_db().await;
+    let hub = Hub::connect(&url).await.unwrap();
+    migrate::migrate(&hub).await.unwrap();
+    let config = harness::config("http://127.0.0.1:9", &db);
+    schema::apply(&hub, &config).await.unwrap();
+    let client = hub.client().await.unwrap();
+    let published = "select attnames::text[] from pg_publication_tables where pubname = 'ferry' and tablename = 'contacts'";
+    let cols: Vec<String> = client.query_one(published, &[]).await.unwrap().get(0);
+    assert_eq!(cols, ["id"]);
+    client
+        .batch_execute("alter publication ferry drop table hubspot.contacts; alter publication ferry add table hubspot.contacts")
+        .await
+        .unwrap();
+    let cols: Vec<String> = client.query_one(published, &[]).await.unwrap().get(0);
+    assert!(cols.len() > 1, "published whole: {cols:?}");
+    schema::apply(&hub, &config).await.unwrap();
+    let cols: Vec<String> = client.query_one(published, &[]).await.unwrap().get(0);
+    assert_eq!(cols, ["id"]);
+}

