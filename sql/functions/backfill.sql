@@ -5,9 +5,9 @@
 -- statement; every other record goes through ferry.apply, field by field under the row lock.
 -- The batch first takes ferry.apply's per-record locks, in its order, so an apply (a webhook)
 -- or the previous batch handling one of these records finishes before the fresh records are
--- chosen. Should a record still be inserted meanwhile by something else, `on conflict` skips
--- it and ferry.apply merges it below; an apply whose insert loses such a race merges into the
--- existing row (see apply.sql).
+-- chosen. Should a record still be inserted meanwhile by something else, the insert's unique
+-- violation sends the batch round again and ferry.apply merges that record below; an apply
+-- whose insert loses such a race merges into the existing row (see apply.sql).
 -- Returns the same summary as ferry.apply. It never locks ferry.mapping_progress (the caller
 -- records last_inbound_at with its cursor): the backfill merges two batches at once and the
 -- later one waits, in ferry, for the earlier one's commit.
@@ -18,9 +18,11 @@
 -- record). Probes are scalar subqueries, primary key lookups whatever the statistics say; the
 -- staging table is never analyzed, and with its default estimate the planner hashed the whole
 -- hub table and links for every page (measured: 22 ms a page of 100 at 50,000 rows, 7 ms with
--- the loops). A record linked already is found by the hub insert's `on conflict` on the remote
--- id column (the statement then runs again, probing the links); the links are probed from the
--- first attempt only when the page's first record is linked (a backfill over a synced hub).
+-- the loops). A record linked already is found by the hub insert's unique violation on the
+-- remote id column (the statement then runs again, probing the links: `on conflict` would find
+-- it without an error, but its speculative insertion cost 3 of 18 ms a 1,000-record merge); the
+-- links are probed from the first attempt only when the page's first record is linked (a
+-- backfill over a synced hub).
 -- The match key is probed among unlinked rows only (a partial index the backfill never writes).
 create or replace function ferry.backfill_merge(p_mapping integer)
 returns jsonb
@@ -41,7 +43,6 @@ declare
     keys     text[];
     seq      text;
     stale    text := '';
-    inserted integer;
     matching text := '';
     fresh    integer := 0;
     ins_keys bigint[] := '{}';
@@ -114,13 +115,13 @@ begin
     end if;
 
     -- fresh records: no unlinked hub row with their match key value, no deletion applied, and
-    -- (found by `on conflict`) no hub row with their remote id. Row keys are drawn before the
-    -- inserts, so the hub rows and their links are written from one materialized set; the base
-    -- is built from the typed values (a record that lacks some properties takes only those it
-    -- carries). A record linked already, or one an apply (a webhook) or the previous batch
-    -- inserted meanwhile, makes `on conflict` skip its hub row; the statement is then undone
-    -- and runs again with the links probed, now seeing the records linked since (those are
-    -- merged by ferry.apply below); the third time everything goes to ferry.apply.
+    -- (found by the unique remote id column) no hub row with their remote id. Row keys are
+    -- drawn before the inserts, so the hub rows and their links are written from one
+    -- materialized set; the base is built from the typed values (a record that lacks some
+    -- properties takes only those it carries). A record linked already, or one an apply (a
+    -- webhook) or the previous batch inserted meanwhile, fails the hub insert; the statement is
+    -- then undone and runs again with the links probed, now seeing the records linked since
+    -- (those are merged by ferry.apply below); the third time everything goes to ferry.apply.
     for attempt in 1..3 loop
         exit when careful;
         begin
@@ -137,9 +138,7 @@ begin
                       where c.fresh)
                  , ins as (
                      insert into %1$s (%5$I, %2$s, %3$I) overriding system value
-                     select src.row_key, %4$s, src.remote_id from src
-                     on conflict (%3$I) do nothing
-                     returning 1)
+                     select src.row_key, %4$s, src.remote_id from src)
                  , lk as (
                      insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
                      select $1, src.row_key, src.remote_id, src.updated_at,
@@ -148,16 +147,13 @@ begin
                                          from jsonb_each(%7$s) e where src.v ? e.key) end
                        from src)
                  select (select count(*) from src), (select coalesce(array_agg(row_key), ''{}'') from src),
-                        (select count(*) from ins), (select coalesce(jsonb_agg(c.rec), ''[]'') from cand c where not c.fresh)',
+                        (select coalesce(jsonb_agg(c.rec), ''[]'') from cand c where not c.fresh)',
                 tbl, cols, m.id_column, rcols, m.key_column, seq, pairs, matching, stale, probe, fcols,
                 case when all_text then 'src.v' else pairs end)
-              into fresh, ins_keys, inserted, rest
+              into fresh, ins_keys, rest
               using p_mapping, keys;
-            if inserted < fresh then
-                raise sqlstate 'FY001';
-            end if;
             exit;
-        exception when unique_violation or sqlstate 'FY001' then
+        exception when unique_violation then
             fresh := 0;
             ins_keys := '{}';
             rest := null;
