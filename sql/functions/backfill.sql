@@ -9,8 +9,8 @@
 -- violation sends the batch round again and ferry.apply merges that record below; an apply
 -- whose insert loses such a race merges into the existing row (see apply.sql).
 -- Returns the same summary as ferry.apply. It never locks ferry.mapping_progress (the caller
--- records last_inbound_at with its cursor): the backfill merges two batches at once and the
--- later one waits, in ferry, for the earlier one's commit.
+-- records last_inbound_at with its cursor): the backfill merges several batches at once and
+-- each waits, in ferry, for the commit of the one before it.
 --
 -- One statement per attempt decides which records are fresh (per-record probes of the match key
 -- and tombstones), inserts them with their links and collects the rest for ferry.apply: no
@@ -167,8 +167,8 @@ begin
     perform ferry.note_applied(p_mapping, ins_keys);
 
     if jsonb_array_length(rest) > 0 then
-        -- the caller records last_inbound_at with its cursor: two backfill batches merge at
-        -- once and commit in order, so neither may lock the progress row before its turn
+        -- the caller records last_inbound_at with its cursor: backfill batches merge
+        -- at once and commit in order, so none may lock the progress row before its turn
         perform set_config('ferry.progress_by_caller', 'on', true);
         outcome := ferry.apply(p_mapping, rest, true);
     else

@@ -193,7 +193,7 @@ const QUEUED_PAGES: usize = 30;
 /// Records merged in one transaction at most (more when one page is larger).
 const MERGE_RECORDS: usize = 1000;
 /// Batches merged at once, each on its own connection (commits stay in order).
-const MERGES_IN_FLIGHT: usize = 2;
+const MERGES_IN_FLIGHT: usize = 3;
 /// Pages of 100 read but possibly not stored when the backfill stops: the queue, the batches
 /// being merged and the page being read. A restart reads them again.
 pub const READ_AHEAD_PAGES: u64 =
