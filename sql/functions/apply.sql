@@ -12,6 +12,10 @@ create or replace function ferry.apply(p_mapping integer, p_records jsonb, p_def
 returns jsonb
 language plpgsql
 set jit = off   -- short statements: compiling them costs more than it saves (see backfill.sql)
+-- the batch's rows are found by key, whatever the (never analyzed) estimates say: a hash join
+-- would read the whole hub table for a batch of 1,000
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $fn$
 declare
     m          ferry.mappings;
@@ -46,6 +50,11 @@ declare
     n_conf     integer := 0;
     ord        bigint;
     typed_all  jsonb;
+    cols       text;
+    pcols      text;
+    handled    jsonb := '{}';
+    fast_upd   bigint[];
+    n_fast     integer;
     deferred   jsonb := '[]';
     errors     jsonb := '[]';
 begin
@@ -91,7 +100,79 @@ begin
             typed_all := null;
     end;
 
+    -- the common case set-based: a linked record, not deleted, not older than the state applied,
+    -- whose row is there, listed once in the batch, with no field changed on both sides since
+    -- the base. Its changed fields are written in one update of all such rows, its link's base
+    -- moves to the remote values; the loop below takes every other record, one at a time.
+    -- Measured in psql: 1,000 updates 142–157 ms in the loop alone (~150 µs a record: a
+    -- PL/pgSQL step per field, two dynamic statements per record).
+    -- A statement error (a constraint of the hub table refusing a value) undoes it and leaves
+    -- every record to the loop, which refuses only the records at fault.
+    if typed_all is not null then
+        begin
+            select string_agg(format('%I', hub_column), ', ' order by position),
+                   string_agg(format('p.%I', hub_column), ', ' order by position)
+              into cols, pcols
+              from ferry.fields where mapping_id = p_mapping and direction <> 'outbound';
+            execute format(
+                'with b as materialized (
+                     select e.n, l.row_key, l.base, (e.value ->> ''updated_at'')::timestamptz as r_upd,
+                            e.value -> ''values'' as vals, $3 -> e.n::text as typed
+                       from (select value, ordinality as n, count(*) over (partition by value ->> ''id'') as times
+                               from jsonb_array_elements($1) with ordinality) e
+                       join ferry.links l on l.mapping_id = $2 and l.remote_id = e.value ->> ''id''
+                      where e.times = 1
+                        and not coalesce((e.value ->> ''deleted'')::boolean, false)
+                        and $3 ? e.n::text
+                        and not coalesce((e.value ->> ''updated_at'')::timestamptz < l.remote_updated_at, false))
+                 , cur as materialized (
+                     select b.*, to_jsonb(t) as h
+                       from b join %1$s t on t.%2$I = b.row_key
+                      order by b.row_key
+                        for update of t)
+                 , d as materialized (
+                     select c.n, c.row_key, c.r_upd, x.typed, x.conflict, x.newvals
+                       from cur c
+                      cross join lateral (
+                          select coalesce(bool_or(f.has_b and f.v is distinct from f.b and f.h is distinct from f.b
+                                                  and f.h is distinct from f.v), false) as conflict,
+                                 coalesce(jsonb_object_agg(f.k, f.typed) filter (
+                                     where not (f.has_b and f.v is not distinct from f.b) and f.h is distinct from f.v), ''{}'') as newvals,
+                                 coalesce(jsonb_object_agg(f.k, f.typed), ''{}'') as typed
+                            from (select k, c.typed -> k as typed, nullif(c.typed -> k, ''null'') as v, c.base ? k as has_b,
+                                         nullif(c.base -> k, ''null'') as b, nullif(c.h -> k, ''null'') as h
+                                    from jsonb_object_keys(c.vals) k) f) x)
+                 , upd as (
+                     update %1$s t set (%3$s) = (select %4$s from jsonb_populate_record(t, d.newvals) p)
+                       from d
+                      where t.%2$I = d.row_key and not d.conflict and d.newvals <> ''{}'')
+                 , lk as (
+                     update ferry.links l
+                        set base = l.base || d.typed, remote_updated_at = coalesce(d.r_upd, l.remote_updated_at), synced_at = now()
+                       from d
+                      where l.mapping_id = $2 and l.row_key = d.row_key and not d.conflict)
+                 select coalesce(jsonb_object_agg(d.n::text, true) filter (where not d.conflict), ''{}''),
+                        coalesce(array_agg(d.row_key) filter (where not d.conflict and d.newvals <> ''{}''), ''{}''),
+                        count(*) filter (where not d.conflict)
+                   from d',
+                tbl, m.key_column, cols, pcols)
+              into handled, fast_upd, n_fast
+              using p_records, p_mapping, typed_all;
+            n_upd := n_upd + cardinality(fast_upd);
+            n_same := n_same + n_fast - cardinality(fast_upd);
+            noted := noted || fast_upd;   -- these rows now equal their base for the fields written
+        exception
+            when deadlock_detected or serialization_failure or lock_not_available or query_canceled then
+                raise;
+            when others then
+                handled := '{}';
+        end;
+    end if;
+
     for rec, ord in select value, ordinality from jsonb_array_elements(p_records) with ordinality loop
+        if handled ? ord::text then
+            continue;
+        end if;
         rid := rec ->> 'id';
         matched := false;
         begin
