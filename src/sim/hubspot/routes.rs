@@ -169,28 +169,36 @@ async fn list(
         Err(resp) => return resp,
     };
     let sel = selection(kind, q.list("properties"));
+    // rendered straight into the body while the store is locked (no JSON tree per record)
+    #[derive(serde::Serialize)]
+    struct ListBody<'a> {
+        results: Vec<http::Rendered<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        paging: Option<Value>,
+    }
+    let store = lock(&inner.store);
     let mut results = Vec::with_capacity(limit);
     let mut more = false;
     let mut last = 0;
-    {
-        let store = lock(&inner.store);
-        let matching = store
-            .table(kind)
-            .recs
-            .range(after.saturating_add(1)..)
-            .map(|(_, r)| r)
-            .filter(|r| r.live() != archived);
-        for rec in matching {
-            if results.len() == limit {
-                more = true;
-                break;
-            }
-            results.push(render(kind, rec, &sel, None));
-            last = rec.id;
+    let matching = store
+        .table(kind)
+        .recs
+        .range(after.saturating_add(1)..)
+        .map(|(_, r)| r)
+        .filter(|r| r.live() != archived);
+    for rec in matching {
+        if results.len() == limit {
+            more = true;
+            break;
         }
+        results.push(http::Rendered {
+            kind,
+            rec,
+            sel: &sel,
+        });
+        last = rec.id;
     }
-    let mut body = json!({ "results": results });
-    if more {
+    let paging = more.then(|| {
         let mut link = format!(
             "{}/crm/v3/objects/{}?limit={limit}&after={last}",
             inner.base_url,
@@ -199,9 +207,9 @@ async fn list(
         if archived {
             link.push_str("&archived=true");
         }
-        body["paging"] = json!({"next": {"after": last.to_string(), "link": link}});
-    }
-    http::json_response(StatusCode::OK, &body)
+        json!({"next": {"after": last.to_string(), "link": link}})
+    });
+    http::json_response(StatusCode::OK, &ListBody { results, paging })
 }
 
 async fn get_one(
