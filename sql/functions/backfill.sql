@@ -49,7 +49,8 @@ declare
     rest     jsonb;
     outcome  jsonb;
     careful  boolean := true;
-    probe    text := '';
+    probe    text := '';      -- the links probe (`linked`) or none
+    linked   constant text := 'and (select l.row_key from ferry.links l where l.mapping_id = $1 and l.remote_id = s.remote_id) is null';
     all_text boolean;
 begin
     perform set_config('ferry.writer', 'on', true);   -- past the mirror table's guard trigger
@@ -88,7 +89,7 @@ begin
         -- a backfill over rows synced already: probe the links from the start
         if exists (select 1 from ferry.links l where l.mapping_id = p_mapping
                       and l.remote_id = (select min(remote_id) from pg_temp.ferry_stage)) then
-            probe := 'and (select l.row_key from ferry.links l where l.mapping_id = $1 and l.remote_id = s.remote_id) is null';
+            probe := linked;
         end if;
         -- a staged record carries exactly the mapping's inbound columns (apply.rs, StagedValues)
         -- as strings or nulls: when every one is text, its values are its base as they are
@@ -158,7 +159,7 @@ begin
             ins_keys := '{}';
             rest := null;
             careful := attempt = 3;
-            probe := 'and (select l.row_key from ferry.links l where l.mapping_id = $1 and l.remote_id = s.remote_id) is null';
+            probe := linked;
         end;
     end loop;
     if careful then
