@@ -117,31 +117,21 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
     let cpu = CpuSnapshot::take_with(&[("simulator process", sim.child.id().unwrap_or(0))]);
     let engine = Engine::start(rig.hub.clone(), &config, &secrets).await?;
     let c = rig.hub.client().await?;
-    let mut last_print = Instant::now();
-    loop {
-        let r = c.query_one("select m.backfill_state, p.backfill_rows from ferry.mappings m join ferry.mapping_progress p on p.mapping_id = m.id", &[]).await?;
-        let (state, rows): (String, i64) = (r.get(0), r.get(1));
-        if state == "done" {
-            break;
-        }
-        if last_print.elapsed() > Duration::from_secs(10) {
-            last_print = Instant::now();
-            println!(
-                "  … {rows} records after {:.0} s",
-                t0.elapsed().as_secs_f64()
-            );
-        }
-        if t0.elapsed() > Duration::from_secs(3600) {
-            return Err(BenchError::Timeout("backfill".into()));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_backfill(&c, t0, "backfill").await?;
     let secs = t0.elapsed().as_secs_f64();
     let cpu_report = cpu.report_since(&rig.hub).await;
-    engine.shutdown().await;
-    let _ = sim.child.kill().await;
     let peak = peak_rss_mib();
     let rate = opts.records as f64 / secs;
+
+    // ferry.resync over the synced hub: every record is read again and, being known and
+    // unchanged, goes through ferry.apply (its set-based path) and changes nothing
+    let t = Instant::now();
+    c.execute("select ferry.resync(name) from ferry.mappings", &[])
+        .await?;
+    wait_backfill(&c, t, "resync").await?;
+    let resync_secs = t.elapsed().as_secs_f64();
+    engine.shutdown().await;
+    let _ = sim.child.kill().await;
 
     // the ceiling the issue names: the same rows into a bare table; and the storage part of a
     // backfill alone: the hub rows and their links into tables of the same shape and indexes
@@ -202,6 +192,11 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
     );
     println!("{cpu_report}");
     println!(
+        "resync (ferry.resync: every record read again over the synced hub, nothing to change): {:.0} records/s ({} records in {resync_secs:.1} s)",
+        opts.records as f64 / resync_secs,
+        opts.records
+    );
+    println!(
         "peak RSS of the ferry process: {peak:.0} MiB (before the backfill: {rss_before:.0} MiB)"
     );
     println!(
@@ -210,6 +205,12 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
                "copy_rows_per_s": copy_rate, "ratio": rate / copy_rate,
                "copy_indexed_records_per_s": indexed_rate, "ratio_indexed": rate / indexed_rate, "peak_rss_mib": peak})
     );
+    println!(
+        "{}",
+        json!({"bench": "inbound.resync", "records": opts.records, "seconds": resync_secs,
+               "records_per_s": opts.records as f64 / resync_secs})
+    );
+
     drop(c);
 
     // ---- webhooks: app changes → signed deliveries → inbox → fetch → rows ----
@@ -333,4 +334,37 @@ async fn psql(url: &str, command: &str) -> Result<(), BenchError> {
         )));
     }
     Ok(())
+}
+
+/// Waits until the mapping's backfill (or resync) started at `t0` is done, printing its
+/// progress every 10 seconds.
+async fn wait_backfill(
+    c: &tokio_postgres::Client,
+    t0: Instant,
+    what: &str,
+) -> Result<(), BenchError> {
+    let mut last_print = Instant::now();
+    loop {
+        let r = c
+            .query_one(
+                "select m.backfill_state, p.backfill_rows from ferry.mappings m join ferry.mapping_progress p on p.mapping_id = m.id",
+                &[],
+            )
+            .await?;
+        let (state, rows): (String, i64) = (r.get(0), r.get(1));
+        if state == "done" {
+            return Ok(());
+        }
+        if last_print.elapsed() > Duration::from_secs(10) {
+            last_print = Instant::now();
+            println!(
+                "  … {what}: {rows} records after {:.0} s",
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        if t0.elapsed() > Duration::from_secs(3600) {
+            return Err(BenchError::Timeout(what.into()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
