@@ -393,3 +393,11 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// App-side properties for the simulator's `app_create` / `app_update`.
+pub fn props(pairs: &[(&str, &str)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+        .collect()
+}
