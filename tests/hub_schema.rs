@@ -209,7 +209,11 @@ async fn the_match_index_holds_unlinked_rows_only() {
         .batch_execute("drop index hubspot.contacts_email_ferry_unlinked; create index contacts_email_ferry_match on hubspot.contacts (lower(email::text))")
         .await
         .unwrap();
-    schema::apply(&hub, &config).await.unwrap();
+    let report = schema::apply(&hub, &config).await.unwrap();
+    assert_eq!(
+        report.upgraded,
+        ["hubspot.contacts (its match index holds unlinked rows only)"]
+    );
     let after = indexes().await;
     assert_eq!(after.len(), 1, "{after:?}");
     assert!(
@@ -237,7 +241,15 @@ async fn the_publication_carries_the_row_key_only() {
         .unwrap();
     let cols: Vec<String> = client.query_one(published, &[]).await.unwrap().get(0);
     assert!(cols.len() > 1, "published whole: {cols:?}");
-    schema::apply(&hub, &config).await.unwrap();
+    let report = schema::apply(&hub, &config).await.unwrap();
+    assert_eq!(
+        report.upgraded,
+        ["hubspot.contacts (published by its row key only)"]
+    );
+    assert!(
+        report.to_string().contains("upgraded: hubspot.contacts"),
+        "{report}"
+    );
     let cols: Vec<String> = client.query_one(published, &[]).await.unwrap().get(0);
     assert_eq!(cols, ["id"]);
 }

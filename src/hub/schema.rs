@@ -16,6 +16,8 @@ pub struct ApplyReport {
     pub publication_added: Vec<String>,
     /// Mappings whose new fields are being filled by a fresh backfill.
     pub backfills_restarted: Vec<String>,
+    /// Objects of an earlier version's hub brought to this version's shape.
+    pub upgraded: Vec<String>,
 }
 
 impl ApplyReport {
@@ -25,6 +27,7 @@ impl ApplyReport {
             && self.mappings_changed.is_empty()
             && self.publication_added.is_empty()
             && self.backfills_restarted.is_empty()
+            && self.upgraded.is_empty()
     }
 }
 
@@ -40,6 +43,7 @@ impl std::fmt::Display for ApplyReport {
             ("changed mappings", &self.mappings_changed),
             ("published", &self.publication_added),
             ("backfilling new fields of", &self.backfills_restarted),
+            ("upgraded", &self.upgraded),
         ] {
             if !list.is_empty() {
                 parts.push(format!("{label}: {}", list.join(", ")));
@@ -281,11 +285,24 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
                 ident(k),
                 ident(&id_column)
             ));
-            ddl.push_str(&format!(
-                "drop index if exists {}.{};\n",
-                ident(&schema),
-                ident(&index_name(&format!("{table}_{k}_ferry_match")))
-            ));
+            let full = index_name(&format!("{table}_{k}_ferry_match"));
+            let had_full: bool = tx
+                .query_one(
+                    "select to_regclass(format('%I.%I', $1::text, $2::text)) is not null",
+                    &[&schema, &full],
+                )
+                .await?
+                .get(0);
+            if had_full {
+                ddl.push_str(&format!(
+                    "drop index {}.{};\n",
+                    ident(&schema),
+                    ident(&full)
+                ));
+                report.upgraded.push(format!(
+                    "{schema}.{table} (its match index holds unlinked rows only)"
+                ));
+            }
         }
         tx.batch_execute(&ddl).await?;
         if fields_added && !inserted {
@@ -344,6 +361,9 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
                     ident(&key_column)
                 ))
                 .await?;
+                report
+                    .upgraded
+                    .push(format!("{schema}.{table} (published by its row key only)"));
             }
             Some(_) => {}
         }
