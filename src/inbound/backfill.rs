@@ -316,8 +316,10 @@ async fn our_turn(
         }
         let waited_on: bool = tx
             .query_one(
-                "select exists (select 1 from pg_stat_activity
-                                 where wait_event_type = 'Lock' and pg_backend_pid() = any(pg_blocking_pids(pid)))",
+                // pg_locks shows every role's sessions (pg_stat_activity hides other roles'
+                // wait events); pg_blocking_pids only for the few that wait
+                "select exists (select 1 from pg_locks w
+                                 where not w.granted and pg_backend_pid() = any(pg_blocking_pids(w.pid)))",
                 &[],
             )
             .await
