@@ -137,18 +137,9 @@ async fn a_value_the_table_refuses_fails_only_its_record() {
             .contains("phone_not_bad"),
         "{outcome}"
     );
-    let phones: Vec<Option<String>> = {
-        let c = ctx.hub.client().await.unwrap();
-        c.query(
-            "select phone from hubspot.contacts where id <= 3 order by id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-    };
+    let phones: Vec<Option<String>> = ctx
+        .column("select phone from hubspot.contacts where id <= 3 order by id")
+        .await;
     assert_eq!(phones[0].as_deref(), Some("+1-good"));
     assert_ne!(phones[1].as_deref(), Some("bad"));
     assert_eq!(phones[2].as_deref(), Some("+3-good"));

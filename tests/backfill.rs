@@ -42,15 +42,7 @@ async fn assert_hub_holds_exactly_the_remote_set(ctx: &Ctx) {
         .into_iter()
         .map(|r| r.id)
         .collect();
-    let hub: Vec<String> = {
-        let c = ctx.hub.client().await.unwrap();
-        c.query("select hubspot_id from hubspot.contacts", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    };
+    let hub: Vec<String> = ctx.column("select hubspot_id from hubspot.contacts").await;
     assert_eq!(hub.len(), remote.len(), "no row twice");
     assert_eq!(
         hub.into_iter().collect::<std::collections::BTreeSet<_>>(),

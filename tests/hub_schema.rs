@@ -150,12 +150,7 @@ async fn identifiers_from_config_are_quoted() {
 /// from psql still removes its per-record state, and leaves other mappings' alone.
 #[tokio::test]
 async fn deleting_a_mapping_removes_its_per_record_state() {
-    let (db, url) = harness::fresh_db().await;
-    let hub = Hub::connect(&url).await.unwrap();
-    migrate::migrate(&hub).await.unwrap();
-    schema::apply(&hub, &harness::config("http://127.0.0.1:9", &db))
-        .await
-        .unwrap();
+    let (hub, _) = harness::applied_hub().await;
     let client = hub.client().await.unwrap();
     client
         .batch_execute(
@@ -185,20 +180,13 @@ async fn deleting_a_mapping_removes_its_per_record_state() {
 /// without a remote id), and a hub from before it loses the full index it had.
 #[tokio::test]
 async fn the_match_index_holds_unlinked_rows_only() {
-    let (db, url) = harness::fresh_db().await;
-    let hub = Hub::connect(&url).await.unwrap();
-    migrate::migrate(&hub).await.unwrap();
-    let config = harness::config("http://127.0.0.1:9", &db);
-    schema::apply(&hub, &config).await.unwrap();
+    let (hub, config) = harness::applied_hub().await;
     let client = hub.client().await.unwrap();
-    let indexes = || async {
-        let rows = client
-            .query("select indexdef from pg_indexes where schemaname = 'hubspot' and indexdef like '%lower(%' order by 1", &[])
-            .await
-            .unwrap();
-        rows.iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
+    let indexes = || {
+        harness::column::<String>(
+            &client,
+            "select indexdef from pg_indexes where schemaname = 'hubspot' and indexdef like '%lower(%' order by 1",
+        )
     };
     assert_eq!(
         indexes().await,
@@ -226,11 +214,7 @@ async fn the_match_index_holds_unlinked_rows_only() {
 /// column only, also for a table an earlier version published whole.
 #[tokio::test]
 async fn the_publication_carries_the_row_key_only() {
-    let (db, url) = harness::fresh_db().await;
-    let hub = Hub::connect(&url).await.unwrap();
-    migrate::migrate(&hub).await.unwrap();
-    let config = harness::config("http://127.0.0.1:9", &db);
-    schema::apply(&hub, &config).await.unwrap();
+    let (hub, config) = harness::applied_hub().await;
     let client = hub.client().await.unwrap();
     let published = "select attnames::text[] from pg_publication_tables where pubname = 'ferry' and tablename = 'contacts'";
     let cols: Vec<String> = client.query_one(published, &[]).await.unwrap().get(0);

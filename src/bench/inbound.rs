@@ -146,34 +146,15 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
          create table ferry_bench_copy_links (like ferry.links including defaults including indexes)",
     )
     .await?;
-    psql(
-        &rig.url,
-        &format!("\\copy hubspot.contacts to '{file}' csv"),
-    )
-    .await?;
-    psql(
-        &rig.url,
-        &format!("\\copy ferry.links to '{links_file}' csv"),
-    )
-    .await?;
+    let copy = |table, direction, file| copy_csv(&rig.url, table, direction, file);
+    copy("hubspot.contacts", "to", &file).await?;
+    copy("ferry.links", "to", &links_file).await?;
     let t = Instant::now();
-    psql(
-        &rig.url,
-        &format!("\\copy ferry_bench_copy from '{file}' csv"),
-    )
-    .await?;
+    copy("ferry_bench_copy", "from", &file).await?;
     let copy_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    psql(
-        &rig.url,
-        &format!("\\copy ferry_bench_copy_hub from '{file}' csv"),
-    )
-    .await?;
-    psql(
-        &rig.url,
-        &format!("\\copy ferry_bench_copy_links from '{links_file}' csv"),
-    )
-    .await?;
+    copy("ferry_bench_copy_hub", "from", &file).await?;
+    copy("ferry_bench_copy_links", "from", &links_file).await?;
     let indexed_secs = t.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&*file);
     let _ = std::fs::remove_file(&*links_file);
@@ -312,7 +293,10 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
     Ok(())
 }
 
-async fn psql(url: &str, command: &str) -> Result<(), BenchError> {
+/// `psql -c "\\copy <table> <to|from> '<file>' csv"`: the baselines load and export as a user
+/// would.
+async fn copy_csv(url: &str, table: &str, direction: &str, file: &str) -> Result<(), BenchError> {
+    let command = format!("\\copy {table} {direction} '{file}' csv");
     let out = tokio::process::Command::new("psql")
         .args([
             "-X",
@@ -322,7 +306,7 @@ async fn psql(url: &str, command: &str) -> Result<(), BenchError> {
             "-d",
             url,
             "-c",
-            command,
+            &command,
         ])
         .output()
         .await

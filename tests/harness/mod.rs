@@ -313,6 +313,11 @@ impl Ctx {
             .map(|r| r.get(0))
     }
 
+    /// The first column of every row `sql` returns.
+    pub async fn column<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> Vec<T> {
+        column(&self.hub.client().await.unwrap(), sql).await
+    }
+
     /// The remote property of a contact, if the record is live.
     pub fn remote(&self, id: &str, property: &str) -> Option<String> {
         self.sim
@@ -399,5 +404,32 @@ pub fn props(pairs: &[(&str, &str)]) -> serde_json::Map<String, serde_json::Valu
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+        .collect()
+}
+
+/// A fresh database, migrated, with the test configuration applied and no engine running.
+pub async fn applied_hub() -> (Hub, Config) {
+    let (db, url) = fresh_db().await;
+    let hub = Hub::connect(&url).await.expect("hub connects");
+    ferry::hub::migrate::migrate(&hub)
+        .await
+        .expect("hub migrates");
+    let config = config("http://127.0.0.1:9", &db);
+    ferry::hub::schema::apply(&hub, &config)
+        .await
+        .expect("configuration applies");
+    (hub, config)
+}
+
+/// The first column of every row `sql` returns.
+pub async fn column<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    c: &tokio_postgres::Client,
+    sql: &str,
+) -> Vec<T> {
+    c.query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
         .collect()
 }

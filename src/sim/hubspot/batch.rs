@@ -161,6 +161,28 @@ fn input_props(kind: ObjectKind, input: &Value) -> Result<Props, Result<WriteErr
     parse_props(kind, map).map_err(|e| Ok(WriteError::Invalid(e)))
 }
 
+/// An input's properties; when they are invalid, its error goes into `errors` (its context:
+/// `ctx_key: [ctx_val]`) and the input is skipped.
+fn props_or_report(
+    kind: ObjectKind,
+    input: &Value,
+    errors: &mut Vec<Value>,
+    ctx_key: &str,
+    ctx_val: &str,
+) -> Option<Props> {
+    match input_props(kind, input) {
+        Ok(p) => Some(p),
+        Err(Ok(e)) => {
+            errors.push(input_error(&e, ctx_key, ctx_val));
+            None
+        }
+        Err(Err(msg)) => {
+            errors.push(message_error(&msg, ctx_key, ctx_val));
+            None
+        }
+    }
+}
+
 /// `archived` (query `?archived=true`) reads archived records instead of live ones.
 fn read(
     inner: &Inner,
@@ -243,18 +265,10 @@ fn create(
     if per_input {
         for (input, trace) in inputs.iter().zip(&traces) {
             let trace = trace.as_deref().unwrap_or_default();
-            let props = match input_props(kind, input) {
-                Ok(p) => p,
-                Err(Ok(e)) => {
-                    out.errors
-                        .push(input_error(&e, "objectWriteTraceId", trace));
-                    continue;
-                }
-                Err(Err(msg)) => {
-                    out.errors
-                        .push(message_error(&msg, "objectWriteTraceId", trace));
-                    continue;
-                }
+            let Some(props) =
+                props_or_report(kind, input, &mut out.errors, "objectWriteTraceId", trace)
+            else {
+                continue;
             };
             let written: Vec<&'static str> = props.iter().map(|(n, _)| *n).collect();
             match store.create(kind, props, &mut out.changes) {
@@ -362,16 +376,8 @@ fn update(
             Some(t) => ("objectWriteTraceId", t.as_str()),
             None => ("id", id.as_str()),
         };
-        let props = match input_props(kind, input) {
-            Ok(p) => p,
-            Err(Ok(e)) => {
-                out.errors.push(input_error(&e, ctx_key, ctx_val));
-                continue;
-            }
-            Err(Err(msg)) => {
-                out.errors.push(message_error(&msg, ctx_key, ctx_val));
-                continue;
-            }
+        let Some(props) = props_or_report(kind, input, &mut out.errors, ctx_key, ctx_val) else {
+            continue;
         };
         let id_property = input
             .get("idProperty")
@@ -430,16 +436,9 @@ fn upsert(
             Some(t) => ("objectWriteTraceId", t.as_str()),
             None => ("id", email.as_str()),
         };
-        let mut props = match input_props(kind, input) {
-            Ok(p) => p,
-            Err(Ok(e)) => {
-                out.errors.push(input_error(&e, ctx_key, ctx_val));
-                continue;
-            }
-            Err(Err(msg)) => {
-                out.errors.push(message_error(&msg, ctx_key, ctx_val));
-                continue;
-            }
+        let Some(mut props) = props_or_report(kind, input, &mut out.errors, ctx_key, ctx_val)
+        else {
+            continue;
         };
         let existing = store.contact_by_email(&email);
         if existing.is_none() && !props.iter().any(|(n, _)| *n == "email") {
