@@ -68,6 +68,14 @@ pub struct EngineConfig {
     /// the hub, missing records are fetched. `0s` turns it off.
     #[serde(default = "default_reconcile_interval", deserialize_with = "duration")]
     pub reconcile_interval: Duration,
+    /// How long ferry.history keeps each field change ferry sent or applied; `0s` records
+    /// none.
+    #[serde(default = "default_history_retention", deserialize_with = "duration")]
+    pub history_retention: Duration,
+}
+
+fn default_history_retention() -> Duration {
+    Duration::from_secs(30 * 86400)
 }
 
 fn default_poll_interval() -> Duration {
@@ -89,15 +97,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (n, unit) = t.split_at(split);
     let n: f64 = n
         .parse()
-        .map_err(|_| format!("duration `{s}` must look like 250ms, 30s, 5m or 6h"))?;
+        .map_err(|_| format!("duration `{s}` must look like 250ms, 30s, 5m, 6h or 30d"))?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86400.0,
         _ => {
             return Err(format!(
-                "duration `{s}` must look like 250ms, 30s, 5m or 6h"
+                "duration `{s}` must look like 250ms, 30s, 5m, 6h or 30d"
             ))
         }
     };
@@ -136,6 +145,7 @@ impl Default for EngineConfig {
             poll_interval: default_poll_interval(),
             poll_overlap: default_poll_overlap(),
             reconcile_interval: default_reconcile_interval(),
+            history_retention: default_history_retention(),
         }
     }
 }
@@ -168,7 +178,50 @@ pub struct MappingConfig {
     pub match_key: Option<String>,
     #[serde(default)]
     pub soft_delete: bool,
+    /// The mass-delete fuse: deletions past it wait for an operator.
+    #[serde(default)]
+    pub delete_fuse: DeleteFuse,
     pub fields: Vec<FieldConfig>,
+}
+
+/// `delete_fuse = { rows = 50, share = 0.05, window = "10m" }`: deletions of a mapping in
+/// either direction are held once more than `rows` *and* more than `share` of its linked rows
+/// happen within `window`; `enabled = false` turns the fuse off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteFuse {
+    #[serde(default = "default_fuse_enabled")]
+    pub enabled: bool,
+    #[serde(default = "default_fuse_rows")]
+    pub rows: i32,
+    #[serde(default = "default_fuse_share")]
+    pub share: f64,
+    #[serde(default = "default_fuse_window", deserialize_with = "duration")]
+    pub window: Duration,
+}
+
+impl Default for DeleteFuse {
+    fn default() -> Self {
+        DeleteFuse {
+            enabled: default_fuse_enabled(),
+            rows: default_fuse_rows(),
+            share: default_fuse_share(),
+            window: default_fuse_window(),
+        }
+    }
+}
+
+fn default_fuse_enabled() -> bool {
+    true
+}
+fn default_fuse_rows() -> i32 {
+    50
+}
+fn default_fuse_share() -> f64 {
+    0.05
+}
+fn default_fuse_window() -> Duration {
+    Duration::from_secs(600)
 }
 
 fn default_policy() -> String {
@@ -306,6 +359,12 @@ impl Config {
             }
             if m.fields.is_empty() {
                 return bad(format!("mapping `{name}` has no fields"));
+            }
+            let fuse = &m.delete_fuse;
+            if fuse.rows < 0 || !(0.0..=1.0).contains(&fuse.share) || fuse.window.is_zero() {
+                return bad(format!(
+                    "mapping `{name}`: delete_fuse needs rows >= 0, share between 0 and 1 (0.05 = 5 %) and a window above 0s"
+                ));
             }
             if let Some(k) = &m.match_key {
                 if !m.fields.iter().any(|f| &f.column == k) {

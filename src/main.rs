@@ -47,7 +47,12 @@ enum Command {
     /// Print ferry.status (per mapping: state, backlog, dead letters, conflicts, lag) and exit.
     Status,
     /// Apply ferry.toml to the hub (tables, columns, mappings) and exit.
-    Apply,
+    Apply {
+        /// Print what applying would change (tables, columns, mappings, backfills) and change
+        /// nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Embedded PostgreSQL + a seeded HubSpot simulator + ferry, syncing hubspot.contacts.
     Demo {
         /// Contacts the simulator starts with.
@@ -185,12 +190,32 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                 pg.stop();
             }
         }
-        Command::Apply => {
+        Command::Apply { dry_run } => {
             let config = Config::load(&cli.config)?;
             let (hub, pg) = hub(&cli.data_dir).await?;
-            ferry::hub::migrate::migrate(&hub).await?;
-            let report = ferry::hub::schema::apply(&hub, &config).await?;
-            println!("{report}");
+            if dry_run {
+                let pending = ferry::hub::migrate::pending(&hub).await?;
+                if pending.is_empty() {
+                    let report = ferry::hub::schema::apply_with(&hub, &config, true).await?;
+                    if report.is_empty() {
+                        println!("dry run: the hub already matches ferry.toml; applying would change nothing");
+                    } else {
+                        println!(
+                            "dry run, nothing changed; applying ferry.toml would do this: {report}"
+                        );
+                    }
+                } else {
+                    println!(
+                        "dry run, nothing changed; applying would first bring ferry's control schema up to date ({}), \
+                         then apply ferry.toml: run `ferry apply` to do both",
+                        pending.join(", ")
+                    );
+                }
+            } else {
+                ferry::hub::migrate::migrate(&hub).await?;
+                let report = ferry::hub::schema::apply(&hub, &config).await?;
+                println!("{report}");
+            }
             hub.close().await;
             if let Some(pg) = pg.filter(|pg| pg.owned()) {
                 pg.stop();

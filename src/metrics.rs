@@ -49,6 +49,7 @@ pub struct Metrics {
     dead_letters: Family<MappingLabel, Gauge>,
     open_conflicts: Family<MappingLabel, Gauge>,
     conflicts: Family<MappingLabel, Gauge>,
+    held_deletes: Family<MappingLabel, Gauge>,
     lag_bytes: Gauge,
 }
 
@@ -101,6 +102,12 @@ pub fn metrics() -> &'static Metrics {
             "Conflicts recorded in ferry.conflicts, any decision",
             conflicts.clone(),
         );
+        let held_deletes = Family::<MappingLabel, Gauge>::default();
+        registry.register(
+            "held_deletes",
+            "Deletions held by the mass-delete fuse (ferry.held_deletes)",
+            held_deletes.clone(),
+        );
         let lag_bytes = Gauge::default();
         registry.register(
             "replication_lag_bytes",
@@ -116,6 +123,7 @@ pub fn metrics() -> &'static Metrics {
             dead_letters,
             open_conflicts,
             conflicts,
+            held_deletes,
             lag_bytes,
         }
     })
@@ -154,7 +162,8 @@ impl Metrics {
             .query(
                 "select s.mapping, s.outbox_backlog, s.dead_letters, s.open_conflicts,
                         (select count(*) from ferry.conflicts c join ferry.mappings m on m.id = c.mapping_id
-                          where m.name = s.mapping)
+                          where m.name = s.mapping),
+                        s.held_deletes
                    from ferry.status s",
                 &[],
             )
@@ -165,6 +174,7 @@ impl Metrics {
             self.dead_letters.get_or_create(&label).set(r.get(2));
             self.open_conflicts.get_or_create(&label).set(r.get(3));
             self.conflicts.get_or_create(&label).set(r.get(4));
+            self.held_deletes.get_or_create(&label).set(r.get(5));
         }
         self.lag_bytes
             .set(i64::try_from(lag_bytes).unwrap_or(i64::MAX));

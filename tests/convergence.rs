@@ -154,7 +154,14 @@ fn app_records(ctx: &Ctx) -> BTreeMap<String, BTreeMap<String, String>> {
 }
 
 async fn converge(policy: &str, seed: u64) {
-    let ctx = Ctx::start_with(20, "", &format!("conflict_policy = \"{policy}\""), "").await;
+    // the workload deletes rows on purpose: no mass-delete fuse here
+    let ctx = Ctx::start_with(
+        20,
+        "",
+        &format!("conflict_policy = \"{policy}\"\ndelete_fuse = {{ enabled = false }}"),
+        "",
+    )
+    .await;
     ctx.quiesce().await;
     let written: Written = Mutex::new(HashMap::new());
     for r in app_records(&ctx).values() {

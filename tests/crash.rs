@@ -83,6 +83,12 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
             &format!("127.0.0.1:{port}"),
             ("CRASH_TOKEN", "CRASH_SECRET"),
             "",
+        )
+        // the workload deletes about a thousand rows on purpose: no mass-delete fuse here
+        .replacen(
+            "match_key = \"email\"\n",
+            "match_key = \"email\"\ndelete_fuse = { enabled = false }\n",
+            1,
         ),
     )
     .unwrap();

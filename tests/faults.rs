@@ -9,7 +9,8 @@ use harness::{workload, Ctx};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_through_errors_throttles_and_lost_responses() {
-    let ctx = Ctx::start(100).await;
+    // the workload deletes rows on purpose: no mass-delete fuse here
+    let ctx = Ctx::start_with(100, "", "delete_fuse = { enabled = false }", "").await;
     ctx.quiesce().await;
     ctx.sim.set_faults(0.20, 0.10, 0.03);
     let t0 = Instant::now();

@@ -7,7 +7,14 @@
 --   renewed at every attempt; one untouched for 10 minutes no longer counts),
 --   unknown remote ids are returned in "deferred" instead of inserted: they may be the echo
 --   of a create whose link is not committed yet.
--- returns {"inserted","updated","deleted","unchanged","conflicts","deferred":[ids],"errors":[{id,error}]}
+--   A record may carry "faults": [{"field","type","value","error"}], values set aside before SQL
+--   (inbound/screen.rs); a value the column cannot hold is set aside here the same way. Either
+--   refuses only that field: the record's other fields apply, the field keeps its hub value and
+--   base, and ferry.note_refusals keeps one open dead letter per record and field.
+-- Deletions of linked records pass the mass-delete fuse (fuse.sql): past it they are held
+-- ("held": how many; "tripped": this call tripped the fuse).
+-- returns {"inserted","updated","deleted","unchanged","conflicts","deferred":[ids],"held","tripped",
+--          "errors":[{id,error}] (records refused whole), "faults":[{id,field,type}]}
 create or replace function ferry.apply(p_mapping integer, p_records jsonb, p_defer_unknown boolean default true)
 returns jsonb
 language plpgsql
@@ -57,6 +64,16 @@ declare
     n_fast     integer;
     deferred   jsonb := '[]';
     errors     jsonb := '[]';
+    faults     jsonb := '[]';
+    vals       jsonb;
+    del_room   integer := 0;
+    n_held     integer := 0;
+    hist       boolean := ferry.history_on();
+    origin     text;
+    rec_origin text;
+    rec_hist   jsonb;
+    hist_rows  jsonb := '[]';
+    conf_id    bigint;
 begin
     -- the mirror table's guard trigger lets ferry's own writes through (see mirror.sql)
     perform set_config('ferry.writer', 'on', true);
@@ -65,6 +82,9 @@ begin
         raise exception 'ferry.apply: mapping % does not exist', p_mapping;
     end if;
     tbl := format('%I.%I', m.hub_schema, m.hub_table);
+    -- history's origin of these changes: the app, the path they came by (set by the caller)
+    -- and, per record, what the app said about its source
+    origin := m.connection || ' ' || coalesce(nullif(current_setting('ferry.origin', true), ''), 'sync');
     select exists (select 1 from ferry.links
                     where mapping_id = p_mapping and remote_id is null
                       and created_at > now() - interval '10 minutes')
@@ -83,6 +103,16 @@ begin
         and remote_id in (select value ->> 'id' from jsonb_array_elements(p_records))
       order by row_key
         for update;
+
+    -- deletions of linked records ask the mass-delete fuse (fuse.sql) how many may be carried
+    -- out; the others are held in ferry.deletes_held for an operator
+    if exists (select 1 from jsonb_array_elements(p_records) e where coalesce((e.value ->> 'deleted')::boolean, false)) then
+        del_room := ferry.fuse_allow(p_mapping, 'app',
+            (select count(*)::integer from ferry.links l
+              where l.mapping_id = p_mapping
+                and l.remote_id in (select e.value ->> 'id' from jsonb_array_elements(p_records) e
+                                     where coalesce((e.value ->> 'deleted')::boolean, false))));
+    end if;
 
     -- the batch's values cast to the column types in one statement (a dynamic statement is
     -- planned at every execution); a batch with a value that does not cast falls back to the
@@ -117,7 +147,8 @@ begin
             execute format(
                 'with b as materialized (
                      select e.n, l.row_key, l.base, (e.value ->> ''updated_at'')::timestamptz as r_upd,
-                            e.value -> ''values'' as vals, $3 -> e.n::text as typed
+                            e.value -> ''values'' as vals, $3 -> e.n::text as typed,
+                            e.value ->> ''id'' as rid, e.value ->> ''source'' as source
                        from (select value, ordinality as n, count(*) over (partition by value ->> ''id'') as times
                                from jsonb_array_elements($1) with ordinality) e
                        join ferry.links l on l.mapping_id = $2 and l.remote_id = e.value ->> ''id''
@@ -131,7 +162,7 @@ begin
                       order by b.row_key
                         for update of t)
                  , d as materialized (
-                     select c.n, c.row_key, c.r_upd, x.typed, x.conflict, x.newvals
+                     select c.n, c.row_key, c.r_upd, x.typed, x.conflict, x.newvals, c.rid, c.source, c.h
                        from cur c
                       cross join lateral (
                           select coalesce(bool_or(f.has_b and f.v is distinct from f.b and f.h is distinct from f.b
@@ -151,13 +182,20 @@ begin
                         set base = l.base || d.typed, remote_updated_at = coalesce(d.r_upd, l.remote_updated_at), synced_at = now()
                        from d
                       where l.mapping_id = $2 and l.row_key = d.row_key and not d.conflict)
+                 , hist as (
+                     insert into ferry.field_changes (mapping_id, row_key, remote_id, field, old_value, new_value,
+                                                      direction, operation, origin)
+                     select $2, d.row_key, d.rid, f.key, nullif(d.h -> f.key, ''null''), f.value,
+                            ''app_to_hub'', ''update'', $4 || coalesce('' ('' || d.source || '')'', '''')
+                       from d cross join lateral jsonb_each(d.newvals) f
+                      where $5 and not d.conflict)
                  select coalesce(jsonb_object_agg(d.n::text, true) filter (where not d.conflict), ''{}''),
                         coalesce(array_agg(d.row_key) filter (where not d.conflict and d.newvals <> ''{}''), ''{}''),
                         count(*) filter (where not d.conflict)
                    from d',
                 tbl, m.key_column, cols, pcols)
               into handled, fast_upd, n_fast
-              using p_records, p_mapping, typed_all;
+              using p_records, p_mapping, typed_all, origin, hist;
             n_upd := n_upd + cardinality(fast_upd);
             n_same := n_same + n_fast - cardinality(fast_upd);
             noted := noted || fast_upd;   -- these rows now equal their base for the fields written
@@ -175,6 +213,8 @@ begin
         end if;
         rid := rec ->> 'id';
         matched := false;
+        rec_hist := '[]';
+        rec_origin := origin || coalesce(' (' || (rec ->> 'source') || ')', '');
         begin
             select row_key, base, remote_updated_at into l_key, l_base, l_updated
               from ferry.links where mapping_id = p_mapping and remote_id = rid
@@ -182,7 +222,15 @@ begin
             r_updated := (rec ->> 'updated_at')::timestamptz;
 
             if coalesce((rec ->> 'deleted')::boolean, false) then
+                if l_key is not null and del_room <= 0 then
+                    insert into ferry.deletes_held (mapping_id, side, row_key, remote_id)
+                    values (p_mapping, 'app', l_key, rid)
+                    on conflict (mapping_id, remote_id) do nothing;
+                    n_held := n_held + 1;
+                    continue;
+                end if;
                 if l_key is not null then
+                    del_room := del_room - 1;
                     if m.soft_delete then
                         execute format('update %s set _deleted_at = now() where %I = $1', tbl, m.key_column)
                           using l_key;
@@ -190,6 +238,9 @@ begin
                         execute format('delete from %s where %I = $1', tbl, m.key_column) using l_key;
                     end if;
                     delete from ferry.links where mapping_id = p_mapping and row_key = l_key;
+                    if hist then
+                        hist_rows := hist_rows || jsonb_build_object('k', l_key, 'r', rid, 'f', '*', 'op', 'delete', 'o', rec_origin);
+                    end if;
                     -- remembered, so a state of the record read before its deletion and
                     -- applied after it does not bring the row back
                     insert into ferry.tombstones (mapping_id, remote_id, deleted_at)
@@ -211,8 +262,39 @@ begin
             -- normal form to_jsonb(row) gives, so values compare exactly with rows and bases
             typed := typed_all -> ord::text;
             if typed is null then
-                execute format('select to_jsonb(jsonb_populate_record(null::%s, $1))', tbl)
-                  into typed using rec -> 'values';
+                begin
+                    execute format('select to_jsonb(jsonb_populate_record(null::%s, $1))', tbl)
+                      into typed using rec -> 'values';
+                exception
+                    when deadlock_detected or serialization_failure or lock_not_available or query_canceled then
+                        raise;
+                    when others then
+                        -- a value the column cannot hold refuses only itself: each field is
+                        -- cast alone, the ones at fault become faults (one dead letter per
+                        -- record and field) and keep their hub value, the rest are applied
+                        vals := '{}';
+                        for k, v in select key, value from jsonb_each(rec -> 'values') loop
+                            begin
+                                execute format('select to_jsonb(jsonb_populate_record(null::%s, $1))', tbl)
+                                  into typed using jsonb_build_object(k, v);
+                                vals := vals || jsonb_build_object(k, v);
+                            exception
+                                when deadlock_detected or serialization_failure or lock_not_available or query_canceled then
+                                    raise;
+                                when others then
+                                    faults := faults || jsonb_build_object(
+                                        'id', rid, 'field', k,
+                                        'type', (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
+                                                  where a.attrelid = tbl::regclass and a.attname = k),
+                                        'value', case when length(v #>> '{}') > 120 then left(v #>> '{}', 120) || '…'
+                                                      else v #>> '{}' end,
+                                        'error', left(sqlerrm, 300));
+                            end;
+                        end loop;
+                        rec := jsonb_set(rec, '{values}', vals);
+                        execute format('select to_jsonb(jsonb_populate_record(null::%s, $1))', tbl)
+                          into typed using vals;
+                end;
             end if;
             select coalesce(jsonb_object_agg(key, typed -> key), '{}')
               into typed from jsonb_object_keys(rec -> 'values') as key;
@@ -262,6 +344,9 @@ begin
                       into new_key using typed, rid;
                     insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
                     values (p_mapping, new_key, rid, r_updated, typed);
+                    if hist then
+                        hist_rows := hist_rows || jsonb_build_object('k', new_key, 'r', rid, 'f', '*', 'n', typed, 'op', 'create', 'o', rec_origin);
+                    end if;
                     n_ins := n_ins + 1;
                     noted := noted || new_key;
                     continue;
@@ -293,6 +378,7 @@ begin
             newbase := coalesce(l_base, '{}');
             push_hub := false;
             for k, v in select key, value from jsonb_each(typed) loop
+                conf_id := null;
                 v := nullif(v, 'null'::jsonb);
                 b := nullif(l_base -> k, 'null'::jsonb);
                 h := nullif(cur -> k, 'null'::jsonb);
@@ -324,11 +410,17 @@ begin
                     end if;
                     insert into ferry.conflicts
                         (mapping_id, row_key, field, hub_value, remote_value, base_value, policy, decision)
-                    values (p_mapping, l_key, k, h, v, b, pol, verdict);
+                    values (p_mapping, l_key, k, h, v, b, pol, verdict)
+                    returning id into conf_id;
                     n_conf := n_conf + 1;
                 end if;
                 if take_remote and h is distinct from v then
                     newvals := newvals || jsonb_build_object(k, coalesce(v, 'null'::jsonb));
+                    if hist then
+                        rec_hist := rec_hist || jsonb_build_object('k', l_key, 'r', rid, 'f', k, 'old', h,
+                                                                   'n', coalesce(v, 'null'::jsonb), 'op', 'update',
+                                                                   'o', rec_origin, 'c', conf_id);
+                    end if;
                 end if;
                 newbase := newbase || jsonb_build_object(k, coalesce(v, 'null'::jsonb));
             end loop;
@@ -356,6 +448,7 @@ begin
                    remote_updated_at = coalesce(r_updated, remote_updated_at),
                    synced_at = now()
              where mapping_id = p_mapping and row_key = l_key;
+            hist_rows := hist_rows || rec_hist;
         exception
             when deadlock_detected or serialization_failure or lock_not_available or query_canceled then
                 raise;   -- the whole batch is retried; never a per-record verdict
@@ -363,6 +456,30 @@ begin
                 errors := errors || jsonb_build_object('id', rid, 'error', sqlerrm);
         end;
     end loop;
+
+    -- values refused before SQL (a NUL character, over the size limit: see inbound/screen.rs)
+    -- travel with their record as "faults"
+    select faults || coalesce(jsonb_agg(f || jsonb_build_object('id', r ->> 'id')), '[]') into faults
+      from jsonb_array_elements(p_records) r, jsonb_array_elements(r -> 'faults') f
+     where jsonb_typeof(r -> 'faults') = 'array';
+    -- dead letters: one per record and field, closed by the next good value; the lookup of
+    -- open ones is an index probe, so a clean batch of a clean mapping pays nothing more
+    if faults <> '[]' or errors <> '[]'
+       or exists (select 1 from ferry.dead_letters
+                   where mapping_id = p_mapping and direction = 'inbound'
+                     and retried_at is null and resolved_at is null) then
+        perform ferry.note_refusals(p_mapping, p_records,
+                                    errors || coalesce((select jsonb_agg(jsonb_build_object('id', d)) from jsonb_array_elements_text(deferred) d), '[]'),
+                                    faults);
+    end if;
+
+    if hist and hist_rows <> '[]' then
+        insert into ferry.field_changes (mapping_id, row_key, remote_id, field, old_value, new_value,
+                                         direction, operation, origin, conflict_id)
+        select p_mapping, (x ->> 'k')::bigint, x ->> 'r', x ->> 'f', x -> 'old', x -> 'n',
+               'app_to_hub', x ->> 'op', x ->> 'o', (x ->> 'c')::bigint
+          from jsonb_array_elements(hist_rows) x;
+    end if;
 
     perform ferry.note_applied(p_mapping, noted);
     -- at most once a second, so concurrent batches do not queue on the mapping's row; a
@@ -373,6 +490,8 @@ begin
     end if;
     return jsonb_build_object('inserted', n_ins, 'updated', n_upd, 'deleted', n_del,
                               'unchanged', n_same, 'conflicts', n_conf,
-                              'deferred', deferred, 'errors', errors);
+                              'deferred', deferred, 'errors', errors,
+                              'held', n_held, 'tripped', coalesce(current_setting('ferry.fuse_tripped', true), '') = 'on',
+                              'faults', (select coalesce(jsonb_agg(f - 'value' - 'error'), '[]') from jsonb_array_elements(faults) f));
 end
 $fn$;

@@ -1,7 +1,7 @@
 -- ferry.backfill_merge(mapping): merges one page of remote records, staged by the backfill in
 -- the session's pg_temp.ferry_stage (remote_id, updated_at, rec) with COPY, into the mapping's
 -- hub table. Records the hub has never seen (no link, no hub row with their match key value,
--- no create in flight, no deletion applied) are inserted set-based, with their links, in one
+-- no create in flight, no deletion applied, no value set aside) are inserted set-based, with their links, in one
 -- statement; every other record goes through ferry.apply, field by field under the row lock.
 -- The batch first takes ferry.apply's per-record locks, in its order, so an apply (a webhook)
 -- or the previous batch handling one of these records finishes before the fresh records are
@@ -129,7 +129,7 @@ begin
             execute format(
                 'with cand as materialized (
                      select s.remote_id, s.updated_at, s.rec,
-                            (not coalesce((s.rec ->> ''deleted'')::boolean, false)
+                            (not coalesce((s.rec ->> ''deleted'')::boolean, false) and not s.rec ? ''faults''
                              %10$s %8$s %9$s) as fresh
                        from pg_temp.ferry_stage s)
                  , src as materialized (
@@ -147,19 +147,36 @@ begin
                                  else (select coalesce(jsonb_object_agg(e.key, e.value), ''{}'')
                                          from jsonb_each(%7$s) e where src.v ? e.key) end
                        from src)
+                 , hist as (
+                     insert into ferry.field_changes (mapping_id, row_key, remote_id, field, new_value,
+                                                      direction, operation, origin)
+                     select $1, src.row_key, src.remote_id, ''*'', src.v, ''app_to_hub'', ''create'', $3
+                       from src where $4)
                  select (select count(*) from src), (select coalesce(array_agg(row_key), ''{}'') from src),
                         (select coalesce(jsonb_agg(c.rec), ''[]'') from cand c where not c.fresh)',
                 tbl, cols, m.id_column, rcols, m.key_column, seq, pairs, matching, stale, probe, fcols,
                 case when all_text then 'src.v' else pairs end)
               into fresh, ins_keys, rest
-              using p_mapping, keys;
+              using p_mapping, keys,
+                    m.connection || ' ' || coalesce(nullif(current_setting('ferry.origin', true), ''), 'backfill'),
+                    ferry.history_on();
             exit;
-        exception when unique_violation then
-            fresh := 0;
-            ins_keys := '{}';
-            rest := null;
-            careful := attempt = 3;
-            probe := linked;
+        exception
+            when unique_violation then
+                fresh := 0;
+                ins_keys := '{}';
+                rest := null;
+                careful := attempt = 3;
+                probe := linked;
+            when deadlock_detected or serialization_failure or lock_not_available or query_canceled then
+                raise;
+            when others then
+                -- a value the hub cannot hold: ferry.apply takes the page and refuses only
+                -- that value (a dead letter per record and field)
+                fresh := 0;
+                ins_keys := '{}';
+                rest := null;
+                careful := true;
         end;
     end loop;
     if careful then

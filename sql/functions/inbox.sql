@@ -11,8 +11,20 @@
 -- (sort and bitmap scans off: a plan that sorted would lock every due event first); an event
 -- locked but not returned (removed or being written meanwhile) stays locked until the round's
 -- unlock.
+-- `source` is what the app said about the change's origin (HubSpot: changeSource), for
+-- ferry.history.
+do $do$
+begin
+    if exists (select 1 from pg_proc
+                where proname = 'claim_events' and pronamespace = 'ferry'::regnamespace
+                  and not ('source' = any (proargnames))) then
+        drop function ferry.claim_events(integer);
+    end if;
+end
+$do$;
 create or replace function ferry.claim_events(p_limit integer)
-returns table (id bigint, connection text, remote_object text, remote_id text, kind text, attempts integer)
+returns table (id bigint, connection text, remote_object text, remote_id text, kind text, attempts integer,
+               source text)
 language plpgsql
 set enable_seqscan = off
 set enable_sort = off
@@ -21,7 +33,8 @@ set enable_bitmapscan = off
 as $fn$
 begin
     return query
-    select i.id, i.connection, coalesce(i.remote_object, ''), coalesce(i.remote_id, ''), i.kind, i.attempts
+    select i.id, i.connection, coalesce(i.remote_object, ''), coalesce(i.remote_id, ''), i.kind, i.attempts,
+           i.payload ->> 'changeSource'
       from ferry.inbox i
      where case when i.next_attempt_at <= now()
                 then pg_try_advisory_lock(1717924353, (i.id % 2147483648)::integer)

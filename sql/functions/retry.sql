@@ -1,6 +1,6 @@
 -- ferry.retry(dead letter id): queue the failed change again (outbound: re-mark the row, so the
 -- worker diffs its current values; inbound: re-fetch the record). Returns false if the dead
--- letter does not exist or was already retried.
+-- letter does not exist or was already retried or resolved.
 create or replace function ferry.retry(p_dead_letter bigint)
 returns boolean
 language plpgsql
@@ -8,7 +8,7 @@ as $fn$
 declare
     d ferry.dead_letters;
 begin
-    select * into d from ferry.dead_letters where id = p_dead_letter and retried_at is null for update;
+    select * into d from ferry.dead_letters where id = p_dead_letter and retried_at is null and resolved_at is null for update;
     if not found then
         return false;
     end if;
@@ -35,5 +35,5 @@ as $fn$
     select count(*)::integer
       from ferry.dead_letters d
       join ferry.mappings m on m.id = d.mapping_id
-     where m.name = p_mapping and d.retried_at is null and ferry.retry(d.id);
+     where m.name = p_mapping and d.retried_at is null and d.resolved_at is null and ferry.retry(d.id);
 $fn$;

@@ -5,7 +5,8 @@
 --   2. [column, ...] every mapped column.
 -- A user write to a read-only column fails and changes nothing; a user write to a mapped
 -- column stamps its time in `_ferry_modified` ({column: time}), which last_write_wins compares
--- with the remote record's update time. Ferry's own writes (apply, backfill, the remote id of
+-- with the remote record's update time, and who wrote it (`"~by": {column: "role via
+-- application_name"}`), the origin ferry.history gives the change it sends. Ferry's own writes (apply, backfill, the remote id of
 -- a create, a conflict resolution) set `ferry.writer` for their transaction and pass unchanged.
 create or replace function ferry.guard_row()
 returns trigger
@@ -19,6 +20,8 @@ declare
     stamps    jsonb;
     k         text;
     stamp     jsonb := to_jsonb(clock_timestamp());
+    writers   jsonb := '{}';
+    who       text := session_user || ' via ' || coalesce(nullif(current_setting('application_name', true), ''), 'an unnamed client');
 begin
     if current_setting('ferry.writer', true) = 'on' then
         return new;
@@ -42,8 +45,13 @@ begin
     for k in select jsonb_array_elements_text(tracked) loop
         if tg_op = 'INSERT' or (n -> k) is distinct from (o -> k) then
             stamps := stamps || jsonb_build_object(k, stamp);
+            writers := writers || jsonb_build_object(k, who);
         end if;
     end loop;
+    if writers <> '{}' then
+        -- who wrote each column, for ferry.history's origin of the change it sends
+        stamps := stamps || jsonb_build_object('~by', coalesce(stamps -> '~by', '{}') || writers);
+    end if;
     if stamps is distinct from coalesce(nullif(n -> '_ferry_modified', 'null'), '{}') then
         new := jsonb_populate_record(new, jsonb_build_object('_ferry_modified', stamps));
     end if;

@@ -248,6 +248,64 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
     let ingest_secs = t0.elapsed().as_secs_f64();
     let ingest_rate = n as f64 / ingest_secs;
 
+    // the cost of ferry.history: the same ingest with history off and on, alternated (the
+    // engine restarted with each setting)
+    let mut engine = engine;
+    let mut rates: std::collections::HashMap<bool, Vec<f64>> = std::collections::HashMap::new();
+    for (round, history) in [false, true, false, true].into_iter().enumerate() {
+        engine.shutdown().await;
+        let mut variant = config.clone();
+        variant.engine.history_retention = if history {
+            Duration::from_secs(30 * 86400)
+        } else {
+            Duration::ZERO
+        };
+        engine = Engine::start(rig.hub.clone(), &variant, &secrets).await?;
+        sim.set_webhook_url(Some(engine.webhook_url("hubspot")));
+        let tag = format!("h{round}-");
+        let t0 = Instant::now();
+        for id in &ids {
+            let mut p = serde_json::Map::new();
+            p.insert("company".into(), json!(format!("{tag}{id}")));
+            sim.app_update("contacts", id, p)
+                .map_err(|e| BenchError::Setup(e.to_string()))?;
+        }
+        loop {
+            let done: i64 = c
+                .query_one(
+                    "select count(*) from hubspot.contacts where starts_with(company, $1)",
+                    &[&tag],
+                )
+                .await?
+                .get(0);
+            if done >= n {
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(600) {
+                return Err(BenchError::Timeout("webhook ingest".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        rates
+            .entry(history)
+            .or_default()
+            .push(n as f64 / t0.elapsed().as_secs_f64());
+    }
+    let best = |on: bool| rates[&on].iter().copied().fold(f64::NAN, f64::max);
+    let (off, on) = (best(false), best(true));
+    println!(
+        "history: webhook ingest {on:.0} events/s with ferry.history on, {off:.0} off (best of 2 each, alternated); \
+         on/off ratio {:.3} (runs on {:?}, off {:?})",
+        on / off,
+        rates[&true].iter().map(|r| r.round()).collect::<Vec<_>>(),
+        rates[&false].iter().map(|r| r.round()).collect::<Vec<_>>(),
+    );
+    println!(
+        "{}",
+        json!({"bench": "inbound.webhooks_history", "events": n, "on_events_per_s": on, "off_events_per_s": off,
+               "ratio": on / off, "runs_on": rates[&true], "runs_off": rates[&false]})
+    );
+
     let stmt = c
         .prepare("select company from hubspot.contacts where hubspot_id = $1")
         .await?;

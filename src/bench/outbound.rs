@@ -126,6 +126,45 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
                "api_calls": stats.write_requests})
     );
 
+    // ---- the cost of ferry.history: the same drain with history off and on, alternated ----
+    let mut rates: HashMap<bool, Vec<f64>> = HashMap::new();
+    for history in [false, true, false, true] {
+        let mut variant = config.clone();
+        variant.engine.history_retention = if history {
+            Duration::from_secs(30 * 86400)
+        } else {
+            Duration::ZERO
+        };
+        rig.update_each_row_once(opts.rows).await?;
+        sim.reset_stats();
+        let engine = Engine::start(rig.hub.clone(), &variant, &secrets()).await?;
+        let t0 = Instant::now();
+        until(
+            "all changes accepted",
+            Duration::from_secs(600),
+            Duration::from_millis(5),
+            || sim.stats().records_written >= n,
+        )
+        .await?;
+        let secs = t0.elapsed().as_secs_f64();
+        engine.shutdown().await;
+        rates.entry(history).or_default().push(n as f64 / secs);
+    }
+    let best = |on: bool| rates[&on].iter().copied().fold(f64::NAN, f64::max);
+    let (off, on) = (best(false), best(true));
+    println!(
+        "history: drain {on:.0} changes/s with ferry.history on, {off:.0} off (best of 2 each, alternated); \
+         on/off ratio {:.3} (runs on {:?}, off {:?})",
+        on / off,
+        rates[&true].iter().map(|r| r.round()).collect::<Vec<_>>(),
+        rates[&false].iter().map(|r| r.round()).collect::<Vec<_>>(),
+    );
+    println!(
+        "{}",
+        json!({"bench": "outbound.history", "changes": opts.rows, "on_changes_per_s": on, "off_changes_per_s": off,
+               "ratio": on / off, "runs_on": rates[&true], "runs_off": rates[&false]})
+    );
+
     // ---- latency: commit → the simulator holds the value; unloaded, then under load ----
     let engine = Engine::start(rig.hub.clone(), &config, &secrets()).await?;
     rig.wait_outbox_empty().await?;

@@ -14,6 +14,14 @@ const SQL_OBJECTS: &[(&str, &str)] = &[
         include_str!("../../sql/functions/apply.sql"),
     ),
     (
+        "functions/fuse.sql",
+        include_str!("../../sql/functions/fuse.sql"),
+    ),
+    (
+        "functions/refusals.sql",
+        include_str!("../../sql/functions/refusals.sql"),
+    ),
+    (
         "functions/backfill.sql",
         include_str!("../../sql/functions/backfill.sql"),
     ),
@@ -36,6 +44,14 @@ const SQL_OBJECTS: &[(&str, &str)] = &[
     (
         "views/status.sql",
         include_str!("../../sql/views/status.sql"),
+    ),
+    (
+        "views/pending.sql",
+        include_str!("../../sql/views/pending.sql"),
+    ),
+    (
+        "views/history.sql",
+        include_str!("../../sql/views/history.sql"),
     ),
     (
         "triggers/control.sql",
@@ -77,7 +93,7 @@ pub async fn migrate(hub: &Hub) -> Result<(), HubError> {
             client
                 .batch_execute(sql)
                 .await
-                .map_err(|e| HubError::Migrate(format!("sql/{name}: {e}")))?;
+                .map_err(|e| HubError::Migrate(format!("sql/{name}: {}", super::chain(&e))))?;
         }
         Ok(())
     }
@@ -88,4 +104,31 @@ pub async fn migrate(hub: &Hub) -> Result<(), HubError> {
     drop(client);
     let _ = conn.await;
     result
+}
+
+/// The migrations this build would run on the hub (none: its ferry schema is up to date).
+pub async fn pending(hub: &Hub) -> Result<Vec<String>, HubError> {
+    let client = hub.client().await?;
+    let applied: Vec<i32> = match client
+        .query_opt(
+            "select to_regclass('ferry.schema_history') is not null",
+            &[],
+        )
+        .await?
+        .map(|r| r.get::<_, bool>(0))
+    {
+        Some(true) => client
+            .query("select version from ferry.schema_history", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect(),
+        _ => vec![],
+    };
+    Ok(migrations::runner()
+        .get_migrations()
+        .iter()
+        .filter(|m| !applied.contains(&(m.version() as i32)))
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect())
 }

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod embedded;
+pub mod fuse;
 pub mod migrate;
 pub mod schema;
 

@@ -65,6 +65,16 @@ fn sql_type(ty: &str) -> &'static str {
 
 /// Upserts the configuration into the hub in one transaction.
 pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> {
+    apply_with(hub, config, false).await
+}
+
+/// [`apply`], or with `dry_run` the same work undone at the end: the report says what applying
+/// would change, and the hub is left as it was.
+pub async fn apply_with(
+    hub: &Hub,
+    config: &Config,
+    dry_run: bool,
+) -> Result<ApplyReport, HubError> {
     let mut client = hub.client().await?;
     let tx = client.transaction().await?;
     tx.execute("select pg_advisory_xact_lock($1)", &[&APPLY_LOCK])
@@ -86,6 +96,12 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
     }
 
     ensure_publication(&tx, &config.engine.publication).await?;
+    tx.execute(
+        "update ferry.history_settings set retention = make_interval(secs => $1)
+          where retention is distinct from make_interval(secs => $1)",
+        &[&config.engine.history_retention.as_secs_f64()],
+    )
+    .await?;
 
     for m in &config.mappings {
         let name = m.name();
@@ -120,6 +136,18 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
         tx.execute(
             "insert into ferry.mapping_progress (mapping_id) values ($1) on conflict do nothing",
             &[&mapping_id],
+        )
+        .await?;
+        let fuse = &m.delete_fuse;
+        tx.execute(
+            "insert into ferry.delete_fuses (mapping_id, enabled, max_rows, max_share, span)
+             values ($1, $2, $3, $4, make_interval(secs => $5))
+             on conflict (mapping_id) do update
+               set enabled = excluded.enabled, max_rows = excluded.max_rows,
+                   max_share = excluded.max_share, span = excluded.span
+             where (delete_fuses.enabled, delete_fuses.max_rows, delete_fuses.max_share, delete_fuses.span)
+                   is distinct from (excluded.enabled, excluded.max_rows, excluded.max_share, excluded.span)",
+            &[&mapping_id, &fuse.enabled, &fuse.rows, &fuse.share, &fuse.window.as_secs_f64()],
         )
         .await?;
 
@@ -369,7 +397,11 @@ pub async fn apply(hub: &Hub, config: &Config) -> Result<ApplyReport, HubError> 
         }
     }
     install_guards(&tx, config).await?;
-    tx.commit().await?;
+    if dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
     Ok(report)
 }
 

@@ -12,6 +12,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{accepts, to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{GenericClient, Transaction};
 
+use super::screen;
 use crate::connectors::RemoteRecord;
 use crate::hub::catalog::Mapping;
 use crate::hub::HubError;
@@ -26,18 +27,31 @@ pub struct ApplyOutcome {
     pub conflicts: i64,
     /// Unknown remote ids held back while creates are in flight.
     pub deferred: Vec<String>,
-    /// `(remote id, error)` per record the hub refused.
+    /// `(remote id, error)` per record the hub refused whole.
     pub errors: Vec<(String, String)>,
+    /// `(remote id, column)` per single value refused; the record's other fields applied.
+    pub faults: Vec<(String, String)>,
+    /// Deletions held by the mass-delete fuse.
+    pub held: i64,
+    /// This call tripped the fuse.
+    pub tripped: bool,
 }
 
 /// One record as ferry.apply takes it: inbound fields only, transformed, keyed by hub column.
+/// A value PostgreSQL cannot store is left out of `values` and listed in `faults` instead
+/// (see [`screen`]).
 pub fn record_json(mapping: &Mapping, r: &RemoteRecord) -> Value {
     if r.archived {
         return json!({"id": r.id, "deleted": true});
     }
     let mut values = Map::new();
+    let mut faults = vec![];
     for f in mapping.fields.iter().filter(|f| f.direction.inbound()) {
         if let Some(v) = r.properties.get(&f.property) {
+            if let Some(reason) = v.as_deref().and_then(screen::refusal) {
+                faults.push(screen::fault(f, v.as_deref().unwrap_or(""), reason));
+                continue;
+            }
             values.insert(
                 f.column.clone(),
                 v.clone()
@@ -46,12 +60,26 @@ pub fn record_json(mapping: &Mapping, r: &RemoteRecord) -> Value {
             );
         }
     }
-    json!({
+    let mut record = json!({
         "id": r.id,
         "updated_at": r.updated_at.map(|t| t.to_rfc3339()),
         "deleted": false,
         "values": values,
-    })
+    });
+    if !faults.is_empty() {
+        record["faults"] = Value::Array(faults);
+    }
+    record
+}
+
+/// Whether one of the record's inbound values is refused before SQL.
+fn has_refusals(mapping: &Mapping, r: &RemoteRecord) -> bool {
+    mapping
+        .fields
+        .iter()
+        .filter(|f| f.direction.inbound())
+        .filter_map(|f| r.properties.get(&f.property)?.as_deref())
+        .any(|v| screen::refusal(v).is_some())
 }
 
 /// [`record_json`] written straight into a `COPY` row as jsonb, without building the JSON tree
@@ -65,6 +93,10 @@ struct StagedRecord<'a> {
 impl Serialize for StagedRecord<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let r = self.record;
+        if !r.archived && has_refusals(self.mapping, r) {
+            // rare: the record with its faults, through the JSON tree
+            return record_json(self.mapping, r).serialize(serializer);
+        }
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("id", &r.id)?;
         if r.archived {
@@ -113,19 +145,22 @@ pub fn deletion_json(remote_id: &str) -> Value {
     json!({"id": remote_id, "deleted": true})
 }
 
+/// Applies a batch; `origin` is the path the records came by (`webhook`, `poll`,
+/// `reconcile`), ferry.history's origin of the changes with the app's own word on the source.
 pub async fn apply(
     client: &impl GenericClient,
     mapping_id: i32,
     records: Vec<Value>,
     defer_unknown: bool,
+    origin: &str,
 ) -> Result<ApplyOutcome, HubError> {
     if records.is_empty() {
         return Ok(ApplyOutcome::default());
     }
     let row = client
         .query_one(
-            "select ferry.apply($1, $2, $3)",
-            &[&mapping_id, &Value::Array(records), &defer_unknown],
+            "select ferry.apply($1, $2, $3) from (select set_config('ferry.origin', $4, true)) o",
+            &[&mapping_id, &Value::Array(records), &defer_unknown, &origin],
         )
         .await?;
     Ok(outcome_of(&row.get(0)))
@@ -162,13 +197,31 @@ pub async fn merge_page(
     }
     writer.finish().await?;
     let row = tx
-        .query_one("select ferry.backfill_merge($1)", &[&mapping.id])
+        .query_one(
+            "select ferry.backfill_merge($1) from (select set_config('ferry.origin', 'backfill', true)) o",
+            &[&mapping.id],
+        )
         .await?;
     Ok(outcome_of(&row.get(0)))
 }
 
 fn outcome_of(v: &Value) -> ApplyOutcome {
     let n = |k: &str| v.get(k).and_then(Value::as_i64).unwrap_or(0);
+    let pairs = |k: &str, second: &str| -> Vec<(String, String)> {
+        v.get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        let s = |key: &str| {
+                            e.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+                        };
+                        (s("id"), s(second))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     ApplyOutcome {
         inserted: n("inserted"),
         updated: n("updated"),
@@ -184,46 +237,27 @@ fn outcome_of(v: &Value) -> ApplyOutcome {
                     .collect()
             })
             .unwrap_or_default(),
-        errors: v
-            .get("errors")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|e| {
-                        (
-                            e.get("id")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_string(),
-                            e.get("error")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        held: n("held"),
+        tripped: v.get("tripped") == Some(&Value::Bool(true)),
+        errors: pairs("errors", "error"),
+        faults: pairs("faults", "field"),
     }
 }
 
-/// Records refused by the hub become inbound dead letters.
-pub async fn record_errors(
-    client: &impl GenericClient,
-    mapping_id: i32,
-    errors: &[(String, String)],
-) -> Result<(), HubError> {
-    for (remote_id, error) in errors {
-        tracing::warn!(mapping_id, remote_id = %remote_id, error = %error, "inbound record refused by the hub");
-        client
-            .execute(
-                "insert into ferry.dead_letters (mapping_id, remote_id, direction, operation, error)
-                 values ($1, $2, 'inbound', 'apply', $3)",
-                &[&mapping_id, remote_id, error],
-            )
-            .await?;
+/// Logs what one apply refused, and a trip of the mass-delete fuse. The dead letters themselves are written by ferry.apply
+/// (`ferry.note_refusals`: one per record and field, deduplicated); the log names records and
+/// columns, never values.
+pub fn log_refusals(mapping: &Mapping, outcome: &ApplyOutcome) {
+    let mapping_id = mapping.id;
+    if outcome.tripped {
+        crate::hub::fuse::tripped(&mapping.name, crate::hub::fuse::Side::App, outcome.held);
     }
-    Ok(())
+    for (remote_id, _) in &outcome.errors {
+        tracing::warn!(mapping_id, remote_id = %remote_id, "inbound record refused by the hub; see ferry.dead_letters");
+    }
+    for (remote_id, column) in &outcome.faults {
+        tracing::warn!(mapping_id, remote_id = %remote_id, column = %column, "inbound value refused (the record's other fields applied); see ferry.dead_letters");
+    }
 }
 
 #[cfg(test)]

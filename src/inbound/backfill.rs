@@ -10,7 +10,7 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 
-use super::apply::{merge_page, record_errors};
+use super::apply::{log_refusals, merge_page};
 use super::SyncError;
 use crate::connectors::{Connector, Page};
 use crate::engine::{Connections, Shared};
@@ -257,7 +257,7 @@ async fn store_pages(
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        record_errors(&*tx, mapping.id, &outcome.errors).await?;
+        log_refusals(&mapping, &outcome);
         // this batch's locks are held while it waits for its turn: if someone waits for them
         // (an apply that the previous batch waits for: a circle through ferry that PostgreSQL's
         // deadlock detector cannot see), or the turn takes long, it lets go and merges again

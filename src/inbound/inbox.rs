@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::apply::{apply, deletion_json, record_errors, record_json};
+use super::apply::{apply, deletion_json, log_refusals, record_json};
 use crate::engine::{Connections, Shared};
 use crate::hub::{end_claims, Hub, HubError, STUCK_ROUND};
 
@@ -33,10 +33,11 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
             if let Ok(c) = hub.client().await {
                 let sql = format!(
                     "delete from ferry.seen_events where seen_at < now() - interval '{REPLAY_MEMORY}';
-                     delete from ferry.tombstones where deleted_at < now() - interval '1 day'"
+                     delete from ferry.tombstones where deleted_at < now() - interval '1 day';
+                     select ferry.prune_history()"
                 );
                 if let Err(e) = c.batch_execute(&sql).await {
-                    tracing::warn!(error = %e, "pruning remembered webhook event ids failed");
+                    tracing::warn!(error = %e, "pruning remembered webhook event ids, tombstones and history failed");
                 }
             }
         }
@@ -64,6 +65,8 @@ struct Event {
     remote_id: String,
     deleted: bool,
     attempts: i32,
+    /// What the app said about the change's origin (HubSpot: changeSource).
+    source: Option<String>,
 }
 
 /// One round on one connection: its claims are that session's advisory locks (see
@@ -98,6 +101,7 @@ async fn claim_and_apply(
             remote_id: r.get(3),
             deleted: r.get::<_, String>(4) == "deleted",
             attempts: r.get(5),
+            source: r.get(6),
         });
     }
     let catalog = shared.catalog();
@@ -155,7 +159,23 @@ async fn claim_and_apply(
             }
         };
         let found: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
-        let mut batch: Vec<Value> = records.iter().map(|r| record_json(&mapping, r)).collect();
+        // the app's own word on each record's latest change, for ferry.history
+        let mut source: HashMap<&str, &str> = HashMap::new();
+        for e in &events {
+            if let Some(s) = &e.source {
+                source.insert(e.remote_id.as_str(), s.as_str());
+            }
+        }
+        let mut batch: Vec<Value> = records
+            .iter()
+            .map(|r| {
+                let mut rec = record_json(&mapping, r);
+                if let Some(s) = source.get(r.id.as_str()) {
+                    rec["source"] = Value::String(s.to_string());
+                }
+                rec
+            })
+            .collect();
         // deleted, or gone by the time we asked (archived records are not returned)
         batch.extend(
             last.iter()
@@ -166,8 +186,8 @@ async fn claim_and_apply(
     }
     let tx = client.transaction().await?;
     for (mapping, events, batch) in fetched_groups {
-        let outcome = apply(&*tx, mapping.id, batch, true).await?;
-        record_errors(&*tx, mapping.id, &outcome.errors).await?;
+        let outcome = apply(&*tx, mapping.id, batch, true, "webhook").await?;
+        log_refusals(&mapping, &outcome);
         let deferred: HashSet<&str> = outcome.deferred.iter().map(String::as_str).collect();
         for e in &events {
             if deferred.contains(e.remote_id.as_str()) {

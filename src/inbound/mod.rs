@@ -7,6 +7,7 @@ pub mod backfill;
 pub mod inbox;
 pub mod poll;
 pub mod reconcile;
+pub mod screen;
 pub mod webhook;
 
 use crate::connectors::ConnectorError;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::apply::{apply, record_errors, record_json};
+use super::apply::{apply, log_refusals, record_json};
 use super::SyncError;
 use crate::connectors::Connector;
 use crate::engine::{Connections, Shared};
@@ -96,8 +96,8 @@ pub async fn poll(
             .collect();
         let mut client = hub.client().await?;
         let tx = client.transaction().await.map_err(HubError::from)?;
-        let outcome = apply(&*tx, mapping.id, records, true).await?;
-        record_errors(&*tx, mapping.id, &outcome.errors).await?;
+        let outcome = apply(&*tx, mapping.id, records, true, "poll").await?;
+        log_refusals(&mapping, &outcome);
         for id in &outcome.deferred {
             let t = page
                 .records

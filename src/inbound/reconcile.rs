@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::apply::{apply, deletion_json, record_errors, record_json};
+use super::apply::{apply, deletion_json, log_refusals, record_json};
 use super::SyncError;
 use crate::connectors::Connector;
 use crate::engine::{Connections, Shared};
@@ -139,8 +139,8 @@ async fn run_locked(
         .await
         .map_err(HubError::from)?;
         // unknown ids are not held back here: a create in flight is matched by its link later
-        let outcome = apply(&*tx, mapping.id, records, true).await?;
-        record_errors(&*tx, mapping.id, &outcome.errors).await?;
+        let outcome = apply(&*tx, mapping.id, records, true, "reconcile").await?;
+        log_refusals(&mapping, &outcome);
         tx.commit().await.map_err(HubError::from)?;
         report.repaired += (outcome.inserted + outcome.updated) as u64;
         match page.after {
@@ -164,7 +164,24 @@ async fn run_locked(
         .iter()
         .map(|r| r.get(0))
         .collect();
+    // a listing far shorter than the links (an outage's empty page, a token that lost its
+    // rights) trips the mass-delete fuse before anything is deleted: every deletion is held
+    let tripped: bool = client
+        .query_one(
+            "select ferry.fuse_listing($1, $2, $3)",
+            &[&mapping.id, &(report.listed as i64), &(gone.len() as i64)],
+        )
+        .await
+        .map_err(HubError::from)?
+        .get(0);
     drop(client);
+    if tripped {
+        crate::hub::fuse::tripped(
+            &mapping.name,
+            crate::hub::fuse::Side::App,
+            gone.len() as i64,
+        );
+    }
     for chunk in gone.chunks(500) {
         let mut client = hub.client().await?;
         let tx = client.transaction().await.map_err(HubError::from)?;
@@ -173,9 +190,10 @@ async fn run_locked(
             mapping.id,
             chunk.iter().map(|id| deletion_json(id)).collect(),
             false,
+            "reconcile",
         )
         .await?;
-        record_errors(&*tx, mapping.id, &outcome.errors).await?;
+        log_refusals(&mapping, &outcome);
         tx.commit().await.map_err(HubError::from)?;
         report.deleted += outcome.deleted as u64;
     }

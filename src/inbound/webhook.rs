@@ -143,6 +143,16 @@ async fn receive(
             return (StatusCode::BAD_REQUEST, e.to_string());
         }
     };
+    // an event whose ids PostgreSQL cannot hold names no record ferry could ever fetch: it
+    // alone is dropped (and said), the delivery's other events are stored
+    let (events, unusable): (Vec<_>, Vec<_>) = events.into_iter().partition(|e| {
+        !(e.remote_id.contains('\0')
+            || e.object.contains('\0')
+            || e.event_id.as_deref().is_some_and(|id| id.contains('\0')))
+    });
+    if !unusable.is_empty() {
+        tracing::warn!(connection = %connection, events = unusable.len(), "webhook events whose record id holds a NUL character dropped");
+    }
     if events.is_empty() {
         return (StatusCode::NO_CONTENT, String::new());
     }
@@ -153,7 +163,18 @@ async fn receive(
         .iter()
         .map(|e| if e.deleted { "deleted" } else { "changed" })
         .collect();
-    let payloads: Vec<serde_json::Value> = events.iter().map(|e| e.raw.clone()).collect();
+    // an event PostgreSQL cannot hold as jsonb (a NUL character anywhere) is kept as the JSON
+    // text it came as: stored all the same, never a 5xx for what the app sent
+    let (payloads, raws): (Vec<Option<serde_json::Value>>, Vec<Option<String>>) = events
+        .iter()
+        .map(|e| {
+            if crate::inbound::screen::holds_nul(&e.raw) {
+                (None, Some(e.raw.to_string()))
+            } else {
+                (Some(e.raw.clone()), None)
+            }
+        })
+        .unzip();
     let stored = async {
         let client = st.hub.client().await?;
         // an event id seen before (ferry.seen_events) is a replay: dropped, even if the first
@@ -165,12 +186,12 @@ async fn receive(
                      select distinct $1, e from unnest($2::text[]) e where e is not null
                      on conflict do nothing
                      returning event_id)
-                 insert into ferry.inbox (connection, event_id, remote_object, remote_id, kind, payload)
-                 select $1, e.* from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
-                                     as e(event_id, remote_object, remote_id, kind, payload)
+                 insert into ferry.inbox (connection, event_id, remote_object, remote_id, kind, payload, raw)
+                 select $1, e.* from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[])
+                                     as e(event_id, remote_object, remote_id, kind, payload, raw)
                   where e.event_id is null or e.event_id in (select event_id from fresh)
                  on conflict (connection, event_id) where event_id is not null do nothing",
-                &[&connection, &event_ids, &objects, &ids, &kinds, &payloads],
+                &[&connection, &event_ids, &objects, &ids, &kinds, &payloads, &raws],
             )
             .await?;
         Ok::<_, crate::hub::HubError>(stored)

@@ -49,6 +49,8 @@ pub(super) async fn commit(
     let (mut upd_keys, mut upd_changed, mut upd_ts) = (vec![], vec![], vec![]);
     let (mut cre_keys, mut cre_ids, mut cre_base, mut cre_ts) = (vec![], vec![], vec![], vec![]);
     let mut forget: Vec<i64> = vec![];
+    // ferry.history: what was sent, row by row (key, remote id, fields sent, base before, op)
+    let mut sent = History::default();
     // a done mark that had failed before and stays (a newer change came meanwhile) starts its
     // attempts over
     let mut had_failed = false;
@@ -60,6 +62,13 @@ pub(super) async fn commit(
                 match op {
                     Op::Create { base, .. } | Op::Adopt { base, .. } => {
                         let (id, ts) = remote.map(|w| (w.id, w.updated_at)).unwrap_or_default();
+                        sent.push(
+                            mark.row_key,
+                            id.clone(),
+                            Value::Object(base.clone()),
+                            Value::Null,
+                            "create",
+                        );
                         cre_keys.push(mark.row_key);
                         cre_ids.push(id);
                         cre_base.push(Value::Object(base));
@@ -72,11 +81,24 @@ pub(super) async fn commit(
                         if now != read.get(&mark.row_key).map(|l| &l.base) {
                             moved.push(mark.row_key);
                         }
+                        let link = read.get(&mark.row_key);
+                        sent.push(
+                            mark.row_key,
+                            link.and_then(|l| l.remote_id.clone()).unwrap_or_default(),
+                            Value::Object(changed.clone()),
+                            link.map(|l| Value::Object(l.base.clone()))
+                                .unwrap_or(Value::Null),
+                            "update",
+                        );
                         upd_keys.push(mark.row_key);
                         upd_changed.push(Value::Object(changed));
                         upd_ts.push(remote.and_then(|w| w.updated_at));
                     }
-                    Op::Archive { .. } | Op::ForgetLink => forget.push(mark.row_key),
+                    Op::Archive { remote_id } => {
+                        sent.push(mark.row_key, remote_id, Value::Null, Value::Null, "delete");
+                        forget.push(mark.row_key);
+                    }
+                    Op::ForgetLink => forget.push(mark.row_key),
                     Op::Nothing => {}
                 }
             }
@@ -231,6 +253,15 @@ pub(super) async fn commit(
             &[&mapping.id, &forget],
         )
         .await?;
+        // a released held deletion is done
+        tx.execute(
+            &tx.prepare_cached(
+                "delete from ferry.deletes_held where mapping_id = $1 and side = 'hub' and row_key = any($2)",
+            )
+            .await?,
+            &[&mapping.id, &forget],
+        )
+        .await?;
     }
     if !moved.is_empty() {
         tracing::debug!(mapping = %mapping.name, rows = moved.len(), "base moved during the call; rows queued again");
@@ -243,6 +274,9 @@ pub(super) async fn commit(
             &[&mapping.id, &moved],
         )
         .await?;
+    }
+    if !sent.keys.is_empty() {
+        sent.record(&tx, mapping).await?;
     }
     if !cre_keys.is_empty() || !upd_keys.is_empty() || !forget.is_empty() {
         // at most once a second: every worker writing the same row would serialise them
@@ -258,4 +292,105 @@ pub(super) async fn commit(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Counts a failed attempt at processing one row (not the app's answer: ferry's own step, see
+/// `isolate`): the mark waits with backoff; after `budget` attempts it becomes a dead letter
+/// (operation `process`) and is removed, unless a newer change came meanwhile.
+pub(super) async fn count_failure(
+    client: &mut deadpool_postgres::Object,
+    mapping: &Mapping,
+    mark: &Mark,
+    error: &str,
+    budget: i32,
+) -> Result<(), HubError> {
+    let attempts = mark.attempts + 1;
+    let give_up = attempts >= budget;
+    tracing::warn!(mapping = %mapping.name, row = mark.row_key, attempts, dead_letter = give_up, "processing an outbound row failed");
+    let tx = client.transaction().await?;
+    if give_up {
+        tx.execute(
+            "insert into ferry.dead_letters (mapping_id, row_key, remote_id, direction, operation, error)
+             values ($1, $2, (select remote_id from ferry.links where mapping_id = $1 and row_key = $2), 'outbound', 'process', $3)",
+            &[&mapping.id, &mark.row_key, &error],
+        )
+        .await?;
+        tx.execute(
+            "delete from ferry.outbox where mapping_id = $1 and row_key = $2 and seq = $3",
+            &[&mapping.id, &mark.row_key, &mark.seq],
+        )
+        .await?;
+    }
+    let wait = backoff(
+        attempts,
+        &crate::connectors::ConnectorError::Transient(String::new()),
+    );
+    tx.execute(
+        "update ferry.outbox set attempts = $3, last_error = $4, next_attempt_at = now() + make_interval(secs => $5)
+          where mapping_id = $1 and row_key = $2",
+        &[&mapping.id, &mark.row_key, &if give_up { 0 } else { attempts }, &error, &wait.as_secs_f64()],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The changes one commit sent, for ferry.history (written in the same transaction).
+#[derive(Default)]
+struct History {
+    keys: Vec<i64>,
+    remote_ids: Vec<String>,
+    /// update: the fields sent; create: every value; delete: null
+    sent: Vec<Value>,
+    /// update: the base before (the old values)
+    before: Vec<Value>,
+    ops: Vec<&'static str>,
+}
+
+impl History {
+    fn push(&mut self, key: i64, remote_id: String, sent: Value, before: Value, op: &'static str) {
+        self.keys.push(key);
+        self.remote_ids.push(remote_id);
+        self.sent.push(sent);
+        self.before.push(before);
+        self.ops.push(op);
+    }
+
+    /// One row per field updated, one (`*`) per record created or deleted; the origin is who
+    /// wrote the column in the hub (the guard trigger's `"~by"` stamp), `hub` when unknown.
+    async fn record(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        mapping: &Mapping,
+    ) -> Result<(), HubError> {
+        let sql = format!(
+            "insert into ferry.field_changes (mapping_id, row_key, remote_id, field, old_value, new_value,
+                                              direction, operation, origin)
+             select $1, d.row_key, nullif(d.remote_id, ''), c.key, case when d.op = 'update' then d.old -> c.key end,
+                    c.value, 'hub_to_app', d.op,
+                    coalesce(t.by ->> c.key, (select min(value) from jsonb_each_text(t.by)), 'hub')
+               from unnest($2::bigint[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[]) d(row_key, remote_id, sent, old, op)
+               left join lateral (select to_jsonb(r) -> '_ferry_modified' -> '~by' as by
+                                    from {tbl} r where r.{k} = d.row_key) t on true
+              cross join lateral (select key, value from jsonb_each(d.sent) where d.op = 'update'
+                                  union all
+                                  select '*', d.sent where d.op <> 'update') c
+              where ferry.history_on()",
+            tbl = mapping.qualified(),
+            k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
+        );
+        tx.execute(
+            &tx.prepare_cached(&sql).await?,
+            &[
+                &mapping.id,
+                &self.keys,
+                &self.remote_ids,
+                &self.sent,
+                &self.before,
+                &self.ops,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
 }

@@ -33,6 +33,10 @@ const CLAIM: i32 = 100;
 /// three minutes of an app failing every call).
 const RETRY_BUDGET: i32 = 20;
 
+/// Attempts before a row whose processing itself fails (a statement the hub refuses for that
+/// row, a panic) becomes a dead letter: unlike an app's outage, such a failure rarely heals.
+const PROCESS_BUDGET: i32 = 5;
+
 /// One claimed mark.
 struct Mark {
     row_key: i64,
@@ -42,6 +46,7 @@ struct Mark {
 }
 
 /// The outcome of one row.
+#[derive(Clone)]
 enum Outcome {
     /// `remote`: what the app answered for a create or update.
     Done {
@@ -157,10 +162,77 @@ async fn claim_and_process(
         };
         let batch = conn.connector.capabilities().max_batch.max(1);
         for chunk in marks.chunks(batch) {
-            process(client, &mapping, conn.connector.as_ref(), chunk).await?;
+            isolate(client, &mapping, conn.connector.as_ref(), chunk).await?;
         }
     }
     Ok(Some(next))
+}
+
+/// Processes a chunk of marks so that a row failing every time fails alone: when the chunk
+/// fails (a statement error other than a lost connection, or a panic), each of its rows is
+/// processed on its own, and a row failing alone counts an attempt; after [`PROCESS_BUDGET`]
+/// it is a dead letter. The rows claimed with it go through.
+async fn isolate(
+    client: &mut deadpool_postgres::Object,
+    mapping: &Mapping,
+    connector: &dyn Connector,
+    marks: &[Mark],
+) -> Result<(), HubError> {
+    let result = guarded(process(client, mapping, connector, marks)).await;
+    let Some(failure) = failed(client, result)? else {
+        return Ok(());
+    };
+    if let [mark] = marks {
+        return commit::count_failure(client, mapping, mark, &failure, PROCESS_BUDGET).await;
+    }
+    tracing::warn!(mapping = %mapping.name, rows = marks.len(), "a batch failed; its rows go one at a time");
+    for mark in marks {
+        let result = guarded(process(
+            client,
+            mapping,
+            connector,
+            std::slice::from_ref(mark),
+        ))
+        .await;
+        if let Some(failure) = failed(client, result)? {
+            commit::count_failure(client, mapping, mark, &failure, PROCESS_BUDGET).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A processing step's result with its panic caught (the panic's message as the error).
+async fn guarded(
+    step: impl std::future::Future<Output = Result<(), HubError>>,
+) -> Result<(), String> {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(step).catch_unwind().await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(format!("ferry failed processing this row: {why}"))
+        }
+    }
+}
+
+/// `Ok(None)`: the step went through; `Ok(Some(why))`: it failed for its rows; `Err`: the hub
+/// connection is gone (the round ends, its claims lapse, nothing is counted against the rows).
+fn failed(
+    client: &deadpool_postgres::Object,
+    result: Result<(), String>,
+) -> Result<Option<String>, HubError> {
+    match result {
+        Ok(()) => Ok(None),
+        Err(why) if client.is_closed() => Err(HubError::Schema(format!(
+            "hub connection lost while processing outbound rows: {why}"
+        ))),
+        Err(why) => Ok(Some(why)),
+    }
 }
 
 async fn process(
@@ -229,6 +301,44 @@ async fn process(
         }
     }
 
+    // deletions ask the mass-delete fuse first; those past it are held for an operator (the
+    // mark goes, the link stays, so ferry.discard_deletes can bring the row back)
+    let archives: Vec<(usize, i64, String)> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| match op {
+            Op::Archive { remote_id } => Some((i, marks[i].row_key, remote_id.clone())),
+            _ => None,
+        })
+        .collect();
+    if !archives.is_empty() {
+        let keys: Vec<i64> = archives.iter().map(|a| a.1).collect();
+        let ids: Vec<&str> = archives.iter().map(|a| a.2.as_str()).collect();
+        let verdict: Value = client
+            .query_one(
+                "select ferry.fuse_hub_deletes($1, $2, $3)",
+                &[&mapping.id, &keys, &ids],
+            )
+            .await?
+            .get(0);
+        let go: std::collections::HashSet<i64> = verdict["go"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        for (i, key, _) in &archives {
+            if !go.contains(key) {
+                ops[*i] = Op::Nothing;
+            }
+        }
+        if verdict["tripped"] == Value::Bool(true) {
+            crate::hub::fuse::tripped(
+                &mapping.name,
+                crate::hub::fuse::Side::Hub,
+                verdict["held"].as_i64().unwrap_or(0),
+            );
+        }
+    }
+
     // create intents are durable before the API is called; a retried create renews its intent,
     // so inbound records stay held back for as long as the create is really in flight
     let creating: Vec<i64> = marks
@@ -269,7 +379,30 @@ async fn process(
     for i in held {
         outcomes[i] = Outcome::Held;
     }
-    commit::commit(client, mapping, marks, outcomes, &links).await
+    if marks.len() == 1 {
+        return commit::commit(client, mapping, marks, outcomes, &links).await;
+    }
+    // the app has taken these writes: a commit refused for one row's sake (a trigger or
+    // constraint of the hub table) is recorded row by row, so only that row is written again
+    let each = outcomes.clone();
+    match commit::commit(client, mapping, marks, outcomes, &links).await {
+        Err(e) if !client.is_closed() => {
+            tracing::warn!(mapping = %mapping.name, rows = marks.len(), error = %e, "recording a batch failed; its rows are recorded one at a time");
+            for (mark, outcome) in marks.iter().zip(each) {
+                let alone = std::slice::from_ref(mark);
+                if let Err(e) = commit::commit(client, mapping, alone, vec![outcome], &links).await
+                {
+                    if client.is_closed() {
+                        return Err(e);
+                    }
+                    commit::count_failure(client, mapping, mark, &e.to_string(), PROCESS_BUDGET)
+                        .await?;
+                }
+            }
+            Ok(())
+        }
+        result => result,
+    }
 }
 
 /// A create whose intent link is older than this attempt may have happened already (ferry died

@@ -47,6 +47,9 @@ pub(crate) struct Faults {
     error: Rate,
     throttle: Rate,
     lost: Rate,
+    /// Listings answer an empty first page, as an app in an outage or a token that lost its
+    /// read rights can (the pages lie; reads by id still work).
+    pub(crate) empty_listings: std::sync::atomic::AtomicBool,
 }
 
 /// What the gate does with one authenticated API request.
@@ -67,6 +70,7 @@ impl Faults {
             error: Rate::new(error_rate),
             throttle: Rate::new(throttle_rate),
             lost: Rate::new(lost_response_rate),
+            empty_listings: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

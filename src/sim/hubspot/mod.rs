@@ -283,7 +283,6 @@ impl HubSpotSim {
         self.inner.hooks.set_url(url);
     }
 
-    /// Events are still generated (ids consumed) but never delivered.
     /// Switches the configured rate limit off and on again (no effect without one).
     pub fn set_rate_limit_enabled(&self, on: bool) {
         if let Some(l) = &self.inner.limiter {
@@ -291,8 +290,18 @@ impl HubSpotSim {
         }
     }
 
+    /// Events are still generated (ids consumed) but never delivered.
     pub fn set_drop_webhooks(&self, drop: bool) {
         self.inner.hooks.set_drop(drop);
+    }
+
+    /// Listings (`GET /crm/v3/objects/{object}`) answer one empty page while on: the lying
+    /// page of an app outage, for the mass-delete fuse's tests.
+    pub fn set_empty_listings(&self, on: bool) {
+        self.inner
+            .faults
+            .empty_listings
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Changes the fault rates (see `SimConfig`) for the requests that follow; each is clamped

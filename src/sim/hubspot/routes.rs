@@ -149,6 +149,13 @@ async fn list(
 ) -> Response {
     let kind = kind_or_400!(object);
     Counters::add(&inner.stats.read_requests, 1);
+    if inner
+        .faults
+        .empty_listings
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return axum::Json(serde_json::json!({"results": []})).into_response();
+    }
     let q = Query::parse(q.as_deref());
     let limit = match q.get("limit").map(str::parse::<usize>) {
         None => 10,
