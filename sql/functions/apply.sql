@@ -344,7 +344,8 @@ begin
                       into new_key using typed, rid;
                     insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
                     values (p_mapping, new_key, rid, r_updated, typed);
-                    if hist then
+                    -- a backfill's first copy of a record is not a change (see backfill.sql)
+                    if hist and current_setting('ferry.origin', true) is distinct from 'backfill' then
                         hist_rows := hist_rows || jsonb_build_object('k', new_key, 'r', rid, 'f', '*', 'n', typed, 'op', 'create', 'o', rec_origin);
                     end if;
                     n_ins := n_ins + 1;

@@ -8,6 +8,8 @@
 -- chosen. Should a record still be inserted meanwhile by something else, the insert's unique
 -- violation sends the batch round again and ferry.apply merges that record below; an apply
 -- whose insert loses such a race merges into the existing row (see apply.sql).
+-- The first copy of a record is not a change: ferry.history does not record these inserts (a
+-- row's story starts with its link, ferry.links.created_at); records merged by ferry.apply are.
 -- Returns the same summary as ferry.apply. It never locks ferry.mapping_progress (the caller
 -- records last_inbound_at with its cursor): the backfill merges several batches at once and
 -- each waits, in ferry, for the commit of the one before it.
@@ -147,19 +149,12 @@ begin
                                  else (select coalesce(jsonb_object_agg(e.key, e.value), ''{}'')
                                          from jsonb_each(%7$s) e where src.v ? e.key) end
                        from src)
-                 , hist as (
-                     insert into ferry.field_changes (mapping_id, row_key, remote_id, field, new_value,
-                                                      direction, operation, origin)
-                     select $1, src.row_key, src.remote_id, ''*'', src.v, ''app_to_hub'', ''create'', $3
-                       from src where $4)
                  select (select count(*) from src), (select coalesce(array_agg(row_key), ''{}'') from src),
                         (select coalesce(jsonb_agg(c.rec), ''[]'') from cand c where not c.fresh)',
                 tbl, cols, m.id_column, rcols, m.key_column, seq, pairs, matching, stale, probe, fcols,
                 case when all_text then 'src.v' else pairs end)
               into fresh, ins_keys, rest
-              using p_mapping, keys,
-                    m.connection || ' ' || coalesce(nullif(current_setting('ferry.origin', true), ''), 'backfill'),
-                    ferry.history_on();
+              using p_mapping, keys;
             exit;
         exception
             when unique_violation then

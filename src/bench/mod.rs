@@ -207,19 +207,26 @@ impl Rig {
 
     /// `rows` single-row UPDATE transactions, one per row, pipelined over 4 connections.
     pub async fn update_each_row_once(&self, rows: usize) -> Result<(), BenchError> {
+        self.update_each_row_to(rows, "bench-").await
+    }
+
+    /// One single-row `UPDATE` transaction per row, setting `company` to `prefix || id` (a
+    /// prefix not used before, so every update changes the row and goes to the app).
+    pub async fn update_each_row_to(&self, rows: usize, prefix: &str) -> Result<(), BenchError> {
         let mut tasks = vec![];
         for part in 0..4i64 {
             let hub = self.hub.clone();
+            let prefix = prefix.to_string();
             tasks.push(tokio::spawn(async move {
                 let c = hub.client().await?;
                 let stmt = c
-                    .prepare("update hubspot.contacts set company = 'bench-' || id where id = $1")
+                    .prepare("update hubspot.contacts set company = $2 || id where id = $1")
                     .await?;
                 let keys: Vec<i64> = (1..=rows as i64).filter(|k| k % 4 == part).collect();
                 for chunk in keys.chunks(256) {
                     let futs = chunk.iter().map(|k| {
-                        let (c, stmt) = (&c, &stmt);
-                        async move { c.execute(stmt, &[k]).await }
+                        let (c, stmt, prefix) = (&c, &stmt, &prefix);
+                        async move { c.execute(stmt, &[k, prefix]).await }
                     });
                     for r in futures_util::future::join_all(futs).await {
                         r?;

@@ -128,14 +128,15 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
 
     // ---- the cost of ferry.history: the same drain with history off and on, alternated ----
     let mut rates: HashMap<bool, Vec<f64>> = HashMap::new();
-    for history in [false, true, false, true] {
+    for (round, history) in [false, true, false, true].into_iter().enumerate() {
         let mut variant = config.clone();
         variant.engine.history_retention = if history {
             Duration::from_secs(30 * 86400)
         } else {
             Duration::ZERO
         };
-        rig.update_each_row_once(opts.rows).await?;
+        rig.update_each_row_to(opts.rows, &format!("history{round}-"))
+            .await?;
         sim.reset_stats();
         let engine = Engine::start(rig.hub.clone(), &variant, &secrets()).await?;
         let t0 = Instant::now();

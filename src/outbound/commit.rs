@@ -370,7 +370,7 @@ impl History {
                     c.value, 'hub_to_app', d.op,
                     coalesce(t.by ->> c.key, (select min(value) from jsonb_each_text(t.by)), 'hub')
                from unnest($2::bigint[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[]) d(row_key, remote_id, sent, old, op)
-               left join lateral (select to_jsonb(r) -> '_ferry_modified' -> '~by' as by
+               left join lateral (select r._ferry_modified -> '~by' as by
                                     from {tbl} r where r.{k} = d.row_key) t on true
               cross join lateral (select key, value from jsonb_each(d.sent) where d.op = 'update'
                                   union all
