@@ -125,10 +125,12 @@ pub async fn pending(hub: &Hub) -> Result<Vec<String>, HubError> {
             .collect(),
         _ => vec![],
     };
-    Ok(migrations::runner()
+    let mut pending: Vec<_> = migrations::runner()
         .get_migrations()
         .iter()
         .filter(|m| !applied.contains(&(m.version() as i32)))
-        .map(|m| format!("V{}__{}", m.version(), m.name()))
-        .collect())
+        .map(|m| (m.version(), format!("V{}__{}", m.version(), m.name())))
+        .collect();
+    pending.sort();
+    Ok(pending.into_iter().map(|(_, name)| name).collect())
 }
