@@ -15,6 +15,8 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
+    #[error("no configuration file at {path}: `ferry init` writes a commented starter there (see the README's \"Configuration\" section)")]
+    Missing { path: String },
     #[error("{path} is not valid ferry configuration: {message}")]
     Parse { path: String, message: String },
     #[error("{0}")]
@@ -25,6 +27,14 @@ pub enum ConfigError {
         var: String,
         what: &'static str,
     },
+}
+
+/// 1-based line and column (in characters) of a byte offset into `text`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
 }
 
 /// The whole file.
@@ -285,23 +295,31 @@ impl MappingConfig {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ConfigError::Missing {
+                    path: path.display().to_string(),
+                }
+            } else {
+                ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                }
+            }
         })?;
         Self::parse(&text, &path.display().to_string())
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
             let message = e.message().trim().replace('\n', "; ");
             ConfigError::Parse {
                 path: origin.to_string(),
-                message: match line {
-                    Some(l) => format!("line {l}: {message}"),
+                message: match e.span() {
+                    Some(s) => {
+                        let (line, column) = position(text, s.start);
+                        format!("line {line}, column {column}: {message} (the README's \"Configuration\" section lists every key)")
+                    }
                     None => message,
                 },
             }
@@ -517,6 +535,24 @@ mod tests {
         assert!(
             err.to_string().contains("FERRY_TEST_TOKEN_UNSET_VAR"),
             "{err}"
+        );
+    }
+    #[test]
+    fn toml_errors_name_line_and_column() {
+        let text = "[engine]\nworkers = 2\npoll_interval = 30s\n";
+        let e = Config::parse(text, "f.toml").unwrap_err().to_string();
+        assert!(e.contains("line 3, column 19"), "{e}");
+        assert_eq!(position("ab\ncé\nx", 6), (2, 3));
+    }
+
+    #[test]
+    fn a_missing_file_points_to_ferry_init() {
+        let e = Config::load(std::path::Path::new("/nonexistent/ferry.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ferry init") && e.contains("/nonexistent/ferry.toml"),
+            "{e}"
         );
     }
 }

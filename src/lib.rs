@@ -15,3 +15,4 @@ pub mod metrics;
 pub mod outbound;
 pub mod replication;
 pub mod sim;
+pub mod starter;

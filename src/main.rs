@@ -53,6 +53,15 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Write a commented starter ferry.toml (at --config) and say which variables to set.
+    Init {
+        /// The app the starter connects: hubspot.
+        #[arg(long, default_value = "hubspot")]
+        preset: String,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
     /// Embedded PostgreSQL + a seeded HubSpot simulator + ferry, syncing hubspot.contacts.
     Demo {
         /// Contacts the simulator starts with.
@@ -179,6 +188,29 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             if let Some(pg) = pg {
                 pg.stop();
             }
+        }
+        Command::Init { preset, force } => {
+            let Some(text) = ferry::starter::text(&preset) else {
+                anyhow::bail!(
+                    "unknown preset `{preset}` (known: {})",
+                    ferry::starter::PRESETS.join(", ")
+                );
+            };
+            if cli.config.exists() && !force {
+                anyhow::bail!(
+                    "{} exists already; `ferry init --force` overwrites it",
+                    cli.config.display()
+                );
+            }
+            std::fs::write(&cli.config, text)?;
+            println!("wrote {} ({preset} starter)", cli.config.display());
+            println!(
+                "set these environment variables (ferry reads secrets only from the environment):"
+            );
+            for (var, what) in ferry::starter::env_vars(&preset) {
+                println!("  export {var}=...   # {what}");
+            }
+            println!("then: `ferry apply --dry-run` shows what it would create, `ferry run` starts syncing");
         }
         Command::Status => {
             let (hub, pg) = hub(&cli.data_dir).await?;
