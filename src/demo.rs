@@ -146,11 +146,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
          \x20      -d '{{\"properties\":{{\"firstname\":\"Ada\"}}}}' {sim_url}/crm/v3/objects/contacts/2\n\
          \x20 psql {psql_url} -c \"select id, hubspot_id, firstname, phone from hubspot.contacts where id <= 2\"\n\
          \x20 psql {psql_url} -c \"select * from ferry.status\"\n\n\
-         Press Ctrl-C to stop (PostgreSQL stops too; its data stays in {dir}).",
+         Press Ctrl-C to stop (PostgreSQL stops too; {where_}).",
         n = opts.contacts,
         ms = started.elapsed().as_millis(),
         hook = engine.webhook_url("hubspot"),
-        dir = opts.data_dir.display(),
+        where_ = pg.banner(),
     );
 
     wait_for_signal().await;

@@ -162,7 +162,10 @@ async fn hub(data_dir: &std::path::Path) -> anyhow::Result<(Hub, Option<Embedded
     let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&dir)).await??;
     pg.ensure_database("ferry").await?;
     let url = pg.url("ferry");
-    eprintln!("embedded PostgreSQL running; connect with: psql {url}");
+    eprintln!(
+        "embedded PostgreSQL running; connect with: psql {url}; {}",
+        pg.banner()
+    );
     Ok((Hub::connect(&url).await?, Some(pg)))
 }
 

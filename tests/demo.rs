@@ -21,11 +21,18 @@ fn field<'a>(lines: &'a [String], prefix: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_syncs_both_ways_and_stops_cleanly() {
-    let dir = std::env::temp_dir().join(format!(
+    // the data directory inside a private (0700) one, as a clone in root's home is: as root,
+    // the cluster goes where the postgres user can reach it, and the banner says where
+    let home = std::env::temp_dir().join(format!(
         "ferry-demo-{}-{}",
         std::process::id(),
         rand::random::<u32>()
     ));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let dir = home.join(".ferry");
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .arg("--data-dir")
@@ -68,6 +75,29 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
     })
     .await
     .unwrap();
+    let placed = lines
+        .iter()
+        .find(|l| l.contains("Press Ctrl-C"))
+        .cloned()
+        .unwrap_or_default();
+    let relocated = placed
+        .split("its data is in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .map(|p| std::path::PathBuf::from(p.trim_end_matches([')', ';', '.'])));
+    if root {
+        let place = relocated
+            .clone()
+            .expect("the banner says where the data is");
+        assert!(
+            place.starts_with(ferry::hub::embedded::RELOCATED_ROOT),
+            "{placed}"
+        );
+        assert!(
+            placed.contains("the postgres user cannot reach"),
+            "{placed}"
+        );
+    }
     let ready = started.elapsed();
     println!("demo ready after {ready:?}");
     let psql_url = field(&lines, "hub (PostgreSQL):").to_string();
@@ -205,5 +235,10 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
             .is_err(),
         "PostgreSQL stopped with the demo"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    if root {
+        if let Some(place) = relocated {
+            let _ = std::fs::remove_dir_all(place);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&home);
 }

@@ -20,7 +20,11 @@ pub enum EmbeddedError {
 
 /// A running private cluster. Stopped on `stop()` or drop.
 pub struct EmbeddedPg {
+    /// Where the cluster's files are: the chosen data directory, or (as root, when the
+    /// `postgres` user cannot reach it) a directory under [`RELOCATED_ROOT`].
     pub dir: PathBuf,
+    /// The chosen data directory, when the cluster lives elsewhere (see `dir`).
+    pub relocated_from: Option<PathBuf>,
     bin: PathBuf,
     pub port: u16,
     as_postgres: bool,
@@ -30,6 +34,22 @@ pub struct EmbeddedPg {
 }
 
 pub const SUPERUSER: &str = "postgres";
+
+/// Where, as root, a cluster goes when the `postgres` user cannot reach the chosen directory
+/// (a clone in root's 0700 home): one directory per chosen directory, named after it.
+pub const RELOCATED_ROOT: &str = "/var/lib/ferry";
+
+/// The file in the chosen directory that names where its cluster went.
+const LOCATION_FILE: &str = "pg-location";
+
+/// FNV-1a of a path: a short, stable name for a relocated cluster's directory.
+fn path_hash(p: &Path) -> u64 {
+    p.to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -116,8 +136,39 @@ impl EmbeddedPg {
         let dir = dir
             .canonicalize()
             .map_err(|e| EmbeddedError::Io(format!("{}: {e}", dir.display())))?;
+        let mut relocated_from = None;
+        let dir = if is_root() {
+            match std::fs::read_to_string(dir.join(LOCATION_FILE)) {
+                // placed elsewhere by an earlier start
+                Ok(place) => {
+                    relocated_from = Some(dir.clone());
+                    PathBuf::from(place.trim())
+                }
+                Err(_) if !postgres_reaches(&dir)? => {
+                    let place = Path::new(RELOCATED_ROOT).join(format!(
+                        "{}-{:016x}",
+                        dir.file_name()
+                            .map(|n| n.to_string_lossy().trim_start_matches('.').to_string())
+                            .filter(|n| !n.is_empty())
+                            .unwrap_or_else(|| "data".into()),
+                        path_hash(&dir)
+                    ));
+                    std::fs::create_dir_all(&place).map_err(|e| {
+                        EmbeddedError::Io(format!("cannot create {}: {e}", place.display()))
+                    })?;
+                    std::fs::write(dir.join(LOCATION_FILE), place.display().to_string())
+                        .map_err(|e| EmbeddedError::Io(format!("{}: {e}", dir.display())))?;
+                    relocated_from = Some(dir.clone());
+                    place
+                }
+                Err(_) => dir,
+            }
+        } else {
+            dir
+        };
         let mut pg = EmbeddedPg {
             dir,
+            relocated_from,
             bin,
             port: 0,
             as_postgres: is_root(),
@@ -159,6 +210,19 @@ impl EmbeddedPg {
             other => other,
         })?;
         Ok(pg)
+    }
+
+    /// Where the cluster lives, said once at start: the chosen directory, or where it went.
+    pub fn banner(&self) -> String {
+        match &self.relocated_from {
+            Some(chosen) => format!(
+                "its data is in {} (the postgres user cannot reach {}; {} there names the place)",
+                self.dir.display(),
+                chosen.display(),
+                LOCATION_FILE
+            ),
+            None => format!("its data is in {}", self.dir.display()),
+        }
     }
 
     fn prepare_for_postgres_user(&self) -> Result<(), EmbeddedError> {
@@ -290,4 +354,14 @@ impl Drop for EmbeddedPg {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether the `postgres` user can reach (traverse to and list) `dir`.
+fn postgres_reaches(dir: &Path) -> Result<bool, EmbeddedError> {
+    Ok(Command::new("runuser")
+        .args(["-u", "postgres", "--", "test", "-x"])
+        .arg(dir)
+        .status()
+        .map_err(|e| EmbeddedError::Io(format!("runuser: {e}")))?
+        .success())
 }
