@@ -108,7 +108,6 @@ declare
     key_col  text;
     queued   integer;
     allowed  integer;
-    held     integer;
 begin
     select coalesce(array_agg(row_key), '{}') into released
       from ferry.deletes_held
@@ -134,7 +133,6 @@ begin
       from unnest(p_keys, p_remote_ids) d(k, r)
      where d.k = any(rest[allowed + 1:])
     on conflict (mapping_id, remote_id) do nothing;
-    get diagnostics held = row_count;
     return jsonb_build_object('go', to_jsonb(released || rest[1:allowed]),
                               'held', cardinality(rest) - allowed,
                               'tripped', coalesce(current_setting('ferry.fuse_tripped', true), '') = 'on');

@@ -21,11 +21,12 @@ declare
     k         text;
     stamp     jsonb := to_jsonb(clock_timestamp());
     writers   jsonb := '{}';
-    who       text := session_user || ' via ' || coalesce(nullif(current_setting('application_name', true), ''), 'an unnamed client');
+    who       text;
 begin
     if current_setting('ferry.writer', true) = 'on' then
         return new;
     end if;
+    who := session_user || ' via ' || coalesce(nullif(current_setting('application_name', true), ''), 'an unnamed client');
     n := to_jsonb(new);
     if tg_op = 'UPDATE' then
         o := to_jsonb(old);

@@ -291,8 +291,7 @@ pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchE
             .or_default()
             .push(n as f64 / t0.elapsed().as_secs_f64());
     }
-    let best = |on: bool| rates[&on].iter().copied().fold(f64::NAN, f64::max);
-    let (off, on) = (best(false), best(true));
+    let (on, off) = super::history_best(&rates);
     println!(
         "history: webhook ingest {on:.0} events/s with ferry.history on, {off:.0} off (best of 2 each, alternated); \
          on/off ratio {:.3} (runs on {:?}, off {:?})",

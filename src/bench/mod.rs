@@ -347,3 +347,14 @@ impl Rig {
         })
     }
 }
+
+/// The best rate with ferry.history on and off, from runs alternated in one benchmark, as
+/// `(on, off)`.
+pub fn history_best(rates: &std::collections::HashMap<bool, Vec<f64>>) -> (f64, f64) {
+    let best = |on: bool| {
+        rates
+            .get(&on)
+            .map_or(f64::NAN, |r| r.iter().copied().fold(f64::NAN, f64::max))
+    };
+    (best(true), best(false))
+}

@@ -151,8 +151,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
         engine.shutdown().await;
         rates.entry(history).or_default().push(n as f64 / secs);
     }
-    let best = |on: bool| rates[&on].iter().copied().fold(f64::NAN, f64::max);
-    let (off, on) = (best(false), best(true));
+    let (on, off) = super::history_best(&rates);
     println!(
         "history: drain {on:.0} changes/s with ferry.history on, {off:.0} off (best of 2 each, alternated); \
          on/off ratio {:.3} (runs on {:?}, off {:?})",
