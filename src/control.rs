@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::engine::Shared;
 use crate::hub::catalog::Catalog;
@@ -42,7 +42,7 @@ async fn session(
     hub: &Hub,
     shared: &Shared,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let (client, mut conn) = hub.config.connect(NoTls).await?;
+    let (client, mut conn) = hub.session().await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
     let pump = tokio::spawn(async move {

@@ -1,8 +1,6 @@
 //! The hub's control schema: refinery migrations (append-only) then the idempotent `sql/`
 //! objects (functions, views, triggers), re-applied at every start.
 
-use tokio_postgres::NoTls;
-
 use super::{Hub, HubError};
 
 refinery::embed_migrations!("migrations");
@@ -68,14 +66,7 @@ const MIGRATE_LOCK: i64 = 0x6665_7272_7900_0001;
 
 /// Brings the `ferry` schema up to date. Safe to run from several processes at once.
 pub async fn migrate(hub: &Hub) -> Result<(), HubError> {
-    let (mut client, conn) =
-        hub.config
-            .connect(NoTls)
-            .await
-            .map_err(|source| HubError::Connect {
-                url: hub.display_url.clone(),
-                source,
-            })?;
+    let (mut client, conn) = hub.session().await?;
     let conn = tokio::spawn(conn);
     client
         .execute("select pg_advisory_lock($1)", &[&MIGRATE_LOCK])

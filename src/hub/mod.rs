@@ -5,31 +5,42 @@ pub mod catalog;
 pub mod embedded;
 pub mod fuse;
 pub mod migrate;
+pub mod platform;
 pub mod schema;
+pub mod tls;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::Socket;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub use tls::{SslMode, TlsSettings};
+
+/// A hub session's connection half (drive it on a task), TLS or not.
+pub type HubConnection =
+    tokio_postgres::Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
 
 /// Errors at the hub boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
     /// The server cannot be reached or refused us: retry after a delay (it may be restarting).
-    #[error("cannot connect to the hub database {url}: {}", chain(source))]
+    /// `why` is one sentence when TLS is the reason (a wrong CA or host name is not retried
+    /// away: the operator fixes the URL).
+    #[error("cannot connect to the hub database {url}: {}", connect_reason(why.as_deref(), source))]
     Connect {
         url: String,
+        why: Option<String>,
         #[source]
         source: tokio_postgres::Error,
     },
     #[error("the database URL is not valid: {0}")]
     BadUrl(String),
-    /// Never retried: the operator must change the server.
-    #[error("the hub server has wal_level={0}; ferry needs wal_level=logical: run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL")]
-    WalLevel(String),
-    /// Never retried: the operator must grant the attribute.
-    #[error(
-        "role {0} lacks the REPLICATION attribute: run ALTER ROLE {0} REPLICATION; as a superuser"
-    )]
-    NoReplication(String),
+    #[error("the database URL's TLS settings: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// Never retried: the operator must change the server or the role's rights. One sentence
+    /// naming the platform's fix (see [`platform::ServerFacts::refusal`]).
+    #[error("{0}")]
+    Refused(String),
     #[error("hub migration failed: {0}")]
     Migrate(String),
     #[error("hub pool: {0}")]
@@ -39,6 +50,14 @@ pub enum HubError {
     Sql(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Schema(String),
+}
+
+/// `why` first when there is one, then the error's own words.
+fn connect_reason(why: Option<&str>, source: &tokio_postgres::Error) -> String {
+    match why {
+        Some(why) => format!("{why} ({})", chain(source)),
+        None => chain(source),
+    }
 }
 
 /// An error and its causes on one line, without repeats.
@@ -63,6 +82,10 @@ pub struct Hub {
     pub config: tokio_postgres::Config,
     /// The URL without its password, safe to print.
     pub display_url: String,
+    /// sslmode and certificates, for the connections tokio-postgres does not open (the
+    /// walsender client).
+    pub tls: TlsSettings,
+    pub tls_config: std::sync::Arc<rustls::ClientConfig>,
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user@host/db`.
@@ -81,6 +104,8 @@ impl Hub {
     /// Connects, checks that the server can feed logical replication, and builds the pool.
     pub async fn connect(url: &str) -> Result<Hub, HubError> {
         let display_url = redact_url(url);
+        let (url, tls) = TlsSettings::split(url)?;
+        let tls_config = tls.client_config()?;
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| HubError::BadUrl(format!("{display_url}: {e}")))?;
@@ -92,35 +117,10 @@ impl Hub {
             config.application_name("ferry");
         }
         config.connect_timeout(std::time::Duration::from_secs(10));
-        let (client, conn) = config
-            .connect(NoTls)
-            .await
-            .map_err(|source| HubError::Connect {
-                url: display_url.clone(),
-                source,
-            })?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let row = client
-            .query_one(
-                "select current_setting('wal_level'), current_user::text, \
-                 (select rolreplication or rolsuper from pg_roles where rolname = current_user)",
-                &[],
-            )
-            .await?;
-        let wal_level: String = row.get(0);
-        let user: String = row.get(1);
-        let can_replicate: bool = row.get(2);
-        if wal_level != "logical" {
-            return Err(HubError::WalLevel(wal_level));
-        }
-        if !can_replicate {
-            return Err(HubError::NoReplication(user));
-        }
+        config.ssl_mode(tls.mode.for_tokio_postgres());
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            MakeRustlsConnect::new((*tls_config).clone()),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -134,11 +134,53 @@ impl Hub {
             .create_timeout(Some(std::time::Duration::from_secs(10)))
             .build()
             .map_err(|e| HubError::Schema(format!("cannot build the connection pool: {e}")))?;
-        Ok(Hub {
+        let hub = Hub {
             pool,
             config,
             display_url,
-        })
+            tls,
+            tls_config,
+        };
+        let (client, conn) = hub.session().await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let facts =
+            platform::ServerFacts::from_row(&client.query_one(platform::FACTS_SQL, &[]).await?);
+        if let Some(refusal) = facts.refusal() {
+            return Err(HubError::Refused(refusal));
+        }
+        tracing::debug!(
+            platform = facts.platform.name(),
+            superuser = facts.superuser,
+            tls = hub.tls.mode.as_str(),
+            "hub server checked"
+        );
+        Ok(hub)
+    }
+
+    /// The TLS connector of tokio-postgres connections (the pool's and [`Hub::session`]'s).
+    pub fn connector(&self) -> MakeRustlsConnect {
+        MakeRustlsConnect::new((*self.tls_config).clone())
+    }
+
+    /// A connection of its own, outside the pool (migrations, LISTEN, the first copy, the
+    /// replication leader's lock): drive the returned connection on a task.
+    pub async fn session(&self) -> Result<(tokio_postgres::Client, HubConnection), HubError> {
+        self.config
+            .connect(self.connector())
+            .await
+            .map_err(|source| {
+                let host = match self.config.get_hosts().first() {
+                    Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+                    _ => "the socket".into(),
+                };
+                HubError::Connect {
+                    url: self.display_url.clone(),
+                    why: self.tls.explain(&chain(&source), &host),
+                    source,
+                }
+            })
     }
 
     pub async fn client(&self) -> Result<deadpool_postgres::Object, HubError> {

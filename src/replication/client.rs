@@ -1,4 +1,5 @@
-//! Outbound path, first hop: a walsender client on a plain TCP stream (startup, auth, simple
+//! Outbound path, first hop: a walsender client over TCP, in TLS as the hub URL's sslmode says
+//! (SSLRequest, then rustls with the settings every hub connection uses; startup, auth, simple
 //! queries, CopyBoth streaming, standby status updates). tokio-postgres cannot stream
 //! replication, so the framing is ours; postgres-protocol supplies the message builders and
 //! SCRAM.
@@ -6,8 +7,14 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::hub::{Hub, SslMode};
+
+/// The connection's byte stream: plain TCP or TLS over it.
+trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ByteStream for T {}
 
 /// Errors of the replication connection.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +33,13 @@ pub enum ReplicationError {
     Auth(String),
     #[error("hub: {}", crate::hub::chain(.0))]
     Hub(#[from] tokio_postgres::Error),
+    /// A hub session could not be opened (see [`crate::hub::HubError`] for what to retry).
+    #[error("{0}")]
+    Session(#[from] crate::hub::HubError),
+    /// TLS could not be set up as sslmode asks: never retried away; the operator fixes the URL
+    /// or the server.
+    #[error("replication connection: {0}")]
+    Tls(String),
     /// Another process leads this slot: stand by and try again in a second.
     #[error("another ferry process reads this slot")]
     NotLeader,
@@ -41,7 +55,7 @@ pub enum StreamMessage {
 }
 
 pub struct ReplicationClient {
-    stream: TcpStream,
+    stream: Box<dyn ByteStream>,
     read: BytesMut,
     write: BytesMut,
 }
@@ -71,13 +85,58 @@ fn server_error(mut body: Bytes) -> ReplicationError {
     ReplicationError::Server { code, message }
 }
 
+/// SSLRequest, then the TLS handshake (unless sslmode is disable; with prefer, a server that
+/// declines TLS gets the plain stream).
+async fn start_tls(
+    mut tcp: TcpStream,
+    hub: &Hub,
+    host: &str,
+) -> Result<Box<dyn ByteStream>, ReplicationError> {
+    let mode = hub.tls.mode;
+    if mode == SslMode::Disable {
+        return Ok(Box::new(tcp));
+    }
+    let mut request = BytesMut::new();
+    frontend::ssl_request(&mut request);
+    tcp.write_all(&request).await?;
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await?;
+    match answer[0] {
+        b'S' => {}
+        b'N' if mode == SslMode::Prefer => return Ok(Box::new(tcp)),
+        b'N' => {
+            return Err(ReplicationError::Tls(
+                hub.tls
+                    .explain("server does not support TLS", host)
+                    .unwrap_or_default(),
+            ))
+        }
+        other => {
+            return Err(ReplicationError::Protocol(format!(
+                "unexpected answer {other} to SSLRequest"
+            )))
+        }
+    }
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| ReplicationError::Tls(format!("host {host} is not a TLS server name: {e}")))?;
+    let tls = tokio_rustls::TlsConnector::from(hub.tls_config.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            let text = crate::hub::chain(&e);
+            ReplicationError::Tls(match hub.tls.explain(&text, host) {
+                Some(why) => format!("{why} ({text})"),
+                None => format!("TLS handshake: {text}"),
+            })
+        })?;
+    Ok(Box::new(tls))
+}
+
 impl ReplicationClient {
-    /// Opens a `replication=database` connection and authenticates (trust, cleartext, md5,
-    /// SCRAM-SHA-256).
-    pub async fn connect(
-        config: &tokio_postgres::Config,
-        application_name: &str,
-    ) -> Result<Self, ReplicationError> {
+    /// Opens a `replication=database` connection to the hub, in TLS as its sslmode says, and
+    /// authenticates (trust, cleartext, md5, SCRAM-SHA-256).
+    pub async fn connect(hub: &Hub, application_name: &str) -> Result<Self, ReplicationError> {
+        let config = &hub.config;
         let host = match config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => "127.0.0.1".to_string(),
@@ -86,8 +145,9 @@ impl ReplicationClient {
         let user = config.get_user().unwrap_or("postgres").to_string();
         let db = config.get_dbname().unwrap_or(&user).to_string();
         let password = config.get_password().map(|p| p.to_vec());
-        let stream = TcpStream::connect((host.as_str(), port)).await?;
-        stream.set_nodelay(true)?;
+        let tcp = TcpStream::connect((host.as_str(), port)).await?;
+        tcp.set_nodelay(true)?;
+        let stream = start_tls(tcp, hub, &host).await?;
         let mut c = ReplicationClient {
             stream,
             read: BytesMut::with_capacity(1 << 16),
@@ -189,6 +249,7 @@ impl ReplicationClient {
 
     async fn flush(&mut self) -> Result<(), ReplicationError> {
         self.stream.write_all(&self.write).await?;
+        self.stream.flush().await?;
         self.write.clear();
         Ok(())
     }

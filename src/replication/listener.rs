@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postgres_protocol::escape::{escape_identifier as ident, escape_literal as literal};
-use tokio_postgres::NoTls;
 
 use super::client::{format_lsn, ReplicationClient, ReplicationError, StreamMessage};
 use super::pgoutput::{self, Datum, Message, Relation};
@@ -89,7 +88,7 @@ async fn run(hub: Hub, slot: String, publication: String, shared: Arc<Shared>) {
 /// Creates the slot unless it exists. The engine calls this before it starts anything that
 /// writes, so no hub change made after start-up can precede the slot.
 pub async fn ensure_slot(hub: &Hub, slot: &str) -> Result<(), ReplicationError> {
-    let mut repl = ReplicationClient::connect(&hub.config, "ferry-setup").await?;
+    let mut repl = ReplicationClient::connect(hub, "ferry-setup").await?;
     create_slot(&mut repl, hub, slot).await
 }
 
@@ -143,7 +142,7 @@ async fn create_slot(
 }
 
 async fn first_copy(hub: &Hub, snapshot: &str) -> Result<u64, ReplicationError> {
-    let (mut client, conn) = hub.config.connect(NoTls).await?;
+    let (mut client, conn) = hub.session().await?;
     let conn = tokio::spawn(conn);
     let tx = client
         .build_transaction()
@@ -222,7 +221,7 @@ async fn session(
     publication: &str,
     shared: &Shared,
 ) -> Result<(), ReplicationError> {
-    let (db, conn) = hub.config.connect(NoTls).await?;
+    let (db, conn) = hub.session().await?;
     tokio::spawn(conn);
     // one reader per slot: the session holding this lock; it is released when the leader's
     // connection dies, and a follower's next attempt (within a second) takes over
@@ -237,7 +236,7 @@ async fn session(
     let visible = db
         .prepare("select xmax, running from ferry.snapshot_now()")
         .await?;
-    let mut repl = ReplicationClient::connect(&hub.config, "ferry-listener").await?;
+    let mut repl = ReplicationClient::connect(hub, "ferry-listener").await?;
     create_slot(&mut repl, hub, slot).await?;
     repl.start_replication(&format!(
         "START_REPLICATION SLOT {} LOGICAL 0/0 (proto_version '1', publication_names {}, messages 'true')",

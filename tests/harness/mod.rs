@@ -197,6 +197,29 @@ impl Ctx {
         setup_sql: &str,
     ) -> Ctx {
         let (db, url) = fresh_db().await;
+        Ctx::start_on(
+            db,
+            url,
+            seed,
+            engine_lines,
+            mapping_lines,
+            extra_fields,
+            setup_sql,
+        )
+        .await
+    }
+
+    /// [`Ctx::start_full`] on a given database (`url` may name another role, server or
+    /// sslmode); `db` names the replication slot too.
+    pub async fn start_on(
+        db: String,
+        url: String,
+        seed: usize,
+        engine_lines: &str,
+        mapping_lines: &str,
+        extra_fields: &str,
+        setup_sql: &str,
+    ) -> Ctx {
         let hub = Hub::connect(&url).await.expect("hub connects");
         if !setup_sql.is_empty() {
             hub.client()
@@ -371,6 +394,45 @@ impl Ctx {
             status,
             serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
         )
+    }
+
+    /// One edit each way: a hub UPDATE reaches the app, an app edit (as its API makes them)
+    /// reaches the hub.
+    pub async fn round_trip(&self) {
+        let id: String = self
+            .one("select hubspot_id from hubspot.contacts order by id limit 1")
+            .await;
+        self.exec(&format!(
+            "update hubspot.contacts set phone = '+15550142' where hubspot_id = '{id}'"
+        ))
+        .await;
+        eventually(
+            "the hub's edit in the app",
+            Duration::from_secs(10),
+            || async { (self.remote(&id, "phone").as_deref() == Some("+15550142")).then_some(()) },
+        )
+        .await;
+        let other: String = self
+            .one("select hubspot_id from hubspot.contacts order by id desc limit 1")
+            .await;
+        let mut props = serde_json::Map::new();
+        props.insert("firstname".into(), "Roundtrip".into());
+        self.sim
+            .app_update("contacts", &other, props)
+            .expect("the app takes the edit");
+        eventually(
+            "the app's edit in the hub",
+            Duration::from_secs(10),
+            || async {
+                let first: Option<String> = self
+                    .opt(&format!(
+                        "select firstname from hubspot.contacts where hubspot_id = '{other}'"
+                    ))
+                    .await;
+                (first.as_deref() == Some("Roundtrip")).then_some(())
+            },
+        )
+        .await;
     }
 
     pub async fn stop(mut self) {
