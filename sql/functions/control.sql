@@ -27,6 +27,7 @@ $fn$;
 create or replace function ferry.pause(p_mapping text)
 returns text
 language plpgsql
+security definer set search_path = pg_catalog, ferry, pg_temp
 as $fn$
 declare
     m ferry.mappings := ferry.mapping_named(p_mapping);
@@ -40,6 +41,7 @@ $fn$;
 create or replace function ferry.resume(p_mapping text)
 returns text
 language plpgsql
+security definer set search_path = pg_catalog, ferry, pg_temp
 as $fn$
 declare
     m ferry.mappings := ferry.mapping_named(p_mapping);
@@ -55,6 +57,7 @@ $fn$;
 create or replace function ferry.resync(p_mapping text)
 returns text
 language plpgsql
+security definer set search_path = pg_catalog, ferry, pg_temp
 as $fn$
 declare
     m ferry.mappings := ferry.mapping_named(p_mapping);
@@ -72,6 +75,7 @@ $fn$;
 create or replace function ferry.resolve(p_conflict bigint, p_side text)
 returns text
 language plpgsql
+security definer set search_path = pg_catalog, ferry, pg_temp
 as $fn$
 declare
     c      ferry.conflicts;

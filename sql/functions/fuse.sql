@@ -145,6 +145,7 @@ $fn$;
 create or replace function ferry.release_deletes(p_mapping text)
 returns text
 language plpgsql
+security definer set search_path = pg_catalog, ferry, pg_temp
 as $fn$
 declare
     m     ferry.mappings := ferry.mapping_named(p_mapping);
@@ -185,6 +186,7 @@ $fn$;
 create or replace function ferry.discard_deletes(p_mapping text)
 returns text
 language plpgsql
+security definer set search_path = pg_catalog, ferry, pg_temp
 as $fn$
 declare
     m     ferry.mappings := ferry.mapping_named(p_mapping);

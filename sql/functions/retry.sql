@@ -4,6 +4,7 @@
 create or replace function ferry.retry(p_dead_letter bigint)
 returns boolean
 language plpgsql
+security definer set search_path = pg_catalog, ferry, pg_temp
 as $fn$
 declare
     d ferry.dead_letters;
@@ -31,6 +32,7 @@ $fn$;
 create or replace function ferry.retry_all(p_mapping text)
 returns integer
 language sql
+security definer set search_path = pg_catalog, ferry, pg_temp
 as $fn$
     select count(*)::integer
       from ferry.dead_letters d

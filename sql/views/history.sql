@@ -17,6 +17,7 @@ create or replace function ferry.row_history(p_table regclass, p_row_key bigint)
 returns table (at timestamptz, mapping text, field text, old_value jsonb, new_value jsonb,
                direction text, operation text, origin text, conflict_id bigint, remote_id text)
 language sql
+security definer set search_path = pg_catalog, ferry, pg_temp
 stable
 as $fn$
     select c.at, m.name, c.field, c.old_value, c.new_value,
@@ -41,6 +42,7 @@ $fn$;
 create or replace function ferry.prune_history()
 returns bigint
 language plpgsql
+security definer set search_path = pg_catalog, ferry, pg_temp
 as $fn$
 declare
     n bigint;

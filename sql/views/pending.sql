@@ -11,6 +11,7 @@ create or replace function ferry.pending_writes()
 returns table (mapping text, app text, hub_table text, row_key bigint, remote_id text, operation text,
                field text, remote_property text, base_value jsonb, new_value jsonb, sends text, state text)
 language plpgsql
+security definer set search_path = pg_catalog, ferry, pg_temp
 stable
 as $fn$
 declare

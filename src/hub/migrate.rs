@@ -59,6 +59,10 @@ const SQL_OBJECTS: &[(&str, &str)] = &[
         "triggers/mirror.sql",
         include_str!("../../sql/triggers/mirror.sql"),
     ),
+    (
+        "roles/console.sql",
+        include_str!("../../sql/roles/console.sql"),
+    ),
 ];
 
 /// Serialises concurrent starts of several ferry processes.
