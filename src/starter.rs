@@ -31,6 +31,9 @@ pub fn env_vars(preset: &str) -> &'static [(&'static str, &'static str)] {
 const HUBSPOT: &str = r#"# ferry configuration, written by `ferry init --preset hubspot`.
 # Apply it with `ferry apply --dry-run` (says what would change), then `ferry run`.
 # The README's "Configuration" section explains every key.
+# The hub: embedded PostgreSQL under ./.ferry, or your server in FERRY_DATABASE_URL, e.g.
+#   postgres://ferry:PASSWORD@db.example.com:5432/app?sslmode=verify-full&sslrootcert=/etc/ferry/ca.pem
+# (grants and per-platform settings: the README's "Run it on your PostgreSQL").
 
 [engine]
 listen = "127.0.0.1:8700"          # webhooks (POST /webhooks/<connection>), /healthz, /metrics

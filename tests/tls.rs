@@ -1,7 +1,7 @@
 //! TLS to the hub: a private cluster with `ssl = on` and only `hostssl` lines in pg_hba.conf,
 //! its certificate signed by a CA this test makes. ferry syncs both ways over it with
 //! sslmode=require and with verify-full; a wrong CA or host name, and sslmode=disable, are
-//! refused in one sentence.
+//! refused in one sentence; a client certificate authenticates the pool and the walsender alike.
 
 mod harness;
 
@@ -12,10 +12,12 @@ use ferry::hub::Hub;
 use harness::{eventually, Ctx, PrivateCluster};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
-/// The test's CA files.
+/// The test's CA files, and a client certificate for the role `postgres` signed by the CA.
 struct Pki {
     ca: PathBuf,
     other_ca: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
 }
 
 fn new_ca(name: &str) -> (CertificateParams, KeyPair, String) {
@@ -59,11 +61,26 @@ async fn tls_cluster(tag: &str, dbs: &[&str]) -> (PrivateCluster, Pki) {
         .signed_by(&server_key, &Issuer::from_params(&ca_params, &ca_key))
         .unwrap()
         .pem();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "postgres");
+    let client_key = KeyPair::generate().unwrap();
+    let client_pem = client_params
+        .signed_by(&client_key, &Issuer::from_params(&ca_params, &ca_key))
+        .unwrap()
+        .pem();
     let pki = Pki {
         ca: pki_dir.join("ca.pem"),
         other_ca: pki_dir.join("other-ca.pem"),
+        client_cert: pki_dir.join("client.crt"),
+        client_key: pki_dir.join("client.key"),
     };
-    std::fs::write(&pki.ca, ca_pem).unwrap();
+    std::fs::write(&pki.client_cert, client_pem).unwrap();
+    std::fs::write(&pki.client_key, client_key.serialize_pem()).unwrap();
+    std::fs::write(&pki.ca, &ca_pem).unwrap();
+    // the server checks client certificates against the same CA
+    std::fs::write(pgdata.join("root.crt"), &ca_pem).unwrap();
     std::fs::write(&pki.other_ca, other_pem).unwrap();
     std::fs::write(pgdata.join("server.crt"), server_pem).unwrap();
     let key_path = pgdata.join("server.key");
@@ -74,11 +91,14 @@ async fn tls_cluster(tag: &str, dbs: &[&str]) -> (PrivateCluster, Pki) {
     chown_to_postgres(&pgdata.join("server.crt"));
     let conf = pgdata.join("postgresql.conf");
     let mut text = std::fs::read_to_string(&conf).unwrap();
-    text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+    text.push_str(
+        "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'root.crt'\n",
+    );
     std::fs::write(&conf, text).unwrap();
     std::fs::write(
         pgdata.join("pg_hba.conf"),
-        "hostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+        "hostssl by_cert all 127.0.0.1/32 cert\nhostssl by_cert all ::1/128 cert\n\
+         hostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
     )
     .unwrap();
     let (client, conn) = tokio_postgres::connect(&pg.url("postgres"), tokio_postgres::NoTls)
@@ -217,4 +237,33 @@ async fn wrong_ca_host_or_plain_connections_are_refused() {
         .unwrap()
         .get(0);
     assert!(tls, "prefer encrypts when the server can");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_authenticates_every_connection() {
+    let (pg, pki) = tls_cluster("tls-cert", &["by_cert"]).await;
+    let base = format!(
+        "postgres://postgres@localhost:{}/by_cert?sslmode=verify-full&sslrootcert={}",
+        pg.port,
+        pki.ca.display()
+    );
+    // the database takes only certificate authentication
+    let text = refusal(base.clone()).await;
+    one_sentence(&text, "certificate");
+    let url = format!(
+        "{base}&sslcert={}&sslkey={}",
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    let ctx = Ctx::start_on("by_cert".into(), url, 10, "", "", "", "").await;
+    ctx.round_trip().await;
+    assert!(all_encrypted(&ctx).await, "pool and walsender in TLS");
+    let clients: i64 = ctx
+        .one("select count(*) from pg_stat_ssl where client_dn = '/CN=postgres'")
+        .await;
+    assert!(
+        clients >= 2,
+        "the pool and the walsender showed the certificate"
+    );
+    ctx.stop().await;
 }
