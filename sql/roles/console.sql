@@ -77,3 +77,11 @@ begin
     return;
 end
 $fn$;
+
+-- at once, before any apply: a control function replaced as security definer is never
+-- callable by PUBLIC while the engine starts
+revoke execute on function ferry.pause(text), ferry.resume(text), ferry.resync(text),
+    ferry.resolve(bigint, text), ferry.retry(bigint), ferry.retry_all(text),
+    ferry.release_deletes(text), ferry.discard_deletes(text), ferry.prune_history(),
+    ferry.row_history(regclass, bigint), ferry.pending_writes()
+  from public;
