@@ -267,6 +267,10 @@ pub const FIELD_TYPES: &[(&str, &str)] = &[
     ("boolean", "boolean"),
     ("date", "date"),
     ("timestamptz", "timestamptz"),
+    // an app's nested object or list as it is, e.g. Zendesk's user_fields
+    ("jsonb", "jsonb"),
+    // a list of strings, e.g. Zendesk's tags
+    ("text[]", "text[]"),
 ];
 pub const DIRECTIONS: &[&str] = &["both", "inbound", "outbound"];
 pub const POLICIES: &[&str] = &["remote_wins", "hub_wins", "last_write_wins", "manual"];

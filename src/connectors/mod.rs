@@ -1,6 +1,7 @@
 //! Connectors: the edge between ferry and one app's API (both directions).
 
 pub mod hubspot;
+pub mod path;
 pub mod ratelimit;
 
 use std::collections::BTreeMap;
@@ -14,8 +15,10 @@ use crate::config::{ConnectionConfig, Secrets};
 /// Connector kinds this build knows; `ferry.toml` may name only these.
 pub const KINDS: &[&str] = &["hubspot"];
 
-/// Property values as the app sees them: strings, `None` = unset.
-pub type Properties = BTreeMap<String, Option<String>>;
+/// A record's values as typed JSON (string, number, boolean, array, object), keyed by property
+/// path (`email`, `address.city`); JSON null is unset (and, in a write, clears the property).
+/// Each connector converts to and from its own wire (HubSpot: every value a string).
+pub type Properties = BTreeMap<String, serde_json::Value>;
 
 /// One remote record, as fetched.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +44,27 @@ pub struct Page {
     pub after: Option<String>,
 }
 
+/// One page of a change feed.
+#[derive(Debug, Clone)]
+pub struct FeedPage {
+    /// Records changed since the feed's position, deletions as `archived`. Records may repeat
+    /// across pages and polls; the engine applies a record once whatever the repeats.
+    pub records: Vec<RemoteRecord>,
+    /// The position after this page: opaque text the connector makes and reads back (a
+    /// timestamp watermark, an export cursor, an event id).
+    pub cursor: String,
+    /// More changes are ready now; false: caught up until the next poll.
+    pub more: bool,
+}
+
+/// Where a change feed with no stored position begins (the moment its first backfill
+/// started), and how far a watermark reaches back for changes an app's index shows late.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedStart {
+    pub at: DateTime<Utc>,
+    pub overlap: Duration,
+}
+
 /// A change the app announced (webhook); the record is fetched afterwards unless deleted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeEvent {
@@ -58,9 +82,6 @@ pub struct ChangeEvent {
 pub struct Capabilities {
     pub max_batch: usize,
     pub max_page: usize,
-    /// How many results one `changed_since` query can page through before the app refuses
-    /// (HubSpot search: 10,000); the engine then starts a new query from the last change seen.
-    pub max_changed_results: Option<usize>,
 }
 
 /// An API call's failure, classified by what to do next.
@@ -126,7 +147,8 @@ pub struct WebhookRequest<'a> {
 ///   failure (HubSpot 207) fails only the items it names.
 /// - **No hidden retries.** A connector reports failures classified ([`ConnectorError`]);
 ///   the engine owns retry, backoff and dead letters.
-/// - Property values are strings on the wire; `None` clears a property.
+/// - Values are typed JSON ([`Properties`]); the connector converts them to its wire format and
+///   back, so the engine never sees one app's encoding. Null clears a property.
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync {
     fn kind(&self) -> &'static str;
@@ -138,16 +160,20 @@ pub trait Connector: Send + Sync {
         properties: &[String],
         after: Option<String>,
     ) -> Result<Page, ConnectorError>;
-    /// One page of the live records changed at or after `since`, oldest change first (ties in
-    /// any order), from `after` (None = first page). Records may repeat across pages and
-    /// queries; the engine applies a record once whatever the repeats.
-    async fn changed_since(
+    /// The change feed's next page after `cursor` (the last [`FeedPage::cursor`] the engine
+    /// stored; None before the first page, then `start` says where to begin).
+    ///
+    /// The engine stores the returned cursor in the transaction that applies the page, so a
+    /// crash repeats at most that page: the cursor may advance only over records the page
+    /// holds. Pages may carry deletions (`archived`) when the app's feed reports them; a feed
+    /// that does not (HubSpot search) leaves deletions to the reconcile.
+    async fn changes(
         &self,
         object: &str,
         properties: &[String],
-        since: DateTime<Utc>,
-        after: Option<String>,
-    ) -> Result<Page, ConnectorError>;
+        cursor: Option<&str>,
+        start: FeedStart,
+    ) -> Result<FeedPage, ConnectorError>;
     /// Current state of the given records; missing or archived ones are absent from the result.
     async fn fetch(
         &self,

@@ -51,6 +51,16 @@ impl Field {
         }
     }
 
+    /// [`Field::transform`] of a typed value: strings transformed, other values as they are.
+    pub fn transform_value(&self, value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::String(s) if self.transform.is_some() => {
+                serde_json::Value::String(self.transform(s))
+            }
+            other => other,
+        }
+    }
+
     /// [`Field::transform`] of a borrowed value: borrowed back when the field has no transform.
     pub fn transform_str<'v>(&self, value: &'v str) -> std::borrow::Cow<'v, str> {
         match self.transform.as_deref() {

@@ -48,16 +48,11 @@ pub fn record_json(mapping: &Mapping, r: &RemoteRecord) -> Value {
     let mut faults = vec![];
     for f in mapping.fields.iter().filter(|f| f.direction.inbound()) {
         if let Some(v) = r.properties.get(&f.property) {
-            if let Some(reason) = v.as_deref().and_then(screen::refusal) {
-                faults.push(screen::fault(f, v.as_deref().unwrap_or(""), reason));
+            if let Some(reason) = screen::value_refusal(v) {
+                faults.push(screen::fault(f, v, reason));
                 continue;
             }
-            values.insert(
-                f.column.clone(),
-                v.clone()
-                    .map(|s| Value::String(f.transform(s)))
-                    .unwrap_or(Value::Null),
-            );
+            values.insert(f.column.clone(), f.transform_value(v.clone()));
         }
     }
     let mut record = json!({
@@ -78,8 +73,8 @@ fn has_refusals(mapping: &Mapping, r: &RemoteRecord) -> bool {
         .fields
         .iter()
         .filter(|f| f.direction.inbound())
-        .filter_map(|f| r.properties.get(&f.property)?.as_deref())
-        .any(|v| screen::refusal(v).is_some())
+        .filter_map(|f| r.properties.get(&f.property))
+        .any(|v| screen::value_refusal(v).is_some())
 }
 
 /// [`record_json`] written straight into a `COPY` row as jsonb, without building the JSON tree
@@ -117,8 +112,10 @@ impl Serialize for StagedValues<'_, '_> {
         let StagedRecord { mapping, record } = self.0;
         let mut map = serializer.serialize_map(None)?;
         for f in mapping.fields.iter().filter(|f| f.direction.inbound()) {
-            if let Some(v) = record.properties.get(&f.property) {
-                map.serialize_entry(&f.column, &v.as_deref().map(|s| f.transform_str(s)))?;
+            match record.properties.get(&f.property) {
+                Some(Value::String(s)) => map.serialize_entry(&f.column, &f.transform_str(s))?,
+                Some(v) => map.serialize_entry(&f.column, v)?,
+                None => {}
             }
         }
         map.end()
@@ -289,7 +286,7 @@ mod tests {
         let props = |pairs: &[(&str, Option<&str>)]| {
             pairs
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .map(|(k, v)| (k.to_string(), v.map_or(Value::Null, Value::from)))
                 .collect()
         };
         let records = [
@@ -333,5 +330,47 @@ mod tests {
             first["values"],
             json!({"email": "ann@example.com", "phone": null})
         );
+    }
+
+    /// Typed values cross as they are (the column's type casts them in ferry.apply); a
+    /// transform applies to strings only; an array or object holding a NUL is refused alone.
+    #[test]
+    fn typed_values_stage_as_they_are() {
+        let m = mapping();
+        let record = RemoteRecord {
+            id: "4".into(),
+            updated_at: None,
+            properties: [
+                ("p_email".to_string(), json!(17)),
+                ("p_phone".to_string(), json!(["+1", "+2"])),
+                ("p_city".to_string(), json!({"name": "Oslo", "zip": 150})),
+            ]
+            .into_iter()
+            .collect(),
+            archived: false,
+        };
+        let staged = serde_json::to_value(StagedRecord {
+            mapping: &m,
+            record: &record,
+        })
+        .unwrap();
+        assert_eq!(staged, record_json(&m, &record));
+        assert_eq!(
+            staged["values"],
+            json!({"email": 17, "phone": ["+1", "+2"], "city": {"name": "Oslo", "zip": 150}})
+        );
+        let mut bad = record.clone();
+        bad.properties
+            .insert("p_city".into(), json!({"name": "Os\u{0}lo"}));
+        let staged = serde_json::to_value(StagedRecord {
+            mapping: &m,
+            record: &bad,
+        })
+        .unwrap();
+        assert_eq!(
+            staged["values"],
+            json!({"email": 17, "phone": ["+1", "+2"]})
+        );
+        assert_eq!(staged["faults"][0]["field"], "city");
     }
 }

@@ -3,10 +3,11 @@
 //! every change whose webhook was lost; deletions are the reconcile's job (search APIs do not
 //! return deleted records).
 //!
-//! The high-water mark is the app's own modification time of the newest record applied, kept
-//! in `ferry.cursors` (kind `poll`) and advanced in the transaction that applies the page, so a
-//! crash repeats at most one page. A record held back (its create may be in flight) caps the
-//! mark at its time, so the next poll reads it again.
+//! Where the feed stands is the connector's own cursor (HubSpot: the newest modification time
+//! seen; an export cursor or an event id elsewhere), kept in `ferry.cursors` (kind `poll`) and
+//! advanced in the transaction that applies the page, so a crash repeats at most one page. A
+//! record held back (its create may be in flight) goes to the inbox to be fetched again, so the
+//! cursor never waits on it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::apply::{apply, log_refusals, record_json};
 use super::SyncError;
-use crate::connectors::Connector;
+use crate::connectors::{Connector, FeedStart};
 use crate::engine::{Connections, Shared};
 use crate::hub::catalog::Mapping;
 use crate::hub::{Hub, HubError};
@@ -63,32 +64,32 @@ pub async fn poll(
     overlap: Duration,
 ) -> Result<u64, SyncError> {
     let client = hub.client().await?;
-    let start: DateTime<Utc> = client
+    // the stored cursor; a bare timestamp is where the backfill started (see backfill.rs) and
+    // only says where a feed with no position of its own begins
+    let row = client
         .query_one(
-            "select coalesce((select value::timestamptz from ferry.cursors where mapping_id = $1 and kind = 'poll'),
+            "select c.value, c.value ~ $2,
+                    coalesce(case when c.value ~ $2 then c.value::timestamptz end,
                              (select backfilled_at from ferry.mapping_progress where mapping_id = $1),
-                             now())",
-            &[&mapping.id],
+                             now())
+               from (select (select value from ferry.cursors where mapping_id = $1 and kind = 'poll') as value) c",
+            &[&mapping.id, &r"^\d{4}-\d\d-\d\d[ T][0-9:.]+([+-][0-9:]+|Z)?$"],
         )
         .await
-        .map_err(HubError::from)?
-        .get(0);
+        .map_err(HubError::from)?;
     drop(client);
-    let overlap =
-        chrono::Duration::from_std(overlap).unwrap_or_else(|_| chrono::Duration::seconds(60));
-    let caps = connector.capabilities();
+    let stored: Option<String> = row.get(0);
+    let is_time: Option<bool> = row.get(1);
+    let at: DateTime<Utc> = row.get(2);
+    let mut cursor = stored.filter(|_| is_time != Some(true));
+    let start = FeedStart { at, overlap };
     let properties = mapping.properties();
-    let mut since = start - overlap;
-    let mut mark = start;
-    let mut held_at: Option<DateTime<Utc>> = None;
-    let (mut after, mut in_query, mut total) = (None, 0usize, 0u64);
+    let mut total = 0u64;
     loop {
         let page = connector
-            .changed_since(&mapping.object, &properties, since, after.take())
+            .changes(&mapping.object, &properties, cursor.as_deref(), start)
             .await?;
-        in_query += page.records.len();
         total += page.records.len() as u64;
-        let newest = page.records.iter().filter_map(|r| r.updated_at).max();
         let records = page
             .records
             .iter()
@@ -97,26 +98,23 @@ pub async fn poll(
         let mut client = hub.client().await?;
         let tx = client.transaction().await.map_err(HubError::from)?;
         let outcome = apply(&*tx, mapping.id, records, true, "poll").await?;
-        log_refusals(&mapping, &outcome);
-        for id in &outcome.deferred {
-            let t = page
-                .records
-                .iter()
-                .find(|r| &r.id == id)
-                .and_then(|r| r.updated_at);
-            held_at = match (held_at, t) {
-                (Some(h), Some(t)) => Some(h.min(t)),
-                (h, t) => h.or(t),
-            };
+        log_refusals(mapping, &outcome);
+        // a record held back (its create may be in flight) is fetched again from the inbox
+        // once creates settle, so the cursor can move on over it
+        if !outcome.deferred.is_empty() {
+            tx.execute(
+                "insert into ferry.inbox (connection, remote_object, remote_id, kind, payload, next_attempt_at)
+                 select $1, $2, id, 'changed', jsonb_build_object('held_by', 'poll'), now() + interval '2 seconds'
+                   from unnest($3::text[]) id",
+                &[&mapping.connection, &mapping.object, &outcome.deferred],
+            )
+            .await
+            .map_err(HubError::from)?;
         }
-        if let Some(n) = newest {
-            mark = mark.max(n);
-        }
-        let stored = held_at.map_or(mark, |h| mark.min(h));
         tx.execute(
             "insert into ferry.cursors (mapping_id, kind, value) values ($1, 'poll', $2)
              on conflict (mapping_id, kind) do update set value = excluded.value, updated_at = now()",
-            &[&mapping.id, &stored.to_rfc3339()],
+            &[&mapping.id, &page.cursor],
         )
         .await
         .map_err(HubError::from)?;
@@ -127,21 +125,9 @@ pub async fn poll(
         .await
         .map_err(HubError::from)?;
         tx.commit().await.map_err(HubError::from)?;
-        match page.after {
-            Some(a) => after = Some(a),
-            None => {
-                // a query that stopped at the app's result cap goes on from its newest change
-                let capped = caps
-                    .max_changed_results
-                    .is_some_and(|cap| in_query + caps.max_page >= cap);
-                match newest {
-                    Some(n) if capped && n > since => {
-                        since = n;
-                        in_query = 0;
-                    }
-                    _ => return Ok(total),
-                }
-            }
+        if !page.more {
+            return Ok(total);
         }
+        cursor = Some(page.cursor);
     }
 }

@@ -33,12 +33,34 @@ pub fn refusal(value: &str) -> Option<String> {
     }
 }
 
+/// Why a typed remote value cannot be stored: a string as [`refusal`] says; an array or object
+/// holding a NUL anywhere, or over [`MAX_VALUE_BYTES`] as JSON text.
+pub fn value_refusal(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => refusal(s),
+        Value::Array(_) | Value::Object(_) => {
+            if holds_nul(value) {
+                return refusal("\0");
+            }
+            let len = value.to_string().len();
+            (len > MAX_VALUE_BYTES).then(|| {
+                format!("{len} bytes, over ferry's limit of {MAX_VALUE_BYTES} bytes a value")
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The fault ferry.apply records for `field`'s refused `value` (see sql/functions/apply.sql).
-pub fn fault(field: &Field, value: &str, reason: String) -> Value {
+pub fn fault(field: &Field, value: &Value, reason: String) -> Value {
+    let text = match value {
+        Value::String(s) => preview(s),
+        other => preview(&other.to_string()),
+    };
     json!({
         "field": field.column,
         "type": field.ty,
-        "value": preview(value),
+        "value": text,
         "error": reason,
     })
 }

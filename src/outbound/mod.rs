@@ -360,8 +360,14 @@ async fn adopt_interrupted_creates(
             let interrupted = links
                 .get(&mark.row_key)
                 .is_some_and(|l| l.remote_id.is_none());
-            if let (true, Some(Some(v))) = (interrupted, props.get(&field.property)) {
-                wanted.push((i, v.clone()));
+            // the match key's value as the app stores it (a string key: an email, an id)
+            let key = props.get(&field.property).and_then(|v| match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            if let (true, Some(v)) = (interrupted, key) {
+                wanted.push((i, v));
             }
         }
     }
@@ -381,7 +387,7 @@ async fn adopt_interrupted_creates(
         .iter()
         .filter_map(|r| {
             Some((
-                r.properties.get(&field.property)?.as_ref()?.to_lowercase(),
+                r.properties.get(&field.property)?.as_str()?.to_lowercase(),
                 r.id.clone(),
             ))
         })

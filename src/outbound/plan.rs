@@ -56,17 +56,6 @@ impl Op {
     }
 }
 
-/// A hub JSON value as the app's string form (`None` clears).
-pub fn remote_value(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        other => Some(other.to_string()),
-    }
-}
-
 fn is_null(v: Option<&Value>) -> bool {
     matches!(v, None | Some(Value::Null))
 }
@@ -88,8 +77,8 @@ pub fn plan(mapping: &Mapping, row: Option<&Map<String, Value>>, link: Option<&L
             let mut base = Map::new();
             for f in mapping.fields.iter().filter(|f| f.direction.outbound()) {
                 let v = row.get(&f.column).cloned().unwrap_or(Value::Null);
-                if let Some(s) = remote_value(&v) {
-                    props.insert(f.property.clone(), Some(f.transform(s)));
+                if !v.is_null() {
+                    props.insert(f.property.clone(), f.transform_value(v.clone()));
                 }
                 base.insert(f.column.clone(), v);
             }
@@ -113,7 +102,7 @@ pub fn plan(mapping: &Mapping, row: Option<&Map<String, Value>>, link: Option<&L
                 };
                 if !same {
                     let v = h.cloned().unwrap_or(Value::Null);
-                    props.insert(f.property.clone(), remote_value(&v).map(|s| f.transform(s)));
+                    props.insert(f.property.clone(), f.transform_value(v.clone()));
                     changed.insert(f.column.clone(), v);
                 }
             }
@@ -173,7 +162,7 @@ mod tests {
         match plan(&m, Some(&row), Some(&link)) {
             Op::Update { props, .. } => assert_eq!(
                 props.into_iter().collect::<Vec<_>>(),
-                vec![("phone".into(), Some("+1".into()))]
+                vec![("phone".into(), json!("+1"))]
             ),
             other => panic!("{other:?}"),
         }
@@ -197,7 +186,7 @@ mod tests {
         match plan(&m, Some(&row), Some(&link)) {
             Op::Update { props, .. } => assert_eq!(
                 props.into_iter().collect::<Vec<_>>(),
-                vec![("email".into(), Some("b@x".into()))]
+                vec![("email".into(), json!("b@x"))]
             ),
             other => panic!("{other:?}"),
         }

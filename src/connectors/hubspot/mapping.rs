@@ -128,8 +128,9 @@ impl<'de> Deserialize<'de> for Flag {
     }
 }
 
-/// A property map: values are strings on the wire; null and "" are unset, other scalars
-/// their text, objects and arrays their JSON.
+/// A property map: values are strings on the wire (HubSpot's properties are all text there),
+/// kept as JSON strings; null and "" are unset (JSON null), other scalars their text, objects
+/// and arrays their JSON.
 fn properties<'de, D: Deserializer<'de>>(d: D) -> Result<Properties, D::Error> {
     let wire = Option::<std::collections::BTreeMap<String, PropertyValue>>::deserialize(d)?
         .unwrap_or_default();
@@ -142,7 +143,7 @@ fn properties<'de, D: Deserializer<'de>>(d: D) -> Result<Properties, D::Error> {
                 Some(WireText::Text(s) | WireText::Other(s)) => Some(s),
                 Some(WireText::Bool(b)) => Some(b.to_string()),
             };
-            (k, text)
+            (k, text.map_or(Value::Null, Value::String))
         })
         .collect())
 }
@@ -204,13 +205,32 @@ impl<'de> Deserialize<'de> for PropertyValue {
     }
 }
 
-/// Properties for a write: `None` clears (HubSpot takes the empty string).
+/// Properties for a write, every value as HubSpot's text: null clears (HubSpot takes the empty
+/// string), numbers and booleans their JSON text, an array of options the `;`-joined list
+/// HubSpot's multi-select properties take, an object its JSON.
 pub fn properties_json(p: &Properties) -> Value {
     let map: Map<String, Value> = p
         .iter()
-        .map(|(k, v)| (k.clone(), json!(v.clone().unwrap_or_default())))
+        .map(|(k, v)| (k.clone(), json!(wire_text(v))))
         .collect();
     Value::Object(map)
+}
+
+/// One typed value as HubSpot's wire text.
+pub fn wire_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.iter().all(|i| !i.is_array() && !i.is_object()) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(";"),
+        other => other.to_string(),
+    }
 }
 
 /// Webhook subscription prefix (`contact.creation`) → object type (`contacts`).
@@ -243,13 +263,13 @@ mod tests {
         assert_eq!(records.len(), 2, "the record without an id is dropped");
         let r = &records[0];
         assert_eq!(r.id, "7");
-        assert_eq!(r.properties["email"].as_deref(), Some("a@b.com"));
-        assert_eq!(r.properties["n"].as_deref(), Some("17"));
-        assert_eq!(r.properties["x"].as_deref(), Some("1.5"));
-        assert_eq!(r.properties["flag"].as_deref(), Some("true"));
-        assert_eq!(r.properties["empty"], None);
-        assert_eq!(r.properties["gone"], None);
-        assert_eq!(r.properties["obj"].as_deref(), Some(r#"{"a":[1]}"#));
+        assert_eq!(r.properties["email"], "a@b.com");
+        assert_eq!(r.properties["n"], "17");
+        assert_eq!(r.properties["x"], "1.5");
+        assert_eq!(r.properties["flag"], "true");
+        assert_eq!(r.properties["empty"], Value::Null);
+        assert_eq!(r.properties["gone"], Value::Null);
+        assert_eq!(r.properties["obj"], r#"{"a":[1]}"#);
         assert_eq!(r.updated_at.unwrap().timestamp_millis(), 1767323045678);
         assert!(!r.archived);
         assert_eq!((records[1].id.as_str(), records[1].archived), ("8", true));

@@ -2,20 +2,20 @@
 //! `batch/read` for fetches, paged listing for backfill, v3-signed webhooks.
 
 pub mod client;
+pub mod feed;
 pub mod mapping;
 pub mod signature;
 pub mod webhook;
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::ratelimit::{Budget, RateLimiter};
 use super::{
-    Capabilities, ChangeEvent, Connector, ConnectorError, Page, Properties, RemoteRecord,
-    WebhookError, WebhookRequest, Written,
+    Capabilities, ChangeEvent, Connector, ConnectorError, FeedPage, FeedStart, Page, Properties,
+    RemoteRecord, WebhookError, WebhookRequest, Written,
 };
 use mapping::WriteResponse;
 
@@ -106,7 +106,6 @@ impl Connector for HubSpot {
         Capabilities {
             max_batch: MAX_BATCH,
             max_page: 100,
-            max_changed_results: Some(SEARCH_CAP),
         }
     }
 
@@ -129,38 +128,14 @@ impl Connector for HubSpot {
         Ok(Page { records, after })
     }
 
-    async fn changed_since(
+    async fn changes(
         &self,
         object: &str,
         properties: &[String],
-        since: DateTime<Utc>,
-        after: Option<String>,
-    ) -> Result<Page, ConnectorError> {
-        // contacts name their modification time differently from every other object
-        let modified = if object == "contacts" {
-            "lastmodifieddate"
-        } else {
-            "hs_lastmodifieddate"
-        };
-        let mut body = json!({
-            "filterGroups": [{"filters": [{"propertyName": modified, "operator": "GTE",
-                                           "value": since.timestamp_millis().to_string()}]}],
-            "sorts": [{"propertyName": modified, "direction": "ASCENDING"}],
-            "properties": properties,
-            "limit": 100,
-        });
-        if let Some(a) = &after {
-            body["after"] = json!(a);
-        }
-        let resp = self
-            .client
-            .call(Method::POST, &path(object, "/search"), Some(&body))
-            .await
-            .map_err(whole_request)?;
-        let (records, after) = resp.records()?;
-        // paging past the search cap is refused (400): the engine restarts from its last change
-        let after = after.filter(|a| a.parse::<usize>().map_or(true, |n| n < SEARCH_CAP));
-        Ok(Page { records, after })
+        cursor: Option<&str>,
+        start: FeedStart,
+    ) -> Result<FeedPage, ConnectorError> {
+        self.feed_page(object, properties, cursor, start).await
     }
 
     async fn fetch(
