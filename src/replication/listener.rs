@@ -197,6 +197,26 @@ fn key_of(t: &[Datum], idx: Option<usize>) -> Option<i64> {
 }
 
 /// Advisory-lock key of a slot's leadership.
+/// The applied rows whose marks may be dropped: a row one mapping alone applied in the
+/// transaction diffs to nothing for that mapping. A row two mappings of one table applied in
+/// the same transaction (two apps' changes to one person in one inbox round) carries each app's
+/// change to the other, so it keeps every mark.
+fn sole_writers(
+    applied: &HashSet<(i32, i64)>,
+    catalog: &crate::hub::catalog::Catalog,
+) -> HashSet<(i32, i64)> {
+    let table = |m: i32| catalog.by_id(m).map(|m| m.qualified());
+    let mut writers: HashMap<(Option<String>, i64), usize> = HashMap::new();
+    for (m, k) in applied {
+        *writers.entry((table(*m), *k)).or_default() += 1;
+    }
+    applied
+        .iter()
+        .filter(|(m, k)| writers.get(&(table(*m), *k)) == Some(&1))
+        .copied()
+        .collect()
+}
+
 /// The content of a `ferry.applied` message: `<mapping id>:<key>,<key>,...`.
 fn parse_applied(content: &[u8]) -> Option<(i32, Vec<i64>)> {
     let text = std::str::from_utf8(content).ok()?;
@@ -313,7 +333,8 @@ async fn session(
                     Message::Commit { end_lsn, .. } => {
                         in_tx = false;
                         if !tx_applied.is_empty() {
-                            tx_marks.retain(|m| !tx_applied.contains(m));
+                            let own = sole_writers(&tx_applied, &shared.catalog());
+                            tx_marks.retain(|m| !own.contains(m));
                             tx_applied.clear();
                         }
                         if !tx_marks.is_empty() {

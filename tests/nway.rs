@@ -1,0 +1,339 @@
+//! N-way sync through one hub table: `crm.people` mapped to two apps at once (two HubSpot
+//! portals here, each its own simulator). First sync matches both apps' records on email into
+//! one row each; an edit in one app reaches the hub and the other app exactly once and never
+//! goes back to its origin; a hub edit reaches both.
+
+mod harness;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ferry::config::{Config, Secrets};
+use ferry::engine::Engine;
+use ferry::hub::Hub;
+use ferry::sim::hubspot::{HubSpotSim, SimConfig};
+use harness::{eventually, SECRET, TOKEN};
+
+struct Two {
+    hub: Hub,
+    a: HubSpotSim,
+    b: HubSpotSim,
+    engine: Option<Engine>,
+}
+
+async fn sim(seed: usize) -> HubSpotSim {
+    HubSpotSim::start(
+        SimConfig {
+            token: TOKEN.into(),
+            webhook_secret: SECRET.into(),
+            seed_contacts: seed,
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("simulator starts")
+}
+
+fn mapping(connection: &str) -> String {
+    format!(
+        r#"
+        [[mappings]]
+        connection = "{connection}"
+        object = "contacts"
+        table = "crm.people"
+        match_key = "email"
+        fields = [
+          {{ column = "email",     property = "email", transform = "lowercase" }},
+          {{ column = "firstname", property = "firstname" }},
+          {{ column = "lastname",  property = "lastname" }},
+          {{ column = "phone",     property = "phone" }},
+        ]
+        "#
+    )
+}
+
+impl Two {
+    /// App A seeded with `seed_a` contacts, app B with `seed_b` (the same first ones: the
+    /// simulators' seeds are deterministic), both mapped to crm.people.
+    async fn start(seed_a: usize, seed_b: usize) -> Two {
+        let (db, url) = harness::fresh_db().await;
+        let hub = Hub::connect(&url).await.expect("hub connects");
+        let (a, b) = (sim(seed_a).await, sim(seed_b).await);
+        let text = format!(
+            r#"
+            [engine]
+            listen = "127.0.0.1:0"
+            slot = "{db}"
+            publication = "ferry"
+            workers = 2
+
+            [connections.app_a]
+            kind = "hubspot"
+            base_url = "{a}"
+            token_env = "UNUSED"
+            webhook_secret_env = "UNUSED_SECRET"
+
+            [connections.app_b]
+            kind = "hubspot"
+            base_url = "{b}"
+            token_env = "UNUSED"
+            webhook_secret_env = "UNUSED_SECRET"
+            {ma}
+            {mb}
+            "#,
+            a = a.base_url(),
+            b = b.base_url(),
+            ma = mapping("app_a"),
+            mb = mapping("app_b"),
+        );
+        let config = Config::parse(&text, "test config").expect("config parses");
+        let secret = || Secrets {
+            token: TOKEN.into(),
+            webhook_secret: Some(SECRET.into()),
+        };
+        let secrets = HashMap::from([
+            ("app_a".to_string(), secret()),
+            ("app_b".to_string(), secret()),
+        ]);
+        let engine = Engine::start(hub.clone(), &config, &secrets)
+            .await
+            .expect("engine starts");
+        a.set_webhook_url(Some(engine.webhook_url("app_a")));
+        b.set_webhook_url(Some(engine.webhook_url("app_b")));
+        let two = Two {
+            hub,
+            a,
+            b,
+            engine: Some(engine),
+        };
+        eventually("both backfills done", Duration::from_secs(30), || async {
+            let done: i64 = two
+                .one("select count(*) from ferry.mappings where backfill_state = 'done'")
+                .await;
+            (done == 2).then_some(())
+        })
+        .await;
+        two
+    }
+
+    async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+        self.hub
+            .client()
+            .await
+            .unwrap()
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
+
+    async fn exec(&self, sql: &str) {
+        self.hub
+            .client()
+            .await
+            .unwrap()
+            .execute(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// A contact's property in one app, by email.
+    fn prop(sim: &HubSpotSim, email: &str, property: &str) -> Option<String> {
+        sim.records("contacts")
+            .into_iter()
+            .find(|r| r.properties.get("email").map(String::as_str) == Some(email))
+            .and_then(|r| r.properties.get(property).cloned())
+    }
+
+    /// Waits until nothing is queued either way and neither app sees new calls or sends new
+    /// webhooks, stable over consecutive checks.
+    async fn quiesce(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let (mut stable, mut last) = (0, (u64::MAX, u64::MAX, u64::MAX, u64::MAX));
+        while stable < 5 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for quiescence"
+            );
+            let (a, b) = (self.a.stats(), self.b.stats());
+            let now = (a.webhook_events, a.requests, b.webhook_events, b.requests);
+            let queued: i64 = self
+                .one("select (select count(*) from ferry.outbox) + (select count(*) from ferry.inbox)")
+                .await;
+            stable = if queued == 0 && now == last {
+                stable + 1
+            } else {
+                0
+            };
+            last = now;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(e) = self.engine.take() {
+            e.shutdown().await;
+        }
+        self.a.shutdown();
+        self.b.shutdown();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_table_keeps_two_apps_identical_without_echoes() {
+    let two = Two::start(20, 10).await;
+    // first sync: one row per email, linked to both apps; B gets the 10 contacts it lacked
+    let rows: i64 = two.one("select count(*) from crm.people").await;
+    assert_eq!(rows, 20, "one row per person, not one per app record");
+    eventually("every row linked to both apps", Duration::from_secs(20), || async {
+        let linked: i64 = two
+            .one("select count(*) from crm.people where app_a_id is not null and app_b_id is not null")
+            .await;
+        (linked == 20).then_some(())
+    })
+    .await;
+    assert_eq!(
+        two.b.records("contacts").len(),
+        20,
+        "B got the 10 it lacked, once each"
+    );
+    assert_eq!(two.a.records("contacts").len(), 20, "A got nothing new");
+
+    // an edit in A reaches the hub and B once, and nothing goes back to A
+    let (a_writes, b_writes) = (two.a.stats().records_written, two.b.stats().records_written);
+    let id_a: String = two
+        .one("select app_a_id from crm.people where email = 'contact3@example.com'")
+        .await;
+    let mut props = serde_json::Map::new();
+    props.insert("phone".into(), "+15550303".into());
+    two.a.app_update("contacts", &id_a, props).unwrap();
+    eventually("A's edit in B", Duration::from_secs(10), || async {
+        (Two::prop(&two.b, "contact3@example.com", "phone").as_deref() == Some("+15550303"))
+            .then_some(())
+    })
+    .await;
+    let phone: String = two
+        .one("select phone from crm.people where email = 'contact3@example.com'")
+        .await;
+    assert_eq!(phone, "+15550303");
+    // settle, then count: exactly one record written to B, none to A
+    two.quiesce().await;
+    assert_eq!(
+        two.b.stats().records_written - b_writes,
+        1,
+        "one write to B"
+    );
+    assert_eq!(two.a.stats().records_written - a_writes, 0, "no echo to A");
+
+    // a hub edit reaches both
+    two.exec("update crm.people set lastname = 'Hub' where email = 'contact5@example.com'")
+        .await;
+    eventually(
+        "the hub's edit in both apps",
+        Duration::from_secs(10),
+        || async {
+            (Two::prop(&two.a, "contact5@example.com", "lastname").as_deref() == Some("Hub")
+                && Two::prop(&two.b, "contact5@example.com", "lastname").as_deref() == Some("Hub"))
+            .then_some(())
+        },
+    )
+    .await;
+    two.stop().await;
+}
+
+fn set(sim: &HubSpotSim, id: &str, property: &str, value: &str) {
+    let mut props = serde_json::Map::new();
+    props.insert(property.into(), value.into());
+    sim.app_update("contacts", id, props).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_in_both_apps_converge_and_deletes_travel() {
+    let two = Two::start(12, 12).await;
+    two.quiesce().await;
+    let ids = |email: &'static str| {
+        let two = &two;
+        async move {
+            let a: String = two
+                .one(&format!(
+                    "select app_a_id from crm.people where email = '{email}'"
+                ))
+                .await;
+            let b: String = two
+                .one(&format!(
+                    "select app_b_id from crm.people where email = '{email}'"
+                ))
+                .await;
+            (a, b)
+        }
+    };
+
+    // different fields of one person, changed in each app at once: both changes everywhere,
+    // one write to each app, no conflict
+    let (a7, b7) = ids("contact7@example.com").await;
+    let (a_w, b_w) = (two.a.stats().records_written, two.b.stats().records_written);
+    set(&two.a, &a7, "phone", "+15550707");
+    set(&two.b, &b7, "lastname", "Seven");
+    eventually("both edits everywhere", Duration::from_secs(10), || async {
+        let e = "contact7@example.com";
+        (Two::prop(&two.a, e, "lastname").as_deref() == Some("Seven")
+            && Two::prop(&two.b, e, "phone").as_deref() == Some("+15550707"))
+        .then_some(())
+    })
+    .await;
+    two.quiesce().await;
+    let hub: (String, String) = (
+        two.one("select phone from crm.people where email = 'contact7@example.com'")
+            .await,
+        two.one("select lastname from crm.people where email = 'contact7@example.com'")
+            .await,
+    );
+    assert_eq!(hub, ("+15550707".into(), "Seven".into()));
+    assert_eq!(two.a.stats().records_written - a_w, 1);
+    assert_eq!(two.b.stats().records_written - b_w, 1);
+    let conflicts: i64 = two.one("select count(*) from ferry.conflicts").await;
+    assert_eq!(conflicts, 0);
+
+    // the same field changed in both apps at once: one value everywhere in the end
+    let (a8, b8) = ids("contact8@example.com").await;
+    set(&two.a, &a8, "firstname", "FromA");
+    set(&two.b, &b8, "firstname", "FromB");
+    two.quiesce().await;
+    let hub: String = two
+        .one("select firstname from crm.people where email = 'contact8@example.com'")
+        .await;
+    let e = "contact8@example.com";
+    assert_eq!(
+        Two::prop(&two.a, e, "firstname").as_deref(),
+        Some(hub.as_str())
+    );
+    assert_eq!(
+        Two::prop(&two.b, e, "firstname").as_deref(),
+        Some(hub.as_str())
+    );
+    let recorded: i64 = two
+        .one("select count(*) from ferry.conflicts c join crm.people p on p.id = c.row_key where p.email = 'contact8@example.com'")
+        .await;
+    assert!(
+        recorded <= 1,
+        "a conflict is recorded once, not per app ({recorded})"
+    );
+    println!("same field in both apps: {hub} won, {recorded} conflict recorded");
+
+    // a deletion in A deletes the hub row and B's record
+    let (a9, b9) = ids("contact9@example.com").await;
+    two.a.app_archive("contacts", &a9).unwrap();
+    eventually("A's deletion in B", Duration::from_secs(10), || async {
+        two.b
+            .get("contacts", &b9)
+            .is_some_and(|r| r.archived)
+            .then_some(())
+    })
+    .await;
+    let left: i64 = two
+        .one("select count(*) from crm.people where email = 'contact9@example.com'")
+        .await;
+    assert_eq!(left, 0);
+    two.stop().await;
+}
