@@ -26,15 +26,17 @@ pub(crate) enum Target {
 }
 
 type Parsed<P> = Result<P, Vec<FieldError>>;
+/// An update item: the record it addresses (None: no id given) and its change set.
+type Addressed<P> = (Option<Target>, Parsed<P>);
 
 /// The work of one job: items in input order, parse failures kept to fail alone.
 pub(crate) enum JobOp {
     CreateUsers(Vec<Parsed<UserPatch>>),
     UpsertUsers(Vec<Parsed<UserPatch>>),
-    UpdateUsers(Vec<(Option<Target>, Parsed<UserPatch>)>),
+    UpdateUsers(Vec<Addressed<UserPatch>>),
     DestroyUsers(Vec<Target>),
     CreateOrgs(Vec<Parsed<OrgPatch>>),
-    UpdateOrgs(Vec<(Option<Target>, Parsed<OrgPatch>)>),
+    UpdateOrgs(Vec<Addressed<OrgPatch>>),
     DestroyOrgs(Vec<Target>),
 }
 
@@ -110,7 +112,7 @@ fn update_items<P: Clone>(
     singular: &str,
     plural: &str,
     parse: impl Fn(&Map<String, Value>) -> Parsed<P>,
-) -> Result<Vec<(Option<Target>, Parsed<P>)>, Response> {
+) -> Result<Vec<Addressed<P>>, Response> {
     if let Some(targets) = query_targets(q)? {
         let patch = parse(wrapped(body, singular)?);
         return Ok(targets

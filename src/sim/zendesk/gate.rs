@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put, MethodRouter};
@@ -88,7 +88,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .with_state(inner)
 }
 
-async fn fallback(_method: Method, _uri: Uri) -> Response {
+async fn fallback() -> Response {
     error(StatusCode::NOT_FOUND, "InvalidEndpoint", "Not found")
 }
 

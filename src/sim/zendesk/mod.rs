@@ -29,6 +29,8 @@ mod tests_export;
 #[cfg(test)]
 mod tests_faults;
 #[cfg(test)]
+mod tests_orgs;
+#[cfg(test)]
 mod tests_webhooks;
 
 use std::collections::BTreeMap;
