@@ -168,7 +168,7 @@ enum SimApp {
         /// OAuth access token also accepted as `Authorization: Bearer <token>`.
         #[arg(long, env = "FERRY_SIM_ZENDESK_OAUTH_TOKEN")]
         oauth_token: Option<String>,
-        /// End-users to create at start (`user{n}@example.com`).
+        /// End-users to create at start (user1@example.com, user2@example.com, ...).
         #[arg(long, default_value_t = 0)]
         seed_users: usize,
         /// Organizations to create at start; seeded users join them in turn.
