@@ -2,4 +2,6 @@
 //! formats strictly (auth, paging, batch semantics, errors, rate limits, signed webhooks), so the
 //! engine can be tested and benchmarked offline.
 
+pub mod core;
 pub mod hubspot;
+pub mod zendesk;
