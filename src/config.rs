@@ -171,6 +171,9 @@ pub struct ConnectionConfig {
     pub webhook_secret_env: Option<String>,
     /// API budget, e.g. `190/10s` (HubSpot private apps); none = unlimited.
     pub rate_limit: Option<String>,
+    /// The agent's email for connectors whose API token goes with a user name (Zendesk:
+    /// `{email}/token` basic auth; without it the token is sent as an OAuth bearer token).
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
