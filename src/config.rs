@@ -191,6 +191,10 @@ pub struct MappingConfig {
     pub match_key: Option<String>,
     #[serde(default)]
     pub soft_delete: bool,
+    /// What deleting a hub row does in this app: `delete` its record (default) or `ignore`
+    /// (the record stays in the app, unlinked).
+    #[serde(default = "default_on_hub_delete")]
+    pub on_hub_delete: String,
     /// The mass-delete fuse: deletions past it wait for an operator.
     #[serde(default)]
     pub delete_fuse: DeleteFuse,
@@ -236,6 +240,12 @@ fn default_fuse_share() -> f64 {
 fn default_fuse_window() -> Duration {
     Duration::from_secs(600)
 }
+
+fn default_on_hub_delete() -> String {
+    "delete".into()
+}
+
+pub const HUB_DELETE_POLICIES: &[&str] = &["delete", "ignore"];
 
 fn default_policy() -> String {
     "remote_wins".into()
@@ -380,6 +390,13 @@ impl Config {
                     "mapping `{name}`: unknown conflict_policy `{}` (one of {})",
                     m.conflict_policy,
                     POLICIES.join(", ")
+                ));
+            }
+            if !HUB_DELETE_POLICIES.contains(&m.on_hub_delete.as_str()) {
+                return bad(format!(
+                    "mapping `{name}`: unknown on_hub_delete `{}` (one of {})",
+                    m.on_hub_delete,
+                    HUB_DELETE_POLICIES.join(", ")
                 ));
             }
             if m.fields.is_empty() {

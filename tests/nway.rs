@@ -35,7 +35,7 @@ async fn sim(seed: usize) -> HubSpotSim {
     .expect("simulator starts")
 }
 
-fn mapping(connection: &str) -> String {
+fn mapping(connection: &str, extra: &str) -> String {
     format!(
         r#"
         [[mappings]]
@@ -43,6 +43,7 @@ fn mapping(connection: &str) -> String {
         object = "contacts"
         table = "crm.people"
         match_key = "email"
+        {extra}
         fields = [
           {{ column = "email",     property = "email", transform = "lowercase" }},
           {{ column = "firstname", property = "firstname" }},
@@ -57,6 +58,11 @@ impl Two {
     /// App A seeded with `seed_a` contacts, app B with `seed_b` (the same first ones: the
     /// simulators' seeds are deterministic), both mapped to crm.people.
     async fn start(seed_a: usize, seed_b: usize) -> Two {
+        Two::start_with(seed_a, seed_b, "").await
+    }
+
+    /// [`Two::start`] with extra lines in B's mapping.
+    async fn start_with(seed_a: usize, seed_b: usize, b_lines: &str) -> Two {
         let (db, url) = harness::fresh_db().await;
         let hub = Hub::connect(&url).await.expect("hub connects");
         let (a, b) = (sim(seed_a).await, sim(seed_b).await);
@@ -84,8 +90,8 @@ impl Two {
             "#,
             a = a.base_url(),
             b = b.base_url(),
-            ma = mapping("app_a"),
-            mb = mapping("app_b"),
+            ma = mapping("app_a", ""),
+            mb = mapping("app_b", b_lines),
         );
         let config = Config::parse(&text, "test config").expect("config parses");
         let secret = || Secrets {
@@ -335,5 +341,68 @@ async fn edits_in_both_apps_converge_and_deletes_travel() {
         .one("select count(*) from crm.people where email = 'contact9@example.com'")
         .await;
     assert_eq!(left, 0);
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_may_keep_its_records_when_the_hub_deletes() {
+    // B keeps what the hub deletes (e.g. support keeps people sales removed)
+    let two = Two::start_with(6, 6, "on_hub_delete = \"ignore\"").await;
+    two.quiesce().await;
+    let (a_id, b_id): (String, String) = (
+        two.one("select app_a_id from crm.people where email = 'contact2@example.com'")
+            .await,
+        two.one("select app_b_id from crm.people where email = 'contact2@example.com'")
+            .await,
+    );
+    let preview: String = {
+        two.exec("select ferry.pause('app_b.contacts')").await;
+        two.exec("delete from crm.people where email = 'contact2@example.com'")
+            .await;
+        eventually(
+            "B's plan in ferry.pending",
+            Duration::from_secs(10),
+            || async {
+                let op: Option<String> = two
+                    .hub
+                    .client()
+                    .await
+                    .unwrap()
+                    .query_opt(
+                        "select operation from ferry.pending where mapping = 'app_b.contacts'",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .map(|r| r.get(0));
+                op
+            },
+        )
+        .await
+    };
+    assert_eq!(preview, "release", "ferry.pending says B keeps the record");
+    two.exec("select ferry.resume('app_b.contacts')").await;
+    eventually("A's record deleted", Duration::from_secs(10), || async {
+        two.a
+            .get("contacts", &a_id)
+            .is_some_and(|r| r.archived)
+            .then_some(())
+    })
+    .await;
+    two.quiesce().await;
+    assert!(
+        two.b.get("contacts", &b_id).is_some_and(|r| !r.archived),
+        "B keeps its record"
+    );
+    let links: i64 = two
+        .one(&format!(
+            "select count(*) from ferry.links where remote_id = '{b_id}'"
+        ))
+        .await;
+    assert_eq!(links, 0, "B's link is gone");
+    let rows: i64 = two
+        .one("select count(*) from crm.people where email = 'contact2@example.com'")
+        .await;
+    assert_eq!(rows, 0, "the row stays deleted");
     two.stop().await;
 }

@@ -3,7 +3,8 @@
 -- one line per field sent, with the app, the operation, the remote property, the base (what both
 -- sides last agreed on), the hub's new value and the string the app receives (after the field's
 -- transform; null clears the property). A delete is one line with field null.
---   operation: create | update | delete | nothing (no field differs: the mark just goes)
+--   operation: create | update | delete | release (the row is gone and the mapping keeps the
+--              app's record: on_hub_delete = 'ignore') | nothing (no field differs: the mark just goes)
 --   state:     queued | retrying (attempt n: last error) | paused | held by the mass-delete fuse
 --              | waiting for the first backfill (a create while a match key is being matched)
 -- Fields held by an open manual conflict are not sent and not listed.
@@ -45,7 +46,8 @@ begin
                   left join ferry.links l on l.mapping_id = $1 and l.row_key = k.row_key
             ), planned as (
                 select r.*,
-                       case when r.doc is null and r.remote_id is not null then 'delete'
+                       case when r.doc is null and r.remote_id is not null then
+                                case when $6 then 'delete' else 'release' end
                             when r.doc is null then 'nothing'
                             when r.remote_id is null then 'create'
                             else 'update' end as op
@@ -72,7 +74,7 @@ begin
             select $2, $3, $4, p.row_key, p.remote_id, case when p.op = 'update' then 'nothing' else p.op end,
                    null, null, null, null, null, p.state
               from planned p
-             where p.op in ('delete', 'nothing')
+             where p.op in ('delete', 'release', 'nothing')
                 or (p.op = 'update' and not exists (
                         select 1 from ferry.fields f
                          where f.mapping_id = $1 and f.direction <> 'inbound' and f.hub_column <> all (p.held)
@@ -81,7 +83,7 @@ begin
             format('%I.%I', m.hub_schema, m.hub_table), m.key_column,
             case when m.soft_delete then 'and t._deleted_at is null' else '' end)
         using m.id, m.name, m.connection, format('%I.%I', m.hub_schema, m.hub_table),
-              m.match_key is not null and m.backfill_state <> 'done';
+              m.match_key is not null and m.backfill_state <> 'done', m.on_hub_delete = 'delete';
     end loop;
 end
 $fn$;

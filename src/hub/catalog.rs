@@ -90,6 +90,9 @@ pub struct Mapping {
     pub match_key: Option<String>,
     /// Remote deletions set `_deleted_at` instead of deleting the row.
     pub soft_delete: bool,
+    /// A hub deletion deletes the record in the app (`on_hub_delete = "delete"`); false: the
+    /// record stays there, unlinked.
+    pub deletes_in_app: bool,
     pub fields: Vec<Field>,
 }
 
@@ -127,6 +130,7 @@ impl Mapping {
             backfill_done: true,
             match_key: None,
             soft_delete: false,
+            deletes_in_app: true,
             fields,
         }
     }
@@ -143,7 +147,8 @@ impl Catalog {
         let rows = client
             .query(
                 "select id, name, connection, remote_object, hub_schema, hub_table, key_column, id_column,
-                        state = 'active', backfill_state = 'done', match_key, soft_delete
+                        state = 'active', backfill_state = 'done', match_key, soft_delete,
+                        on_hub_delete = 'delete'
                    from ferry.mappings order by id",
                 &[],
             )
@@ -172,6 +177,7 @@ impl Catalog {
                     backfill_done: r.get(9),
                     match_key: r.get(10),
                     soft_delete: r.get(11),
+                    deletes_in_app: r.get(12),
                     fields: field_rows
                         .iter()
                         .filter(|f| f.get::<_, i32>(0) == id)

@@ -49,6 +49,8 @@ pub(super) async fn commit(
     let (mut upd_keys, mut upd_changed, mut upd_ts) = (vec![], vec![], vec![]);
     let (mut cre_keys, mut cre_ids, mut cre_base, mut cre_ts) = (vec![], vec![], vec![], vec![]);
     let mut forget: Vec<i64> = vec![];
+    // records a hub deletion leaves in the app (on_hub_delete = "ignore")
+    let mut released: Vec<String> = vec![];
     // ferry.history: what was sent, row by row (key, remote id, fields sent, base before, op)
     let mut sent = History::default();
     // a done mark that had failed before and stays (a newer change came meanwhile) starts its
@@ -99,6 +101,10 @@ pub(super) async fn commit(
                         forget.push(mark.row_key);
                     }
                     Op::ForgetLink => forget.push(mark.row_key),
+                    Op::Release { remote_id } => {
+                        forget.push(mark.row_key);
+                        released.push(remote_id);
+                    }
                     Op::Nothing => {}
                 }
             }
@@ -241,6 +247,20 @@ pub(super) async fn commit(
             )
             .await?,
             &[&mapping.id, &upd_keys, &upd_changed, &upd_ts],
+        )
+        .await?;
+    }
+    if !released.is_empty() {
+        // remembered like a deletion, so a state of the record read before the hub deletion
+        // does not bring the row back; an edit in the app after it is a new record for the hub
+        tx.execute(
+            &tx.prepare_cached(
+                "insert into ferry.tombstones (mapping_id, remote_id, deleted_at)
+                 select $1, unnest($2::text[]), now()
+                 on conflict (mapping_id, remote_id) do update set deleted_at = excluded.deleted_at",
+            )
+            .await?,
+            &[&mapping.id, &released],
         )
         .await?;
     }

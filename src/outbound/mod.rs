@@ -422,7 +422,7 @@ async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec
                 remote_id, props, ..
             } => updates.push((i, (remote_id.clone(), props.clone()))),
             Op::Archive { remote_id } => archives.push((i, remote_id.clone())),
-            Op::ForgetLink | Op::Nothing => {}
+            Op::ForgetLink | Op::Release { .. } | Op::Nothing => {}
         }
     }
     let object = mapping.object.as_str();

@@ -37,6 +37,9 @@ pub enum Op {
     },
     /// Row gone, remote record linked: archive it.
     Archive { remote_id: String },
+    /// Row gone, and the mapping keeps the app's record (`on_hub_delete = "ignore"`): the link
+    /// goes, the record stays.
+    Release { remote_id: String },
     /// Row gone and never created remotely: drop the intent link.
     ForgetLink,
     /// Nothing differs from the base.
@@ -50,6 +53,7 @@ impl Op {
             Op::Update { .. } => "update",
             Op::Adopt { .. } => "adopt",
             Op::Archive { .. } => "archive",
+            Op::Release { .. } => "release",
             Op::ForgetLink => "forget",
             Op::Nothing => "nothing",
         }
@@ -64,7 +68,8 @@ fn is_null(v: Option<&Value>) -> bool {
 pub fn plan(mapping: &Mapping, row: Option<&Map<String, Value>>, link: Option<&Link>) -> Op {
     let remote_id = link.and_then(|l| l.remote_id.clone());
     match (row, remote_id) {
-        (None, Some(remote_id)) => Op::Archive { remote_id },
+        (None, Some(remote_id)) if mapping.deletes_in_app => Op::Archive { remote_id },
+        (None, Some(remote_id)) => Op::Release { remote_id },
         (None, None) => {
             if link.is_some() {
                 Op::ForgetLink
