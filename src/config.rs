@@ -262,6 +262,16 @@ pub struct FieldConfig {
     pub direction: String,
     pub transform: Option<String>,
     pub conflict_policy: Option<String>,
+    /// `{hub value = "app value"}`, applied both ways (`customer = "paying"`).
+    pub map: Option<std::collections::BTreeMap<String, String>>,
+    /// A value the map does not name: `refuse` (default: it refuses only itself, a dead
+    /// letter) or `pass` (sent or applied as it is).
+    #[serde(default = "default_unmapped")]
+    pub unmapped: String,
+}
+
+fn default_unmapped() -> String {
+    "refuse".into()
 }
 
 fn default_type() -> String {
@@ -398,6 +408,25 @@ impl Config {
                     m.on_hub_delete,
                     HUB_DELETE_POLICIES.join(", ")
                 ));
+            }
+            for f in &m.fields {
+                if !["refuse", "pass"].contains(&f.unmapped.as_str()) {
+                    return bad(format!(
+                        "mapping `{name}`, field `{}`: unmapped is `refuse` or `pass`, not `{}`",
+                        f.column, f.unmapped
+                    ));
+                }
+                if let Some(map) = &f.map {
+                    let mut seen = std::collections::BTreeMap::new();
+                    for (hub, app) in map {
+                        if let Some(other) = seen.insert(app, hub) {
+                            return bad(format!(
+                                "mapping `{name}`, field `{}`: map sends both `{other}` and `{hub}` to `{app}`, so `{app}` coming back is ambiguous",
+                                f.column
+                            ));
+                        }
+                    }
+                }
             }
             if m.fields.is_empty() {
                 return bad(format!("mapping `{name}` has no fields"));

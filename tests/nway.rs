@@ -35,7 +35,7 @@ async fn sim(seed: usize) -> HubSpotSim {
     .expect("simulator starts")
 }
 
-fn mapping(connection: &str, extra: &str) -> String {
+fn mapping(connection: &str, extra: &str, fields: &str) -> String {
     format!(
         r#"
         [[mappings]]
@@ -49,6 +49,7 @@ fn mapping(connection: &str, extra: &str) -> String {
           {{ column = "firstname", property = "firstname" }},
           {{ column = "lastname",  property = "lastname" }},
           {{ column = "phone",     property = "phone" }},
+          {fields}
         ]
         "#
     )
@@ -63,6 +64,17 @@ impl Two {
 
     /// [`Two::start`] with extra lines in B's mapping.
     async fn start_with(seed_a: usize, seed_b: usize, b_lines: &str) -> Two {
+        Two::start_full(seed_a, seed_b, b_lines, "", "").await
+    }
+
+    /// [`Two::start_with`] with extra field lines for A's and B's mappings.
+    async fn start_full(
+        seed_a: usize,
+        seed_b: usize,
+        b_lines: &str,
+        a_fields: &str,
+        b_fields: &str,
+    ) -> Two {
         let (db, url) = harness::fresh_db().await;
         let hub = Hub::connect(&url).await.expect("hub connects");
         let (a, b) = (sim(seed_a).await, sim(seed_b).await);
@@ -90,8 +102,8 @@ impl Two {
             "#,
             a = a.base_url(),
             b = b.base_url(),
-            ma = mapping("app_a", ""),
-            mb = mapping("app_b", b_lines),
+            ma = mapping("app_a", "", a_fields),
+            mb = mapping("app_b", b_lines, b_fields),
         );
         let config = Config::parse(&text, "test config").expect("config parses");
         let secret = || Secrets {
@@ -404,5 +416,102 @@ async fn a_mapping_may_keep_its_records_when_the_hub_deletes() {
         .one("select count(*) from crm.people where email = 'contact2@example.com'")
         .await;
     assert_eq!(rows, 0, "the row stays deleted");
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn value_maps_translate_both_ways_and_refuse_what_they_do_not_name() {
+    // the hub speaks A's words; B calls a customer an evangelist and a lead a subscriber
+    let two = Two::start_full(
+        4,
+        4,
+        "",
+        r#"{ column = "stage", property = "lifecyclestage" },"#,
+        r#"{ column = "stage", property = "lifecyclestage", map = { customer = "evangelist", lead = "subscriber" } },"#,
+    )
+    .await;
+    two.quiesce().await;
+    let e = "contact1@example.com";
+    two.exec(&format!(
+        "update crm.people set stage = 'customer' where email = '{e}'"
+    ))
+    .await;
+    eventually(
+        "the stage in both apps",
+        Duration::from_secs(10),
+        || async {
+            (Two::prop(&two.a, e, "lifecyclestage").as_deref() == Some("customer")
+                && Two::prop(&two.b, e, "lifecyclestage").as_deref() == Some("evangelist"))
+            .then_some(())
+        },
+    )
+    .await;
+
+    // B's word comes back as the hub's, and goes on to A in the hub's words
+    let b_id: String = two
+        .one(&format!(
+            "select app_b_id from crm.people where email = '{e}'"
+        ))
+        .await;
+    set(&two.b, &b_id, "lifecyclestage", "subscriber");
+    eventually(
+        "B's subscriber is the hub's and A's lead",
+        Duration::from_secs(10),
+        || async {
+            (Two::prop(&two.a, e, "lifecyclestage").as_deref() == Some("lead")).then_some(())
+        },
+    )
+    .await;
+    let stage: String = two
+        .one(&format!("select stage from crm.people where email = '{e}'"))
+        .await;
+    assert_eq!(stage, "lead");
+
+    // a value B's map does not name refuses only itself, each way
+    set(&two.b, &b_id, "lifecyclestage", "other");
+    set(&two.b, &b_id, "phone", "+15550111");
+    eventually(
+        "B's other fields still arrive",
+        Duration::from_secs(10),
+        || async { (Two::prop(&two.a, e, "phone").as_deref() == Some("+15550111")).then_some(()) },
+    )
+    .await;
+    two.quiesce().await;
+    let stage: String = two
+        .one(&format!("select stage from crm.people where email = '{e}'"))
+        .await;
+    assert_eq!(stage, "lead", "the unmapped value is not applied");
+    let inbound: String = two
+        .one("select error from ferry.dead_letters where direction = 'inbound' and field = 'stage'")
+        .await;
+    assert!(inbound.contains("not in the field's map"), "{inbound}");
+
+    let e2 = "contact2@example.com";
+    two.exec(&format!(
+        "update crm.people set stage = 'opportunity', lastname = 'Opp' where email = '{e2}'"
+    ))
+    .await;
+    eventually(
+        "A takes the unmapped stage",
+        Duration::from_secs(10),
+        || async {
+            (Two::prop(&two.a, e2, "lifecyclestage").as_deref() == Some("opportunity"))
+                .then_some(())
+        },
+    )
+    .await;
+    eventually("B's write is a dead letter", Duration::from_secs(10), || async {
+        let n: i64 = two
+            .one("select count(*) from ferry.dead_letters d join ferry.mappings m on m.id = d.mapping_id
+                   where m.name = 'app_b.contacts' and d.direction = 'outbound' and d.error like '%not in the field''s map%'")
+            .await;
+        (n == 1).then_some(())
+    })
+    .await;
+    assert_ne!(
+        Two::prop(&two.b, e2, "lastname").as_deref(),
+        Some("Opp"),
+        "the refused row is not half-sent"
+    );
     two.stop().await;
 }

@@ -40,6 +40,59 @@ pub struct Field {
     pub ty: String,
     pub direction: Direction,
     pub transform: Option<String>,
+    /// `{hub value: app value}` (config `map`), applied both ways.
+    pub value_map: Option<ValueMap>,
+}
+
+/// A field's value map, both ways, and what an unmapped value does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueMap {
+    pub to_app: std::collections::BTreeMap<String, String>,
+    pub to_hub: std::collections::BTreeMap<String, String>,
+    /// Unmapped values pass as they are (`unmapped = "pass"`); false: they are refused.
+    pub pass: bool,
+}
+
+impl ValueMap {
+    pub fn new(to_app: std::collections::BTreeMap<String, String>, pass: bool) -> ValueMap {
+        let to_hub = to_app.iter().map(|(h, a)| (a.clone(), h.clone())).collect();
+        ValueMap {
+            to_app,
+            to_hub,
+            pass,
+        }
+    }
+
+    /// `value` through `table`: null stays null; a scalar is looked up by its text; unmapped
+    /// values pass or are refused (the error names the known values).
+    fn translate(
+        &self,
+        table: &std::collections::BTreeMap<String, String>,
+        value: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        use serde_json::Value;
+        let key = match &value {
+            Value::Null => return Ok(Value::Null),
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => {
+                return if self.pass {
+                    Ok(value)
+                } else {
+                    Err("a list or object cannot be mapped".into())
+                }
+            }
+        };
+        match table.get(&key) {
+            Some(mapped) => Ok(Value::String(mapped.clone())),
+            None if self.pass => Ok(value),
+            None => Err(format!(
+                "value {value} is not in the field's map (known: {})",
+                table.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
 }
 
 impl Field {
@@ -49,6 +102,24 @@ impl Field {
             std::borrow::Cow::Borrowed(_) => value,
             std::borrow::Cow::Owned(changed) => changed,
         }
+    }
+
+    /// A hub value as the app takes it: transformed, then mapped (`map`).
+    pub fn to_app(&self, value: serde_json::Value) -> Result<serde_json::Value, String> {
+        let value = self.transform_value(value);
+        match &self.value_map {
+            Some(m) => m.translate(&m.to_app, value),
+            None => Ok(value),
+        }
+    }
+
+    /// An app value as the hub keeps it: mapped back, then transformed.
+    pub fn to_hub(&self, value: serde_json::Value) -> Result<serde_json::Value, String> {
+        let value = match &self.value_map {
+            Some(m) => m.translate(&m.to_hub, value)?,
+            None => value,
+        };
+        Ok(self.transform_value(value))
     }
 
     /// [`Field::transform`] of a typed value: strings transformed, other values as they are.
@@ -155,7 +226,8 @@ impl Catalog {
             .await?;
         let field_rows = client
             .query(
-                "select mapping_id, hub_column, remote_property, type, direction, transform
+                "select mapping_id, hub_column, remote_property, type, direction, transform,
+                        value_map, unmapped = 'pass'
                    from ferry.fields order by mapping_id, position",
                 &[],
             )
@@ -187,6 +259,10 @@ impl Catalog {
                             ty: f.get(3),
                             direction: Direction::parse(f.get(4)),
                             transform: f.get(5),
+                            value_map: f
+                                .get::<_, Option<serde_json::Value>>(6)
+                                .and_then(|v| serde_json::from_value(v).ok())
+                                .map(|m| ValueMap::new(m, f.get(7))),
                         })
                         .collect(),
                 })

@@ -167,18 +167,20 @@ pub async fn apply_with(
             let n = tx
                 .execute(
                     "insert into ferry.fields (mapping_id, hub_column, remote_property, type, direction, transform,
-                                               conflict_policy, position)
-                     values ($1, $2, $3, $4, $5, $6, $7, $8)
+                                               conflict_policy, position, value_map, unmapped)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                      on conflict (mapping_id, hub_column) do update
                        set remote_property = excluded.remote_property, type = excluded.type,
                            direction = excluded.direction, transform = excluded.transform,
-                           conflict_policy = excluded.conflict_policy, position = excluded.position
+                           conflict_policy = excluded.conflict_policy, position = excluded.position,
+                           value_map = excluded.value_map, unmapped = excluded.unmapped
                      where (fields.remote_property, fields.type, fields.direction, fields.transform,
-                            fields.conflict_policy, fields.position)
+                            fields.conflict_policy, fields.position, fields.value_map, fields.unmapped)
                            is distinct from
                            (excluded.remote_property, excluded.type, excluded.direction, excluded.transform,
-                            excluded.conflict_policy, excluded.position)",
-                    &[&mapping_id, &f.column, &f.property, &f.ty, &f.direction, &f.transform, &f.conflict_policy, &pos],
+                            excluded.conflict_policy, excluded.position, excluded.value_map, excluded.unmapped)",
+                    &[&mapping_id, &f.column, &f.property, &f.ty, &f.direction, &f.transform, &f.conflict_policy, &pos,
+                      &f.map.as_ref().map(|m| serde_json::json!(m)), &f.unmapped],
                 )
                 .await?;
             changed |= n > 0;

@@ -52,7 +52,12 @@ pub fn record_json(mapping: &Mapping, r: &RemoteRecord) -> Value {
                 faults.push(screen::fault(f, v, reason));
                 continue;
             }
-            values.insert(f.column.clone(), f.transform_value(v.clone()));
+            match f.to_hub(v.clone()) {
+                Ok(hub) => {
+                    values.insert(f.column.clone(), hub);
+                }
+                Err(reason) => faults.push(screen::fault(f, v, reason)),
+            }
         }
     }
     let mut record = json!({
@@ -73,8 +78,11 @@ fn has_refusals(mapping: &Mapping, r: &RemoteRecord) -> bool {
         .fields
         .iter()
         .filter(|f| f.direction.inbound())
-        .filter_map(|f| r.properties.get(&f.property))
-        .any(|v| screen::value_refusal(v).is_some())
+        .filter_map(|f| Some((f, r.properties.get(&f.property)?)))
+        .any(|(f, v)| {
+            screen::value_refusal(v).is_some()
+                || (f.value_map.is_some() && f.to_hub(v.clone()).is_err())
+        })
 }
 
 /// [`record_json`] written straight into a `COPY` row as jsonb, without building the JSON tree
@@ -113,6 +121,10 @@ impl Serialize for StagedValues<'_, '_> {
         let mut map = serializer.serialize_map(None)?;
         for f in mapping.fields.iter().filter(|f| f.direction.inbound()) {
             match record.properties.get(&f.property) {
+                // a mapped value that does not translate sends the record through record_json
+                Some(v) if f.value_map.is_some() => {
+                    map.serialize_entry(&f.column, &f.to_hub(v.clone()).unwrap_or(Value::Null))?
+                }
                 Some(Value::String(s)) => map.serialize_entry(&f.column, &f.transform_str(s))?,
                 Some(v) => map.serialize_entry(&f.column, v)?,
                 None => {}
@@ -269,6 +281,7 @@ mod tests {
             ty: "text".into(),
             direction: d,
             transform: t.map(str::to_string),
+            value_map: None,
         };
         Mapping::for_tests(vec![
             field("email", Direction::Both, Some("lowercase")),

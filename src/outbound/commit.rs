@@ -105,7 +105,8 @@ pub(super) async fn commit(
                         forget.push(mark.row_key);
                         released.push(remote_id);
                     }
-                    Op::Nothing => {}
+                    // never Done: its outcome is the refusal (see outbound::call)
+                    Op::Nothing | Op::Refuse { .. } => {}
                 }
             }
             Outcome::Held => {

@@ -422,7 +422,7 @@ async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec
                 remote_id, props, ..
             } => updates.push((i, (remote_id.clone(), props.clone()))),
             Op::Archive { remote_id } => archives.push((i, remote_id.clone())),
-            Op::ForgetLink | Op::Release { .. } | Op::Nothing => {}
+            Op::ForgetLink | Op::Release { .. } | Op::Nothing | Op::Refuse { .. } => {}
         }
     }
     let object = mapping.object.as_str();
@@ -452,8 +452,16 @@ async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec
             }
         },
     );
-    let mut results: Vec<Option<Result<Option<Written>, ConnectorError>>> =
-        ops.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Result<Option<Written>, ConnectorError>>> = ops
+        .iter()
+        .map(|op| match op {
+            Op::Refuse { reason, .. } => Some(Err(ConnectorError::Rejected {
+                status: 422,
+                message: reason.clone(),
+            })),
+            _ => None,
+        })
+        .collect();
     for ((i, _), r) in creates.iter().zip(created) {
         results[*i] = Some(r.map(Some));
     }

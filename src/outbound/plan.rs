@@ -44,6 +44,12 @@ pub enum Op {
     ForgetLink,
     /// Nothing differs from the base.
     Nothing,
+    /// The row cannot be written as the mapping says (a value its field's map does not name):
+    /// a dead letter for `operation`, without calling the app.
+    Refuse {
+        operation: &'static str,
+        reason: String,
+    },
 }
 
 impl Op {
@@ -56,7 +62,15 @@ impl Op {
             Op::Release { .. } => "release",
             Op::ForgetLink => "forget",
             Op::Nothing => "nothing",
+            Op::Refuse { operation, .. } => operation,
         }
+    }
+}
+
+fn refuse(operation: &'static str, field: &crate::hub::catalog::Field, reason: String) -> Op {
+    Op::Refuse {
+        operation,
+        reason: format!("column {}: {reason}", field.column),
     }
 }
 
@@ -83,7 +97,10 @@ pub fn plan(mapping: &Mapping, row: Option<&Map<String, Value>>, link: Option<&L
             for f in mapping.fields.iter().filter(|f| f.direction.outbound()) {
                 let v = row.get(&f.column).cloned().unwrap_or(Value::Null);
                 if !v.is_null() {
-                    props.insert(f.property.clone(), f.transform_value(v.clone()));
+                    match f.to_app(v.clone()) {
+                        Ok(app) => props.insert(f.property.clone(), app),
+                        Err(reason) => return refuse("create", f, reason),
+                    };
                 }
                 base.insert(f.column.clone(), v);
             }
@@ -107,7 +124,10 @@ pub fn plan(mapping: &Mapping, row: Option<&Map<String, Value>>, link: Option<&L
                 };
                 if !same {
                     let v = h.cloned().unwrap_or(Value::Null);
-                    props.insert(f.property.clone(), f.transform_value(v.clone()));
+                    match f.to_app(v.clone()) {
+                        Ok(app) => props.insert(f.property.clone(), app),
+                        Err(reason) => return refuse("update", f, reason),
+                    };
                     changed.insert(f.column.clone(), v);
                 }
             }
@@ -137,6 +157,7 @@ mod tests {
             ty: "text".into(),
             direction: d,
             transform: None,
+            value_map: None,
         };
         Mapping::for_tests(vec![
             field("email", Direction::Both),
