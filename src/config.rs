@@ -195,6 +195,10 @@ pub struct MappingConfig {
     /// (the record stays in the app, unlinked).
     #[serde(default = "default_on_hub_delete")]
     pub on_hub_delete: String,
+    /// Which hub rows this app gets: an SQL predicate on the row's columns
+    /// (`lifecycle = 'customer'`). A row that leaves it is deleted or released in the app per
+    /// `on_hub_delete`; none: every row.
+    pub filter: Option<String>,
     /// The mass-delete fuse: deletions past it wait for an operator.
     #[serde(default)]
     pub delete_fuse: DeleteFuse,

@@ -515,3 +515,119 @@ async fn value_maps_translate_both_ways_and_refuse_what_they_do_not_name() {
     );
     two.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_chooses_the_rows_an_app_gets() {
+    // only customers go to B
+    let stage = r#"{ column = "stage", property = "lifecyclestage" },"#;
+    let two = Two::start_full(6, 0, "filter = \"stage = 'customer'\"", stage, stage).await;
+    two.quiesce().await;
+    assert_eq!(
+        two.b.records("contacts").len(),
+        0,
+        "no customer yet, nothing in B"
+    );
+
+    let e = "contact1@example.com";
+    two.exec(&format!(
+        "update crm.people set stage = 'customer' where email = '{e}'"
+    ))
+    .await;
+    eventually("the new customer in B", Duration::from_secs(10), || async {
+        (Two::prop(&two.b, e, "lifecyclestage").as_deref() == Some("customer")).then_some(())
+    })
+    .await;
+    let b_id: String = eventually("B's id in the hub", Duration::from_secs(10), || async {
+        two.one::<Option<String>>(&format!(
+            "select app_b_id from crm.people where email = '{e}'"
+        ))
+        .await
+    })
+    .await;
+    // leaving the filter deletes the record there (on_hub_delete = "delete")
+    two.exec(&format!(
+        "update crm.people set stage = 'lead' where email = '{e}'"
+    ))
+    .await;
+    eventually(
+        "the former customer gone from B",
+        Duration::from_secs(10),
+        || async {
+            two.b
+                .get("contacts", &b_id)
+                .is_some_and(|r| r.archived)
+                .then_some(())
+        },
+    )
+    .await;
+    eventually("A gets every row", Duration::from_secs(10), || async {
+        (Two::prop(&two.a, e, "lifecyclestage").as_deref() == Some("lead")).then_some(())
+    })
+    .await;
+
+    // a record B has itself, matching a row outside the filter, is linked but not B's to lose
+    let mut props = serde_json::Map::new();
+    props.insert("email".into(), "contact3@example.com".into());
+    props.insert("firstname".into(), "Own".into());
+    let own = two.b.app_create("contacts", props).unwrap();
+    eventually("B's own record linked", Duration::from_secs(10), || async {
+        let n: i64 = two
+            .one(&format!(
+                "select count(*) from crm.people where app_b_id = '{own}'"
+            ))
+            .await;
+        (n == 1).then_some(())
+    })
+    .await;
+    two.exec("update crm.people set lastname = 'NotSent' where email = 'contact3@example.com'")
+        .await;
+    two.quiesce().await;
+    let rec = two.b.get("contacts", &own).unwrap();
+    assert!(!rec.archived, "B keeps its own record");
+    assert_ne!(
+        rec.properties.get("lastname").map(String::as_str),
+        Some("NotSent"),
+        "a row outside the filter is not sent"
+    );
+    let rows: i64 = two
+        .one("select count(*) from crm.people where email = 'contact3@example.com'")
+        .await;
+    assert_eq!(rows, 1, "matched, not duplicated");
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_that_does_not_work_is_refused_at_apply() {
+    let (_, url) = harness::fresh_db().await;
+    let hub = Hub::connect(&url).await.unwrap();
+    ferry::hub::migrate::migrate(&hub).await.unwrap();
+    let text = format!(
+        r#"
+        [connections.app_b]
+        kind = "hubspot"
+        base_url = "http://127.0.0.1:1"
+        token_env = "UNUSED"
+        {}
+        "#,
+        mapping("app_b", "filter = \"stag = 'customer'\"", "")
+    );
+    let config = Config::parse(&text, "test config").unwrap();
+    let err = ferry::hub::schema::apply(&hub, &config)
+        .await
+        .err()
+        .expect("a filter naming no column is refused")
+        .to_string();
+    assert_eq!(
+        err,
+        "mapping `app_b.contacts`: filter `stag = 'customer'` does not work on crm.people: column \"stag\" does not exist"
+    );
+    let mappings: i64 = hub
+        .client()
+        .await
+        .unwrap()
+        .query_one("select count(*) from ferry.mappings", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mappings, 0, "nothing applied");
+}

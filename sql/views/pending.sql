@@ -38,7 +38,13 @@ begin
                  where h.mapping_id = $1 and h.side = 'hub' and h.released_at is null
                    and not exists (select 1 from ferry.outbox o where o.mapping_id = $1 and o.row_key = h.row_key)
             ), rows as (
-                select k.row_key, k.state, (select to_jsonb(t) from %1$s t where t.%2$I = k.row_key %3$s) as doc,
+                select k.row_key, k.state,
+                       (select to_jsonb(t) from %1$s t where t.%2$I = k.row_key %3$s and (%4$s)) as doc,
+                       -- outside the mapping's filter, linked by a record the app had itself:
+                       -- not this app's row (outbound/mod.rs)
+                       (exists (select 1 from %1$s t where t.%2$I = k.row_key %3$s and not coalesce((%4$s), false))
+                        and l.row_key is not null
+                        and not coalesce((select (%4$s) from jsonb_populate_record(null::%1$s, l.base) t), false)) as not_ours,
                        l.row_key is not null as linked, l.remote_id, coalesce(l.base, '{}') as base,
                        coalesce((select array_agg(c.field) from ferry.conflicts c
                                   where c.mapping_id = $1 and c.row_key = k.row_key
@@ -47,7 +53,8 @@ begin
                   left join ferry.links l on l.mapping_id = $1 and l.row_key = k.row_key
             ), planned as (
                 select r.*,
-                       case when r.doc is null and r.remote_id is not null then
+                       case when r.not_ours then 'nothing'
+                            when r.doc is null and r.remote_id is not null then
                                 case when $6 then 'delete' else 'release' end
                             when r.doc is null then 'nothing'
                             when r.remote_id is null then 'create'
@@ -84,7 +91,8 @@ begin
                            and nullif(p.doc -> f.hub_column, 'null') is distinct from nullif(p.base -> f.hub_column, 'null')))
             $q$,
             format('%I.%I', m.hub_schema, m.hub_table), m.key_column,
-            case when m.soft_delete then 'and t._deleted_at is null' else '' end)
+            case when m.soft_delete then 'and t._deleted_at is null' else '' end,
+            coalesce(m.row_filter, 'true'))
         using m.id, m.name, m.connection, format('%I.%I', m.hub_schema, m.hub_table),
               m.match_key is not null and m.backfill_state <> 'done', m.on_hub_delete = 'delete';
     end loop;

@@ -164,6 +164,8 @@ pub struct Mapping {
     /// A hub deletion deletes the record in the app (`on_hub_delete = "delete"`); false: the
     /// record stays there, unlinked.
     pub deletes_in_app: bool,
+    /// Which rows the app gets (an SQL predicate on the row), none: all.
+    pub filter: Option<String>,
     pub fields: Vec<Field>,
 }
 
@@ -202,6 +204,7 @@ impl Mapping {
             match_key: None,
             soft_delete: false,
             deletes_in_app: true,
+            filter: None,
             fields,
         }
     }
@@ -219,7 +222,7 @@ impl Catalog {
             .query(
                 "select id, name, connection, remote_object, hub_schema, hub_table, key_column, id_column,
                         state = 'active', backfill_state = 'done', match_key, soft_delete,
-                        on_hub_delete = 'delete'
+                        on_hub_delete = 'delete', row_filter
                    from ferry.mappings order by id",
                 &[],
             )
@@ -250,6 +253,7 @@ impl Catalog {
                     match_key: r.get(10),
                     soft_delete: r.get(11),
                     deletes_in_app: r.get(12),
+                    filter: r.get(13),
                     fields: field_rows
                         .iter()
                         .filter(|f| f.get::<_, i32>(0) == id)

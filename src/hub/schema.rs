@@ -111,26 +111,27 @@ pub async fn apply_with(
             .query_one(
                 "with up as (
                    insert into ferry.mappings (name, connection, remote_object, hub_schema, hub_table, id_column,
-                                               conflict_policy, match_key, soft_delete, on_hub_delete)
-                   values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                               conflict_policy, match_key, soft_delete, on_hub_delete, row_filter)
+                   values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                    on conflict (name) do update
                      set connection = excluded.connection, remote_object = excluded.remote_object,
                          hub_schema = excluded.hub_schema, hub_table = excluded.hub_table,
                          id_column = excluded.id_column, conflict_policy = excluded.conflict_policy,
                          match_key = excluded.match_key, soft_delete = excluded.soft_delete,
-                         on_hub_delete = excluded.on_hub_delete, updated_at = now()
+                         on_hub_delete = excluded.on_hub_delete, row_filter = excluded.row_filter,
+                         updated_at = now()
                    where (mappings.connection, mappings.remote_object, mappings.hub_schema, mappings.hub_table,
                           mappings.id_column, mappings.conflict_policy, mappings.match_key, mappings.soft_delete,
-                          mappings.on_hub_delete)
+                          mappings.on_hub_delete, mappings.row_filter)
                          is distinct from
                          (excluded.connection, excluded.remote_object, excluded.hub_schema, excluded.hub_table,
                           excluded.id_column, excluded.conflict_policy, excluded.match_key, excluded.soft_delete,
-                          excluded.on_hub_delete)
+                          excluded.on_hub_delete, excluded.row_filter)
                    returning id, xmax = 0 as inserted)
                  select id, true, inserted from up
                  union all
                  select id, false, false from ferry.mappings where name = $1 and not exists (select 1 from up)",
-                &[&name, &m.connection, &m.object, &schema, &table, &id_column, &m.conflict_policy, &m.match_key, &m.soft_delete, &m.on_hub_delete],
+                &[&name, &m.connection, &m.object, &schema, &table, &id_column, &m.conflict_policy, &m.match_key, &m.soft_delete, &m.on_hub_delete, &m.filter],
             )
             .await?;
         let mapping_id: i32 = row.get(0);
@@ -402,6 +403,27 @@ pub async fn apply_with(
         }
     }
     install_guards(&tx, config).await?;
+    // a filter is SQL the operator wrote: tried once here, so a mistake is one sentence at
+    // apply, not a failing outbound round (one statement: the extended protocol refuses a `;`)
+    for m in &config.mappings {
+        if let Some(filter) = &m.filter {
+            let (schema, table) = m.schema_table();
+            let tbl = format!("{}.{}", ident(&schema), ident(&table));
+            tx.execute(
+                &format!("select 1 from {tbl} t where ({filter}) limit 0"),
+                &[],
+            )
+            .await
+            .map_err(|e| {
+                HubError::Schema(format!(
+                    "mapping `{}`: filter `{filter}` does not work on {schema}.{table}: {}",
+                    m.name(),
+                    e.as_db_error()
+                        .map_or_else(|| e.to_string(), |d| d.message().to_string())
+                ))
+            })?;
+        }
+    }
     // the console's group roles (sql/roles/console.sql), granted anew now that every mirror
     // schema exists: what could not be done is said, not fatal — sync does not need them
     for row in tx.query("select ferry.grant_console_roles()", &[]).await? {

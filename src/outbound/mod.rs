@@ -179,16 +179,35 @@ async fn process(
     } else {
         ""
     };
+    // the mapping's filter: a row outside it is not this app's; a linked row that left it
+    // (its base, the values last sent, was inside) is deleted or released there, one that never
+    // was (linked by a record the app had itself) is left alone
+    let (inside, was_inside) = match &mapping.filter {
+        Some(f) => (
+            format!("coalesce(({f}), false)"),
+            format!(
+                "coalesce((select ({f}) from jsonb_populate_record(null::{tbl}, l0.base) t), false)",
+                tbl = mapping.qualified()
+            ),
+        ),
+        None => ("true".to_string(), "true".to_string()),
+    };
     let sql = format!(
-        "with r as (select t.{k} as row_key, to_jsonb(t) as doc from {tbl} t where t.{k} = any($2){live}),
-              l as (select row_key, remote_id, base from ferry.links where mapping_id = $1 and row_key = any($2))
-         select coalesce(r.row_key, l.row_key), r.doc, l.row_key is not null, l.remote_id, l.base,
+        "with r as (select t.{k} as row_key, to_jsonb(t) as doc, {inside} as inside
+                      from {tbl} t where t.{k} = any($2){live}),
+              l as (select l0.row_key, l0.remote_id, l0.base, {was_inside} as was_inside
+                      from ferry.links l0 where l0.mapping_id = $1 and l0.row_key = any($2))
+         select coalesce(r.row_key, l.row_key), case when r.inside then r.doc end, l.row_key is not null,
+                l.remote_id, l.base,
                 (select array_agg(c.field) from ferry.conflicts c
-                  where c.mapping_id = $1 and c.row_key = l.row_key and c.decision = 'held' and c.resolved_at is null)
+                  where c.mapping_id = $1 and c.row_key = l.row_key and c.decision = 'held' and c.resolved_at is null),
+                r.row_key is not null and not r.inside and l.row_key is not null and not l.was_inside
            from r full join l on l.row_key = r.row_key",
         k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
         tbl = mapping.qualified()
     );
+    // rows outside the filter whose link the app made itself: nothing to send or delete
+    let mut not_ours: std::collections::HashSet<i64> = std::collections::HashSet::new();
     let mut rows: HashMap<i64, Map<String, Value>> = HashMap::new();
     let mut links: HashMap<i64, Link> = HashMap::new();
     for r in client
@@ -198,6 +217,9 @@ async fn process(
         let key: i64 = r.get(0);
         if let Some(Value::Object(o)) = r.get::<_, Option<Value>>(1) {
             rows.insert(key, o);
+        }
+        if r.get::<_, Option<bool>>(6) == Some(true) {
+            not_ours.insert(key);
         }
         if r.get::<_, bool>(2) {
             let base = match r.get::<_, Option<Value>>(4) {
@@ -217,7 +239,13 @@ async fn process(
 
     let mut ops: Vec<Op> = marks
         .iter()
-        .map(|m| plan::plan(mapping, rows.get(&m.row_key), links.get(&m.row_key)))
+        .map(|m| {
+            if not_ours.contains(&m.row_key) {
+                Op::Nothing
+            } else {
+                plan::plan(mapping, rows.get(&m.row_key), links.get(&m.row_key))
+            }
+        })
         .collect();
     // first sync with a match key: the backfill links rows to the records they match, so a
     // create waits until it is done (otherwise it would duplicate the record it matches)
