@@ -191,6 +191,10 @@ pub struct MappingConfig {
     pub match_key: Option<String>,
     #[serde(default)]
     pub soft_delete: bool,
+    /// What a deletion in this app does to the hub row: `delete` it (default), `soft` (set
+    /// `_deleted_at`; what `soft_delete = true` says) or `unlink` (keep the row, drop this
+    /// app's link).
+    pub on_remote_delete: Option<String>,
     /// What deleting a hub row does in this app: `delete` its record (default) or `ignore`
     /// (the record stays in the app, unlinked).
     #[serde(default = "default_on_hub_delete")]
@@ -315,6 +319,15 @@ impl MappingConfig {
         format!("{}_id", self.connection)
     }
 
+    /// What a deletion in the app does to the hub row: delete, unlink or soft.
+    pub fn remote_delete(&self) -> &str {
+        match (self.on_remote_delete.as_deref(), self.soft_delete) {
+            (Some(policy), _) => policy,
+            (None, true) => "soft",
+            (None, false) => "delete",
+        }
+    }
+
     /// `(schema, table)`; a bare name lands in the connection's schema.
     pub fn schema_table(&self) -> (String, String) {
         match self.table.split_once('.') {
@@ -405,6 +418,19 @@ impl Config {
                     m.conflict_policy,
                     POLICIES.join(", ")
                 ));
+            }
+            match (m.on_remote_delete.as_deref(), m.soft_delete) {
+                (None | Some("delete" | "unlink" | "soft"), false) | (None | Some("soft"), true) => {}
+                (Some(other @ ("delete" | "unlink")), true) => {
+                    return bad(format!(
+                        "mapping `{name}`: soft_delete = true and on_remote_delete = \"{other}\" disagree (soft_delete is on_remote_delete = \"soft\")"
+                    ))
+                }
+                (Some(other), _) => {
+                    return bad(format!(
+                        "mapping `{name}`: unknown on_remote_delete `{other}` (one of delete, unlink, soft)"
+                    ))
+                }
             }
             if !HUB_DELETE_POLICIES.contains(&m.on_hub_delete.as_str()) {
                 return bad(format!(

@@ -631,3 +631,54 @@ async fn a_filter_that_does_not_work_is_refused_at_apply() {
         .get(0);
     assert_eq!(mappings, 0, "nothing applied");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_may_unlink_what_it_deletes() {
+    // a deletion in B drops only B's link: the person stays in the hub and in A
+    let two = Two::start_with(5, 5, "on_remote_delete = \"unlink\"").await;
+    two.quiesce().await;
+    let e = "contact4@example.com";
+    let (a_id, b_id): (String, String) = (
+        two.one(&format!(
+            "select app_a_id from crm.people where email = '{e}'"
+        ))
+        .await,
+        two.one(&format!(
+            "select app_b_id from crm.people where email = '{e}'"
+        ))
+        .await,
+    );
+    two.b.app_archive("contacts", &b_id).unwrap();
+    eventually("B's link dropped", Duration::from_secs(10), || async {
+        let unlinked: Option<String> = two
+            .one(&format!(
+                "select app_b_id from crm.people where email = '{e}'"
+            ))
+            .await;
+        unlinked.is_none().then_some(())
+    })
+    .await;
+    two.exec(&format!(
+        "update crm.people set phone = '+15550404' where email = '{e}'"
+    ))
+    .await;
+    eventually("the edit in A", Duration::from_secs(10), || async {
+        (Two::prop(&two.a, e, "phone").as_deref() == Some("+15550404")).then_some(())
+    })
+    .await;
+    two.quiesce().await;
+    assert!(
+        two.a.get("contacts", &a_id).is_some_and(|r| !r.archived),
+        "A keeps the person"
+    );
+    let in_b = two
+        .b
+        .records("contacts")
+        .into_iter()
+        .filter(|r| r.properties.get("email").map(String::as_str) == Some(e))
+        .count();
+    assert_eq!(in_b, 0, "the unlinked row is not created in B again");
+    let detached: i64 = two.one("select count(*) from ferry.detached").await;
+    assert_eq!(detached, 1);
+    two.stop().await;
+}

@@ -231,7 +231,15 @@ begin
                 end if;
                 if l_key is not null then
                     del_room := del_room - 1;
-                    if m.soft_delete then
+                    if m.on_remote_delete = 'unlink' then
+                        -- the row stays for the other apps; this app's id goes, and the row is
+                        -- not created there again (ferry.detached) until a record links anew
+                        execute format('update %s set %I = null where %I = $1', tbl, m.id_column, m.key_column)
+                          using l_key;
+                        insert into ferry.detached (mapping_id, row_key, remote_id)
+                        values (p_mapping, l_key, rid)
+                        on conflict (mapping_id, row_key) do update set remote_id = excluded.remote_id, at = now();
+                    elsif m.soft_delete then
                         execute format('update %s set _deleted_at = now() where %I = $1', tbl, m.key_column)
                           using l_key;
                     else
@@ -320,6 +328,7 @@ begin
                 if l_key is not null then
                     insert into ferry.links (mapping_id, row_key, remote_id, remote_updated_at, base)
                     values (p_mapping, l_key, rid, null, '{}');
+                    delete from ferry.detached where mapping_id = p_mapping and row_key = l_key;
                     execute format('update %s set %I = $1 where %I = $2', tbl, m.id_column, m.key_column)
                       using rid, l_key;
                     l_base := '{}';

@@ -18,10 +18,10 @@ drop trigger if exists mappings_notify_update on ferry.mappings;
 create trigger mappings_notify_update after update on ferry.mappings
     for each row
     when ((old.state, old.conflict_policy, old.soft_delete, old.match_key, old.connection, old.remote_object,
-           old.hub_schema, old.hub_table, old.backfill_state = 'done', old.on_hub_delete, old.row_filter)
+           old.hub_schema, old.hub_table, old.backfill_state = 'done', old.on_hub_delete, old.row_filter, old.on_remote_delete)
           is distinct from
           (new.state, new.conflict_policy, new.soft_delete, new.match_key, new.connection, new.remote_object,
-           new.hub_schema, new.hub_table, new.backfill_state = 'done', new.on_hub_delete, new.row_filter))
+           new.hub_schema, new.hub_table, new.backfill_state = 'done', new.on_hub_delete, new.row_filter, new.on_remote_delete))
     execute function ferry.notify_control();
 
 drop trigger if exists fields_notify on ferry.fields;
@@ -39,6 +39,7 @@ begin
     delete from ferry.outbox where mapping_id in (select id from gone);
     delete from ferry.reconcile_seen where mapping_id in (select id from gone);
     delete from ferry.tombstones where mapping_id in (select id from gone);
+    delete from ferry.detached where mapping_id in (select id from gone);
     return null;
 end
 $fn$;

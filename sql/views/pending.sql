@@ -44,7 +44,8 @@ begin
                        -- not this app's row (outbound/mod.rs)
                        (exists (select 1 from %1$s t where t.%2$I = k.row_key %3$s and not coalesce((%4$s), false))
                         and l.row_key is not null
-                        and not coalesce((select (%4$s) from jsonb_populate_record(null::%1$s, l.base) t), false)) as not_ours,
+                        and not coalesce((select (%4$s) from jsonb_populate_record(null::%1$s, l.base) t), false))
+                       or exists (select 1 from ferry.detached d where d.mapping_id = $1 and d.row_key = k.row_key) as not_ours,
                        l.row_key is not null as linked, l.remote_id, coalesce(l.base, '{}') as base,
                        coalesce((select array_agg(c.field) from ferry.conflicts c
                                   where c.mapping_id = $1 and c.row_key = k.row_key

@@ -113,11 +113,20 @@ impl Field {
         }
     }
 
-    /// An app value as the hub keeps it: mapped back, then transformed.
+    /// An app value as the hub keeps it: mapped back, then transformed; for a `text` column a
+    /// number, boolean, list or object becomes its JSON text here, as the column would cast it,
+    /// so the link's base compares equal to the row (a base of 42 against a row's "42" would
+    /// read as a hub change and go back to the app).
     pub fn to_hub(&self, value: serde_json::Value) -> Result<serde_json::Value, String> {
+        use serde_json::Value;
         let value = match &self.value_map {
             Some(m) => m.translate(&m.to_hub, value)?,
             None => value,
+        };
+        let value = match value {
+            Value::Null | Value::String(_) => value,
+            other if self.ty == "text" => Value::String(other.to_string()),
+            other => other,
         };
         Ok(self.transform_value(value))
     }

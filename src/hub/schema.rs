@@ -111,27 +111,28 @@ pub async fn apply_with(
             .query_one(
                 "with up as (
                    insert into ferry.mappings (name, connection, remote_object, hub_schema, hub_table, id_column,
-                                               conflict_policy, match_key, soft_delete, on_hub_delete, row_filter)
-                   values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                               conflict_policy, match_key, soft_delete, on_hub_delete, row_filter,
+                                               on_remote_delete)
+                   values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                    on conflict (name) do update
                      set connection = excluded.connection, remote_object = excluded.remote_object,
                          hub_schema = excluded.hub_schema, hub_table = excluded.hub_table,
                          id_column = excluded.id_column, conflict_policy = excluded.conflict_policy,
                          match_key = excluded.match_key, soft_delete = excluded.soft_delete,
                          on_hub_delete = excluded.on_hub_delete, row_filter = excluded.row_filter,
-                         updated_at = now()
+                         on_remote_delete = excluded.on_remote_delete, updated_at = now()
                    where (mappings.connection, mappings.remote_object, mappings.hub_schema, mappings.hub_table,
                           mappings.id_column, mappings.conflict_policy, mappings.match_key, mappings.soft_delete,
-                          mappings.on_hub_delete, mappings.row_filter)
+                          mappings.on_hub_delete, mappings.row_filter, mappings.on_remote_delete)
                          is distinct from
                          (excluded.connection, excluded.remote_object, excluded.hub_schema, excluded.hub_table,
                           excluded.id_column, excluded.conflict_policy, excluded.match_key, excluded.soft_delete,
-                          excluded.on_hub_delete, excluded.row_filter)
+                          excluded.on_hub_delete, excluded.row_filter, excluded.on_remote_delete)
                    returning id, xmax = 0 as inserted)
                  select id, true, inserted from up
                  union all
                  select id, false, false from ferry.mappings where name = $1 and not exists (select 1 from up)",
-                &[&name, &m.connection, &m.object, &schema, &table, &id_column, &m.conflict_policy, &m.match_key, &m.soft_delete, &m.on_hub_delete, &m.filter],
+                &[&name, &m.connection, &m.object, &schema, &table, &id_column, &m.conflict_policy, &m.match_key, &(m.remote_delete() == "soft"), &m.on_hub_delete, &m.filter, &m.remote_delete()],
             )
             .await?;
         let mapping_id: i32 = row.get(0);
@@ -291,7 +292,7 @@ pub async fn apply_with(
                  comment on column {qualified}._ferry_modified is 'when users last wrote each mapped column (set by ferry''s trigger; last_write_wins compares it)';\n"
             ));
         }
-        if m.soft_delete && !existing.iter().any(|c| c == "_deleted_at") {
+        if m.remote_delete() == "soft" && !existing.iter().any(|c| c == "_deleted_at") {
             ddl.push_str(&format!(
                 "alter table {qualified} add column _deleted_at timestamptz;\n"
             ));

@@ -121,12 +121,14 @@ impl Serialize for StagedValues<'_, '_> {
         let mut map = serializer.serialize_map(None)?;
         for f in mapping.fields.iter().filter(|f| f.direction.inbound()) {
             match record.properties.get(&f.property) {
-                // a mapped value that does not translate sends the record through record_json
-                Some(v) if f.value_map.is_some() => {
+                Some(Value::String(s)) if f.value_map.is_none() => {
+                    map.serialize_entry(&f.column, &f.transform_str(s))?
+                }
+                // mapped and typed values (a mapped value that does not translate sends the
+                // record through record_json instead)
+                Some(v) => {
                     map.serialize_entry(&f.column, &f.to_hub(v.clone()).unwrap_or(Value::Null))?
                 }
-                Some(Value::String(s)) => map.serialize_entry(&f.column, &f.transform_str(s))?,
-                Some(v) => map.serialize_entry(&f.column, v)?,
                 None => {}
             }
         }
@@ -349,7 +351,10 @@ mod tests {
     /// transform applies to strings only; an array or object holding a NUL is refused alone.
     #[test]
     fn typed_values_stage_as_they_are() {
-        let m = mapping();
+        let mut m = mapping();
+        // a text column takes a number as its text; a text[] or jsonb column the value itself
+        m.fields[1].ty = "text[]".into();
+        m.fields[3].ty = "jsonb".into();
         let record = RemoteRecord {
             id: "4".into(),
             updated_at: None,
@@ -370,7 +375,7 @@ mod tests {
         assert_eq!(staged, record_json(&m, &record));
         assert_eq!(
             staged["values"],
-            json!({"email": 17, "phone": ["+1", "+2"], "city": {"name": "Oslo", "zip": 150}})
+            json!({"email": "17", "phone": ["+1", "+2"], "city": {"name": "Oslo", "zip": 150}})
         );
         let mut bad = record.clone();
         bad.properties
@@ -382,7 +387,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             staged["values"],
-            json!({"email": 17, "phone": ["+1", "+2"]})
+            json!({"email": "17", "phone": ["+1", "+2"]})
         );
         assert_eq!(staged["faults"][0]["field"], "city");
     }

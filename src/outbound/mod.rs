@@ -201,12 +201,14 @@ async fn process(
                 l.remote_id, l.base,
                 (select array_agg(c.field) from ferry.conflicts c
                   where c.mapping_id = $1 and c.row_key = l.row_key and c.decision = 'held' and c.resolved_at is null),
-                r.row_key is not null and not r.inside and l.row_key is not null and not l.was_inside
+                (r.row_key is not null and not r.inside and l.row_key is not null and not l.was_inside)
+                or exists (select 1 from ferry.detached d where d.mapping_id = $1 and d.row_key = coalesce(r.row_key, l.row_key))
            from r full join l on l.row_key = r.row_key",
         k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
         tbl = mapping.qualified()
     );
-    // rows outside the filter whose link the app made itself: nothing to send or delete
+    // rows outside the filter whose link the app made itself, and rows the app unlinked
+    // (on_remote_delete = "unlink"): nothing to send or delete
     let mut not_ours: std::collections::HashSet<i64> = std::collections::HashSet::new();
     let mut rows: HashMap<i64, Map<String, Value>> = HashMap::new();
     let mut links: HashMap<i64, Link> = HashMap::new();
