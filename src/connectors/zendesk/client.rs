@@ -165,9 +165,10 @@ impl Client {
         let sent = req.send().await;
         drop((export, account));
         let metrics = crate::metrics::metrics();
+        // the URL is left out of the error: a query may hold an email or an external id
         let resp = sent.map_err(|e| {
             metrics.api_call(&self.name, None, started.elapsed());
-            ConnectorError::Transient(crate::hub::chain(&e))
+            ConnectorError::Transient(crate::hub::chain(&e.without_url()))
         })?;
         let status = resp.status();
         let retry_after = resp
@@ -179,7 +180,8 @@ impl Client {
             .map(Duration::from_secs_f64);
         let bytes = resp.bytes().await;
         metrics.api_call(&self.name, Some(status.as_u16()), started.elapsed());
-        let bytes = bytes.map_err(|e| ConnectorError::Transient(crate::hub::chain(&e)))?;
+        let bytes =
+            bytes.map_err(|e| ConnectorError::Transient(crate::hub::chain(&e.without_url())))?;
         if status.is_success() {
             return Ok(Response { status, raw: bytes });
         }

@@ -67,8 +67,12 @@ struct JobStatus {
     results: Option<Vec<Value>>,
 }
 
-/// Submits a bulk request and waits for its job (at most `wait`). `ids` are the record ids of
-/// the inputs, when they have some, to place results that carry no `index`.
+/// What names one input in a result that comes without an `index`: `("id", record id)`, or
+/// the `("email", ..)` and `("external_id", ..)` a create carries.
+pub type Keys = Vec<(&'static str, String)>;
+
+/// Submits a bulk request and waits for its job (at most `wait`). `keys` name each input, to
+/// place results that come without an `index`.
 ///
 /// Once the job is queued the writes will happen whatever this side sees, so a transient
 /// failure or a 429 while asking for its status is waited out (within `wait`) rather than
@@ -78,8 +82,7 @@ pub async fn run(
     method: Method,
     path: &str,
     body: Option<&Value>,
-    inputs: usize,
-    ids: Option<&[String]>,
+    keys: &[Keys],
     wait: Duration,
 ) -> Result<Finished, ConnectorError> {
     let submitted: Envelope = client.call(method, path, body).await?.parse()?;
@@ -125,25 +128,31 @@ pub async fn run(
             Err(e) => return Err(e),
         }
     }
-    tracing::debug!(connection = %client.name(), job = %job.id, status = %job.status, items = inputs, waited_ms = started.elapsed().as_millis() as u64, "zendesk bulk job finished");
+    tracing::debug!(connection = %client.name(), job = %job.id, status = %job.status, items = keys.len(), waited_ms = started.elapsed().as_millis() as u64, "zendesk bulk job finished");
     Ok(Finished {
-        items: place(job.results.as_deref().unwrap_or_default(), inputs, ids),
+        items: place(job.results.as_deref().unwrap_or_default(), keys),
         status: job.status,
         message: job.message,
     })
 }
 
 /// Each result in its input's slot: by `index` when the result has one, else by the record
-/// id it names among `ids`, else by its position.
-fn place(results: &[Value], inputs: usize, ids: Option<&[String]>) -> Vec<Option<Item>> {
-    let mut out: Vec<Option<Item>> = vec![None; inputs];
+/// id, email or external id it names among the inputs' `keys` (the same field, compared
+/// without case), else by its position.
+fn place(results: &[Value], keys: &[Keys]) -> Vec<Option<Item>> {
+    let mut out: Vec<Option<Item>> = vec![None; keys.len()];
     for (position, r) in results.iter().enumerate() {
         let by_index = r.get("index").and_then(Value::as_u64).map(|i| i as usize);
-        let by_id = || {
-            let id = id_text(r.get("id")?)?;
-            ids?.iter().position(|x| *x == id)
+        let by_key = || {
+            keys.iter().position(|input| {
+                input.iter().any(|(field, value)| {
+                    r.get(*field)
+                        .and_then(id_text)
+                        .is_some_and(|named| named.eq_ignore_ascii_case(value))
+                })
+            })
         };
-        let slot = by_index.or_else(by_id).unwrap_or(position);
+        let slot = by_index.or_else(by_key).unwrap_or(position);
         if let Some(empty @ None) = out.get_mut(slot) {
             *empty = Some(item(r));
         }
@@ -191,7 +200,7 @@ mod tests {
             json!({"index": 1, "error": "DuplicateValue", "details": "Email: b@x.com is already being used by another user", "status": "Failed"}),
             json!({"index": 0, "id": 11, "status": "Created", "success": true}),
         ];
-        let placed = place(&results, 3, None);
+        let placed = place(&results, &[vec![], vec![], vec![]]);
         assert_eq!(
             placed[0],
             Some(Item::Done {
@@ -207,15 +216,14 @@ mod tests {
             })
         );
         assert_eq!(placed[2], None, "no result: the job said nothing of it");
-        // results without an index are placed by the id they name
-        let ids = ["7".to_string(), "8".to_string()];
+        // results without an index are placed by the id or email they name
+        let keys = [vec![("id", "7".to_string())], vec![("id", "8".to_string())]];
         let placed = place(
             &[
                 json!({"id": 8, "status": "Deleted"}),
                 json!({"id": 7, "status": "Deleted"}),
             ],
-            2,
-            Some(&ids),
+            &keys,
         );
         assert_eq!(
             placed[0],
@@ -227,6 +235,33 @@ mod tests {
             placed[1],
             Some(Item::Done {
                 id: Some("8".into())
+            })
+        );
+        let keys = [
+            vec![
+                ("email", "a@x.com".to_string()),
+                ("external_id", "12".into()),
+            ],
+            vec![("email", "b@x.com".to_string())],
+        ];
+        let placed = place(
+            &[
+                // id 12 is not the external id "12": only the same field counts
+                json!({"id": 12, "status": "Created", "email": "B@x.com"}),
+                json!({"id": 11, "status": "Updated", "email": "a@x.com"}),
+            ],
+            &keys,
+        );
+        assert_eq!(
+            placed[0],
+            Some(Item::Done {
+                id: Some("11".into())
+            })
+        );
+        assert_eq!(
+            placed[1],
+            Some(Item::Done {
+                id: Some("12".into())
             })
         );
         let detailed = item(&json!({"error": "RecordInvalid",

@@ -30,7 +30,7 @@ use super::{
     RemoteRecord, WebhookError, WebhookRequest, Written,
 };
 use client::{authorization, encode, Client};
-use jobs::Item;
+use jobs::{Item, Keys};
 use mapping::{has_value, remote_record, remote_records, write_item, Listing, Object};
 
 /// Zendesk's limit for bulk writes, `show_many` ids and list pages.
@@ -91,10 +91,9 @@ impl Zendesk {
         method: Method,
         path: &str,
         body: Option<&Value>,
-        inputs: usize,
-        ids: Option<&[String]>,
+        keys: &[Keys],
     ) -> Vec<Result<Item, ConnectorError>> {
-        match jobs::run(&self.client, method, path, body, inputs, ids, self.job_wait).await {
+        match jobs::run(&self.client, method, path, body, keys, self.job_wait).await {
             Ok(finished) => finished
                 .items
                 .iter()
@@ -102,7 +101,7 @@ impl Zendesk {
                 .collect(),
             Err(e) => {
                 let e = whole_request(e);
-                (0..inputs).map(|_| Err(e.clone())).collect()
+                keys.iter().map(|_| Err(e.clone())).collect()
             }
         }
     }
@@ -257,6 +256,18 @@ fn item_error(code: &str, message: String) -> ConnectorError {
     }
 }
 
+/// What names a create's input in a result without an index: its email and external id.
+fn create_keys(props: &Properties) -> Keys {
+    ["email", "external_id"]
+        .into_iter()
+        .filter_map(|k| match props.get(k)? {
+            Value::String(s) => Some((k, s.clone())),
+            Value::Number(n) => Some((k, n.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A Zendesk id as a number; other text cannot name a Zendesk record.
 fn record_id(id: &str) -> Option<u64> {
     id.trim().parse().ok()
@@ -401,14 +412,9 @@ impl Connector for Zendesk {
             let body = json!({
                 object.plural(): chunk.iter().map(|p| write_item(p, None)).collect::<Vec<_>>(),
             });
+            let keys: Vec<Keys> = chunk.iter().map(create_keys).collect();
             let done = self
-                .bulk(
-                    Method::POST,
-                    &object.path(endpoint),
-                    Some(&body),
-                    chunk.len(),
-                    None,
-                )
+                .bulk(Method::POST, &object.path(endpoint), Some(&body), &keys)
                 .await;
             outcomes.extend(self.written(object, done).await);
         }
@@ -445,16 +451,28 @@ impl Connector for Zendesk {
                     .map(|(i, id)| write_item(&items[*i].1, Some(*id)))
                     .collect::<Vec<_>>(),
             });
-            let ids: Vec<String> = chunk.iter().map(|(_, id)| id.to_string()).collect();
+            let keys: Vec<Keys> = chunk
+                .iter()
+                .map(|(_, id)| vec![("id", id.to_string())])
+                .collect();
             let done = self
                 .bulk(
                     Method::PUT,
                     &object.path("/update_many"),
                     Some(&body),
-                    chunk.len(),
-                    Some(&ids),
+                    &keys,
                 )
-                .await;
+                .await
+                .into_iter()
+                .zip(chunk)
+                // a result that does not repeat the id is the input's record all the same
+                .map(|(r, (_, id))| match r {
+                    Ok(Item::Done { id: None }) => Ok(Item::Done {
+                        id: Some(id.to_string()),
+                    }),
+                    other => other,
+                })
+                .collect();
             for ((i, _), r) in chunk.iter().zip(self.written(object, done).await) {
                 outcomes[*i] = Some(r);
             }
@@ -486,9 +504,8 @@ impl Connector for Zendesk {
         for chunk in sendable.chunks(MAX_BATCH) {
             let list: Vec<String> = chunk.iter().map(|(_, id)| id.to_string()).collect();
             let path = object.path(&format!("/destroy_many?ids={}", list.join(",")));
-            let done = self
-                .bulk(Method::DELETE, &path, None, chunk.len(), Some(&list))
-                .await;
+            let keys: Vec<Keys> = list.iter().map(|id| vec![("id", id.clone())]).collect();
+            let done = self.bulk(Method::DELETE, &path, None, &keys).await;
             for ((i, _), r) in chunk.iter().zip(done) {
                 outcomes[*i] = match r {
                     Ok(Item::Done { .. }) => Ok(()),
