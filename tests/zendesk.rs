@@ -3,7 +3,8 @@
 //! `text[]`, plan from `user_fields.plan`): backfill with typed values, a hub edit sent as its
 //! changed path only, a Zendesk edit and deletion by webhook, a hub insert created through
 //! `create_or_update_many`, a lost webhook caught by the export poll once Zendesk's last minute
-//! has passed. Then HubSpot and Zendesk on one table: a Zendesk edit reaches HubSpot once.
+//! has passed, a create whose answer was lost adopted rather than duplicated. Then HubSpot and
+//! Zendesk on one table: a Zendesk edit reaches HubSpot once.
 
 mod harness;
 
@@ -541,5 +542,56 @@ async fn hubspot_and_zendesk_on_one_table() {
         .one("select phone from crm.people where email = 'user2@example.com'")
         .await;
     assert_eq!(phone, "+15550202");
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_was_lost_is_adopted_not_duplicated() {
+    let ctx = Ctx::start(3, "", USERS, false, |_| {}).await;
+    ctx.quiesce().await;
+    // Zendesk takes the job but its answer is lost (504): the user exists, ferry does not know
+    ctx.zendesk.set_faults(0.0, 0.0, 1.0);
+    ctx.exec(
+        "insert into support.users (name, email, phone) values ('Lost Answer', 'lost@example.com', '+15550606')",
+    )
+    .await;
+    eventually("the lost answer", Duration::from_secs(15), || async {
+        (ctx.zendesk.stats().lost_responses >= 1).then_some(())
+    })
+    .await;
+    let made = eventually("the job ran anyway", Duration::from_secs(15), || async {
+        ctx.user("lost@example.com")
+    })
+    .await;
+    ctx.zendesk.set_faults(0.0, 0.0, 0.0);
+    // the retry looks the record up by email and adopts it
+    eventually(
+        "the row linked to the user the lost create made",
+        Duration::from_secs(30),
+        || async {
+            let id: Option<String> = ctx
+                .one("select zendesk_id from support.users where email = 'lost@example.com'")
+                .await;
+            (id == Some(made.id.to_string())).then_some(())
+        },
+    )
+    .await;
+    ctx.quiesce().await;
+    let same: usize = ctx
+        .zendesk
+        .records("users")
+        .iter()
+        .filter(|u| u.fields["email"] == "lost@example.com")
+        .count();
+    assert_eq!(same, 1, "one user, not two");
+    assert!(
+        ctx.zendesk
+            .stats()
+            .by_route
+            .contains_key("GET /api/v2/users/search"),
+        "the retry looked the email up"
+    );
+    let dead: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
+    assert_eq!(dead, 0);
     ctx.stop().await;
 }
