@@ -607,7 +607,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot)"
+            "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot, zendesk)"
         );
     }
 

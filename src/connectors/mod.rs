@@ -3,6 +3,7 @@
 pub mod hubspot;
 pub mod path;
 pub mod ratelimit;
+pub mod zendesk;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{ConnectionConfig, Secrets};
 
 /// Connector kinds this build knows; `ferry.toml` may name only these.
-pub const KINDS: &[&str] = &["hubspot"];
+pub const KINDS: &[&str] = &["hubspot", "zendesk"];
 
 /// A record's values as typed JSON (string, number, boolean, array, object), keyed by property
 /// path (`email`, `address.city`); JSON null is unset (and, in a write, clears the property).
@@ -228,6 +229,23 @@ pub fn build(
                 &connection.base_url,
                 &secrets.token,
                 budget,
+            )))
+        }
+        "zendesk" => {
+            let budget = connection
+                .rate_limit
+                .as_deref()
+                .map(str::parse)
+                .transpose()?;
+            Ok(Arc::new(zendesk::Zendesk::new(
+                name,
+                &connection.base_url,
+                connection.email.as_deref(),
+                &secrets.token,
+                zendesk::Options {
+                    budget,
+                    ..zendesk::Options::default()
+                },
             )))
         }
         other => Err(format!(

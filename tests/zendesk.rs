@@ -1,0 +1,597 @@
+//! Zendesk end to end: the engine between a real hub and the Zendesk simulator. `support.users`
+//! mapped to Zendesk users (name, email as the match key, phone, role read-only, tags as
+//! `text[]`, plan from `user_fields.plan`): backfill with typed values, a hub edit sent as its
+//! changed path only, a Zendesk edit and deletion by webhook, a hub insert created through
+//! `create_or_update_many`, a lost webhook caught by the export poll once Zendesk's last minute
+//! has passed, a create whose answer was lost adopted rather than duplicated. Then HubSpot and
+//! Zendesk on one table: a Zendesk edit reaches HubSpot once.
+
+mod harness;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ferry::config::{Config, Secrets};
+use ferry::engine::Engine;
+use ferry::hub::Hub;
+use ferry::sim::hubspot::{HubSpotSim, SimConfig as HubSpotConfig};
+use ferry::sim::zendesk::{SimConfig, SimRecord, ZendeskSim};
+use harness::{eventually, SECRET, TOKEN};
+use serde_json::{json, Map, Value};
+
+const USERS: &str = r#"
+[[mappings]]
+connection = "zendesk"
+object = "users"
+table = "support.users"
+match_key = "email"
+delete_fuse = { enabled = false }
+fields = [
+  { column = "name",  property = "name" },
+  { column = "email", property = "email", transform = "lowercase" },
+  { column = "phone", property = "phone" },
+  { column = "role",  property = "role", direction = "inbound" },
+  { column = "tags",  property = "tags", type = "text[]" },
+  { column = "plan",  property = "user_fields.plan" },
+]
+"#;
+
+struct Ctx {
+    hub: Hub,
+    zendesk: ZendeskSim,
+    hubspot: Option<HubSpotSim>,
+    engine: Option<Engine>,
+}
+
+fn zendesk_connection(sim: &ZendeskSim) -> String {
+    format!(
+        r#"
+        [connections.zendesk]
+        kind = "zendesk"
+        base_url = "{}"
+        email = "{}"
+        token_env = "UNUSED"
+        webhook_secret_env = "UNUSED_SECRET"
+        rate_limit = "700/60s"
+        "#,
+        sim.base_url(),
+        sim.email()
+    )
+}
+
+impl Ctx {
+    /// A hub, the Zendesk simulator (`prepare` runs on it before the engine starts), with
+    /// `with_hubspot` a HubSpot simulator and its connection too, and the engine running
+    /// `mappings`, backfilled.
+    async fn start(
+        seed: usize,
+        engine_lines: &str,
+        mappings: &str,
+        with_hubspot: bool,
+        prepare: impl FnOnce(&ZendeskSim),
+    ) -> Ctx {
+        let (db, url) = harness::fresh_db().await;
+        let hub = Hub::connect(&url).await.expect("hub connects");
+        let zendesk = ZendeskSim::start(
+            SimConfig {
+                seed_users: seed,
+                ..SimConfig::default()
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .expect("zendesk simulator starts");
+        prepare(&zendesk);
+        let hubspot = if with_hubspot {
+            Some(
+                HubSpotSim::start(
+                    HubSpotConfig {
+                        token: TOKEN.into(),
+                        webhook_secret: SECRET.into(),
+                        ..HubSpotConfig::default()
+                    },
+                    "127.0.0.1:0".parse().unwrap(),
+                )
+                .await
+                .expect("hubspot simulator starts"),
+            )
+        } else {
+            None
+        };
+        let hubspot_connection = hubspot.as_ref().map_or(String::new(), |h| {
+            format!(
+                r#"
+                [connections.hubspot]
+                kind = "hubspot"
+                base_url = "{}"
+                token_env = "UNUSED"
+                webhook_secret_env = "UNUSED_SECRET"
+                "#,
+                h.base_url()
+            )
+        });
+        let text = format!(
+            r#"
+            [engine]
+            listen = "127.0.0.1:0"
+            slot = "{db}"
+            publication = "ferry"
+            workers = 2
+            {engine_lines}
+            {zc}
+            {hubspot_connection}
+            {mappings}
+            "#,
+            zc = zendesk_connection(&zendesk),
+        );
+        let config = Config::parse(&text, "test config").expect("config parses");
+        let mut secrets = HashMap::from([(
+            "zendesk".to_string(),
+            Secrets {
+                token: zendesk.token(),
+                webhook_secret: Some(zendesk.webhook_secret()),
+            },
+        )]);
+        secrets.insert(
+            "hubspot".to_string(),
+            Secrets {
+                token: TOKEN.into(),
+                webhook_secret: Some(SECRET.into()),
+            },
+        );
+        let engine = Engine::start(hub.clone(), &config, &secrets)
+            .await
+            .expect("engine starts");
+        zendesk.set_webhook_url(Some(engine.webhook_url("zendesk")));
+        if let Some(h) = &hubspot {
+            h.set_webhook_url(Some(engine.webhook_url("hubspot")));
+        }
+        let ctx = Ctx {
+            hub,
+            zendesk,
+            hubspot,
+            engine: Some(engine),
+        };
+        let mappings = config.mappings.len() as i64;
+        eventually("backfills done", Duration::from_secs(30), || async {
+            let done: i64 = ctx
+                .one("select count(*) from ferry.mappings where backfill_state = 'done'")
+                .await;
+            (done == mappings).then_some(())
+        })
+        .await;
+        ctx
+    }
+
+    async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+        self.hub
+            .client()
+            .await
+            .unwrap()
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
+
+    async fn opt<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> Option<T> {
+        self.hub
+            .client()
+            .await
+            .unwrap()
+            .query_opt(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .map(|r| r.get(0))
+    }
+
+    async fn exec(&self, sql: &str) {
+        self.hub
+            .client()
+            .await
+            .unwrap()
+            .execute(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The live Zendesk user with this email.
+    fn user(&self, email: &str) -> Option<SimRecord> {
+        self.zendesk
+            .records("users")
+            .into_iter()
+            .find(|u| u.fields["email"] == email)
+    }
+
+    /// Waits until nothing is queued either way and no simulator sees new calls or sends new
+    /// webhooks, stable over consecutive checks.
+    async fn quiesce(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let (mut stable, mut last) = (0, (u64::MAX, u64::MAX, u64::MAX));
+        while stable < 5 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for quiescence"
+            );
+            let z = self.zendesk.stats();
+            let h = self.hubspot.as_ref().map_or(0, |h| {
+                let s = h.stats();
+                s.requests + s.webhook_events
+            });
+            let now = (z.requests, z.webhooks_delivered, h);
+            let queued: i64 = self
+                .one("select (select count(*) from ferry.outbox) + (select count(*) from ferry.inbox)")
+                .await;
+            stable = if queued == 0 && now == last {
+                stable + 1
+            } else {
+                0
+            };
+            last = now;
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(e) = self.engine.take() {
+            e.shutdown().await;
+        }
+        self.zendesk.shutdown();
+        if let Some(h) = &self.hubspot {
+            h.shutdown();
+        }
+    }
+}
+
+fn map(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+fn user_id(sim: &ZendeskSim, email: &str) -> u64 {
+    sim.records("users")
+        .into_iter()
+        .find(|u| u.fields["email"] == email)
+        .map(|u| u.id)
+        .unwrap_or_else(|| panic!("no user {email}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_sync_both_ways() {
+    let ctx = Ctx::start(10, "", USERS, false, |sim| {
+        let u1 = user_id(sim, "user1@example.com");
+        sim.app_update(
+            "users",
+            u1,
+            map(json!({"tags": ["vip", "beta"], "user_fields": {"plan": "gold"}})),
+        )
+        .unwrap();
+        let u2 = user_id(sim, "user2@example.com");
+        sim.app_update(
+            "users",
+            u2,
+            map(json!({"user_fields": {"plan": "silver", "seats": 5}})),
+        )
+        .unwrap();
+    })
+    .await;
+
+    // backfill: every user (the account owner too), with typed values
+    let rows: i64 = ctx.one("select count(*) from support.users").await;
+    assert_eq!(rows, 11);
+    let (tags, plan, role): (Vec<String>, String, String) = {
+        let c = ctx.hub.client().await.unwrap();
+        let r = c
+            .query_one(
+                "select tags, plan, role from support.users where email = 'user1@example.com'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!(
+        (tags, plan.as_str(), role.as_str()),
+        (
+            vec!["vip".to_string(), "beta".to_string()],
+            "gold",
+            "end-user"
+        )
+    );
+    let owner: String = ctx
+        .one("select role from support.users where email = 'agent@example.com'")
+        .await;
+    assert_eq!(owner, "admin");
+    ctx.quiesce().await;
+
+    // a hub edit reaches Zendesk as its changed path only: the user's other custom field stays
+    let written = ctx.zendesk.stats().records_written;
+    ctx.exec("update support.users set plan = 'platinum' where email = 'user2@example.com'")
+        .await;
+    eventually(
+        "the hub's edit in Zendesk",
+        Duration::from_secs(15),
+        || async {
+            let u = ctx.user("user2@example.com")?;
+            (u.fields["user_fields"] == json!({"plan": "platinum", "seats": 5})).then_some(())
+        },
+    )
+    .await;
+    ctx.quiesce().await;
+    assert_eq!(
+        ctx.zendesk.stats().records_written - written,
+        1,
+        "one write"
+    );
+    let plan: String = ctx
+        .one("select plan from support.users where email = 'user2@example.com'")
+        .await;
+    assert_eq!(plan, "platinum", "its own echo changed nothing");
+    let sent: String = ctx
+        .one(&format!(
+            "select string_agg(field, ',') from ferry.field_changes
+              where direction = 'hub_to_app' and remote_id = '{}'",
+            user_id(&ctx.zendesk, "user2@example.com")
+        ))
+        .await;
+    assert_eq!(sent, "plan", "only the changed field was sent");
+
+    // an edit inside Zendesk reaches the hub by webhook
+    let u3 = user_id(&ctx.zendesk, "user3@example.com");
+    ctx.zendesk
+        .app_update(
+            "users",
+            u3,
+            map(json!({"phone": "+15550303", "tags": ["new"]})),
+        )
+        .unwrap();
+    eventually(
+        "Zendesk's edit in the hub",
+        Duration::from_secs(15),
+        || async {
+            let phone: Option<String> = ctx
+                .opt("select phone from support.users where email = 'user3@example.com'")
+                .await?;
+            let tags: Vec<String> = ctx
+                .one("select tags from support.users where email = 'user3@example.com'")
+                .await;
+            (phone.as_deref() == Some("+15550303") && tags == ["new"]).then_some(())
+        },
+    )
+    .await;
+
+    // a hub insert is created in Zendesk, through create_or_update_many
+    ctx.exec(
+        "insert into support.users (name, email, phone, tags, plan)
+         values ('Hub Person', 'hub.person@example.com', '+15550404', '{trial,web}', 'trial')",
+    )
+    .await;
+    let created = eventually(
+        "the hub's insert in Zendesk",
+        Duration::from_secs(15),
+        || async { ctx.user("hub.person@example.com") },
+    )
+    .await;
+    assert_eq!(created.fields["name"], "Hub Person");
+    assert_eq!(created.fields["tags"], json!(["trial", "web"]));
+    assert_eq!(created.fields["user_fields"], json!({"plan": "trial"}));
+    assert!(ctx
+        .zendesk
+        .stats()
+        .by_route
+        .contains_key("POST /api/v2/users/create_or_update_many"));
+    eventually("the new row linked, its role read back", Duration::from_secs(15), || async {
+        let (id, role): (Option<String>, Option<String>) = {
+            let c = ctx.hub.client().await.unwrap();
+            let r = c
+                .query_one(
+                    "select zendesk_id, role from support.users where email = 'hub.person@example.com'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            (r.get(0), r.get(1))
+        };
+        (id == Some(created.id.to_string()) && role.as_deref() == Some("end-user")).then_some(())
+    })
+    .await;
+
+    // a deletion in Zendesk deletes the hub row
+    let u4 = user_id(&ctx.zendesk, "user4@example.com");
+    ctx.zendesk.app_delete("users", u4).unwrap();
+    eventually(
+        "Zendesk's deletion in the hub",
+        Duration::from_secs(15),
+        || async {
+            let left: i64 = ctx
+                .one("select count(*) from support.users where email = 'user4@example.com'")
+                .await;
+            (left == 0).then_some(())
+        },
+    )
+    .await;
+    ctx.quiesce().await;
+    assert_eq!(
+        ctx.zendesk.records("users").len(),
+        11,
+        "10 seeded + owner + 1 - 1"
+    );
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_webhook_is_caught_by_the_export_poll() {
+    let ctx = Ctx::start(5, r#"poll_interval = "1s""#, USERS, false, |_| {}).await;
+    ctx.quiesce().await;
+    ctx.zendesk.set_drop_webhooks(1.0);
+    let u5 = user_id(&ctx.zendesk, "user5@example.com");
+    ctx.zendesk
+        .app_update("users", u5, map(json!({"phone": "+15550505"})))
+        .unwrap();
+    let gone = user_id(&ctx.zendesk, "user2@example.com");
+    ctx.zendesk.app_delete("users", gone).unwrap();
+    let started = std::time::Instant::now();
+    // the export leaves out the last minute: nothing yet
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let phone: Option<String> = ctx
+        .one("select phone from support.users where email = 'user5@example.com'")
+        .await;
+    assert_ne!(
+        phone.as_deref(),
+        Some("+15550505"),
+        "not before the minute has passed"
+    );
+    assert!(ctx.zendesk.stats().webhooks_dropped >= 2);
+    // a minute later (on Zendesk's clock) the poll brings the edit and the deletion
+    ctx.zendesk.clock().advance(Duration::from_secs(61));
+    eventually(
+        "the poll's catch in the hub",
+        Duration::from_secs(30),
+        || async {
+            let phone: Option<String> = ctx
+                .one("select phone from support.users where email = 'user5@example.com'")
+                .await;
+            let left: i64 = ctx
+                .one("select count(*) from support.users where email = 'user2@example.com'")
+                .await;
+            (phone.as_deref() == Some("+15550505") && left == 0).then_some(())
+        },
+    )
+    .await;
+    println!(
+        "a lost webhook's change reached the hub {:.1}s after the edit (3 s of it before the minute passed)",
+        started.elapsed().as_secs_f64()
+    );
+    ctx.stop().await;
+}
+
+const PEOPLE: &str = r#"
+[[mappings]]
+connection = "hubspot"
+object = "contacts"
+table = "crm.people"
+match_key = "email"
+fields = [
+  { column = "email", property = "email", transform = "lowercase" },
+  { column = "name",  property = "firstname" },
+  { column = "phone", property = "phone" },
+]
+
+[[mappings]]
+connection = "zendesk"
+object = "users"
+table = "crm.people"
+match_key = "email"
+fields = [
+  { column = "email", property = "email", transform = "lowercase" },
+  { column = "name",  property = "name" },
+  { column = "phone", property = "phone" },
+]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_and_zendesk_on_one_table() {
+    let ctx = Ctx::start(5, "", PEOPLE, true, |_| {}).await;
+    let hubspot = ctx.hubspot.as_ref().unwrap();
+    // Zendesk's users (the owner too) reach HubSpot as contacts, one row per person
+    eventually("every person in both apps", Duration::from_secs(20), || async {
+        let linked: i64 = ctx
+            .one("select count(*) from crm.people where hubspot_id is not null and zendesk_id is not null")
+            .await;
+        (linked == 6).then_some(())
+    })
+    .await;
+    ctx.quiesce().await;
+    assert_eq!(hubspot.records("contacts").len(), 6);
+
+    // a phone changed in Zendesk reaches HubSpot with one write, and nothing goes back
+    let (h_written, z_written) = (
+        hubspot.stats().records_written,
+        ctx.zendesk.stats().records_written,
+    );
+    let u2 = user_id(&ctx.zendesk, "user2@example.com");
+    ctx.zendesk
+        .app_update("users", u2, map(json!({"phone": "+15550202"})))
+        .unwrap();
+    eventually(
+        "Zendesk's edit in HubSpot",
+        Duration::from_secs(15),
+        || async {
+            hubspot
+                .records("contacts")
+                .into_iter()
+                .find(|c| {
+                    c.properties.get("email").map(String::as_str) == Some("user2@example.com")
+                })
+                .filter(|c| c.properties.get("phone").map(String::as_str) == Some("+15550202"))
+                .map(|_| ())
+        },
+    )
+    .await;
+    ctx.quiesce().await;
+    assert_eq!(
+        hubspot.stats().records_written - h_written,
+        1,
+        "one write to HubSpot"
+    );
+    assert_eq!(
+        ctx.zendesk.stats().records_written - z_written,
+        0,
+        "no echo to Zendesk"
+    );
+    let phone: String = ctx
+        .one("select phone from crm.people where email = 'user2@example.com'")
+        .await;
+    assert_eq!(phone, "+15550202");
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_was_lost_is_adopted_not_duplicated() {
+    let ctx = Ctx::start(3, "", USERS, false, |_| {}).await;
+    ctx.quiesce().await;
+    // Zendesk takes the job but its answer is lost (504): the user exists, ferry does not know
+    ctx.zendesk.set_faults(0.0, 0.0, 1.0);
+    ctx.exec(
+        "insert into support.users (name, email, phone) values ('Lost Answer', 'lost@example.com', '+15550606')",
+    )
+    .await;
+    eventually("the lost answer", Duration::from_secs(15), || async {
+        (ctx.zendesk.stats().lost_responses >= 1).then_some(())
+    })
+    .await;
+    let made = eventually("the job ran anyway", Duration::from_secs(15), || async {
+        ctx.user("lost@example.com")
+    })
+    .await;
+    ctx.zendesk.set_faults(0.0, 0.0, 0.0);
+    // the retry looks the record up by email and adopts it
+    eventually(
+        "the row linked to the user the lost create made",
+        Duration::from_secs(30),
+        || async {
+            let id: Option<String> = ctx
+                .one("select zendesk_id from support.users where email = 'lost@example.com'")
+                .await;
+            (id == Some(made.id.to_string())).then_some(())
+        },
+    )
+    .await;
+    ctx.quiesce().await;
+    let same: usize = ctx
+        .zendesk
+        .records("users")
+        .iter()
+        .filter(|u| u.fields["email"] == "lost@example.com")
+        .count();
+    assert_eq!(same, 1, "one user, not two");
+    assert!(
+        ctx.zendesk
+            .stats()
+            .by_route
+            .contains_key("GET /api/v2/users/search"),
+        "the retry looked the email up"
+    );
+    let dead: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
+    assert_eq!(dead, 0);
+    ctx.stop().await;
+}
