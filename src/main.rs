@@ -55,7 +55,7 @@ enum Command {
     },
     /// Write a commented starter ferry.toml (at --config) and say which variables to set.
     Init {
-        /// The app the starter connects: hubspot.
+        /// The app the starter connects: hubspot or zendesk.
         #[arg(long, default_value = "hubspot")]
         preset: String,
         /// Overwrite an existing file.
