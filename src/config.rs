@@ -583,9 +583,15 @@ mod tests {
     fn shipped_example_is_valid() {
         let c = Config::parse(include_str!("../ferry.toml"), "ferry.toml").unwrap();
         assert_eq!(c.mappings.len(), 2);
-        let demo =
-            crate::demo::config("http://127.0.0.1:1", "127.0.0.1:0".parse().unwrap()).unwrap();
+        let demo = crate::demo::config(
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2",
+            "agent@example.com",
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
         assert_eq!(demo.mappings[0].name(), "hubspot.contacts");
+        assert_eq!(demo.mappings[1].name(), "zendesk.users");
     }
 
     #[test]

@@ -62,12 +62,12 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Embedded PostgreSQL + a seeded HubSpot simulator + ferry, syncing hubspot.contacts.
+    /// Embedded PostgreSQL + seeded HubSpot and Zendesk simulators + ferry, one crm.people table.
     Demo {
         /// Contacts the simulator starts with.
         #[arg(long, default_value_t = 1000)]
         contacts: usize,
-        /// Simulator address.
+        /// The HubSpot simulator's address (Zendesk's takes the next port).
         #[arg(long, default_value = "127.0.0.1:8701")]
         sim_listen: SocketAddr,
         /// ferry's webhook/health address.

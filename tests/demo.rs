@@ -1,6 +1,7 @@
-//! The README's first command, tried as a new user would: `ferry demo` brings up PostgreSQL, a
-//! seeded HubSpot simulator and ferry, prints where they are, and syncs edits both ways; SIGTERM
-//! stops everything, PostgreSQL included.
+//! The README's first command, tried as a new user would: `ferry demo` brings up PostgreSQL,
+//! seeded HubSpot and Zendesk simulators and ferry, prints where they are, and keeps both apps
+//! identical through crm.people: a phone changed in Zendesk reaches HubSpot, psql edits reach
+//! the apps, an app edit reaches psql; SIGTERM stops everything, PostgreSQL included.
 
 mod harness;
 
@@ -102,6 +103,7 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
     println!("demo ready after {ready:?}");
     let psql_url = field(&lines, "hub (PostgreSQL):").to_string();
     let sim_url = field(&lines, "HubSpot simulator:").to_string();
+    let zd_url = field(&lines, "Zendesk simulator:").to_string();
     let token = lines
         .iter()
         .find_map(|l| l.split("token: ").nth(1))
@@ -115,12 +117,23 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
         .await
         .expect("psql URL works");
     tokio::spawn(conn);
-    let n: i64 = db
-        .query_one("select count(*) from hubspot.contacts", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 1000, "seeded contacts are in the hub");
+    let (people, in_both): (i64, i64) = {
+        let r = db
+            .query_one(
+                "select count(*), count(*) filter (where hubspot_id is not null and zendesk_id is not null)
+                   from crm.people",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    // 1,000 contacts; 250 seeded users, the account's owner and 50 of the contacts in Zendesk
+    assert_eq!(people, 1000 + 250 + 1, "one row per person");
+    assert!(
+        in_both >= 50,
+        "the shared people are linked to both apps: {in_both}"
+    );
     assert!(ready < Duration::from_secs(60), "demo came up in {ready:?}");
 
     let http = reqwest::Client::new();
@@ -144,12 +157,15 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
 
     // psql UPDATE → visible through the simulator's API
     let id: String = db
-        .query_one("select hubspot_id from hubspot.contacts where id = 1", &[])
+        .query_one(
+            "select hubspot_id from crm.people where email = 'contact1@example.com'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
     db.execute(
-        "update hubspot.contacts set phone = '+15550100' where id = 1",
+        "update crm.people set phone = '+15550100' where email = 'contact1@example.com'",
         &[],
     )
     .await
@@ -167,7 +183,10 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
 
     // API PATCH → visible in psql
     let other: String = db
-        .query_one("select hubspot_id from hubspot.contacts where id = 2", &[])
+        .query_one(
+            "select hubspot_id from crm.people where email = 'contact2@example.com'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -183,7 +202,10 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
     let t0 = Instant::now();
     eventually("PATCH in psql", Duration::from_secs(5), || async {
         let v: Option<String> = db
-            .query_one("select firstname from hubspot.contacts where id = 2", &[])
+            .query_one(
+                "select firstname from crm.people where email = 'contact2@example.com'",
+                &[],
+            )
             .await
             .ok()?
             .get(0);
@@ -194,7 +216,7 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
 
     // INSERT → a new contact whose id lands in the row
     db.execute(
-        "insert into hubspot.contacts (email, firstname) values ('grace@example.com', 'Grace')",
+        "insert into crm.people (email, firstname) values ('grace@example.com', 'Grace')",
         &[],
     )
     .await
@@ -204,7 +226,7 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
         Duration::from_secs(5),
         || async {
             db.query_one(
-                "select hubspot_id from hubspot.contacts where email = 'grace@example.com'",
+                "select hubspot_id from crm.people where email = 'grace@example.com'",
                 &[],
             )
             .await
@@ -219,6 +241,50 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
             .and_then(|v| v.pointer("/properties/firstname").cloned()),
         Some(json!("Grace"))
     );
+
+    // the seeds' job: a phone changed in Zendesk reaches HubSpot (and the hub)
+    let (hs_id, zd_id): (String, String) = {
+        let r = db
+            .query_one(
+                "select hubspot_id, zendesk_id from crm.people where email = 'contact3@example.com'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let status = http
+        .put(format!("{zd_url}/api/v2/users/{zd_id}.json"))
+        .basic_auth("agent@example.com/token", Some(&token))
+        .json(&json!({"user": {"phone": "+15550199"}}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let t0 = Instant::now();
+    eventually(
+        "Zendesk's phone in HubSpot",
+        Duration::from_secs(10),
+        || {
+            let f = get(hs_id.clone());
+            async move { (f.await?.pointer("/properties/phone")? == "+15550199").then_some(()) }
+        },
+    )
+    .await;
+    println!(
+        "a phone changed in Zendesk reached HubSpot after {:?}",
+        t0.elapsed()
+    );
+    let phone: Option<String> = db
+        .query_one(
+            "select phone from crm.people where email = 'contact3@example.com'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(phone.as_deref(), Some("+15550199"));
 
     // SIGTERM stops ferry and its PostgreSQL
     drop(db);
