@@ -276,6 +276,9 @@ pub struct FieldConfig {
     /// letter) or `pass` (sent or applied as it is).
     #[serde(default = "default_unmapped")]
     pub unmapped: String,
+    /// The mapping whose records this field's value names (`references = "zendesk.organizations"`):
+    /// the column holds the hub row key of the referenced row (bigint), the app the record's id.
+    pub references: Option<String>,
 }
 
 fn default_unmapped() -> String {
@@ -440,6 +443,20 @@ impl Config {
                 ));
             }
             for f in &m.fields {
+                if let Some(r) = &f.references {
+                    if !self.mappings.iter().any(|o| &o.name() == r) {
+                        return bad(format!(
+                            "mapping `{name}`, field `{}`: references `{r}`, which is no mapping here (names are <connection>.<object>)",
+                            f.column
+                        ));
+                    }
+                    if f.ty != "bigint" {
+                        return bad(format!(
+                            "mapping `{name}`, field `{}`: a reference field holds a hub row key: type = \"bigint\"",
+                            f.column
+                        ));
+                    }
+                }
                 if !["refuse", "pass"].contains(&f.unmapped.as_str()) {
                     return bad(format!(
                         "mapping `{name}`, field `{}`: unmapped is `refuse` or `pass`, not `{}`",

@@ -595,3 +595,147 @@ async fn a_create_whose_answer_was_lost_is_adopted_not_duplicated() {
     assert_eq!(dead, 0);
     ctx.stop().await;
 }
+
+/// Users listed before the organizations they reference: the backfill takes the organizations
+/// first all the same.
+const PEOPLE_AND_ORGS: &str = r#"
+[[mappings]]
+connection = "zendesk"
+object = "users"
+table = "support.people"
+match_key = "email"
+delete_fuse = { enabled = false }
+fields = [
+  { column = "name",  property = "name" },
+  { column = "email", property = "email", transform = "lowercase" },
+  { column = "org",   property = "organization_id", type = "bigint", references = "zendesk.organizations" },
+]
+
+[[mappings]]
+connection = "zendesk"
+object = "organizations"
+table = "support.orgs"
+match_key = "name"
+delete_fuse = { enabled = false }
+fields = [
+  { column = "name", property = "name" },
+]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_fields_translate_ids_and_a_create_waits_for_what_it_references() {
+    let ctx = Ctx::start(4, "", PEOPLE_AND_ORGS, false, |sim| {
+        let org = |name: &str| {
+            let mut f = Map::new();
+            f.insert("name".into(), json!(name));
+            sim.app_create("organizations", f).unwrap()
+        };
+        let orgs = [org("Acme"), org("Globex")];
+        let users: Vec<SimRecord> = sim
+            .records("users")
+            .into_iter()
+            .filter(|u| u.fields["role"] == "end-user")
+            .collect();
+        for (i, u) in users.iter().enumerate() {
+            let mut f = Map::new();
+            f.insert("organization_id".into(), json!(orgs[i % 2]));
+            sim.app_update("users", u.id, f).unwrap();
+        }
+    })
+    .await;
+    ctx.quiesce().await;
+    // every user's org is the hub row of the organization Zendesk names
+    let members: Vec<SimRecord> = ctx
+        .zendesk
+        .records("users")
+        .into_iter()
+        .filter(|u| u.fields["organization_id"].is_u64())
+        .collect();
+    assert_eq!(members.len(), 4);
+    for u in &members {
+        let email = u.fields["email"].as_str().unwrap();
+        let org: Option<String> = ctx
+            .opt(&format!(
+                "select o.zendesk_id from support.people p join support.orgs o on o.id = p.org
+                  where p.email = '{email}'"
+            ))
+            .await;
+        assert_eq!(
+            org,
+            Some(u.fields["organization_id"].to_string()),
+            "{email}"
+        );
+    }
+    let letters: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
+    assert_eq!(letters, 0, "no reference left unresolved at first sync");
+
+    // a new organization and a member of it, made together in the hub while organizations are
+    // paused: the member's create waits for the organization's, then names its Zendesk id
+    ctx.exec("select ferry.pause('zendesk.organizations')")
+        .await;
+    ctx.exec(
+        "with o as (insert into support.orgs (name) values ('Initech') returning id)
+         insert into support.people (name, email, org) select 'Peter', 'peter@initech.example', id from o",
+    )
+    .await;
+    eventually(
+        "Peter's write tried and held",
+        Duration::from_secs(10),
+        || async {
+            let tried: i64 = ctx
+            .one(
+                "select count(*) from ferry.outbox o join ferry.mappings m on m.id = o.mapping_id
+                  where m.name = 'zendesk.users' and o.next_attempt_at > now()",
+            )
+            .await;
+            (tried == 1).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        ctx.user("peter@initech.example").is_none(),
+        "no dangling member"
+    );
+    ctx.exec("select ferry.resume('zendesk.organizations')")
+        .await;
+    let peter = eventually(
+        "Peter in Zendesk, in Initech",
+        Duration::from_secs(15),
+        || async {
+            let initech = ctx
+                .zendesk
+                .records("organizations")
+                .into_iter()
+                .find(|o| o.fields["name"] == "Initech")?;
+            let peter = ctx.user("peter@initech.example")?;
+            (peter.fields["organization_id"] == json!(initech.id)).then_some(peter)
+        },
+    )
+    .await;
+
+    // moved to another organization inside Zendesk: the hub's reference follows
+    let acme: String = ctx
+        .one("select zendesk_id from support.orgs where name = 'Acme'")
+        .await;
+    let mut f = Map::new();
+    f.insert(
+        "organization_id".into(),
+        json!(acme.parse::<u64>().unwrap()),
+    );
+    ctx.zendesk.app_update("users", peter.id, f).unwrap();
+    eventually(
+        "Peter in Acme in the hub",
+        Duration::from_secs(10),
+        || async {
+            let org: Option<String> = ctx
+                .opt(
+                    "select o.name from support.people p join support.orgs o on o.id = p.org
+                  where p.email = 'peter@initech.example'",
+                )
+                .await;
+            (org.as_deref() == Some("Acme")).then_some(())
+        },
+    )
+    .await;
+    ctx.stop().await;
+}

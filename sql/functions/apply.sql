@@ -82,6 +82,10 @@ begin
         raise exception 'ferry.apply: mapping % does not exist', p_mapping;
     end if;
     tbl := format('%I.%I', m.hub_schema, m.hub_table);
+    -- reference fields carry the app's id of another mapping's record: the hub row key instead
+    if exists (select 1 from ferry.fields where mapping_id = p_mapping and references_mapping is not null) then
+        p_records := ferry.resolve_references(p_mapping, p_records);
+    end if;
     -- history's origin of these changes: the app, the path they came by (set by the caller)
     -- and, per record, what the app said about its source
     origin := m.connection || ' ' || coalesce(nullif(current_setting('ferry.origin', true), ''), 'sync');

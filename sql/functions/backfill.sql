@@ -71,9 +71,11 @@ begin
 
     -- a create in flight may be one of these records, and a remote id column without a
     -- unique index cannot arbitrate concurrent inserts: everything takes the careful path
+    -- (reference fields, too: ferry.apply translates their ids)
     if not exists (select 1 from ferry.links
                     where mapping_id = p_mapping and remote_id is null
                       and created_at > now() - interval '10 minutes')
+       and not exists (select 1 from ferry.fields where mapping_id = p_mapping and references_mapping is not null)
        and exists (select 1 from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
                     where i.indrelid = tbl::regclass and i.indisunique and i.indnatts = 1 and i.indpred is null
                       and a.attname = m.id_column) then

@@ -175,7 +175,9 @@ pub trait Connector: Send + Sync {
         cursor: Option<&str>,
         start: FeedStart,
     ) -> Result<FeedPage, ConnectorError>;
-    /// Current state of the given records; missing or archived ones are absent from the result.
+    /// Current state of the given records. A missing record is absent from the result; a deleted
+    /// one is absent or present with `archived` (Zendesk returns soft-deleted users): the engine
+    /// takes both as the deletion.
     async fn fetch(
         &self,
         object: &str,

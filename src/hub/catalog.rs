@@ -42,6 +42,9 @@ pub struct Field {
     pub transform: Option<String>,
     /// `{hub value: app value}` (config `map`), applied both ways.
     pub value_map: Option<ValueMap>,
+    /// The mapping whose rows this column's row keys name (`references`); its app gets the
+    /// referenced record's id.
+    pub references: Option<i32>,
 }
 
 /// A field's value map, both ways, and what an unmapped value does.
@@ -238,9 +241,10 @@ impl Catalog {
             .await?;
         let field_rows = client
             .query(
-                "select mapping_id, hub_column, remote_property, type, direction, transform,
-                        value_map, unmapped = 'pass'
-                   from ferry.fields order by mapping_id, position",
+                "select f.mapping_id, f.hub_column, f.remote_property, f.type, f.direction, f.transform,
+                        f.value_map, f.unmapped = 'pass', r.id
+                   from ferry.fields f left join ferry.mappings r on r.name = f.references_mapping
+                  order by f.mapping_id, f.position",
                 &[],
             )
             .await?;
@@ -276,6 +280,7 @@ impl Catalog {
                                 .get::<_, Option<serde_json::Value>>(6)
                                 .and_then(|v| serde_json::from_value(v).ok())
                                 .map(|m| ValueMap::new(m, f.get(7))),
+                            references: f.get(8),
                         })
                         .collect(),
                 })

@@ -8,6 +8,10 @@ refinery::embed_migrations!("migrations");
 /// Idempotent objects, in dependency order.
 const SQL_OBJECTS: &[(&str, &str)] = &[
     (
+        "functions/references.sql",
+        include_str!("../../sql/functions/references.sql"),
+    ),
+    (
         "functions/apply.sql",
         include_str!("../../sql/functions/apply.sql"),
     ),

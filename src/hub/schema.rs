@@ -169,20 +169,23 @@ pub async fn apply_with(
             let n = tx
                 .execute(
                     "insert into ferry.fields (mapping_id, hub_column, remote_property, type, direction, transform,
-                                               conflict_policy, position, value_map, unmapped)
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                               conflict_policy, position, value_map, unmapped, references_mapping)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                      on conflict (mapping_id, hub_column) do update
                        set remote_property = excluded.remote_property, type = excluded.type,
                            direction = excluded.direction, transform = excluded.transform,
                            conflict_policy = excluded.conflict_policy, position = excluded.position,
-                           value_map = excluded.value_map, unmapped = excluded.unmapped
+                           value_map = excluded.value_map, unmapped = excluded.unmapped,
+                           references_mapping = excluded.references_mapping
                      where (fields.remote_property, fields.type, fields.direction, fields.transform,
-                            fields.conflict_policy, fields.position, fields.value_map, fields.unmapped)
+                            fields.conflict_policy, fields.position, fields.value_map, fields.unmapped,
+                            fields.references_mapping)
                            is distinct from
                            (excluded.remote_property, excluded.type, excluded.direction, excluded.transform,
-                            excluded.conflict_policy, excluded.position, excluded.value_map, excluded.unmapped)",
+                            excluded.conflict_policy, excluded.position, excluded.value_map, excluded.unmapped,
+                            excluded.references_mapping)",
                     &[&mapping_id, &f.column, &f.property, &f.ty, &f.direction, &f.transform, &f.conflict_policy, &pos,
-                      &f.map.as_ref().map(|m| serde_json::json!(m)), &f.unmapped],
+                      &f.map.as_ref().map(|m| serde_json::json!(m)), &f.unmapped, &f.references],
                 )
                 .await?;
             changed |= n > 0;

@@ -284,6 +284,7 @@ mod tests {
             direction: d,
             transform: t.map(str::to_string),
             value_map: None,
+            references: None,
         };
         Mapping::for_tests(vec![
             field("email", Direction::Both, Some("lowercase")),

@@ -25,7 +25,10 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
         notified.as_mut().enable();
         let catalog = shared.catalog();
         let mut failed = false;
-        for m in catalog.mappings.iter().filter(|m| !m.backfill_done) {
+        for m in backfill_order(&catalog.mappings)
+            .iter()
+            .filter(|m| !m.backfill_done)
+        {
             let Some(conn) = connections.get(&m.connection) else {
                 continue;
             };
@@ -45,6 +48,22 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections) {
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
+}
+
+/// The mappings in an order where each comes after the mappings its reference fields name, so
+/// the records a backfilled record references are in the hub before it (a cycle: any order).
+fn backfill_order(mappings: &[Arc<Mapping>]) -> Vec<Arc<Mapping>> {
+    let mut placed: Vec<Arc<Mapping>> = Vec::with_capacity(mappings.len());
+    let mut left: Vec<Arc<Mapping>> = mappings.to_vec();
+    while !left.is_empty() {
+        let ready = left.iter().position(|m| {
+            m.fields.iter().filter_map(|f| f.references).all(|r| {
+                r == m.id || placed.iter().any(|p| p.id == r) || !left.iter().any(|l| l.id == r)
+            })
+        });
+        placed.push(left.remove(ready.unwrap_or(0)));
+    }
+    placed
 }
 
 /// Backfills one mapping to the end, resuming from its stored cursor.

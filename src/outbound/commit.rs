@@ -106,7 +106,7 @@ pub(super) async fn commit(
                         released.push(remote_id);
                     }
                     // never Done: its outcome is the refusal (see outbound::call)
-                    Op::Nothing | Op::Refuse { .. } => {}
+                    Op::Nothing | Op::Refuse { .. } | Op::Wait { .. } => {}
                 }
             }
             Outcome::Held => {

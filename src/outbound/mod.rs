@@ -15,6 +15,7 @@
 mod commit;
 mod isolation;
 pub mod plan;
+pub mod references;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::engine::{Connections, Shared};
 use crate::hub::catalog::Mapping;
 use crate::hub::{end_claims, Hub, HubError, STUCK_ROUND};
 use plan::{Link, Op};
+use references::References;
 
 /// Marks claimed per round: one batch, so a round is one API call.
 const CLAIM: i32 = 100;
@@ -207,6 +209,7 @@ async fn process(
         k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
         tbl = mapping.qualified()
     );
+    let mut waiting: Vec<usize> = vec![];
     // rows outside the filter whose link the app made itself, and rows the app unlinked
     // (on_remote_delete = "unlink"): nothing to send or delete
     let mut not_ours: std::collections::HashSet<i64> = std::collections::HashSet::new();
@@ -239,16 +242,25 @@ async fn process(
         }
     }
 
+    let refs = References::load(&***client, mapping, &rows).await?;
     let mut ops: Vec<Op> = marks
         .iter()
         .map(|m| {
             if not_ours.contains(&m.row_key) {
                 Op::Nothing
             } else {
-                plan::plan(mapping, rows.get(&m.row_key), links.get(&m.row_key))
+                plan::plan(mapping, rows.get(&m.row_key), links.get(&m.row_key), &refs)
             }
         })
         .collect();
+    // rows that reference a record their app does not have yet wait for it (held, tried again)
+    for (i, op) in ops.iter_mut().enumerate() {
+        if let Op::Wait { reason } = op {
+            tracing::debug!(mapping = %mapping.name, row = marks[i].row_key, %reason, "write waits for a referenced record");
+            *op = Op::Nothing;
+            waiting.push(i);
+        }
+    }
     // first sync with a match key: the backfill links rows to the records they match, so a
     // create waits until it is done (otherwise it would duplicate the record it matches)
     let mut held: Vec<usize> = vec![];
@@ -336,7 +348,7 @@ async fn process(
             };
         }
     }
-    for i in held {
+    for i in held.into_iter().chain(waiting) {
         outcomes[i] = Outcome::Held;
     }
     if marks.len() == 1 {
@@ -452,7 +464,11 @@ async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec
                 remote_id, props, ..
             } => updates.push((i, (remote_id.clone(), props.clone()))),
             Op::Archive { remote_id } => archives.push((i, remote_id.clone())),
-            Op::ForgetLink | Op::Release { .. } | Op::Nothing | Op::Refuse { .. } => {}
+            Op::ForgetLink
+            | Op::Release { .. }
+            | Op::Nothing
+            | Op::Refuse { .. }
+            | Op::Wait { .. } => {}
         }
     }
     let object = mapping.object.as_str();

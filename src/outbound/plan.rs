@@ -3,8 +3,9 @@
 
 use serde_json::{Map, Value};
 
+use super::references::{References, Waiting};
 use crate::connectors::Properties;
-use crate::hub::catalog::Mapping;
+use crate::hub::catalog::{Field, Mapping};
 
 /// What the link of a row says.
 #[derive(Debug, Clone)]
@@ -44,6 +45,8 @@ pub enum Op {
     ForgetLink,
     /// Nothing differs from the base.
     Nothing,
+    /// The row references a record the app does not have yet: it waits (held, tried again).
+    Wait { reason: String },
     /// The row cannot be written as the mapping says (a value its field's map does not name):
     /// a dead letter for `operation`, without calling the app.
     Refuse {
@@ -63,11 +66,22 @@ impl Op {
             Op::ForgetLink => "forget",
             Op::Nothing => "nothing",
             Op::Refuse { operation, .. } => operation,
+            Op::Wait { .. } => "wait",
         }
     }
 }
 
-fn refuse(operation: &'static str, field: &crate::hub::catalog::Field, reason: String) -> Op {
+/// A hub value as the app takes it: a reference translated (or a reason to wait), any other
+/// value transformed and mapped (or refused).
+fn app_value(f: &Field, v: &Value, refs: &References) -> Result<Value, Result<Waiting, String>> {
+    if f.references.is_some() {
+        refs.to_app(f, v).map_err(Ok)
+    } else {
+        f.to_app(v.clone()).map_err(Err)
+    }
+}
+
+fn refuse(operation: &'static str, field: &Field, reason: String) -> Op {
     Op::Refuse {
         operation,
         reason: format!("column {}: {reason}", field.column),
@@ -79,7 +93,12 @@ fn is_null(v: Option<&Value>) -> bool {
 }
 
 /// Decides the operation for one row (`row` = `to_jsonb` of the current hub row, if any).
-pub fn plan(mapping: &Mapping, row: Option<&Map<String, Value>>, link: Option<&Link>) -> Op {
+pub fn plan(
+    mapping: &Mapping,
+    row: Option<&Map<String, Value>>,
+    link: Option<&Link>,
+    refs: &References,
+) -> Op {
     let remote_id = link.and_then(|l| l.remote_id.clone());
     match (row, remote_id) {
         (None, Some(remote_id)) if mapping.deletes_in_app => Op::Archive { remote_id },
@@ -97,9 +116,10 @@ pub fn plan(mapping: &Mapping, row: Option<&Map<String, Value>>, link: Option<&L
             for f in mapping.fields.iter().filter(|f| f.direction.outbound()) {
                 let v = row.get(&f.column).cloned().unwrap_or(Value::Null);
                 if !v.is_null() {
-                    match f.to_app(v.clone()) {
+                    match app_value(f, &v, refs) {
                         Ok(app) => props.insert(f.property.clone(), app),
-                        Err(reason) => return refuse("create", f, reason),
+                        Err(Err(reason)) => return refuse("create", f, reason),
+                        Err(Ok(Waiting(reason))) => return Op::Wait { reason },
                     };
                 }
                 base.insert(f.column.clone(), v);
@@ -124,9 +144,10 @@ pub fn plan(mapping: &Mapping, row: Option<&Map<String, Value>>, link: Option<&L
                 };
                 if !same {
                     let v = h.cloned().unwrap_or(Value::Null);
-                    match f.to_app(v.clone()) {
+                    match app_value(f, &v, refs) {
                         Ok(app) => props.insert(f.property.clone(), app),
-                        Err(reason) => return refuse("update", f, reason),
+                        Err(Err(reason)) => return refuse("update", f, reason),
+                        Err(Ok(Waiting(reason))) => return Op::Wait { reason },
                     };
                     changed.insert(f.column.clone(), v);
                 }
@@ -158,6 +179,7 @@ mod tests {
             direction: d,
             transform: None,
             value_map: None,
+            references: None,
         };
         Mapping::for_tests(vec![
             field("email", Direction::Both),
@@ -180,12 +202,12 @@ mod tests {
         };
         let row = obj(json!({"id": 1, "email": "a@x", "phone": null, "stage": "customer"}));
         assert_eq!(
-            plan(&m, Some(&row), Some(&link)),
+            plan(&m, Some(&row), Some(&link), &References::default()),
             Op::Nothing,
             "inbound-only and unchanged fields never go out"
         );
         let row = obj(json!({"id": 1, "email": "a@x", "phone": "+1", "stage": "lead"}));
-        match plan(&m, Some(&row), Some(&link)) {
+        match plan(&m, Some(&row), Some(&link), &References::default()) {
             Op::Update { props, .. } => assert_eq!(
                 props.into_iter().collect::<Vec<_>>(),
                 vec![("phone".into(), json!("+1"))]
@@ -204,12 +226,12 @@ mod tests {
         };
         let row = obj(json!({"id": 1, "email": "a@x", "phone": "+1"}));
         assert_eq!(
-            plan(&m, Some(&row), Some(&link)),
+            plan(&m, Some(&row), Some(&link), &References::default()),
             Op::Nothing,
             "a field in a manual conflict is not pushed"
         );
         let row = obj(json!({"id": 1, "email": "b@x", "phone": "+1"}));
-        match plan(&m, Some(&row), Some(&link)) {
+        match plan(&m, Some(&row), Some(&link), &References::default()) {
             Op::Update { props, .. } => assert_eq!(
                 props.into_iter().collect::<Vec<_>>(),
                 vec![("email".into(), json!("b@x"))]
@@ -222,14 +244,17 @@ mod tests {
     fn create_archive_forget() {
         let m = mapping();
         let row = obj(json!({"id": 1, "email": "a@x", "phone": null}));
-        assert!(matches!(plan(&m, Some(&row), None), Op::Create { .. }));
+        assert!(matches!(
+            plan(&m, Some(&row), None, &References::default()),
+            Op::Create { .. }
+        ));
         let link = Link {
             remote_id: Some("7".into()),
             base: Map::new(),
             held: vec![],
         };
         assert_eq!(
-            plan(&m, None, Some(&link)),
+            plan(&m, None, Some(&link), &References::default()),
             Op::Archive {
                 remote_id: "7".into()
             }
@@ -239,7 +264,10 @@ mod tests {
             base: Map::new(),
             held: vec![],
         };
-        assert_eq!(plan(&m, None, Some(&intent)), Op::ForgetLink);
-        assert_eq!(plan(&m, None, None), Op::Nothing);
+        assert_eq!(
+            plan(&m, None, Some(&intent), &References::default()),
+            Op::ForgetLink
+        );
+        assert_eq!(plan(&m, None, None, &References::default()), Op::Nothing);
     }
 }
