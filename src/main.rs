@@ -115,6 +115,18 @@ enum BenchWhat {
         #[arg(long, default_value_t = 200)]
         latency_samples: usize,
     },
+    /// One table, two apps: a change in Zendesk until HubSpot accepted ferry's write of it.
+    Nway {
+        /// People in both apps.
+        #[arg(long, default_value_t = 2_000)]
+        people: usize,
+        /// Changes timed per phase (unloaded, loaded).
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Hub edits per second in the loaded phase (each goes to both apps).
+        #[arg(long, default_value_t = 100.0)]
+        load_per_sec: f64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -382,6 +394,29 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                     records,
                     webhook_events,
                     latency_samples,
+                },
+            )
+            .await?;
+        }
+        Command::Bench {
+            what:
+                BenchWhat::Nway {
+                    people,
+                    samples,
+                    load_per_sec,
+                },
+        } => {
+            let dir = if cli.data_dir == std::path::Path::new(".ferry") {
+                PathBuf::from(".ferry-bench")
+            } else {
+                cli.data_dir
+            };
+            ferry::bench::nway::run(
+                &dir,
+                ferry::bench::nway::Options {
+                    people,
+                    samples,
+                    load_per_sec,
                 },
             )
             .await?;

@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod inbound;
+pub mod nway;
 pub mod outbound;
 
 use std::path::Path;
