@@ -165,28 +165,13 @@ impl Two {
     }
 
     /// Waits until nothing is queued either way and neither app sees new calls or sends new
-    /// webhooks, stable over consecutive checks.
+    /// webhooks.
     async fn quiesce(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let (mut stable, mut last) = (0, (u64::MAX, u64::MAX, u64::MAX, u64::MAX));
-        while stable < 5 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for quiescence"
-            );
+        harness::quiesce(&self.hub, Duration::from_secs(20), || {
             let (a, b) = (self.a.stats(), self.b.stats());
-            let now = (a.webhook_events, a.requests, b.webhook_events, b.requests);
-            let queued: i64 = self
-                .one("select (select count(*) from ferry.outbox) + (select count(*) from ferry.inbox)")
-                .await;
-            stable = if queued == 0 && now == last {
-                stable + 1
-            } else {
-                0
-            };
-            last = now;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            vec![a.webhook_events, a.requests, b.webhook_events, b.requests]
+        })
+        .await;
     }
 
     async fn stop(mut self) {

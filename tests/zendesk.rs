@@ -204,32 +204,17 @@ impl Ctx {
     }
 
     /// Waits until nothing is queued either way and no simulator sees new calls or sends new
-    /// webhooks, stable over consecutive checks.
+    /// webhooks.
     async fn quiesce(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let (mut stable, mut last) = (0, (u64::MAX, u64::MAX, u64::MAX));
-        while stable < 5 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for quiescence"
-            );
+        harness::quiesce(&self.hub, Duration::from_secs(30), || {
             let z = self.zendesk.stats();
             let h = self.hubspot.as_ref().map_or(0, |h| {
                 let s = h.stats();
                 s.requests + s.webhook_events
             });
-            let now = (z.requests, z.webhooks_delivered, h);
-            let queued: i64 = self
-                .one("select (select count(*) from ferry.outbox) + (select count(*) from ferry.inbox)")
-                .await;
-            stable = if queued == 0 && now == last {
-                stable + 1
-            } else {
-                0
-            };
-            last = now;
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+            vec![z.requests, z.webhooks_delivered, h]
+        })
+        .await;
     }
 
     async fn stop(mut self) {

@@ -352,27 +352,11 @@ impl Ctx {
     /// Waits until nothing is queued in either direction and the simulator has delivered its
     /// webhooks, stable over a few consecutive checks.
     pub async fn quiesce(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut stable = 0;
-        let mut last = (u64::MAX, u64::MAX);
-        while stable < 5 {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for quiescence"
-            );
+        quiesce(&self.hub, Duration::from_secs(20), || {
             let s = self.sim.stats();
-            let now = (s.webhook_events, s.requests);
-            let queued: i64 = self
-                .one("select (select count(*) from ferry.outbox) + (select count(*) from ferry.inbox)")
-                .await;
-            stable = if queued == 0 && now == last {
-                stable + 1
-            } else {
-                0
-            };
-            last = now;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            vec![s.webhook_events, s.requests]
+        })
+        .await;
     }
 
     pub async fn api(
@@ -440,6 +424,39 @@ impl Ctx {
             e.shutdown().await;
         }
         self.sim.shutdown();
+    }
+}
+
+/// Waits until nothing is queued either way in `hub` and `activity` (the simulators' call and
+/// webhook counters) stops moving, over 5 consecutive checks; panics after `timeout`.
+pub async fn quiesce(hub: &Hub, timeout: Duration, activity: impl Fn() -> Vec<u64>) {
+    let deadline = Instant::now() + timeout;
+    let mut stable = 0;
+    let mut last: Vec<u64> = vec![];
+    while stable < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for quiescence"
+        );
+        let now = activity();
+        let queued: i64 = hub
+            .client()
+            .await
+            .unwrap()
+            .query_one(
+                "select (select count(*) from ferry.outbox) + (select count(*) from ferry.inbox)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        stable = if queued == 0 && now == last {
+            stable + 1
+        } else {
+            0
+        };
+        last = now;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
