@@ -359,11 +359,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                     workers,
                 },
         } => {
-            let dir = if cli.data_dir == std::path::Path::new(".ferry") {
-                PathBuf::from(".ferry-bench")
-            } else {
-                cli.data_dir
-            };
+            let dir = bench_dir(cli.data_dir);
             ferry::bench::outbound::run(
                 &dir,
                 ferry::bench::outbound::Options {
@@ -383,11 +379,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                     latency_samples,
                 },
         } => {
-            let dir = if cli.data_dir == std::path::Path::new(".ferry") {
-                PathBuf::from(".ferry-bench")
-            } else {
-                cli.data_dir
-            };
+            let dir = bench_dir(cli.data_dir);
             ferry::bench::inbound::run(
                 &dir,
                 ferry::bench::inbound::Options {
@@ -406,11 +398,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                     load_per_sec,
                 },
         } => {
-            let dir = if cli.data_dir == std::path::Path::new(".ferry") {
-                PathBuf::from(".ferry-bench")
-            } else {
-                cli.data_dir
-            };
+            let dir = bench_dir(cli.data_dir);
             ferry::bench::nway::run(
                 &dir,
                 ferry::bench::nway::Options {
@@ -520,5 +508,15 @@ async fn main() {
     if let Err(e) = main_inner(cli).await {
         eprintln!("ferry: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Benchmarks keep their cluster apart from `ferry run`'s: the default data directory becomes
+/// `.ferry-bench`; a directory given explicitly is used as it is.
+fn bench_dir(data_dir: PathBuf) -> PathBuf {
+    if data_dir == std::path::Path::new(".ferry") {
+        PathBuf::from(".ferry-bench")
+    } else {
+        data_dir
     }
 }

@@ -415,8 +415,19 @@ async fn a_lost_webhook_is_caught_by_the_export_poll() {
     let gone = user_id(&ctx.zendesk, "user2@example.com");
     ctx.zendesk.app_delete("users", gone).unwrap();
     let started = std::time::Instant::now();
-    // the export leaves out the last minute: nothing yet
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // the export leaves out the last minute: polls that ran after the edit bring nothing yet
+    let edited: String = ctx.one("select now()::text").await;
+    eventually("a poll after the edit", Duration::from_secs(10), || async {
+        let polled: bool = ctx
+            .one(&format!(
+                "select coalesce(bool_and(p.polled_at > '{edited}'::timestamptz + interval '1100 ms'), false)
+                   from ferry.mapping_progress p join ferry.mappings m on m.id = p.mapping_id
+                  where m.name = 'zendesk.users'"
+            ))
+            .await;
+        polled.then_some(())
+    })
+    .await;
     let phone: Option<String> = ctx
         .one("select phone from support.users where email = 'user5@example.com'")
         .await;
