@@ -6,51 +6,15 @@
 
 mod harness;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry::sim::hubspot::{HubSpotSim, SimConfig};
+use harness::process::{free_port, scratch_dir, Ferry};
 use harness::{workload, SECRET, TOKEN};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The running ferry process; killed when dropped, so a failing test leaves nothing behind.
-struct Ferry(Child);
-
-impl Drop for Ferry {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_ferry(config: &std::path::Path, url: &str) -> Ferry {
-    Ferry(
-        Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .env("FERRY_DATABASE_URL", url)
-            .env("CRASH_TOKEN", TOKEN)
-            .env("CRASH_SECRET", SECRET)
-            .env(
-                "FERRY_LOG",
-                std::env::var("FERRY_LOG").unwrap_or_else(|_| "off".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ferry starts"),
-    )
-}
+const ENV: &[(&str, &str)] = &[("CRASH_TOKEN", TOKEN), ("CRASH_SECRET", SECRET)];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
@@ -68,12 +32,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     .await
     .unwrap();
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!(
-        "ferry-crash-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("crash");
     let config = dir.join("ferry.toml");
     std::fs::write(
         &config,
@@ -94,7 +53,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     .unwrap();
     sim.set_webhook_url(Some(format!("http://127.0.0.1:{port}/webhooks/hubspot")));
 
-    let mut ferry = spawn_ferry(&config, &url);
+    let mut ferry = Ferry::spawn(&config, &url, ENV);
     // the backfill lands before the workload starts
     let hub = ferry::hub::Hub::connect(&url).await.unwrap();
     harness::eventually("backfill", Duration::from_secs(30), || async {
@@ -117,10 +76,9 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let mut kills = 0;
     while !load.is_finished() || kills < 4 {
         tokio::time::sleep(Duration::from_millis(rng.random_range(150..900))).await;
-        ferry.0.kill().expect("SIGKILL");
-        ferry.0.wait().unwrap();
+        ferry.kill();
         kills += 1;
-        ferry = spawn_ferry(&config, &url);
+        ferry = Ferry::spawn(&config, &url, ENV);
     }
     let (i, u, d) = load.await.unwrap();
     println!(

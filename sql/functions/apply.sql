@@ -107,6 +107,17 @@ begin
         and remote_id in (select value ->> 'id' from jsonb_array_elements(p_records))
       order by row_key
         for update;
+    -- and their hub rows, in key order: in N-way sync another mapping's batch (or an outbound
+    -- commit) locks rows of the same table, and the per-record loop below takes them in the
+    -- batch's order; a cycle would make PostgreSQL cancel one of the waiters, possibly a
+    -- person's own update in psql
+    execute format(
+        'select 1 from %s t
+          where t.%I in (select l.row_key from ferry.links l
+                          where l.mapping_id = $1
+                            and l.remote_id in (select value ->> ''id'' from jsonb_array_elements($2)))
+          order by t.%I for update of t', tbl, m.key_column, m.key_column)
+      using p_mapping, p_records;
 
     -- deletions of linked records ask the mass-delete fuse (fuse.sql) how many may be carried
     -- out; the others are held in ferry.deletes_held for an operator
@@ -250,6 +261,11 @@ begin
                         execute format('delete from %s where %I = $1', tbl, m.key_column) using l_key;
                     end if;
                     delete from ferry.links where mapping_id = p_mapping and row_key = l_key;
+                    -- this mapping's own change: its mark would diff to nothing. Noted all the
+                    -- same so the listener knows the row had another writer when a second
+                    -- mapping's apply of it shares the transaction: that mapping's mark stays
+                    -- and carries the deletion to its app.
+                    noted := noted || l_key;
                     if hist then
                         hist_rows := hist_rows || jsonb_build_object('k', l_key, 'r', rid, 'f', '*', 'op', 'delete', 'o', rec_origin);
                     end if;

@@ -226,6 +226,18 @@ pub(super) async fn commit(
             &[&mapping.id, &cre_keys, &cre_ids, &cre_base, &cre_ts],
         )
         .await?;
+        // the rows in key order, as ferry.apply takes them (another mapping's inbound batch
+        // may hold rows of this table in N-way sync)
+        tx.execute(
+            &tx.prepare_cached(&format!(
+                "select 1 from {tbl} t where t.{k} = any($1) order by t.{k} for update of t",
+                tbl = mapping.qualified(),
+                k = postgres_protocol::escape::escape_identifier(&mapping.key_column),
+            ))
+            .await?,
+            &[&cre_keys],
+        )
+        .await?;
         tx.execute(
             &tx.prepare_cached(&format!(
                 "update {tbl} t set {idc} = d.remote_id from unnest($1::bigint[], $2::text[]) d(row_key, remote_id)

@@ -4,6 +4,7 @@
 //! deadline.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod workload;
 
 use std::collections::HashMap;
