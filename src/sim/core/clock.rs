@@ -30,6 +30,12 @@ impl SimClock {
         DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
     }
 
+    /// The simulated now, truncated to whole milliseconds (for APIs that print milliseconds).
+    pub fn now_millis(&self) -> DateTime<Utc> {
+        let now = self.now();
+        DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+    }
+
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         self.shift(TimeDelta::from_std(by).unwrap_or(TimeDelta::MAX));
@@ -82,6 +88,7 @@ mod tests {
         c.shift(TimeDelta::milliseconds(500));
         assert_eq!(c.offset(), TimeDelta::milliseconds(-179_500));
         assert_eq!(c.now_secs().timestamp_subsec_nanos(), 0);
+        assert_eq!(c.now_millis().timestamp_subsec_nanos() % 1_000_000, 0);
         c.reset();
         assert_eq!(c.offset(), TimeDelta::zero());
     }

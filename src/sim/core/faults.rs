@@ -1,8 +1,9 @@
 //! Simulator core: fault knobs changeable at run time — added latency, a share of requests
 //! answered 5xx, a share answered 429, a share of writes performed but answered 504 (lost
-//! response), and a share of webhook deliveries dropped. The app renders its own bodies.
+//! response), a share of webhook deliveries dropped, and listings that lie (an empty page).
+//! The app renders its own bodies and decides which of its endpoints are listings.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -54,6 +55,9 @@ pub struct FaultSettings {
     pub lost_response_rate: f64,
     /// Share of webhook deliveries dropped instead of sent.
     pub webhook_drop_rate: f64,
+    /// Listings answer one empty page, as an app in an outage or a token that lost its read
+    /// rights can (the pages lie; reads by id still work). Honoured by apps that list.
+    pub empty_listings: bool,
 }
 
 /// The live fault knobs of one simulator.
@@ -64,6 +68,7 @@ pub struct Faults {
     throttle: Rate,
     lost: Rate,
     webhook_drop: Rate,
+    empty_listings: AtomicBool,
 }
 
 /// What to do with one request.
@@ -92,6 +97,7 @@ impl Faults {
             throttle: Rate::new(0.0),
             lost: Rate::new(0.0),
             webhook_drop: Rate::new(0.0),
+            empty_listings: AtomicBool::new(false),
         };
         f.set(s);
         f
@@ -102,6 +108,7 @@ impl Faults {
         self.set_latency(s.latency);
         self.set_rates(s.error_rate, s.throttle_rate, s.lost_response_rate);
         self.set_webhook_drop_rate(s.webhook_drop_rate);
+        self.set_empty_listings(s.empty_listings);
     }
 
     /// The request fault rates only (latency and webhook drops unchanged).
@@ -120,6 +127,15 @@ impl Faults {
         self.webhook_drop.set(rate);
     }
 
+    pub fn set_empty_listings(&self, on: bool) {
+        self.empty_listings.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether listings should answer one empty page.
+    pub fn empty_listings(&self) -> bool {
+        self.empty_listings.load(Ordering::Relaxed)
+    }
+
     pub fn settings(&self) -> FaultSettings {
         FaultSettings {
             latency: self.latency(),
@@ -127,6 +143,7 @@ impl Faults {
             throttle_rate: self.throttle.get(),
             lost_response_rate: self.lost.get(),
             webhook_drop_rate: self.webhook_drop.get(),
+            empty_listings: self.empty_listings(),
         }
     }
 
@@ -235,6 +252,9 @@ mod tests {
         f.set_latency(Duration::from_millis(25));
         assert_eq!(f.settings().latency, Duration::from_millis(25));
         assert_eq!(f.settings().webhook_drop_rate, 1.0);
+        assert!(!f.empty_listings());
+        f.set_empty_listings(true);
+        assert!(f.empty_listings() && f.settings().empty_listings);
         f.set(&FaultSettings::default());
         assert_eq!(f.settings(), FaultSettings::default());
     }

@@ -18,7 +18,7 @@ pub use faults::{Fault, FaultSettings, Faults};
 pub use query::Query;
 pub use server::{bind, Bound, Shutdown};
 pub use stats::{route_label, RequestStats, StatsSnapshot};
-pub use webhook::{WebhookCounts, WebhookFormat, WebhookSender};
+pub use webhook::{DeliveryPolicy, WebhookCounts, WebhookFormat, WebhookSender};
 
 /// Locks a std mutex, ignoring poisoning (simulator state stays consistent per operation).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -1,11 +1,13 @@
-//! Simulator core: request statistics — calls per route, per status, 429s and 5xx — with a
-//! reset, recorded once per answered request.
+//! Simulator core: request statistics — calls per route, per status, 429s and 5xx, and the
+//! faults injected (5xx, 429, lost responses) — with a reset, recorded once per answered
+//! request.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use axum::http::{Method, StatusCode};
 
+use super::faults::Fault;
 use super::lock;
 
 /// A copy of the counters at one moment.
@@ -21,6 +23,12 @@ pub struct StatsSnapshot {
     pub throttled: u64,
     /// Responses with a 5xx status.
     pub server_errors: u64,
+    /// Requests answered with an injected 5xx.
+    pub errors_injected: u64,
+    /// Requests answered with an injected 429 (also counted in `throttled`).
+    pub throttles_injected: u64,
+    /// Writes performed but answered 504 (also counted in `server_errors`).
+    pub lost_responses: u64,
 }
 
 impl StatsSnapshot {
@@ -57,6 +65,18 @@ impl RequestStats {
         }
         if status.is_server_error() {
             c.server_errors += 1;
+        }
+    }
+
+    /// Counts one injected fault (`Fault::None` counts nothing); the response it produced is
+    /// recorded with [`RequestStats::record`] as usual.
+    pub fn record_fault(&self, fault: Fault) {
+        let mut c = lock(&self.counts);
+        match fault {
+            Fault::None => {}
+            Fault::ServerError(_) => c.errors_injected += 1,
+            Fault::Throttle => c.throttles_injected += 1,
+            Fault::LoseResponse => c.lost_responses += 1,
         }
     }
 
@@ -128,6 +148,21 @@ mod tests {
         assert_eq!((snap.route("GET /a"), snap.route("POST /b")), (2, 2));
         assert_eq!((snap.throttled, snap.server_errors), (1, 2));
         assert_eq!((snap.status(200), snap.status(404)), (1, 0));
+        s.record_fault(Fault::None);
+        s.record_fault(Fault::ServerError(StatusCode::BAD_GATEWAY));
+        s.record_fault(Fault::Throttle);
+        s.record_fault(Fault::Throttle);
+        s.record_fault(Fault::LoseResponse);
+        let snap = s.snapshot();
+        assert_eq!(
+            (
+                snap.errors_injected,
+                snap.throttles_injected,
+                snap.lost_responses
+            ),
+            (1, 2, 1)
+        );
+        assert_eq!(snap.requests, 4, "faults are not requests");
         s.reset();
         assert_eq!(s.snapshot(), StatsSnapshot::default());
     }

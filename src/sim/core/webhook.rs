@@ -1,6 +1,7 @@
 //! Simulator core: the webhook sender — an ordered delivery queue drained by one task that
 //! POSTs each delivery with the app's body and signed headers, honouring the drop knob,
-//! optionally retrying, and counting what was delivered, dropped and failed.
+//! retrying as the app's delivery policy says, and counting what was delivered, dropped and
+//! failed.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,11 +25,40 @@ pub trait WebhookFormat: Send + Sync + 'static {
         1
     }
 
-    /// The request body for one delivery (1..=max_batch events, in queue order).
-    fn body(&self, events: &[Self::Event]) -> Vec<u8>;
+    /// The request body for one delivery (1..=max_batch events, in queue order); `attempt`
+    /// is 0 for the first try and counts the retries (built anew for each).
+    fn body(&self, events: &[Self::Event], attempt: u32) -> Vec<u8>;
 
     /// Headers for one delivery, signature included; `now` is the simulator clock at sending.
     fn headers(&self, url: &str, body: &[u8], now: DateTime<Utc>) -> Vec<(String, String)>;
+}
+
+/// How an app's webhooks are retried, timed out and dropped.
+#[derive(Clone, Debug)]
+pub struct DeliveryPolicy {
+    /// Waits before each retry; empty = a failed delivery is not retried.
+    pub retries: Vec<Duration>,
+    /// How long one POST may take before it counts as failed.
+    pub timeout: Duration,
+    /// Refusals with these statuses are given up at once, without the retries.
+    pub no_retry_statuses: Vec<u16>,
+    /// Also roll the drop knob for each event as it is queued (a dropped one never enters the
+    /// queue): events made while the knob is on stay lost even if it is turned off before the
+    /// sender gets to them. Deliveries still roll it when sent, so a knob at 1 also discards
+    /// what was already queued.
+    pub drop_when_queued: bool,
+}
+
+impl Default for DeliveryPolicy {
+    /// One try, a 10 s timeout, dropped only when sent.
+    fn default() -> Self {
+        DeliveryPolicy {
+            retries: Vec::new(),
+            timeout: Duration::from_secs(10),
+            no_retry_statuses: Vec::new(),
+            drop_when_queued: false,
+        }
+    }
 }
 
 /// Delivery counters.
@@ -38,7 +68,8 @@ pub struct WebhookCounts {
     pub delivered: u64,
     /// Events in those deliveries.
     pub events_delivered: u64,
-    /// Deliveries discarded by the drop knob (never sent).
+    /// Deliveries discarded by the drop knob (never sent); with
+    /// [`DeliveryPolicy::drop_when_queued`], each event discarded as it was queued counts too.
     pub dropped: u64,
     /// Deliveries given up after a refusal or a transport error (retries included).
     pub failed: u64,
@@ -60,8 +91,7 @@ pub struct WebhookSender<F: WebhookFormat> {
     queue: Mutex<VecDeque<F::Event>>,
     notify: Notify,
     url: Mutex<Option<String>>,
-    /// Waits before each retry; empty = a failed delivery is not retried.
-    retries: Vec<Duration>,
+    policy: DeliveryPolicy,
     counters: Counters,
     clock: Arc<SimClock>,
     faults: Arc<Faults>,
@@ -69,16 +99,16 @@ pub struct WebhookSender<F: WebhookFormat> {
 }
 
 impl<F: WebhookFormat> WebhookSender<F> {
-    /// `retries` are the waits before each new attempt (empty: no retries).
+    /// Delivers to `url` (None: nothing is sent until [`WebhookSender::set_url`]).
     pub fn new(
         format: F,
         url: Option<String>,
-        retries: Vec<Duration>,
+        policy: DeliveryPolicy,
         clock: Arc<SimClock>,
         faults: Arc<Faults>,
     ) -> std::io::Result<Arc<WebhookSender<F>>> {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .timeout(policy.timeout)
             .no_proxy()
             .build()
             .map_err(std::io::Error::other)?;
@@ -87,7 +117,7 @@ impl<F: WebhookFormat> WebhookSender<F> {
             queue: Mutex::new(VecDeque::new()),
             notify: Notify::new(),
             url: Mutex::new(url),
-            retries,
+            policy,
             counters: Counters::default(),
             clock,
             faults,
@@ -109,14 +139,25 @@ impl<F: WebhookFormat> WebhookSender<F> {
         self.notify.notify_one();
     }
 
-    /// Queues events in order; without a URL they are discarded at once.
+    /// Queues events in order; without a URL they are discarded at once (and, with
+    /// [`DeliveryPolicy::drop_when_queued`], each one the drop knob hits).
     pub fn enqueue(&self, events: impl IntoIterator<Item = F::Event>) {
         if lock(&self.url).is_none() {
             return;
         }
         let mut q = lock(&self.queue);
         let before = q.len();
-        q.extend(events);
+        if self.policy.drop_when_queued {
+            for event in events {
+                if self.faults.drop_webhook() {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    q.push_back(event);
+                }
+            }
+        } else {
+            q.extend(events);
+        }
         let added = q.len() > before;
         drop(q);
         if added {
@@ -186,14 +227,17 @@ impl<F: WebhookFormat> WebhookSender<F> {
             tracing::debug!(url, events = events.len(), "sim webhook: delivery dropped");
             return;
         }
-        let body = self.format.body(events);
-        for attempt in 0..=self.retries.len() {
+        let retries = &self.policy.retries;
+        for attempt in 0..=retries.len() {
+            let body = self
+                .format
+                .body(events, u32::try_from(attempt).unwrap_or(u32::MAX));
             let headers = self.format.headers(url, &body, self.clock.now());
-            let mut req = self.client.post(url).body(body.clone());
+            let mut req = self.client.post(url).body(body);
             for (name, value) in &headers {
                 req = req.header(name.as_str(), value.as_str());
             }
-            let failure = match req.send().await {
+            let (failure, retry) = match req.send().await {
                 Ok(resp) if resp.status().is_success() => {
                     let _ = resp.bytes().await;
                     self.counters.delivered.fetch_add(1, Ordering::Relaxed);
@@ -202,16 +246,27 @@ impl<F: WebhookFormat> WebhookSender<F> {
                         .fetch_add(events.len() as u64, Ordering::Relaxed);
                     return;
                 }
-                Ok(resp) => format!("status {}", resp.status().as_u16()),
-                Err(e) => e.to_string(),
+                Ok(resp) => {
+                    let code = resp.status().as_u16();
+                    let retry = !self.policy.no_retry_statuses.contains(&code);
+                    (format!("status {code}"), retry)
+                }
+                Err(e) => (e.to_string(), true),
             };
             tracing::debug!(url, attempt, failure, "sim webhook: delivery failed");
-            match self.retries.get(attempt) {
+            match retries.get(attempt).filter(|_| retry) {
                 Some(wait) => tokio::time::sleep(*wait).await,
                 None => break,
             }
         }
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        if !retries.is_empty() {
+            tracing::warn!(
+                url,
+                events = events.len(),
+                "sim webhook: delivery given up after failed attempts"
+            );
+        }
     }
 }
 
@@ -232,9 +287,14 @@ mod tests {
         fn max_batch(&self) -> usize {
             self.batch
         }
-        fn body(&self, events: &[u32]) -> Vec<u8> {
+        fn body(&self, events: &[u32], attempt: u32) -> Vec<u8> {
             let parts: Vec<String> = events.iter().map(u32::to_string).collect();
-            parts.join(",").into_bytes()
+            let joined = parts.join(",");
+            if attempt == 0 {
+                joined.into_bytes()
+            } else {
+                format!("{joined}#{attempt}").into_bytes()
+            }
         }
         fn headers(&self, _url: &str, body: &[u8], now: DateTime<Utc>) -> Vec<(String, String)> {
             vec![
@@ -247,11 +307,16 @@ mod tests {
     struct Receiver {
         url: String,
         bodies: Mutex<Vec<String>>,
-        /// Requests still to refuse with 503.
+        /// Requests still to refuse with `status`.
         refuse: AtomicU64,
+        status: StatusCode,
     }
 
     async fn receiver(refuse: u64) -> Arc<Receiver> {
+        refusing(refuse, StatusCode::SERVICE_UNAVAILABLE).await
+    }
+
+    async fn refusing(refuse: u64, status: StatusCode) -> Arc<Receiver> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -259,6 +324,7 @@ mod tests {
             url: format!("http://{}/hook", listener.local_addr().expect("addr")),
             bodies: Mutex::new(Vec::new()),
             refuse: AtomicU64::new(refuse),
+            status,
         });
         let state = rx.clone();
         let app = axum::Router::new().route(
@@ -268,7 +334,7 @@ mod tests {
                 async move {
                     if rx.refuse.load(Ordering::Relaxed) > 0 {
                         rx.refuse.fetch_sub(1, Ordering::Relaxed);
-                        return StatusCode::SERVICE_UNAVAILABLE;
+                        return rx.status;
                     }
                     let sig = headers.get("x-sig").and_then(|v| v.to_str().ok());
                     assert_eq!(sig, Some(body.len().to_string().as_str()));
@@ -295,10 +361,27 @@ mod tests {
         retries: Vec<Duration>,
         faults: Arc<Faults>,
     ) -> Arc<WebhookSender<Numbers>> {
+        with_policy(
+            batch,
+            url,
+            DeliveryPolicy {
+                retries,
+                ..DeliveryPolicy::default()
+            },
+            faults,
+        )
+    }
+
+    fn with_policy(
+        batch: usize,
+        url: Option<String>,
+        policy: DeliveryPolicy,
+        faults: Arc<Faults>,
+    ) -> Arc<WebhookSender<Numbers>> {
         WebhookSender::new(
             Numbers { batch },
             url,
-            retries,
+            policy,
             Arc::new(SimClock::new()),
             faults,
         )
@@ -383,8 +466,77 @@ mod tests {
         until("retried delivery", || s.counts().delivered == 1).await;
         assert_eq!(
             (s.counts().failed, lock(&rx.bodies).clone()),
-            (0, vec!["9".to_string()])
+            (0, vec!["9#2".to_string()]),
+            "the body is built anew for each attempt"
         );
+        stop.trigger();
+    }
+
+    #[tokio::test]
+    async fn final_statuses_are_not_retried() {
+        let rx = refusing(1, StatusCode::NOT_FOUND).await;
+        let stop = Shutdown::new();
+        let s = with_policy(
+            1,
+            Some(rx.url.clone()),
+            DeliveryPolicy {
+                retries: vec![Duration::from_millis(10)],
+                no_retry_statuses: vec![404],
+                ..DeliveryPolicy::default()
+            },
+            Arc::new(Faults::default()),
+        );
+        s.spawn(stop.clone());
+        s.enqueue([1, 2]);
+        until("1 failure + 1 delivery", || {
+            let c = s.counts();
+            c.failed == 1 && c.delivered == 1
+        })
+        .await;
+        assert_eq!(lock(&rx.bodies).clone(), ["2"], "the 404 is not retried");
+        stop.trigger();
+    }
+
+    #[tokio::test]
+    async fn drop_when_queued_loses_events_made_while_on() {
+        let rx = receiver(0).await;
+        let stop = Shutdown::new();
+        let faults = Arc::new(Faults::default());
+        let s = with_policy(
+            10,
+            Some(rx.url.clone()),
+            DeliveryPolicy {
+                drop_when_queued: true,
+                ..DeliveryPolicy::default()
+            },
+            faults.clone(),
+        );
+        // not spawned yet: the events wait in the queue
+        faults.set_webhook_drop_rate(1.0);
+        s.enqueue([1, 2]);
+        faults.set_webhook_drop_rate(0.0);
+        s.enqueue([3]);
+        assert_eq!((s.counts().dropped, s.counts().pending), (2, 1));
+        s.spawn(stop.clone());
+        until("1 delivery", || s.counts().delivered == 1).await;
+        assert_eq!(lock(&rx.bodies).clone(), ["3"]);
+        stop.trigger();
+        // a knob at 1 also discards what was queued before it was turned on
+        let stop = Shutdown::new();
+        let s = with_policy(
+            10,
+            Some(rx.url.clone()),
+            DeliveryPolicy {
+                drop_when_queued: true,
+                ..DeliveryPolicy::default()
+            },
+            faults.clone(),
+        );
+        s.enqueue([4, 5]);
+        faults.set_webhook_drop_rate(1.0);
+        s.spawn(stop.clone());
+        until("the queued delivery dropped", || s.counts().dropped == 1).await;
+        assert_eq!((s.counts().delivered, s.counts().pending), (0, 0));
         stop.trigger();
     }
 }

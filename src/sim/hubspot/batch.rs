@@ -17,6 +17,7 @@ use super::schema::{parse_props, ObjectKind, Props};
 use super::state::{Change, WriteError};
 use super::webhooks::Source;
 use super::{lock, Counters, Inner};
+use crate::sim::core::Query;
 
 const MAX_INPUTS: usize = 100;
 
@@ -27,10 +28,12 @@ pub(crate) async fn batch(
     body: Bytes,
 ) -> Response {
     let kind = kind_or_400!(object);
-    let requested_at = Utc::now();
+    let requested_at = inner.clock.now();
     match op.as_str() {
-        "read" => Counters::add(&inner.stats.read_requests, 1),
-        "create" | "update" | "upsert" | "archive" => Counters::add(&inner.stats.write_requests, 1),
+        "read" => Counters::add(&inner.counters.read_requests, 1),
+        "create" | "update" | "upsert" | "archive" => {
+            Counters::add(&inner.counters.write_requests, 1)
+        }
         _ => {
             return http::error(
                 StatusCode::NOT_FOUND,
@@ -55,7 +58,7 @@ pub(crate) async fn batch(
     };
     let ok_status = match op.as_str() {
         "read" => {
-            let archived = match http::Query::parse(q.as_deref()).archived() {
+            let archived = match http::archived(&Query::parse(q.as_deref())) {
                 Ok(a) => {
                     a || body
                         .get("archived")
@@ -80,8 +83,8 @@ pub(crate) async fn batch(
             Err(resp) => return resp,
         },
     };
-    Counters::add(&inner.stats.records_written, out.written);
-    envelope(ok_status, out.results, out.errors, requested_at)
+    Counters::add(&inner.counters.records_written, out.written);
+    envelope(&inner, ok_status, out.results, out.errors, requested_at)
 }
 
 struct Outcome {
@@ -120,6 +123,7 @@ fn str_field(v: &Value, key: &str) -> Option<String> {
 }
 
 fn envelope(
+    inner: &Inner,
     ok: StatusCode,
     results: Vec<Value>,
     errors: Vec<Value>,
@@ -130,7 +134,7 @@ fn envelope(
         "results": results,
         "requestedAt": iso(requested_at),
         "startedAt": iso(requested_at),
-        "completedAt": iso(Utc::now()),
+        "completedAt": iso(inner.clock.now()),
     });
     let status = if errors.is_empty() {
         ok
@@ -229,7 +233,7 @@ fn read(
             json!({"status": "error", "category": "OBJECT_NOT_FOUND", "message": message, "context": {"id": missing}}),
         ]
     };
-    envelope(StatusCode::OK, results, errors, requested_at)
+    envelope(inner, StatusCode::OK, results, errors, requested_at)
 }
 
 fn archive(inner: &Inner, kind: ObjectKind, inputs: &[Value]) -> Response {
@@ -238,13 +242,13 @@ fn archive(inner: &Inner, kind: ObjectKind, inputs: &[Value]) -> Response {
     let mut store = lock(&inner.store);
     for input in inputs {
         let id = str_field(input, "id").and_then(|s| s.parse::<u64>().ok());
-        if let Some(Ok(true)) = id.map(|id| store.archive(kind, id, &mut changes)) {
+        if let Some(Ok(true)) = id.map(|id| store.archive(kind, id, inner.now(), &mut changes)) {
             written += 1;
         }
     }
-    inner.hooks.enqueue(&changes, Source::Api);
+    inner.emit(&changes, Source::Api);
     drop(store);
-    Counters::add(&inner.stats.records_written, written);
+    Counters::add(&inner.counters.records_written, written);
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -271,7 +275,7 @@ fn create(
                 continue;
             };
             let written: Vec<&'static str> = props.iter().map(|(n, _)| *n).collect();
-            match store.create(kind, props, &mut out.changes) {
+            match store.create(kind, props, inner.now(), &mut out.changes) {
                 Ok(id) => {
                     out.written += 1;
                     if let Some(r) = store.get(kind, id) {
@@ -323,7 +327,7 @@ fn create(
         }
         for (props, trace) in all.into_iter().zip(&traces) {
             let written: Vec<&'static str> = props.iter().map(|(n, _)| *n).collect();
-            match store.create(kind, props, &mut out.changes) {
+            match store.create(kind, props, inner.now(), &mut out.changes) {
                 Ok(id) => {
                     out.written += 1;
                     if let Some(r) = store.get(kind, id) {
@@ -343,7 +347,7 @@ fn create(
             }
         }
     }
-    inner.hooks.enqueue(&out.changes, Source::Api);
+    inner.emit(&out.changes, Source::Api);
     Ok(())
 }
 
@@ -393,7 +397,7 @@ fn update(
             Err(resp) => return Err(resp),
         };
         let written: Vec<&'static str> = props.iter().map(|(n, _)| *n).collect();
-        match store.update(kind, n, props, &mut out.changes) {
+        match store.update(kind, n, props, inner.now(), &mut out.changes) {
             Ok(_) => {
                 out.written += 1;
                 if let Some(r) = store.get(kind, n) {
@@ -408,7 +412,7 @@ fn update(
             Err(e) => out.errors.push(input_error(&e, ctx_key, ctx_val)),
         }
     }
-    inner.hooks.enqueue(&out.changes, Source::Api);
+    inner.emit(&out.changes, Source::Api);
     Ok(())
 }
 
@@ -447,10 +451,10 @@ fn upsert(
         let written: Vec<&'static str> = props.iter().map(|(n, _)| *n).collect();
         let done = match existing {
             Some(n) => store
-                .update(kind, n, props, &mut out.changes)
+                .update(kind, n, props, inner.now(), &mut out.changes)
                 .map(|_| (n, false)),
             None => store
-                .create(kind, props, &mut out.changes)
+                .create(kind, props, inner.now(), &mut out.changes)
                 .map(|n| (n, true)),
         };
         match done {
@@ -470,6 +474,6 @@ fn upsert(
             Err(e) => out.errors.push(input_error(&e, ctx_key, ctx_val)),
         }
     }
-    inner.hooks.enqueue(&out.changes, Source::Api);
+    inner.emit(&out.changes, Source::Api);
     Ok(())
 }

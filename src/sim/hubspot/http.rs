@@ -1,5 +1,5 @@
-//! HubSpot simulator: HTTP helpers shared by the handlers — HubSpot-shaped error bodies, query
-//! string parsing, JSON bodies, and rendering records as `SimplePublicObject`s.
+//! HubSpot simulator: HTTP helpers shared by the handlers — HubSpot-shaped error bodies, the
+//! `archived` query flag, JSON bodies, and rendering records as `SimplePublicObject`s.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::schema::{ObjectKind, PropError};
 use super::state::{Rec, WriteError};
+use crate::sim::core::Query;
 
 /// ISO-8601 with milliseconds and `Z`, as HubSpot prints timestamps.
 pub(crate) fn iso(t: DateTime<Utc>) -> String {
@@ -145,77 +146,15 @@ pub(crate) fn properties_of(v: &Value) -> Result<&Map<String, Value>, String> {
     }
 }
 
-/// Decoded query string; repeated keys are kept.
-pub(crate) struct Query(Vec<(String, String)>);
-
-impl Query {
-    pub(crate) fn parse(raw: Option<&str>) -> Query {
-        let pairs = raw
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (decode(k), decode(v))
-            })
-            .collect();
-        Query(pairs)
+/// `archived=true|false` (default false); `Err` is a 400.
+pub(crate) fn archived(q: &Query) -> Result<bool, Response> {
+    match q.get("archived") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(bad_request(&format!(
+            "Invalid value for archived: {v} (expected true or false)"
+        ))),
     }
-
-    pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// All comma-separated values of a possibly repeated key; None if the key is absent.
-    pub(crate) fn list(&self, key: &str) -> Option<Vec<&str>> {
-        let mut found = false;
-        let mut out = Vec::new();
-        for (k, v) in &self.0 {
-            if k == key {
-                found = true;
-                out.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()));
-            }
-        }
-        found.then_some(out)
-    }
-
-    /// `archived=true|false` (default false); `Err` is a 400.
-    pub(crate) fn archived(&self) -> Result<bool, Response> {
-        match self.get("archived") {
-            None | Some("false") => Ok(false),
-            Some("true") => Ok(true),
-            Some(v) => Err(bad_request(&format!(
-                "Invalid value for archived: {v} (expected true or false)"
-            ))),
-        }
-    }
-}
-
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    Ok(x) => {
-                        out.push(x);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The properties a response shows: the requested known ones (unknown names ignored) or the

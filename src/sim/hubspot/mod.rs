@@ -1,15 +1,15 @@
 //! HubSpot simulator: the public handle (`HubSpotSim`), its configuration and the records,
 //! stats and errors it exposes. Serves the CRM v3 objects API for contacts, companies and deals
 //! with HubSpot's auth, paging, batch, search, error and rate-limit behaviour, injectable faults
-//! (5xx, 429, lost write responses), and delivers v3-signed webhooks for every change.
+//! (5xx, 429, lost write responses), and delivers v3-signed webhooks for every change, on the
+//! shared simulator core (clock, faults, budgets, webhook sender, stats, server).
 
 // Handlers return ready error `Response`s in `Err`; that path is cold, boxing buys nothing.
 #![allow(clippy::result_large_err)]
 
 mod batch;
-mod faults;
+mod gate;
 mod http;
-mod ratelimit;
 mod routes;
 mod schema;
 mod search;
@@ -24,17 +24,19 @@ mod tests_faults;
 mod tests_webhooks;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 
+use crate::sim::core::{
+    self, lock, FaultSettings, Faults, RateBudgets, RequestStats, Shutdown, SimClock, WebhookSender,
+};
 use schema::{parse_props, ObjectKind};
-use state::{Store, WriteError};
-use webhooks::{Hooks, Source};
+use state::{Change, Store, WriteError};
+use webhooks::{HubSpotWebhooks, Source};
 
 /// Simulator settings.
 #[derive(Clone, Debug)]
@@ -148,33 +150,20 @@ impl From<WriteError> for SimError {
     }
 }
 
+/// HubSpot's own counters (the core's `RequestStats` has requests, 429s and injected faults).
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub requests: AtomicU64,
     pub write_requests: AtomicU64,
     pub records_written: AtomicU64,
     pub read_requests: AtomicU64,
-    pub throttled: AtomicU64,
-    pub errors_injected: AtomicU64,
-    pub throttles_injected: AtomicU64,
-    pub lost_responses: AtomicU64,
-    pub webhooks_sent: AtomicU64,
-    pub webhook_events: AtomicU64,
 }
 
 impl Counters {
-    fn all(&self) -> [&AtomicU64; 10] {
+    fn all(&self) -> [&AtomicU64; 3] {
         [
-            &self.requests,
             &self.write_requests,
             &self.records_written,
             &self.read_requests,
-            &self.throttled,
-            &self.errors_injected,
-            &self.throttles_injected,
-            &self.lost_responses,
-            &self.webhooks_sent,
-            &self.webhook_events,
         ]
     }
 
@@ -188,18 +177,31 @@ pub(crate) struct Inner {
     pub token: String,
     pub base_url: String,
     pub addr: SocketAddr,
-    pub latency: Duration,
+    pub clock: Arc<SimClock>,
+    pub faults: Arc<Faults>,
+    pub budgets: RateBudgets,
+    /// Authenticated requests (401s are neither counted nor delayed).
+    pub stats: RequestStats,
+    pub counters: Counters,
     pub store: Mutex<Store>,
-    pub stats: Counters,
-    pub limiter: Option<ratelimit::RateLimiter>,
-    pub faults: faults::Faults,
-    pub hooks: Hooks,
-    pub stop: watch::Sender<bool>,
+    pub hooks: Arc<WebhookSender<HubSpotWebhooks>>,
+    pub shutdown: Shutdown,
 }
 
-/// Locks a std mutex, ignoring poisoning (the data stays consistent per operation).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+impl Inner {
+    /// The simulated now, in whole milliseconds (HubSpot's timestamp precision).
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now_millis()
+    }
+
+    /// Queues the webhook events of `changes`. Call with the store still locked, so the queue
+    /// order is the order of the writes.
+    pub(crate) fn emit(&self, changes: &[Change], source: Source) {
+        if !changes.is_empty() {
+            self.hooks
+                .enqueue(self.hooks.format().events(changes, source));
+        }
+    }
 }
 
 /// Handle to a running simulator; clones share it.
@@ -213,56 +215,56 @@ fn kind_of(object: &str) -> Result<ObjectKind, SimError> {
 }
 
 impl HubSpotSim {
-    /// Binds `addr` (port 0 allowed), spawns the axum server and the webhook sender on the
-    /// current tokio runtime.
+    /// Binds `addr` (port 0 allowed), seeds, and spawns the axum server and the webhook sender
+    /// on the current tokio runtime.
     pub async fn start(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<HubSpotSim> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
-        let host = if local.ip().is_unspecified() {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        } else {
-            local.ip()
-        };
-        let base_url = format!("http://{}", SocketAddr::new(host, local.port()));
+        let bound = core::bind(addr).await?;
+        let clock = Arc::new(SimClock::new());
+        let faults = Arc::new(Faults::new(&FaultSettings {
+            latency: cfg.latency,
+            error_rate: cfg.error_rate,
+            throttle_rate: cfg.throttle_rate,
+            lost_response_rate: cfg.lost_response_rate,
+            ..FaultSettings::default()
+        }));
         let mut store = Store::default();
         let mut sink = Vec::new();
         for n in 1..=cfg.seed_contacts {
             store
-                .create(ObjectKind::Contacts, state::seed_contact(n), &mut sink)
+                .create(
+                    ObjectKind::Contacts,
+                    state::seed_contact(n),
+                    clock.now_millis(),
+                    &mut sink,
+                )
                 .map_err(|e| {
                     std::io::Error::other(format!("seeding contacts: {}", SimError::from(e)))
                 })?;
             sink.clear();
         }
-        let (stop, stop_rx) = watch::channel(false);
+        let hooks = WebhookSender::new(
+            HubSpotWebhooks::new(cfg.webhook_secret),
+            cfg.webhook_url,
+            webhooks::delivery_policy(),
+            clock.clone(),
+            faults.clone(),
+        )?;
+        let shutdown = Shutdown::new();
         let inner = Arc::new(Inner {
             token: cfg.token,
-            base_url,
-            addr: local,
-            latency: cfg.latency,
+            base_url: bound.base_url.clone(),
+            addr: bound.addr,
+            clock,
+            faults,
+            budgets: gate::budgets(cfg.rate_limit),
+            stats: RequestStats::new(),
+            counters: Counters::default(),
             store: Mutex::new(store),
-            stats: Counters::default(),
-            limiter: cfg
-                .rate_limit
-                .map(|(max, window)| ratelimit::RateLimiter::new(max, window)),
-            faults: faults::Faults::new(cfg.error_rate, cfg.throttle_rate, cfg.lost_response_rate),
-            hooks: Hooks::new(cfg.webhook_url, cfg.webhook_secret)?,
-            stop,
+            hooks,
+            shutdown: shutdown.clone(),
         });
-        let app = routes::router(inner.clone());
-        let mut server_stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::warn!(error = %e, "hubspot sim: server stopped");
-            }
-        });
-        tokio::spawn(webhooks::run_sender(inner.clone(), stop_rx));
+        inner.hooks.spawn(shutdown.clone());
+        bound.serve(routes::router(inner.clone()), shutdown, "hubspot");
         Ok(HubSpotSim { inner })
     }
 
@@ -283,25 +285,27 @@ impl HubSpotSim {
         self.inner.hooks.set_url(url);
     }
 
+    /// The simulator clock (record timestamps, the rate window, webhook signature times).
+    pub fn clock(&self) -> &SimClock {
+        &self.inner.clock
+    }
+
     /// Switches the configured rate limit off and on again (no effect without one).
     pub fn set_rate_limit_enabled(&self, on: bool) {
-        if let Some(l) = &self.inner.limiter {
-            l.set_enabled(on);
-        }
+        self.inner.budgets.set_enabled(on);
     }
 
     /// Events are still generated (ids consumed) but never delivered.
     pub fn set_drop_webhooks(&self, drop: bool) {
-        self.inner.hooks.set_drop(drop);
+        self.inner
+            .faults
+            .set_webhook_drop_rate(if drop { 1.0 } else { 0.0 });
     }
 
     /// Listings (`GET /crm/v3/objects/{object}`) answer one empty page while on: the lying
     /// page of an app outage, for the mass-delete fuse's tests.
     pub fn set_empty_listings(&self, on: bool) {
-        self.inner
-            .faults
-            .empty_listings
-            .store(on, std::sync::atomic::Ordering::Relaxed);
+        self.inner.faults.set_empty_listings(on);
     }
 
     /// Changes the fault rates (see `SimConfig`) for the requests that follow; each is clamped
@@ -309,7 +313,7 @@ impl HubSpotSim {
     pub fn set_faults(&self, error_rate: f64, throttle_rate: f64, lost_response_rate: f64) {
         self.inner
             .faults
-            .set(error_rate, throttle_rate, lost_response_rate);
+            .set_rates(error_rate, throttle_rate, lost_response_rate);
     }
 
     /// Creates a record as a user in the HubSpot UI would (webhooks with changeSource `CRM_UI`).
@@ -323,8 +327,8 @@ impl HubSpotSim {
             parse_props(kind, &props).map_err(|e| SimError::from(WriteError::Invalid(e)))?;
         let mut changes = Vec::new();
         let mut store = lock(&self.inner.store);
-        let id = store.create(kind, props, &mut changes)?;
-        self.inner.hooks.enqueue(&changes, Source::CrmUi);
+        let id = store.create(kind, props, self.inner.now(), &mut changes)?;
+        self.inner.emit(&changes, Source::CrmUi);
         Ok(id.to_string())
     }
 
@@ -340,8 +344,8 @@ impl HubSpotSim {
             parse_props(kind, &props).map_err(|e| SimError::from(WriteError::Invalid(e)))?;
         let mut changes = Vec::new();
         let mut store = lock(&self.inner.store);
-        store.update(kind, id, props, &mut changes)?;
-        self.inner.hooks.enqueue(&changes, Source::CrmUi);
+        store.update(kind, id, props, self.inner.now(), &mut changes)?;
+        self.inner.emit(&changes, Source::CrmUi);
         Ok(())
     }
 
@@ -351,8 +355,8 @@ impl HubSpotSim {
         let id: u64 = id.parse().map_err(|_| SimError::NotFound)?;
         let mut changes = Vec::new();
         let mut store = lock(&self.inner.store);
-        store.archive(kind, id, &mut changes)?;
-        self.inner.hooks.enqueue(&changes, Source::CrmUi);
+        store.archive(kind, id, self.inner.now(), &mut changes)?;
+        self.inner.emit(&changes, Source::CrmUi);
         Ok(())
     }
 
@@ -380,31 +384,35 @@ impl HubSpotSim {
     }
 
     pub fn stats(&self) -> SimStats {
-        let s = &self.inner.stats;
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let s = self.inner.stats.snapshot();
+        let c = &self.inner.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let w = self.inner.hooks.counts();
         SimStats {
-            requests: g(&s.requests),
-            write_requests: g(&s.write_requests),
-            records_written: g(&s.records_written),
-            read_requests: g(&s.read_requests),
-            throttled: g(&s.throttled),
-            errors_injected: g(&s.errors_injected),
-            throttles_injected: g(&s.throttles_injected),
-            lost_responses: g(&s.lost_responses),
-            webhooks_sent: g(&s.webhooks_sent),
-            webhook_events: g(&s.webhook_events),
+            requests: s.requests,
+            write_requests: g(&c.write_requests),
+            records_written: g(&c.records_written),
+            read_requests: g(&c.read_requests),
+            throttled: s.throttled,
+            errors_injected: s.errors_injected,
+            throttles_injected: s.throttles_injected,
+            lost_responses: s.lost_responses,
+            webhooks_sent: w.delivered,
+            webhook_events: w.events_delivered,
         }
     }
 
     pub fn reset_stats(&self) {
-        for c in self.inner.stats.all() {
+        self.inner.stats.reset();
+        for c in self.inner.counters.all() {
             c.store(0, Ordering::Relaxed);
         }
+        self.inner.hooks.reset_counts();
     }
 
     /// Stops the server (gracefully) and the webhook sender.
     pub fn shutdown(&self) {
-        self.inner.stop.send_replace(true);
+        self.inner.shutdown.trigger();
     }
 }
 

@@ -1,24 +1,24 @@
-//! HubSpot simulator: the axum router, the auth / rate-limit / fault / latency gate, and the
-//! single-record handlers (list, get, create, update, archive).
+//! HubSpot simulator: the axum router (behind the gate) and the single-record handlers (list,
+//! get, create, update, archive).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, Method, StatusCode, Uri};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::faults::{self, Fault};
-use super::http::{self, bad_request, not_found, render, selection, written_selection, Query};
-use super::ratelimit::Verdict;
+use super::gate::gate;
+use super::http::{self, bad_request, not_found, render, selection, written_selection};
 use super::schema::{parse_props, ObjectKind};
 use super::state::{Store, WriteError};
 use super::webhooks::Source;
 use super::{lock, Counters, Inner};
+use crate::sim::core::Query;
 
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
     Router::new()
@@ -46,73 +46,6 @@ async fn fallback(method: Method, uri: Uri) -> Response {
         "OBJECT_NOT_FOUND",
         &format!("No endpoint for {method} {}", uri.path()),
     )
-}
-
-fn authorized(inner: &Inner, req: &Request) -> bool {
-    let Some(value) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some((scheme, token)) = value.split_once(' ') else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case("bearer") && token.trim() == inner.token
-}
-
-/// Auth (401), rate limit (429 + headers), injected faults (5xx, 429, lost write responses),
-/// stats and artificial latency around every request.
-async fn gate(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
-    if !authorized(&inner, &req) {
-        return http::error(
-            StatusCode::UNAUTHORIZED,
-            "INVALID_AUTHENTICATION",
-            "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
-        );
-    }
-    Counters::add(&inner.stats.requests, 1);
-    let mut remaining = None;
-    if let Some(limiter) = &inner.limiter {
-        match limiter.check() {
-            Verdict::Allowed { remaining: r } => remaining = Some(r),
-            Verdict::Throttled { retry_after_secs } => {
-                Counters::add(&inner.stats.throttled, 1);
-                return delay(&inner, faults::rate_limited(&inner, Some(retry_after_secs))).await;
-            }
-        }
-    }
-    let fault = inner.faults.draw(req.method(), req.uri().path());
-    match fault {
-        Fault::None | Fault::LoseResponse => {}
-        Fault::Error => {
-            Counters::add(&inner.stats.errors_injected, 1);
-            return delay(&inner, faults::server_error()).await;
-        }
-        Fault::Throttle => {
-            Counters::add(&inner.stats.throttled, 1);
-            Counters::add(&inner.stats.throttles_injected, 1);
-            return delay(&inner, faults::rate_limited(&inner, None)).await;
-        }
-    }
-    let mut resp = next.run(req).await;
-    if fault == Fault::LoseResponse {
-        // The write happened (webhooks included); only the answer is lost on the way back.
-        Counters::add(&inner.stats.lost_responses, 1);
-        return delay(&inner, faults::gateway_timeout()).await;
-    }
-    if let (Some(limiter), Some(r)) = (&inner.limiter, remaining) {
-        limiter.headers(resp.headers_mut(), r);
-    }
-    delay(&inner, resp).await
-}
-
-async fn delay(inner: &Inner, resp: Response) -> Response {
-    if !inner.latency.is_zero() {
-        tokio::time::sleep(inner.latency).await;
-    }
-    resp
 }
 
 /// Resolves a path id, honouring `idProperty` (`hs_object_id`, or `email` for contacts).
@@ -148,12 +81,8 @@ async fn list(
     RawQuery(q): RawQuery,
 ) -> Response {
     let kind = kind_or_400!(object);
-    Counters::add(&inner.stats.read_requests, 1);
-    if inner
-        .faults
-        .empty_listings
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
+    Counters::add(&inner.counters.read_requests, 1);
+    if inner.faults.empty_listings() {
         return axum::Json(serde_json::json!({"results": []})).into_response();
     }
     let q = Query::parse(q.as_deref());
@@ -171,7 +100,7 @@ async fn list(
         Some(Ok(n)) => n,
         Some(Err(_)) => return bad_request("Invalid paging cursor in 'after'"),
     };
-    let archived = match q.archived() {
+    let archived = match http::archived(&q) {
         Ok(a) => a,
         Err(resp) => return resp,
     };
@@ -225,9 +154,9 @@ async fn get_one(
     RawQuery(q): RawQuery,
 ) -> Response {
     let kind = kind_or_400!(object);
-    Counters::add(&inner.stats.read_requests, 1);
+    Counters::add(&inner.counters.read_requests, 1);
     let q = Query::parse(q.as_deref());
-    let archived = match q.archived() {
+    let archived = match http::archived(&q) {
         Ok(a) => a,
         Err(resp) => return resp,
     };
@@ -252,7 +181,7 @@ async fn create(
     body: Bytes,
 ) -> Response {
     let kind = kind_or_400!(object);
-    Counters::add(&inner.stats.write_requests, 1);
+    Counters::add(&inner.counters.write_requests, 1);
     let body = match http::parse_body(&body) {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -268,10 +197,10 @@ async fn create(
     let written: Vec<&'static str> = props.iter().map(|(n, _)| *n).collect();
     let mut changes = Vec::new();
     let mut store = lock(&inner.store);
-    match store.create(kind, props, &mut changes) {
+    match store.create(kind, props, inner.now(), &mut changes) {
         Ok(id) => {
-            inner.hooks.enqueue(&changes, Source::Api);
-            Counters::add(&inner.stats.records_written, 1);
+            inner.emit(&changes, Source::Api);
+            Counters::add(&inner.counters.records_written, 1);
             let out = store
                 .get(kind, id)
                 .map(|r| render(kind, r, &written_selection(kind, &written), None));
@@ -289,7 +218,7 @@ async fn update(
     body: Bytes,
 ) -> Response {
     let kind = kind_or_400!(object);
-    Counters::add(&inner.stats.write_requests, 1);
+    Counters::add(&inner.counters.write_requests, 1);
     let q = Query::parse(q.as_deref());
     let body = match http::parse_body(&body) {
         Ok(v) => v,
@@ -311,10 +240,10 @@ async fn update(
         Ok(None) => return not_found(),
         Err(resp) => return resp,
     };
-    match store.update(kind, id, props, &mut changes) {
+    match store.update(kind, id, props, inner.now(), &mut changes) {
         Ok(_) => {
-            inner.hooks.enqueue(&changes, Source::Api);
-            Counters::add(&inner.stats.records_written, 1);
+            inner.emit(&changes, Source::Api);
+            Counters::add(&inner.counters.records_written, 1);
             let out = store
                 .get(kind, id)
                 .map(|r| render(kind, r, &written_selection(kind, &written), None));
@@ -330,17 +259,17 @@ async fn archive(
     Path((object, id)): Path<(String, String)>,
 ) -> Response {
     let kind = kind_or_400!(object);
-    Counters::add(&inner.stats.write_requests, 1);
+    Counters::add(&inner.counters.write_requests, 1);
     let Ok(id) = id.parse::<u64>() else {
         return not_found();
     };
     let mut changes = Vec::new();
     let mut store = lock(&inner.store);
-    match store.archive(kind, id, &mut changes) {
+    match store.archive(kind, id, inner.now(), &mut changes) {
         Ok(done) => {
-            inner.hooks.enqueue(&changes, Source::Api);
+            inner.emit(&changes, Source::Api);
             if done {
-                Counters::add(&inner.stats.records_written, 1);
+                Counters::add(&inner.counters.records_written, 1);
             }
             StatusCode::NO_CONTENT.into_response()
         }

@@ -210,7 +210,7 @@ pub(crate) async fn search(
     body: Bytes,
 ) -> Response {
     let kind = kind_or_400!(object);
-    Counters::add(&inner.stats.read_requests, 1);
+    Counters::add(&inner.counters.read_requests, 1);
     let body = match http::parse_body(&body) {
         Ok(v) => v,
         Err(resp) => return resp,

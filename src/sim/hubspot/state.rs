@@ -81,11 +81,6 @@ pub(crate) struct Store {
     tables: [Table; 3],
 }
 
-fn now_ms() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
-}
-
 fn email_key(props: &Props) -> Option<Option<String>> {
     props
         .iter()
@@ -136,10 +131,12 @@ impl Store {
         Ok(())
     }
 
+    /// Creates a record at `now` (the simulator clock, whole milliseconds).
     pub(crate) fn create(
         &mut self,
         kind: ObjectKind,
         props: Props,
+        now: DateTime<Utc>,
         out: &mut Vec<Change>,
     ) -> Result<u64, WriteError> {
         self.check_unique(kind, None, &props)?;
@@ -147,7 +144,6 @@ impl Store {
         let t = &mut self.tables[kind.index()];
         t.next_id += 1;
         let id = t.next_id;
-        let now = now_ms();
         let mut rec = Rec {
             id,
             props: BTreeMap::new(),
@@ -174,13 +170,14 @@ impl Store {
         Ok(id)
     }
 
-    /// Applies a partial update to a live record. Returns whether anything changed; the
-    /// last-modified time only moves when something did.
+    /// Applies a partial update to a live record at `now`. Returns whether anything changed;
+    /// the last-modified time only moves when something did (and always forward).
     pub(crate) fn update(
         &mut self,
         kind: ObjectKind,
         id: u64,
         props: Props,
+        now: DateTime<Utc>,
         out: &mut Vec<Change>,
     ) -> Result<bool, WriteError> {
         match self.get(kind, id) {
@@ -206,7 +203,7 @@ impl Store {
         if changed.is_empty() {
             return Ok(false);
         }
-        let at = now_ms().max(rec.updated + Duration::milliseconds(1));
+        let at = now.max(rec.updated + Duration::milliseconds(1));
         rec.updated = at;
         for (name, value) in changed {
             if name == "email" {
@@ -230,11 +227,13 @@ impl Store {
         Ok(true)
     }
 
-    /// Archives a record. `Ok(false)` if it was already archived; `NotFound` if it never existed.
+    /// Archives a record at `now`. `Ok(false)` if it was already archived; `NotFound` if it never
+    /// existed.
     pub(crate) fn archive(
         &mut self,
         kind: ObjectKind,
         id: u64,
+        now: DateTime<Utc>,
         out: &mut Vec<Change>,
     ) -> Result<bool, WriteError> {
         let t = &mut self.tables[kind.index()];
@@ -244,7 +243,7 @@ impl Store {
         if !rec.live() {
             return Ok(false);
         }
-        let at = now_ms().max(rec.updated + Duration::milliseconds(1));
+        let at = now.max(rec.updated + Duration::milliseconds(1));
         rec.updated = at;
         rec.archived_at = Some(at);
         if let Some(e) = rec.props.get("email") {

@@ -1,5 +1,5 @@
 //! HubSpot simulator: API tests over real HTTP (auth, CRUD, conflicts, validation, batch, list
-//! paging, search, rate limiting).
+//! paging, search, rate limiting, the simulator clock).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -512,6 +512,37 @@ async fn rate_limit_answers_429() {
     assert_eq!(body["errorType"], "RATE_LIMIT");
     let s = sim.stats();
     assert_eq!((s.requests, s.throttled, s.read_requests), (6, 1, 5));
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn the_clock_dates_records_and_frees_the_rate_window() {
+    let sim = start(SimConfig {
+        rate_limit: Some((1, Duration::from_secs(10))),
+        ..SimConfig::default()
+    })
+    .await;
+    let c = Client::new(&sim);
+    sim.clock().advance(Duration::from_secs(3600));
+    let (status, body) = c
+        .call(
+            Method::POST,
+            C,
+            Some(json!({"properties": {"email": "t@x.com"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let created = body["createdAt"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("createdAt");
+    let ahead = created.timestamp() - chrono::Utc::now().timestamp();
+    assert!((3590..=3610).contains(&ahead), "{ahead} s ahead");
+    let resp = c.raw(Method::GET, C, None).await;
+    assert_eq!(resp.status().as_u16(), 429);
+    sim.clock().advance(Duration::from_secs(10));
+    let (status, _) = c.call(Method::GET, C, None).await;
+    assert_eq!(status, 200, "the window moved on with the clock");
     sim.shutdown();
 }
 

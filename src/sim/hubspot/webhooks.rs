@@ -1,18 +1,18 @@
-//! HubSpot simulator: webhook events — the queue fed by every write, and the background sender
-//! that POSTs signed (v3) batches of up to 100 events with retries.
+//! HubSpot simulator: webhook events — each change becomes one event (`contact.creation`,
+//! `…propertyChange`, `…deletion`) with a fresh event id, POSTed in batches of up to 100 with
+//! HubSpot's v3 signature, retried with back-off (not after a 4xx that says "don't") through
+//! the core's webhook sender.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::{watch, Notify};
 
 use super::schema::EventClass;
 use super::state::{Change, ChangeKind};
-use super::{lock, Inner};
 use crate::connectors::hubspot::signature::{sign_v3, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::sim::core::{DeliveryPolicy, WebhookFormat};
 
 pub(crate) const PORTAL_ID: u64 = 62515;
 pub(crate) const APP_ID: u64 = 1_160_452;
@@ -48,190 +48,170 @@ pub(crate) struct Event {
     source_id: Option<&'static str>,
 }
 
-pub(crate) struct Hooks {
-    queue: Mutex<VecDeque<Event>>,
-    notify: Notify,
-    url: Mutex<Option<String>>,
-    drop: AtomicBool,
-    next_event_id: AtomicU64,
-    secret: String,
-    client: reqwest::Client,
+/// How HubSpot delivers: retried after 50 ms, 200 ms and 1 s unless the receiver answered a
+/// 4xx that will not change; events made while the drop knob is on are lost.
+pub(crate) fn delivery_policy() -> DeliveryPolicy {
+    DeliveryPolicy {
+        retries: BACKOFF_MS
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect(),
+        timeout: Duration::from_secs(5),
+        no_retry_statuses: vec![400, 401, 403, 404, 405],
+        drop_when_queued: true,
+    }
 }
 
-impl Hooks {
-    pub(crate) fn new(url: Option<String>, secret: String) -> std::io::Result<Hooks> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .no_proxy()
-            .build()
-            .map_err(std::io::Error::other)?;
-        // Event ids keep growing across simulator restarts, so receivers can dedupe on them.
-        let base = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(1) * 1000;
-        Ok(Hooks {
-            queue: Mutex::new(VecDeque::new()),
-            notify: Notify::new(),
-            url: Mutex::new(url),
-            drop: AtomicBool::new(false),
-            next_event_id: AtomicU64::new(base),
+/// Batches of up to 100 events as a JSON array, signed with the app's client secret (v3).
+pub(crate) struct HubSpotWebhooks {
+    secret: String,
+    next_event_id: AtomicU64,
+}
+
+impl HubSpotWebhooks {
+    pub(crate) fn new(secret: String) -> HubSpotWebhooks {
+        // Event ids keep growing across simulator restarts (wall clock, not the simulator's),
+        // so receivers can dedupe on them.
+        let base = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(1) * 1000;
+        HubSpotWebhooks {
             secret,
-            client,
-        })
+            next_event_id: AtomicU64::new(base),
+        }
     }
 
-    pub(crate) fn set_url(&self, url: Option<String>) {
-        *lock(&self.url) = url;
-        self.notify.notify_one();
-    }
-
-    pub(crate) fn set_drop(&self, drop: bool) {
-        self.drop.store(drop, Ordering::Relaxed);
-        self.notify.notify_one();
-    }
-
-    /// Turns changes into events and wakes the sender. Called while the store is still locked, so
-    /// the queue order is the order of the writes.
-    pub(crate) fn enqueue(&self, changes: &[Change], source: Source) {
+    /// The events of `changes`, in order. Ids are consumed even when the events are then
+    /// discarded (no URL, dropped).
+    pub(crate) fn events(&self, changes: &[Change], source: Source) -> Vec<Event> {
         if changes.is_empty() {
-            return;
+            return Vec::new();
         }
         let first = self
             .next_event_id
             .fetch_add(changes.len() as u64, Ordering::Relaxed);
-        if self.drop.load(Ordering::Relaxed) || lock(&self.url).is_none() {
-            return;
-        }
         let (change_source, source_id) = match source {
             Source::Api => ("API", None),
             Source::CrmUi => ("CRM_UI", Some("userId:45678")),
         };
-        let mut q = lock(&self.queue);
-        for (i, c) in changes.iter().enumerate() {
-            let (class, flag, name, value) = match &c.what {
-                ChangeKind::Created => (EventClass::Creation, Some("CREATED"), None, None),
-                ChangeKind::Property(n, v) => {
-                    (EventClass::PropertyChange, None, Some(*n), Some(v.clone()))
+        changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (class, flag, name, value) = match &c.what {
+                    ChangeKind::Created => (EventClass::Creation, Some("CREATED"), None, None),
+                    ChangeKind::Property(n, v) => {
+                        (EventClass::PropertyChange, None, Some(*n), Some(v.clone()))
+                    }
+                    ChangeKind::Deleted => (EventClass::Deletion, Some("DELETED"), None, None),
+                };
+                let (subscription_type, subscription_id) = c.kind.subscription(class);
+                Event {
+                    event_id: first + i as u64,
+                    subscription_id,
+                    portal_id: PORTAL_ID,
+                    app_id: APP_ID,
+                    occurred_at: c.at_ms,
+                    subscription_type,
+                    attempt_number: 0,
+                    object_id: c.id,
+                    property_name: name,
+                    property_value: value,
+                    change_flag: flag,
+                    change_source,
+                    source_id,
                 }
-                ChangeKind::Deleted => (EventClass::Deletion, Some("DELETED"), None, None),
-            };
-            let (subscription_type, subscription_id) = c.kind.subscription(class);
-            q.push_back(Event {
-                event_id: first + i as u64,
-                subscription_id,
-                portal_id: PORTAL_ID,
-                app_id: APP_ID,
-                occurred_at: c.at_ms,
-                subscription_type,
-                attempt_number: 0,
-                object_id: c.id,
-                property_name: name,
-                property_value: value,
-                change_flag: flag,
-                change_source,
-                source_id,
-            });
-        }
-        drop(q);
-        self.notify.notify_one();
-    }
-
-    /// Next batch to send with its target URL; discards everything when delivery is off.
-    fn take_batch(&self) -> Option<(String, Vec<Event>)> {
-        let mut q = lock(&self.queue);
-        if q.is_empty() {
-            return None;
-        }
-        let url = lock(&self.url).clone();
-        let Some(url) = url.filter(|_| !self.drop.load(Ordering::Relaxed)) else {
-            q.clear();
-            return None;
-        };
-        let n = q.len().min(MAX_BATCH);
-        Some((url, q.drain(..n).collect()))
+            })
+            .collect()
     }
 }
 
-/// The sender task: sends as soon as events exist; events queued while a POST is in flight go
-/// into the next batch.
-pub(crate) async fn run_sender(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        match inner.hooks.take_batch() {
-            Some((url, events)) => {
-                if !deliver(&inner, &url, events, &mut stop).await {
-                    return;
-                }
-            }
-            None => {
-                tokio::select! {
-                    _ = inner.hooks.notify.notified() => {}
-                    r = stop.changed() => if r.is_err() { return },
-                }
-            }
-        }
-    }
-}
+impl WebhookFormat for HubSpotWebhooks {
+    type Event = Event;
 
-/// Delivers one batch with retries. Returns false when the simulator is shutting down.
-async fn deliver(
-    inner: &Inner,
-    url: &str,
-    mut events: Vec<Event>,
-    stop: &mut watch::Receiver<bool>,
-) -> bool {
-    let hooks = &inner.hooks;
-    for attempt in 0..=BACKOFF_MS.len() {
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+
+    /// The batch with every event's `attemptNumber` set to this attempt.
+    fn body(&self, events: &[Event], attempt: u32) -> Vec<u8> {
+        let mut events = events.to_vec();
         for e in events.iter_mut() {
-            e.attempt_number = attempt as u32;
+            e.attempt_number = attempt;
         }
-        let Ok(body) = serde_json::to_vec(&events) else {
-            return true;
-        };
-        let ts = chrono::Utc::now().timestamp_millis().to_string();
-        let sig = sign_v3(hooks.secret.as_bytes(), "POST", url, &body, &ts);
-        let sent = hooks
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, sig)
-            .header(TIMESTAMP_HEADER, &ts)
-            .header("x-hubspot-signature-version", "v3")
-            .body(body)
-            .send()
-            .await;
-        let retry = match sent {
-            Ok(resp) if resp.status().is_success() => {
-                let _ = resp.bytes().await;
-                inner.stats.webhooks_sent.fetch_add(1, Ordering::Relaxed);
-                inner
-                    .stats
-                    .webhook_events
-                    .fetch_add(events.len() as u64, Ordering::Relaxed);
-                return true;
-            }
-            Ok(resp) => {
-                let code = resp.status().as_u16();
-                tracing::debug!(code, url, "hubspot sim: webhook delivery refused");
-                !matches!(code, 400 | 401 | 403 | 404 | 405)
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, url, "hubspot sim: webhook delivery failed");
-                true
-            }
-        };
-        let Some(&wait) = BACKOFF_MS.get(attempt).filter(|_| retry) else {
-            break;
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
-            _ = stop.changed() => return false,
-        }
+        serde_json::to_vec(&events).unwrap_or_default()
     }
-    tracing::warn!(
-        events = events.len(),
-        url,
-        "hubspot sim: dropped a webhook batch after failed deliveries"
-    );
-    true
+
+    fn headers(&self, url: &str, body: &[u8], now: DateTime<Utc>) -> Vec<(String, String)> {
+        let ts = now.timestamp_millis().to_string();
+        let sig = sign_v3(self.secret.as_bytes(), "POST", url, body, &ts);
+        vec![
+            ("content-type".into(), "application/json".into()),
+            (SIGNATURE_HEADER.into(), sig),
+            (TIMESTAMP_HEADER.into(), ts),
+            ("x-hubspot-signature-version".into(), "v3".into()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::hubspot::signature::verify_v3;
+    use crate::sim::hubspot::schema::ObjectKind;
+    use serde_json::Value;
+
+    #[test]
+    fn events_are_numbered_and_bodies_carry_the_attempt() {
+        let hooks = HubSpotWebhooks::new("s".into());
+        let changes = [
+            Change {
+                kind: ObjectKind::Contacts,
+                id: 7,
+                at_ms: 1_700_000_000_123,
+                what: ChangeKind::Created,
+            },
+            Change {
+                kind: ObjectKind::Contacts,
+                id: 7,
+                at_ms: 1_700_000_000_124,
+                what: ChangeKind::Property("city", "Bern".into()),
+            },
+        ];
+        let events = hooks.events(&changes, Source::CrmUi);
+        let next = hooks.events(&changes[..1], Source::Api);
+        assert_eq!(next[0].event_id, events[0].event_id + 2);
+        assert!(hooks.events(&[], Source::Api).is_empty());
+        let body: Vec<Value> = serde_json::from_slice(&hooks.body(&events, 2)).expect("json array");
+        assert_eq!(body.len(), 2);
+        assert!(body.iter().all(|e| e["attemptNumber"] == 2));
+        assert_eq!(body[0]["subscriptionType"], "contact.creation");
+        assert_eq!(body[0]["changeFlag"], "CREATED");
+        assert!(body[0].get("propertyName").is_none());
+        assert_eq!(body[1]["propertyValue"], "Bern");
+        assert_eq!(body[1]["sourceId"], "userId:45678");
+        assert_eq!(body[1]["occurredAt"], 1_700_000_000_124_i64);
+    }
+
+    #[test]
+    fn headers_carry_a_v3_signature() {
+        let hooks = HubSpotWebhooks::new("secret".into());
+        let now = Utc::now();
+        let url = "http://127.0.0.1:9/webhooks/hubspot?portal=1";
+        let h = hooks.headers(url, b"[]", now);
+        let get = |name: &str| {
+            h.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("x-hubspot-signature-version"), Some("v3"));
+        assert!(verify_v3(
+            b"secret",
+            "POST",
+            url,
+            b"[]",
+            get(TIMESTAMP_HEADER),
+            get(SIGNATURE_HEADER),
+            now.timestamp_millis(),
+        )
+        .is_ok());
+    }
 }

@@ -198,7 +198,7 @@ impl ZendeskWebhooks {
 impl WebhookFormat for ZendeskWebhooks {
     type Event = Value;
 
-    fn body(&self, events: &[Value]) -> Vec<u8> {
+    fn body(&self, events: &[Value], _attempt: u32) -> Vec<u8> {
         events
             .first()
             .and_then(|e| serde_json::to_vec(e).ok())

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 use super::wire::{error, json_response};
-use super::{bulk, export, jobs, orgs_api, users_api, Counters, Inner};
+use super::{bulk, export, jobs, orgs_api, users_api, Inner};
 use crate::sim::core::faults::{gateway_timeout, plain};
 use crate::sim::core::{route_label, Fault};
 
@@ -207,21 +207,15 @@ async fn admit(inner: &Inner, req: Request, next: Next) -> Response {
     };
     let is_write = !matches!(*req.method(), Method::GET | Method::HEAD);
     let fault = inner.faults.draw(is_write);
+    inner.stats.record_fault(fault);
     match fault {
-        Fault::ServerError(status) => {
-            Counters::add(&inner.counters.errors_injected, 1);
-            return server_error(status);
-        }
-        Fault::Throttle => {
-            Counters::add(&inner.counters.throttles_injected, 1);
-            return throttled(inner, ACCOUNT, 1);
-        }
+        Fault::ServerError(status) => return server_error(status),
+        Fault::Throttle => return throttled(inner, ACCOUNT, 1),
         Fault::None | Fault::LoseResponse => {}
     }
     let mut resp = next.run(req).await;
     if fault == Fault::LoseResponse {
         // the write happened (webhooks and jobs included); only its answer is lost
-        Counters::add(&inner.counters.lost_responses, 1);
         return gateway_timeout();
     }
     if let Some(r) = remaining {

@@ -43,7 +43,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
 use crate::sim::core::{
-    self, lock, FaultSettings, Faults, RateBudgets, RequestStats, Shutdown, SimClock, WebhookSender,
+    self, lock, DeliveryPolicy, FaultSettings, Faults, RateBudgets, RequestStats, Shutdown,
+    SimClock, WebhookSender,
 };
 pub use events::{signature, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 pub use fields::{FieldError, Object};
@@ -153,9 +154,6 @@ pub enum SimError {
 
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub errors_injected: AtomicU64,
-    pub throttles_injected: AtomicU64,
-    pub lost_responses: AtomicU64,
     pub records_written: AtomicU64,
     pub jobs_completed: AtomicU64,
 }
@@ -165,14 +163,8 @@ impl Counters {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
-    fn all(&self) -> [&AtomicU64; 5] {
-        [
-            &self.errors_injected,
-            &self.throttles_injected,
-            &self.lost_responses,
-            &self.records_written,
-            &self.jobs_completed,
-        ]
+    fn all(&self) -> [&AtomicU64; 2] {
+        [&self.records_written, &self.jobs_completed]
     }
 }
 
@@ -245,6 +237,7 @@ impl ZendeskSim {
             throttle_rate: cfg.throttle_rate,
             lost_response_rate: cfg.lost_response_rate,
             webhook_drop_rate: cfg.webhook_drop_rate,
+            ..FaultSettings::default()
         }));
         let mut store = Store::default();
         seed(&mut store, &cfg, clock.now_secs())
@@ -264,7 +257,7 @@ impl ZendeskSim {
         let hooks = WebhookSender::new(
             format,
             cfg.webhook_url.clone(),
-            Vec::new(),
+            DeliveryPolicy::default(),
             clock.clone(),
             faults.clone(),
         )?;
@@ -453,9 +446,9 @@ impl ZendeskSim {
             throttled: s.throttled,
             server_errors: s.server_errors,
             by_route: s.by_route,
-            errors_injected: g(&c.errors_injected),
-            throttles_injected: g(&c.throttles_injected),
-            lost_responses: g(&c.lost_responses),
+            errors_injected: s.errors_injected,
+            throttles_injected: s.throttles_injected,
+            lost_responses: s.lost_responses,
             records_written: g(&c.records_written),
             jobs_completed: g(&c.jobs_completed),
             webhooks_delivered: w.delivered,
