@@ -63,7 +63,8 @@ pub struct EngineConfig {
     pub slot: String,
     #[serde(default = "default_publication")]
     pub publication: String,
-    /// Outbound worker tasks per process.
+    /// Outbound worker tasks per process, shared out among the connections: each connection
+    /// has its own lane (an equal share, at least two), so a slow app never holds the others.
     #[serde(default = "default_workers")]
     pub workers: usize,
     /// How often each mapping asks its app for records changed since the last poll: the sure

@@ -220,10 +220,17 @@ impl Engine {
             shared: shared.clone(),
             connections: connections.clone(),
         };
-        for n in 0..config.engine.workers.max(1) {
-            tasks.push(parts.supervise("outbound worker", move |h, s, c| {
-                crate::outbound::run(h, s, c, n)
-            }));
+        // one lane of outbound workers per connection: a slow app never holds another's
+        let mut lanes: Vec<String> = connections.keys().cloned().collect();
+        lanes.sort();
+        let per_lane = crate::outbound::lane_workers(config.engine.workers, lanes.len());
+        for lane in lanes {
+            for n in 0..per_lane {
+                let lane = lane.clone();
+                tasks.push(parts.supervise("outbound worker", move |h, s, c| {
+                    crate::outbound::run(h, s, c, lane.clone(), n)
+                }));
+            }
         }
         // two inbox workers: while one waits for the app (the records of its events), the other
         // applies. They share the inbox by SKIP LOCKED; ferry.apply serialises two applies of

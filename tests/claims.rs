@@ -32,12 +32,12 @@ async fn claimed<T: for<'a> tokio_postgres::types::FromSql<'a> + Ord>(
     out
 }
 
-/// Row keys this connection claims, up to `n`, from the start of the outbox.
+/// Row keys this connection claims, up to `n`, from the start of the (only) mapping's marks.
 async fn claim(c: &Client, n: i32) -> Vec<i64> {
     claimed(
         c,
-        "select row_key from ferry.claim_marks($1, $2, $3)",
-        &[&n, &i32::MIN, &i64::MIN],
+        "select row_key from ferry.claim_marks($1, (select min(id) from ferry.mappings), $2)",
+        &[&n, &i64::MIN],
     )
     .await
 }

@@ -60,9 +60,21 @@ enum Outcome {
     Held,
 }
 
-pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, worker: usize) {
+/// One outbound worker of `lane` (a connection): claims only the marks of that connection's
+/// mappings, so an app that is slow to answer (a bulk job polled for its results, a tight rate
+/// budget) holds its own lane's workers and never the marks or workers of another app. The
+/// lane's mappings take turns, a round each; each mapping keeps its own claim cursor.
+pub async fn run(
+    hub: Hub,
+    shared: Arc<Shared>,
+    connections: Connections,
+    lane: String,
+    worker: usize,
+) {
     let mut shutdown = shared.shutdown.subscribe();
-    let mut cursor = START;
+    // per mapping: the row after which its next claim starts (an elevator sweep)
+    let mut cursors: HashMap<i32, i64> = HashMap::new();
+    let mut turn = 0usize;
     loop {
         if shared.is_shutting_down() {
             return;
@@ -70,19 +82,40 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, worker
         let notified = shared.outbox_ready.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        // after the cursor first; when nothing is left there, from the start. The cursor stays
-        // where the sweep ended while idle: new marks usually come after it.
-        let mut result = round(&hub, &shared, &connections, cursor).await;
-        if matches!(result, Ok(None)) && cursor != START {
-            result = round(&hub, &shared, &connections, START).await;
-        }
-        match result {
-            Ok(Some(next)) => {
-                cursor = next;
-                continue;
+        let mut mappings: Vec<i32> = shared
+            .catalog()
+            .mappings
+            .iter()
+            .filter(|m| m.connection == lane)
+            .map(|m| m.id)
+            .collect();
+        mappings.sort_unstable();
+        let mut worked = false;
+        for k in 0..mappings.len() {
+            let mapping = mappings[(turn + k) % mappings.len()];
+            // after the cursor first; when nothing is left there, from the start. The cursor
+            // stays where the sweep ended while idle: new marks usually come after it.
+            let after = cursors.get(&mapping).copied().unwrap_or(i64::MIN);
+            let mut result = round(&hub, &shared, &connections, mapping, after).await;
+            if matches!(result, Ok(None)) && after != i64::MIN {
+                result = round(&hub, &shared, &connections, mapping, i64::MIN).await;
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(worker, error = %e, "outbound round failed"),
+            match result {
+                Ok(Some(next)) => {
+                    cursors.insert(mapping, next);
+                    turn = (turn + k + 1) % mappings.len();
+                    worked = true;
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(lane = %lane, worker, error = %e, "outbound round failed");
+                    break;
+                }
+            }
+        }
+        if worked {
+            continue;
         }
         tokio::select! {
             _ = notified => {}
@@ -92,21 +125,28 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, worker
     }
 }
 
-/// A claim position: (mapping id, row key); claims take the marks after it.
-type Cursor = (i32, i64);
-const START: Cursor = (i32::MIN, i64::MIN);
+/// How many of `workers` each connection's lane gets: an equal share, at least two (one may
+/// wait on the app while the other claims).
+pub fn lane_workers(workers: usize, lanes: usize) -> usize {
+    if lanes <= 1 {
+        workers.max(1)
+    } else {
+        (workers / lanes).max(2)
+    }
+}
 
-/// Claims one round of marks after `cursor` and processes them; returns where the next round
-/// starts (`None`: nothing was claimed). The round keeps one connection throughout: its claims
-/// are that session's advisory locks (see [`end_claims`]).
+/// Claims one round of `mapping`'s marks after row `after` and processes them; returns where
+/// the mapping's next round starts (`None`: nothing was claimed). The round keeps one
+/// connection throughout: its claims are that session's advisory locks (see [`end_claims`]).
 async fn round(
     hub: &Hub,
     shared: &Shared,
     connections: &Connections,
-    cursor: Cursor,
-) -> Result<Option<Cursor>, HubError> {
+    mapping: i32,
+    after: i64,
+) -> Result<Option<i64>, HubError> {
     let mut client = hub.client().await?;
-    let result = claim_and_process(&mut client, shared, connections, cursor).await;
+    let result = claim_and_process(&mut client, shared, connections, mapping, after).await;
     // (an empty claim may hold marks too: see ferry.claim_marks)
     end_claims(client, result.is_ok()).await;
     result
@@ -116,8 +156,9 @@ async fn claim_and_process(
     client: &mut deadpool_postgres::Object,
     shared: &Shared,
     connections: &Connections,
-    cursor: Cursor,
-) -> Result<Option<Cursor>, HubError> {
+    mapping_id: i32,
+    after: i64,
+) -> Result<Option<i64>, HubError> {
     // the claim's row locks need no wait for the disk: a lost claim holds nothing
     let claim = client
         .prepare_cached(
@@ -126,7 +167,7 @@ async fn claim_and_process(
         )
         .await?;
     let rows = client
-        .query(&claim, &[&CLAIM, &cursor.0, &cursor.1, &STUCK_ROUND])
+        .query(&claim, &[&CLAIM, &mapping_id, &after, &STUCK_ROUND])
         .await?;
     if rows.is_empty() {
         return Ok(None);
@@ -135,34 +176,32 @@ async fn claim_and_process(
     // nothing is left ahead: the removed marks behind are walked once a sweep, not every round
     let next = rows
         .iter()
-        .map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1)))
+        .map(|r| r.get::<_, i64>(1))
         .max()
-        .unwrap_or(START);
-    let mut by_mapping: HashMap<i32, Vec<Mark>> = HashMap::new();
-    for r in &rows {
-        by_mapping.entry(r.get(0)).or_default().push(Mark {
+        .unwrap_or(i64::MIN);
+    let marks: Vec<Mark> = rows
+        .iter()
+        .map(|r| Mark {
             row_key: r.get(1),
             seq: r.get(2),
             attempts: r.get(3),
-        });
-    }
+        })
+        .collect();
     let catalog = shared.catalog();
-    for (mapping_id, marks) in by_mapping {
-        let Some(mapping) = catalog.by_id(mapping_id).cloned() else {
-            tracing::warn!(
-                mapping_id,
-                "marks for an unknown mapping; leaving them until the catalog reloads"
-            );
-            continue;
-        };
-        let Some(conn) = connections.get(&mapping.connection) else {
-            tracing::warn!(mapping = %mapping.name, "no running connector for this mapping's connection");
-            continue;
-        };
-        let batch = conn.connector.capabilities().max_batch.max(1);
-        for chunk in marks.chunks(batch) {
-            isolation::isolate(client, &mapping, conn.connector.as_ref(), chunk).await?;
-        }
+    let Some(mapping) = catalog.by_id(mapping_id).cloned() else {
+        tracing::warn!(
+            mapping_id,
+            "marks for an unknown mapping; leaving them until the catalog reloads"
+        );
+        return Ok(Some(next));
+    };
+    let Some(conn) = connections.get(&mapping.connection) else {
+        tracing::warn!(mapping = %mapping.name, "no running connector for this mapping's connection");
+        return Ok(Some(next));
+    };
+    let batch = conn.connector.capabilities().max_batch.max(1);
+    for chunk in marks.chunks(batch) {
+        isolation::isolate(client, &mapping, conn.connector.as_ref(), chunk).await?;
     }
     Ok(Some(next))
 }
