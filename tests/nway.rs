@@ -5,183 +5,12 @@
 
 mod harness;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use ferry::config::{Config, Secrets};
-use ferry::engine::Engine;
+use ferry::config::Config;
 use ferry::hub::Hub;
-use ferry::sim::hubspot::{HubSpotSim, SimConfig};
-use harness::{eventually, SECRET, TOKEN};
-
-struct Two {
-    hub: Hub,
-    a: HubSpotSim,
-    b: HubSpotSim,
-    engine: Option<Engine>,
-}
-
-async fn sim(seed: usize) -> HubSpotSim {
-    HubSpotSim::start(
-        SimConfig {
-            token: TOKEN.into(),
-            webhook_secret: SECRET.into(),
-            seed_contacts: seed,
-            ..SimConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .expect("simulator starts")
-}
-
-fn mapping(connection: &str, extra: &str, fields: &str) -> String {
-    format!(
-        r#"
-        [[mappings]]
-        connection = "{connection}"
-        object = "contacts"
-        table = "crm.people"
-        match_key = "email"
-        {extra}
-        fields = [
-          {{ column = "email",     property = "email", transform = "lowercase" }},
-          {{ column = "firstname", property = "firstname" }},
-          {{ column = "lastname",  property = "lastname" }},
-          {{ column = "phone",     property = "phone" }},
-          {fields}
-        ]
-        "#
-    )
-}
-
-impl Two {
-    /// App A seeded with `seed_a` contacts, app B with `seed_b` (the same first ones: the
-    /// simulators' seeds are deterministic), both mapped to crm.people.
-    async fn start(seed_a: usize, seed_b: usize) -> Two {
-        Two::start_with(seed_a, seed_b, "").await
-    }
-
-    /// [`Two::start`] with extra lines in B's mapping.
-    async fn start_with(seed_a: usize, seed_b: usize, b_lines: &str) -> Two {
-        Two::start_full(seed_a, seed_b, b_lines, "", "").await
-    }
-
-    /// [`Two::start_with`] with extra field lines for A's and B's mappings.
-    async fn start_full(
-        seed_a: usize,
-        seed_b: usize,
-        b_lines: &str,
-        a_fields: &str,
-        b_fields: &str,
-    ) -> Two {
-        let (db, url) = harness::fresh_db().await;
-        let hub = Hub::connect(&url).await.expect("hub connects");
-        let (a, b) = (sim(seed_a).await, sim(seed_b).await);
-        let text = format!(
-            r#"
-            [engine]
-            listen = "127.0.0.1:0"
-            slot = "{db}"
-            publication = "ferry"
-            workers = 2
-
-            [connections.app_a]
-            kind = "hubspot"
-            base_url = "{a}"
-            token_env = "UNUSED"
-            webhook_secret_env = "UNUSED_SECRET"
-
-            [connections.app_b]
-            kind = "hubspot"
-            base_url = "{b}"
-            token_env = "UNUSED"
-            webhook_secret_env = "UNUSED_SECRET"
-            {ma}
-            {mb}
-            "#,
-            a = a.base_url(),
-            b = b.base_url(),
-            ma = mapping("app_a", "", a_fields),
-            mb = mapping("app_b", b_lines, b_fields),
-        );
-        let config = Config::parse(&text, "test config").expect("config parses");
-        let secret = || Secrets {
-            token: TOKEN.into(),
-            webhook_secret: Some(SECRET.into()),
-        };
-        let secrets = HashMap::from([
-            ("app_a".to_string(), secret()),
-            ("app_b".to_string(), secret()),
-        ]);
-        let engine = Engine::start(hub.clone(), &config, &secrets)
-            .await
-            .expect("engine starts");
-        a.set_webhook_url(Some(engine.webhook_url("app_a")));
-        b.set_webhook_url(Some(engine.webhook_url("app_b")));
-        let two = Two {
-            hub,
-            a,
-            b,
-            engine: Some(engine),
-        };
-        eventually("both backfills done", Duration::from_secs(30), || async {
-            let done: i64 = two
-                .one("select count(*) from ferry.mappings where backfill_state = 'done'")
-                .await;
-            (done == 2).then_some(())
-        })
-        .await;
-        two
-    }
-
-    async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
-        self.hub
-            .client()
-            .await
-            .unwrap()
-            .query_one(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0)
-    }
-
-    async fn exec(&self, sql: &str) {
-        self.hub
-            .client()
-            .await
-            .unwrap()
-            .execute(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    /// A contact's property in one app, by email.
-    fn prop(sim: &HubSpotSim, email: &str, property: &str) -> Option<String> {
-        sim.records("contacts")
-            .into_iter()
-            .find(|r| r.properties.get("email").map(String::as_str) == Some(email))
-            .and_then(|r| r.properties.get(property).cloned())
-    }
-
-    /// Waits until nothing is queued either way and neither app sees new calls or sends new
-    /// webhooks.
-    async fn quiesce(&self) {
-        harness::quiesce(&self.hub, Duration::from_secs(20), || {
-            let (a, b) = (self.a.stats(), self.b.stats());
-            vec![a.webhook_events, a.requests, b.webhook_events, b.requests]
-        })
-        .await;
-    }
-
-    async fn stop(mut self) {
-        if let Some(e) = self.engine.take() {
-            e.shutdown().await;
-        }
-        self.a.shutdown();
-        self.b.shutdown();
-    }
-}
+use harness::portals::{mapping, set, Two};
+use harness::{eventually, Sql};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_table_keeps_two_apps_identical_without_echoes() {
@@ -243,12 +72,6 @@ async fn one_table_keeps_two_apps_identical_without_echoes() {
     )
     .await;
     two.stop().await;
-}
-
-fn set(sim: &HubSpotSim, id: &str, property: &str, value: &str) {
-    let mut props = serde_json::Map::new();
-    props.insert(property.into(), value.into());
-    sim.app_update("contacts", id, props).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -599,8 +422,7 @@ async fn a_filter_that_does_not_work_is_refused_at_apply() {
     let config = Config::parse(&text, "test config").unwrap();
     let err = ferry::hub::schema::apply(&hub, &config)
         .await
-        .err()
-        .expect("a filter naming no column is refused")
+        .expect_err("a filter naming no column is refused")
         .to_string();
     assert_eq!(
         err,

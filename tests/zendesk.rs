@@ -8,16 +8,12 @@
 
 mod harness;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use ferry::config::{Config, Secrets};
-use ferry::engine::Engine;
-use ferry::hub::Hub;
-use ferry::sim::hubspot::{HubSpotSim, SimConfig as HubSpotConfig};
-use ferry::sim::zendesk::{SimConfig, SimRecord, ZendeskSim};
-use harness::{eventually, SECRET, TOKEN};
-use serde_json::{json, Map, Value};
+use ferry::sim::zendesk::SimRecord;
+use harness::zendesk::{user_id, ZendeskCtx};
+use harness::{eventually, obj, Sql};
+use serde_json::{json, Map};
 
 const USERS: &str = r#"
 [[mappings]]
@@ -36,225 +32,21 @@ fields = [
 ]
 "#;
 
-struct Ctx {
-    hub: Hub,
-    zendesk: ZendeskSim,
-    hubspot: Option<HubSpotSim>,
-    engine: Option<Engine>,
-}
-
-fn zendesk_connection(sim: &ZendeskSim) -> String {
-    format!(
-        r#"
-        [connections.zendesk]
-        kind = "zendesk"
-        base_url = "{}"
-        email = "{}"
-        token_env = "UNUSED"
-        webhook_secret_env = "UNUSED_SECRET"
-        rate_limit = "700/60s"
-        "#,
-        sim.base_url(),
-        sim.email()
-    )
-}
-
-impl Ctx {
-    /// A hub, the Zendesk simulator (`prepare` runs on it before the engine starts), with
-    /// `with_hubspot` a HubSpot simulator and its connection too, and the engine running
-    /// `mappings`, backfilled.
-    async fn start(
-        seed: usize,
-        engine_lines: &str,
-        mappings: &str,
-        with_hubspot: bool,
-        prepare: impl FnOnce(&ZendeskSim),
-    ) -> Ctx {
-        let (db, url) = harness::fresh_db().await;
-        let hub = Hub::connect(&url).await.expect("hub connects");
-        let zendesk = ZendeskSim::start(
-            SimConfig {
-                seed_users: seed,
-                ..SimConfig::default()
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .expect("zendesk simulator starts");
-        prepare(&zendesk);
-        let hubspot = if with_hubspot {
-            Some(
-                HubSpotSim::start(
-                    HubSpotConfig {
-                        token: TOKEN.into(),
-                        webhook_secret: SECRET.into(),
-                        ..HubSpotConfig::default()
-                    },
-                    "127.0.0.1:0".parse().unwrap(),
-                )
-                .await
-                .expect("hubspot simulator starts"),
-            )
-        } else {
-            None
-        };
-        let hubspot_connection = hubspot.as_ref().map_or(String::new(), |h| {
-            format!(
-                r#"
-                [connections.hubspot]
-                kind = "hubspot"
-                base_url = "{}"
-                token_env = "UNUSED"
-                webhook_secret_env = "UNUSED_SECRET"
-                "#,
-                h.base_url()
-            )
-        });
-        let text = format!(
-            r#"
-            [engine]
-            listen = "127.0.0.1:0"
-            slot = "{db}"
-            publication = "ferry"
-            workers = 2
-            {engine_lines}
-            {zc}
-            {hubspot_connection}
-            {mappings}
-            "#,
-            zc = zendesk_connection(&zendesk),
-        );
-        let config = Config::parse(&text, "test config").expect("config parses");
-        let mut secrets = HashMap::from([(
-            "zendesk".to_string(),
-            Secrets {
-                token: zendesk.token(),
-                webhook_secret: Some(zendesk.webhook_secret()),
-            },
-        )]);
-        secrets.insert(
-            "hubspot".to_string(),
-            Secrets {
-                token: TOKEN.into(),
-                webhook_secret: Some(SECRET.into()),
-            },
-        );
-        let engine = Engine::start(hub.clone(), &config, &secrets)
-            .await
-            .expect("engine starts");
-        zendesk.set_webhook_url(Some(engine.webhook_url("zendesk")));
-        if let Some(h) = &hubspot {
-            h.set_webhook_url(Some(engine.webhook_url("hubspot")));
-        }
-        let ctx = Ctx {
-            hub,
-            zendesk,
-            hubspot,
-            engine: Some(engine),
-        };
-        let mappings = config.mappings.len() as i64;
-        eventually("backfills done", Duration::from_secs(30), || async {
-            let done: i64 = ctx
-                .one("select count(*) from ferry.mappings where backfill_state = 'done'")
-                .await;
-            (done == mappings).then_some(())
-        })
-        .await;
-        ctx
-    }
-
-    async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
-        self.hub
-            .client()
-            .await
-            .unwrap()
-            .query_one(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0)
-    }
-
-    async fn opt<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> Option<T> {
-        self.hub
-            .client()
-            .await
-            .unwrap()
-            .query_opt(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .map(|r| r.get(0))
-    }
-
-    async fn exec(&self, sql: &str) {
-        self.hub
-            .client()
-            .await
-            .unwrap()
-            .execute(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    /// The live Zendesk user with this email.
-    fn user(&self, email: &str) -> Option<SimRecord> {
-        self.zendesk
-            .records("users")
-            .into_iter()
-            .find(|u| u.fields["email"] == email)
-    }
-
-    /// Waits until nothing is queued either way and no simulator sees new calls or sends new
-    /// webhooks.
-    async fn quiesce(&self) {
-        harness::quiesce(&self.hub, Duration::from_secs(30), || {
-            let z = self.zendesk.stats();
-            let h = self.hubspot.as_ref().map_or(0, |h| {
-                let s = h.stats();
-                s.requests + s.webhook_events
-            });
-            vec![z.requests, z.webhooks_delivered, h]
-        })
-        .await;
-    }
-
-    async fn stop(mut self) {
-        if let Some(e) = self.engine.take() {
-            e.shutdown().await;
-        }
-        self.zendesk.shutdown();
-        if let Some(h) = &self.hubspot {
-            h.shutdown();
-        }
-    }
-}
-
-fn map(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap_or_default()
-}
-
-fn user_id(sim: &ZendeskSim, email: &str) -> u64 {
-    sim.records("users")
-        .into_iter()
-        .find(|u| u.fields["email"] == email)
-        .map(|u| u.id)
-        .unwrap_or_else(|| panic!("no user {email}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_sync_both_ways() {
-    let ctx = Ctx::start(10, "", USERS, false, |sim| {
+    let ctx = ZendeskCtx::start(10, "", USERS, false, |sim| {
         let u1 = user_id(sim, "user1@example.com");
         sim.app_update(
             "users",
             u1,
-            map(json!({"tags": ["vip", "beta"], "user_fields": {"plan": "gold"}})),
+            obj(json!({"tags": ["vip", "beta"], "user_fields": {"plan": "gold"}})),
         )
         .unwrap();
         let u2 = user_id(sim, "user2@example.com");
         sim.app_update(
             "users",
             u2,
-            map(json!({"user_fields": {"plan": "silver", "seats": 5}})),
+            obj(json!({"user_fields": {"plan": "silver", "seats": 5}})),
         )
         .unwrap();
     })
@@ -326,7 +118,7 @@ async fn users_sync_both_ways() {
         .app_update(
             "users",
             u3,
-            map(json!({"phone": "+15550303", "tags": ["new"]})),
+            obj(json!({"phone": "+15550303", "tags": ["new"]})),
         )
         .unwrap();
     eventually(
@@ -405,12 +197,12 @@ async fn users_sync_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_webhook_is_caught_by_the_export_poll() {
-    let ctx = Ctx::start(5, r#"poll_interval = "1s""#, USERS, false, |_| {}).await;
+    let ctx = ZendeskCtx::start(5, r#"poll_interval = "1s""#, USERS, false, |_| {}).await;
     ctx.quiesce().await;
     ctx.zendesk.set_drop_webhooks(1.0);
     let u5 = user_id(&ctx.zendesk, "user5@example.com");
     ctx.zendesk
-        .app_update("users", u5, map(json!({"phone": "+15550505"})))
+        .app_update("users", u5, obj(json!({"phone": "+15550505"})))
         .unwrap();
     let gone = user_id(&ctx.zendesk, "user2@example.com");
     ctx.zendesk.app_delete("users", gone).unwrap();
@@ -486,7 +278,7 @@ fields = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hubspot_and_zendesk_on_one_table() {
-    let ctx = Ctx::start(5, "", PEOPLE, true, |_| {}).await;
+    let ctx = ZendeskCtx::start(5, "", PEOPLE, true, |_| {}).await;
     let hubspot = ctx.hubspot.as_ref().unwrap();
     // Zendesk's users (the owner too) reach HubSpot as contacts, one row per person
     eventually("every person in both apps", Duration::from_secs(20), || async {
@@ -506,7 +298,7 @@ async fn hubspot_and_zendesk_on_one_table() {
     );
     let u2 = user_id(&ctx.zendesk, "user2@example.com");
     ctx.zendesk
-        .app_update("users", u2, map(json!({"phone": "+15550202"})))
+        .app_update("users", u2, obj(json!({"phone": "+15550202"})))
         .unwrap();
     eventually(
         "Zendesk's edit in HubSpot",
@@ -543,7 +335,7 @@ async fn hubspot_and_zendesk_on_one_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_whose_answer_was_lost_is_adopted_not_duplicated() {
-    let ctx = Ctx::start(3, "", USERS, false, |_| {}).await;
+    let ctx = ZendeskCtx::start(3, "", USERS, false, |_| {}).await;
     ctx.quiesce().await;
     // Zendesk takes the job but its answer is lost (504): the user exists, ferry does not know
     ctx.zendesk.set_faults(0.0, 0.0, 1.0);
@@ -620,7 +412,7 @@ fields = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_fields_translate_ids_and_a_create_waits_for_what_it_references() {
-    let ctx = Ctx::start(4, "", PEOPLE_AND_ORGS, false, |sim| {
+    let ctx = ZendeskCtx::start(4, "", PEOPLE_AND_ORGS, false, |sim| {
         let org = |name: &str| {
             let mut f = Map::new();
             f.insert("name".into(), json!(name));

@@ -1,11 +1,18 @@
 //! Test harness: one real PostgreSQL cluster per test binary (temp initdb, free port,
 //! wal_level=logical; as root the server runs as `postgres`), a fresh database per test, a
-//! HubSpot simulator on port 0, and the engine wired to both. Waits poll a condition until a
-//! deadline.
+//! HubSpot simulator on port 0, and the engine wired to both (`Ctx`). Waits poll a condition
+//! until a deadline. The other test contexts live in submodules named for what they hold
+//! (`zendesk`, `portals`, `parties`), SQL on a context's hub in `sql`.
 #![allow(dead_code)]
 
+pub mod parties;
+pub mod portals;
 pub mod process;
+pub mod sql;
 pub mod workload;
+pub mod zendesk;
+
+pub use sql::Sql;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,6 +25,7 @@ use ferry::engine::Engine;
 use ferry::hub::embedded::EmbeddedPg;
 use ferry::hub::Hub;
 use ferry::sim::hubspot::{HubSpotSim, SimConfig};
+use ferry::sim::zendesk::{SimConfig as ZendeskConfig, ZendeskSim};
 
 static CLUSTER: OnceLock<EmbeddedPg> = OnceLock::new();
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
@@ -153,13 +161,37 @@ pub fn config(sim_url: &str, slot: &str) -> Config {
 }
 
 pub fn secrets() -> HashMap<String, Secrets> {
-    HashMap::from([(
-        "hubspot".to_string(),
-        Secrets {
+    HashMap::from([("hubspot".to_string(), hubspot_secrets())])
+}
+
+/// The secrets of a HubSpot connection to a simulator from [`hubspot_sim`].
+pub fn hubspot_secrets() -> Secrets {
+    Secrets {
+        token: TOKEN.into(),
+        webhook_secret: Some(SECRET.into()),
+    }
+}
+
+/// A HubSpot simulator on port 0 taking [`TOKEN`] and signing with [`SECRET`]; `config` says
+/// the rest (seed, faults).
+pub async fn hubspot_sim(config: SimConfig) -> HubSpotSim {
+    HubSpotSim::start(
+        SimConfig {
             token: TOKEN.into(),
-            webhook_secret: Some(SECRET.into()),
+            webhook_secret: SECRET.into(),
+            ..config
         },
-    )])
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("hubspot simulator starts")
+}
+
+/// A Zendesk simulator on port 0 (it makes its own token and webhook secret).
+pub async fn zendesk_sim(config: ZendeskConfig) -> ZendeskSim {
+    ZendeskSim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("zendesk simulator starts")
 }
 
 /// A running hub + simulator + engine, backfilled.
@@ -230,17 +262,11 @@ impl Ctx {
                 .await
                 .expect("setup SQL runs");
         }
-        let sim = HubSpotSim::start(
-            SimConfig {
-                token: TOKEN.into(),
-                webhook_secret: SECRET.into(),
-                seed_contacts: seed,
-                ..SimConfig::default()
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .expect("simulator starts");
+        let sim = hubspot_sim(SimConfig {
+            seed_contacts: seed,
+            ..SimConfig::default()
+        })
+        .await;
         let text = config_text(
             &sim.base_url(),
             &db,
@@ -287,26 +313,15 @@ impl Ctx {
         .await;
     }
 
+    // The hub's SQL helpers as Ctx's own methods, so a test using Ctx needs no `use Sql`.
+
     pub async fn exec(&self, sql: &str) -> u64 {
-        self.hub
-            .client()
-            .await
-            .unwrap()
-            .execute(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.hub.exec(sql).await
     }
 
     /// The single value of a query.
     pub async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
-        self.hub
-            .client()
-            .await
-            .unwrap()
-            .query_one(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0)
+        self.hub.one(sql).await
     }
 
     /// The two values of a one-row query.
@@ -315,31 +330,16 @@ impl Ctx {
         A: for<'a> tokio_postgres::types::FromSql<'a>,
         B: for<'a> tokio_postgres::types::FromSql<'a>,
     {
-        let r = self
-            .hub
-            .client()
-            .await
-            .unwrap()
-            .query_one(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        (r.get(0), r.get(1))
+        self.hub.pair(sql).await
     }
 
     pub async fn opt<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> Option<T> {
-        self.hub
-            .client()
-            .await
-            .unwrap()
-            .query_opt(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .map(|r| r.get(0))
+        self.hub.opt(sql).await
     }
 
     /// The first column of every row `sql` returns.
     pub async fn column<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> Vec<T> {
-        column(&self.hub.client().await.unwrap(), sql).await
+        self.hub.column(sql).await
     }
 
     /// The remote property of a contact, if the record is live.
@@ -485,6 +485,12 @@ pub fn props(pairs: &[(&str, &str)]) -> serde_json::Map<String, serde_json::Valu
         .iter()
         .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
         .collect()
+}
+
+/// App-side fields from a JSON object (`obj(json!({"phone": "+1555"}))`), for the Zendesk
+/// simulator's `app_create` / `app_update`; anything else is no fields.
+pub fn obj(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    v.as_object().cloned().unwrap_or_default()
 }
 
 /// A fresh database, migrated, with the test configuration applied and no engine running.
