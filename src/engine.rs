@@ -223,8 +223,11 @@ impl Engine {
         // one lane of outbound workers per connection: a slow app never holds another's
         let mut lanes: Vec<String> = connections.keys().cloned().collect();
         lanes.sort();
-        let per_lane = crate::outbound::lane_workers(config.engine.workers, lanes.len());
+        let n_lanes = lanes.len();
         for lane in lanes {
+            let async_writes = connections[&lane].connector.capabilities().async_writes;
+            let per_lane =
+                crate::outbound::lane_workers(config.engine.workers, n_lanes, async_writes);
             for n in 0..per_lane {
                 let lane = lane.clone();
                 tasks.push(parts.supervise("outbound worker", move |h, s, c| {

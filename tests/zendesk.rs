@@ -3,7 +3,8 @@
 //! `text[]`, plan from `user_fields.plan`): backfill with typed values, a hub edit sent as its
 //! changed path only, a Zendesk edit and deletion by webhook, a hub insert created through
 //! `create_or_update_many`, a lost webhook caught by the export poll once Zendesk's last minute
-//! has passed, a create whose answer was lost adopted rather than duplicated. Then HubSpot and
+//! has passed, a create whose answer was lost sent again as it is and landing on the same user
+//! (creates are keyed on email: no lookup, no duplicate). Then HubSpot and
 //! Zendesk on one table: a Zendesk edit reaches HubSpot once.
 
 mod harness;
@@ -334,7 +335,7 @@ async fn hubspot_and_zendesk_on_one_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_create_whose_answer_was_lost_is_adopted_not_duplicated() {
+async fn a_create_whose_answer_was_lost_is_sent_again_onto_the_same_user() {
     let ctx = ZendeskCtx::start(3, "", USERS, false, |_| {}).await;
     ctx.quiesce().await;
     // Zendesk takes the job but its answer is lost (504): the user exists, ferry does not know
@@ -352,7 +353,7 @@ async fn a_create_whose_answer_was_lost_is_adopted_not_duplicated() {
     })
     .await;
     ctx.zendesk.set_faults(0.0, 0.0, 0.0);
-    // the retry looks the record up by email and adopts it
+    // the retry lands on the user the lost create made
     eventually(
         "the row linked to the user the lost create made",
         Duration::from_secs(30),
@@ -372,12 +373,18 @@ async fn a_create_whose_answer_was_lost_is_adopted_not_duplicated() {
         .filter(|u| u.fields["email"] == "lost@example.com")
         .count();
     assert_eq!(same, 1, "one user, not two");
+    // users' creates are keyed on email (create_or_update_many): the retry is the same create,
+    // sent again as it is, with no lookup first
+    let routes = ctx.zendesk.stats().by_route;
     assert!(
-        ctx.zendesk
-            .stats()
-            .by_route
-            .contains_key("GET /api/v2/users/search"),
-        "the retry looked the email up"
+        !routes.contains_key("GET /api/v2/users/search"),
+        "no lookup before the keyed create: {routes:?}"
+    );
+    assert!(
+        routes
+            .get("POST /api/v2/users/create_or_update_many")
+            .is_some_and(|n| *n >= 2),
+        "the create was sent again: {routes:?}"
     );
     let dead: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
     assert_eq!(dead, 0);

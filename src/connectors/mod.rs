@@ -78,11 +78,62 @@ pub struct ChangeEvent {
     pub raw: serde_json::Value,
 }
 
-/// What a connector can do, so the engine can size batches and budgets.
-#[derive(Debug, Clone)]
+/// What one connector's API offers; the engine plans its calls by it.
+#[derive(Debug, Clone, Copy)]
 pub struct Capabilities {
-    pub max_batch: usize,
-    pub max_page: usize,
+    /// Records per call, per operation: the engine never hands a write more in one call.
+    pub batch: BatchSizes,
+    /// Properties creates are keyed on: the app creates or updates by this value (Zendesk's
+    /// `create_or_update_many` by email or external id), so a create repeated after a crash
+    /// lands on the record the first one made. When the mapping's match key is one of them the
+    /// engine repeats an interrupted create as it is instead of looking the record up first (an
+    /// app's search index may not show a record created a moment ago). Empty: every create
+    /// makes a new record, and an interrupted one is looked up by the match key before it is
+    /// repeated.
+    pub create_keys: &'static [&'static str],
+    /// Writes run as asynchronous jobs the connector polls for per-item results (Zendesk's
+    /// `job_status`): a write round mostly waits on the app, so its lane gets a worker more.
+    pub async_writes: bool,
+    /// What the app's webhook events carry. The engine fetches the records of every event
+    /// today (an event may be older than the app's state, and deliveries come out of order).
+    pub webhook_payload: WebhookPayload,
+}
+
+/// Records per call for each operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSizes {
+    pub create: usize,
+    pub update: usize,
+    pub archive: usize,
+    /// Records fetched by id in one call.
+    pub fetch: usize,
+}
+
+impl BatchSizes {
+    /// The same size for every operation.
+    pub const fn uniform(n: usize) -> BatchSizes {
+        BatchSizes {
+            create: n,
+            update: n,
+            archive: n,
+            fetch: n,
+        }
+    }
+
+    /// The largest write batch: how many marks one outbound round claims and plans.
+    pub fn largest_write(&self) -> usize {
+        self.create.max(self.update).max(self.archive).max(1)
+    }
+}
+
+/// What a webhook event carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookPayload {
+    /// Only the ids of the changed records.
+    Ids,
+    /// The new values of the fields that changed (HubSpot's `propertyChange`, Zendesk's user
+    /// events with their `current` value), not the whole record.
+    ChangedFields,
 }
 
 /// An API call's failure, classified by what to do next.

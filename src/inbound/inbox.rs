@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::apply::{apply, deletion_json, log_refusals, record_json};
+use crate::connectors::{Connector, ConnectorError};
 use crate::engine::{Connections, Shared};
+use crate::hub::catalog::Mapping;
 use crate::hub::{end_claims, Hub, HubError, STUCK_ROUND};
 
 const CLAIM: i32 = 1000;
@@ -107,9 +109,10 @@ async fn claim_and_apply(
     let catalog = shared.catalog();
     let mut done: Vec<i64> = vec![];
     let mut retry: Vec<(i64, f64, String)> = vec![];
-    // the app's records first, with no transaction open; then one transaction applies them
+    // the app's records first, with no transaction open, every group's fetch at once (one app
+    // slow to answer does not hold another's events back); then one transaction applies them
     // and removes the events
-    let mut fetched_groups = vec![];
+    let mut ready = vec![];
     for ((connection, object), events) in groups {
         // a paused mapping still takes the app's changes: pausing holds what ferry sends, and
         // applying the app's side meanwhile is what lets the conflict rules see both sides
@@ -130,59 +133,26 @@ async fn claim_and_apply(
             );
             continue;
         };
-        // the last event of a record decides whether it is a change or a deletion
-        let mut last: HashMap<&str, bool> = HashMap::new();
-        for e in &events {
-            last.insert(e.remote_id.as_str(), e.deleted);
-        }
-        let changed: Vec<String> = last
-            .iter()
-            .filter(|(_, d)| !**d)
-            .map(|(id, _)| id.to_string())
-            .collect();
-        let fetched = if changed.is_empty() {
-            Ok(vec![])
-        } else {
-            conn.connector
-                .fetch(&mapping.object, &changed, &mapping.properties())
-                .await
-        };
-        let records = match fetched {
-            Ok(r) => r,
+        ready.push((mapping, conn.connector.clone(), events));
+    }
+    let fetches = ready
+        .into_iter()
+        .map(|(mapping, connector, events)| async move {
+            let batch = fetch_group(&mapping, connector.as_ref(), &events).await;
+            (mapping, events, batch)
+        });
+    let mut fetched_groups = vec![];
+    for (mapping, events, batch) in futures_util::future::join_all(fetches).await {
+        match batch {
+            Ok(batch) => fetched_groups.push((mapping, events, batch)),
             Err(e) => {
                 tracing::warn!(mapping = %mapping.name, error = %e, "fetching changed records failed");
                 for ev in &events {
                     let wait = (200.0 * f64::from(1u32 << ev.attempts.clamp(0, 8))).min(10_000.0);
                     retry.push((ev.id, wait, e.to_string()));
                 }
-                continue;
-            }
-        };
-        let found: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
-        // the app's own word on each record's latest change, for ferry.history
-        let mut source: HashMap<&str, &str> = HashMap::new();
-        for e in &events {
-            if let Some(s) = &e.source {
-                source.insert(e.remote_id.as_str(), s.as_str());
             }
         }
-        let mut batch: Vec<Value> = records
-            .iter()
-            .map(|r| {
-                let mut rec = record_json(&mapping, r);
-                if let Some(s) = source.get(r.id.as_str()) {
-                    rec["source"] = Value::String(s.to_string());
-                }
-                rec
-            })
-            .collect();
-        // deleted, or gone by the time we asked (archived records are not returned)
-        batch.extend(
-            last.iter()
-                .filter(|(id, d)| **d || !found.contains(**id))
-                .map(|(id, _)| deletion_json(id)),
-        );
-        fetched_groups.push((mapping, events, batch));
     }
     let tx = client.transaction().await?;
     for (mapping, events, batch) in fetched_groups {
@@ -219,4 +189,55 @@ async fn claim_and_apply(
         shared.outbox_ready.notify_waiters();
     }
     Ok(done.len())
+}
+
+/// The records of one mapping's events as `ferry.apply` takes them: the changed ones as the
+/// app has them now, deletions (and records gone by the time we asked) as deletions.
+async fn fetch_group(
+    mapping: &Mapping,
+    connector: &dyn Connector,
+    events: &[Event],
+) -> Result<Vec<Value>, ConnectorError> {
+    // the last event of a record decides whether it is a change or a deletion
+    let mut last: HashMap<&str, bool> = HashMap::new();
+    for e in events {
+        last.insert(e.remote_id.as_str(), e.deleted);
+    }
+    let changed: Vec<String> = last
+        .iter()
+        .filter(|(_, d)| !**d)
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let records = if changed.is_empty() {
+        vec![]
+    } else {
+        connector
+            .fetch(&mapping.object, &changed, &mapping.properties())
+            .await?
+    };
+    let found: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    // the app's own word on each record's latest change, for ferry.history
+    let mut source: HashMap<&str, &str> = HashMap::new();
+    for e in events {
+        if let Some(s) = &e.source {
+            source.insert(e.remote_id.as_str(), s.as_str());
+        }
+    }
+    let mut batch: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let mut rec = record_json(mapping, r);
+            if let Some(s) = source.get(r.id.as_str()) {
+                rec["source"] = Value::String(s.to_string());
+            }
+            rec
+        })
+        .collect();
+    // deleted, or gone by the time we asked (archived records are not returned)
+    batch.extend(
+        last.iter()
+            .filter(|(id, d)| **d || !found.contains(**id))
+            .map(|(id, _)| deletion_json(id)),
+    );
+    Ok(batch)
 }

@@ -12,6 +12,7 @@
 //!   dead letter) and only if its `seq` is still the claimed one; a newer change keeps it.
 //! - Creates first commit a create intent (a link without remote id).
 
+mod call;
 mod commit;
 mod isolation;
 pub mod plan;
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::connectors::{Connector, ConnectorError, Properties, Written};
+use crate::connectors::{Connector, ConnectorError, Written};
 use crate::engine::{Connections, Shared};
 use crate::hub::catalog::Mapping;
 use crate::hub::{end_claims, Hub, HubError, STUCK_ROUND};
@@ -125,14 +126,16 @@ pub async fn run(
     }
 }
 
-/// How many of `workers` each connection's lane gets: an equal share, at least two (one may
-/// wait on the app while the other claims).
-pub fn lane_workers(workers: usize, lanes: usize) -> usize {
-    if lanes <= 1 {
+/// How many of `workers` a connection's lane gets: an equal share of the `lanes`, at least two
+/// (one may wait on the app while the other claims), and one more for an app whose writes are
+/// asynchronous jobs (its rounds mostly wait on the app).
+pub fn lane_workers(workers: usize, lanes: usize, async_writes: bool) -> usize {
+    let share = if lanes <= 1 {
         workers.max(1)
     } else {
         (workers / lanes).max(2)
-    }
+    };
+    share + usize::from(async_writes)
 }
 
 /// Claims one round of `mapping`'s marks after row `after` and processes them; returns where
@@ -199,7 +202,7 @@ async fn claim_and_process(
         tracing::warn!(mapping = %mapping.name, "no running connector for this mapping's connection");
         return Ok(Some(next));
     };
-    let batch = conn.connector.capabilities().max_batch.max(1);
+    let batch = conn.connector.capabilities().batch.largest_write();
     for chunk in marks.chunks(batch) {
         isolation::isolate(client, &mapping, conn.connector.as_ref(), chunk).await?;
     }
@@ -369,7 +372,7 @@ async fn process(
     }
 
     let (mut ops, undecided) =
-        adopt_interrupted_creates(mapping, connector, marks, &links, ops).await;
+        call::adopt_interrupted_creates(mapping, connector, marks, &links, ops).await;
     // creates whose earlier attempt could not be looked up wait for the next round; the rest go
     let undecided_ops: Vec<(usize, Op)> = match &undecided {
         Some((indexes, _)) => indexes
@@ -378,7 +381,7 @@ async fn process(
             .collect(),
         None => vec![],
     };
-    let mut outcomes = call(mapping, connector, ops).await;
+    let mut outcomes = call::call(mapping, connector, ops).await;
     if let Some((_, error)) = undecided {
         for (i, op) in undecided_ops {
             outcomes[i] = Outcome::Failed {
@@ -420,157 +423,6 @@ async fn process(
         }
         result => result,
     }
-}
-
-/// A create whose intent link is older than this attempt may have happened already (ferry died
-/// between the API call and its commit, or the call timed out): look those records up by the
-/// mapping's match key and adopt what exists instead of creating a duplicate.
-async fn adopt_interrupted_creates(
-    mapping: &Mapping,
-    connector: &dyn Connector,
-    marks: &[Mark],
-    links: &HashMap<i64, Link>,
-    mut ops: Vec<Op>,
-) -> (Vec<Op>, Option<(Vec<usize>, ConnectorError)>) {
-    let Some(field) = mapping.match_field() else {
-        return (ops, None);
-    };
-    let mut wanted: Vec<(usize, String)> = vec![];
-    for (i, (mark, op)) in marks.iter().zip(&ops).enumerate() {
-        if let Op::Create { props, .. } = op {
-            let interrupted = links
-                .get(&mark.row_key)
-                .is_some_and(|l| l.remote_id.is_none());
-            // the match key's value as the app stores it (a string key: an email, an id)
-            let key = props.get(&field.property).and_then(|v| match v {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            });
-            if let (true, Some(v)) = (interrupted, key) {
-                wanted.push((i, v));
-            }
-        }
-    }
-    if wanted.is_empty() {
-        return (ops, None);
-    }
-    let values: Vec<String> = wanted.iter().map(|(_, v)| v.clone()).collect();
-    let found = match connector
-        .find(&mapping.object, &field.property, &values, &[])
-        .await
-    {
-        Ok(found) => found,
-        // cannot tell whether those earlier creates happened: they must not be sent again yet
-        Err(e) => return (ops, Some((wanted.into_iter().map(|(i, _)| i).collect(), e))),
-    };
-    let by_value: HashMap<String, String> = found
-        .iter()
-        .filter_map(|r| {
-            Some((
-                r.properties.get(&field.property)?.as_str()?.to_lowercase(),
-                r.id.clone(),
-            ))
-        })
-        .collect();
-    for (i, v) in wanted {
-        if let Some(remote_id) = by_value.get(&v.to_lowercase()) {
-            if let Op::Create { props, base } = std::mem::replace(&mut ops[i], Op::Nothing) {
-                tracing::info!(mapping = %mapping.name, row = marks[i].row_key, remote_id = %remote_id, "adopting the record an interrupted create made");
-                ops[i] = Op::Adopt {
-                    remote_id: remote_id.clone(),
-                    props,
-                    base,
-                };
-            }
-        }
-    }
-    (ops, None)
-}
-
-/// Sends creates, updates and archives as batch calls; one outcome per op, in order.
-async fn call(mapping: &Mapping, connector: &dyn Connector, ops: Vec<Op>) -> Vec<Outcome> {
-    let mut creates: Vec<(usize, Properties)> = vec![];
-    let mut updates: Vec<(usize, (String, Properties))> = vec![];
-    let mut archives: Vec<(usize, String)> = vec![];
-    for (i, op) in ops.iter().enumerate() {
-        match op {
-            Op::Create { props, .. } => creates.push((i, props.clone())),
-            Op::Update {
-                remote_id, props, ..
-            }
-            | Op::Adopt {
-                remote_id, props, ..
-            } => updates.push((i, (remote_id.clone(), props.clone()))),
-            Op::Archive { remote_id } => archives.push((i, remote_id.clone())),
-            Op::ForgetLink
-            | Op::Release { .. }
-            | Op::Nothing
-            | Op::Refuse { .. }
-            | Op::Wait { .. } => {}
-        }
-    }
-    let object = mapping.object.as_str();
-    let create_items: Vec<Properties> = creates.iter().map(|(_, p)| p.clone()).collect();
-    let update_items: Vec<(String, Properties)> = updates.iter().map(|(_, u)| u.clone()).collect();
-    let archive_ids: Vec<String> = archives.iter().map(|(_, id)| id.clone()).collect();
-    let (created, updated, archived) = tokio::join!(
-        async {
-            if create_items.is_empty() {
-                vec![]
-            } else {
-                connector.create(object, &create_items).await
-            }
-        },
-        async {
-            if update_items.is_empty() {
-                vec![]
-            } else {
-                connector.update(object, &update_items).await
-            }
-        },
-        async {
-            if archive_ids.is_empty() {
-                vec![]
-            } else {
-                connector.archive(object, &archive_ids).await
-            }
-        },
-    );
-    let mut results: Vec<Option<Result<Option<Written>, ConnectorError>>> = ops
-        .iter()
-        .map(|op| match op {
-            Op::Refuse { reason, .. } => Some(Err(ConnectorError::Rejected {
-                status: 422,
-                message: reason.clone(),
-            })),
-            _ => None,
-        })
-        .collect();
-    for ((i, _), r) in creates.iter().zip(created) {
-        results[*i] = Some(r.map(Some));
-    }
-    for ((i, _), r) in updates.iter().zip(updated) {
-        results[*i] = Some(r.map(Some));
-    }
-    for ((i, _), r) in archives.iter().zip(archived) {
-        results[*i] = Some(r.map(|_| None));
-    }
-    ops.into_iter()
-        .zip(results)
-        .map(|(op, r)| match r {
-            None | Some(Ok(None)) => Outcome::Done { op, remote: None },
-            Some(Ok(remote)) => Outcome::Done { op, remote },
-            // updating a record deleted in the app: it is gone; the inbound side removes the row
-            Some(Err(ConnectorError::NotFound)) if matches!(op, Op::Update { .. }) => {
-                Outcome::Done {
-                    op: Op::Nothing,
-                    remote: None,
-                }
-            }
-            Some(Err(error)) => Outcome::Failed { op, error },
-        })
-        .collect()
 }
 
 fn backoff(attempts: i32, error: &ConnectorError) -> Duration {

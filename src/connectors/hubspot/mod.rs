@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use super::ratelimit::{Budget, RateLimiter};
 use super::{
-    Capabilities, ChangeEvent, Connector, ConnectorError, FeedPage, FeedStart, Page, Properties,
-    RemoteRecord, WebhookError, WebhookRequest, Written,
+    BatchSizes, Capabilities, ChangeEvent, Connector, ConnectorError, FeedPage, FeedStart, Page,
+    Properties, RemoteRecord, WebhookError, WebhookPayload, WebhookRequest, Written,
 };
 use mapping::WriteResponse;
 
@@ -104,8 +104,11 @@ impl Connector for HubSpot {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            max_batch: MAX_BATCH,
-            max_page: 100,
+            batch: BatchSizes::uniform(MAX_BATCH),
+            // batch/create makes a new contact whatever its email (409 on a duplicate)
+            create_keys: &[],
+            async_writes: false,
+            webhook_payload: WebhookPayload::ChangedFields,
         }
     }
 

@@ -26,8 +26,8 @@ use serde_json::{json, Value};
 
 use super::ratelimit::Budget;
 use super::{
-    Capabilities, ChangeEvent, Connector, ConnectorError, FeedPage, FeedStart, Page, Properties,
-    RemoteRecord, WebhookError, WebhookRequest, Written,
+    BatchSizes, Capabilities, ChangeEvent, Connector, ConnectorError, FeedPage, FeedStart, Page,
+    Properties, RemoteRecord, WebhookError, WebhookPayload, WebhookRequest, Written,
 };
 use client::{authorization, encode, Client};
 use jobs::{Item, Keys};
@@ -281,8 +281,11 @@ impl Connector for Zendesk {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            max_batch: MAX_BATCH,
-            max_page: MAX_BATCH,
+            batch: BatchSizes::uniform(MAX_BATCH),
+            // create_or_update_many matches an active user by external id, else email
+            create_keys: &["email", "external_id"],
+            async_writes: true,
+            webhook_payload: WebhookPayload::ChangedFields,
         }
     }
 
