@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_postgres::AsyncMessage;
 
-use crate::engine::Shared;
+use crate::context::Shared;
 use crate::hub::catalog::Catalog;
 use crate::hub::Hub;
 

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod config;
 pub mod connectors;
+pub mod context;
 pub mod control;
 pub mod demo;
 pub mod engine;

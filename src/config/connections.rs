@@ -58,11 +58,11 @@ impl ConnectionConfig {
     /// Structural checks of connection `name`: a known connector kind, a readable budget.
     pub(super) fn validate(&self, name: &str) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
-        if !crate::connectors::KINDS.contains(&self.kind.as_str()) {
+        if !crate::connectors::kinds().contains(&self.kind.as_str()) {
             return bad(format!(
                 "connection `{name}`: unknown connector kind `{}` (known: {})",
                 self.kind,
-                crate::connectors::KINDS.join(", ")
+                crate::connectors::kinds().join(", ")
             ));
         }
         if let Some(r) = &self.rate_limit {

@@ -13,9 +13,6 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{ConnectionConfig, Secrets};
 
-/// Connector kinds this build knows; `ferry.toml` may name only these.
-pub const KINDS: &[&str] = &["hubspot", "zendesk"];
-
 /// A record's values as typed JSON (string, number, boolean, array, object), keyed by property
 /// path (`email`, `address.city`); JSON null is unset (and, in a write, clears the property).
 /// Each connector converts to and from its own wire (HubSpot: every value a string).
@@ -264,46 +261,29 @@ pub trait Connector: Send + Sync {
     ) -> Result<Vec<ChangeEvent>, WebhookError>;
 }
 
+/// Builds one connection's connector from its configuration and secrets.
+pub type Builder = fn(&str, &ConnectionConfig, &Secrets) -> Result<Arc<dyn Connector>, String>;
+
+/// The connector kinds this build knows, one line each: `ferry.toml` may name only these.
+const REGISTRY: &[(&str, Builder)] = &[("hubspot", hubspot::build), ("zendesk", zendesk::build)];
+
+/// The kinds `ferry.toml` may name.
+pub fn kinds() -> Vec<&'static str> {
+    REGISTRY.iter().map(|(kind, _)| *kind).collect()
+}
+
 /// Builds the connector for one connection.
 pub fn build(
     name: &str,
     connection: &ConnectionConfig,
     secrets: &Secrets,
 ) -> Result<Arc<dyn Connector>, String> {
-    match connection.kind.as_str() {
-        "hubspot" => {
-            let budget = connection
-                .rate_limit
-                .as_deref()
-                .map(str::parse)
-                .transpose()?;
-            Ok(Arc::new(hubspot::HubSpot::new(
-                name,
-                &connection.base_url,
-                &secrets.token,
-                budget,
-            )))
-        }
-        "zendesk" => {
-            let budget = connection
-                .rate_limit
-                .as_deref()
-                .map(str::parse)
-                .transpose()?;
-            Ok(Arc::new(zendesk::Zendesk::new(
-                name,
-                &connection.base_url,
-                connection.email.as_deref(),
-                &secrets.token,
-                zendesk::Options {
-                    budget,
-                    ..zendesk::Options::default()
-                },
-            )))
-        }
-        other => Err(format!(
-            "unknown connector kind `{other}` (known: {})",
-            KINDS.join(", ")
+    match REGISTRY.iter().find(|(kind, _)| *kind == connection.kind) {
+        Some((_, build)) => build(name, connection, secrets),
+        None => Err(format!(
+            "unknown connector kind `{}` (known: {})",
+            connection.kind,
+            kinds().join(", ")
         )),
     }
 }

@@ -13,7 +13,7 @@ use tokio_postgres::error::SqlState;
 use super::apply::{log_refusals, merge_page};
 use super::SyncError;
 use crate::connectors::{Connector, Page};
-use crate::engine::{Connections, Shared};
+use crate::context::{Connections, Shared};
 use crate::hub::catalog::Mapping;
 use crate::hub::{Hub, HubError};
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::apply::{apply, deletion_json, log_refusals, record_json};
 use crate::connectors::{Connector, ConnectorError};
-use crate::engine::{Connections, Shared};
+use crate::context::{Connections, Shared};
 use crate::hub::catalog::Mapping;
 use crate::hub::{end_claims, Hub, HubError, STUCK_ROUND};
 

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use super::apply::{apply, log_refusals, record_json};
 use super::SyncError;
 use crate::connectors::{Connector, FeedStart};
-use crate::engine::{Connections, Shared};
+use crate::context::{Connections, Shared};
 use crate::hub::catalog::Mapping;
 use crate::hub::{Hub, HubError};
 

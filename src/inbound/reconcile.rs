@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use super::apply::{apply, deletion_json, log_refusals, record_json};
 use super::SyncError;
 use crate::connectors::Connector;
-use crate::engine::{Connections, Shared};
+use crate::context::{Connections, Shared};
 use crate::hub::catalog::Mapping;
 use crate::hub::{Hub, HubError};
 

@@ -13,7 +13,7 @@ use axum::Router;
 use serde_json::json;
 
 use crate::connectors::{WebhookError, WebhookRequest};
-use crate::engine::{Connections, Shared};
+use crate::context::{Connections, Shared};
 use crate::hub::Hub;
 
 /// Largest webhook body accepted.

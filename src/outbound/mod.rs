@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::connectors::{Connector, ConnectorError, Written};
-use crate::engine::{Connections, Shared};
+use crate::context::{Connections, Shared};
 use crate::hub::catalog::Mapping;
 use crate::hub::{end_claims, Hub, HubError, STUCK_ROUND};
 use plan::{Link, Op};

@@ -14,7 +14,7 @@ use postgres_protocol::escape::{escape_identifier as ident, escape_literal as li
 use super::client::{format_lsn, ReplicationClient, ReplicationError, StreamMessage};
 use super::pgoutput::{self, Datum, Message, Relation};
 use super::visibility::Snapshot;
-use crate::engine::Shared;
+use crate::context::Shared;
 use crate::hub::Hub;
 
 /// Flush marks at least this often when a stream of commits never pauses.

@@ -96,6 +96,25 @@ fn batch_errors(errors: &[Value], context_key: &str) -> HashMap<String, Connecto
     out
 }
 
+/// The registry's builder (connectors/mod.rs): a connection of kind `hubspot`.
+pub fn build(
+    name: &str,
+    connection: &crate::config::ConnectionConfig,
+    secrets: &crate::config::Secrets,
+) -> Result<std::sync::Arc<dyn Connector>, String> {
+    let budget = connection
+        .rate_limit
+        .as_deref()
+        .map(str::parse)
+        .transpose()?;
+    Ok(std::sync::Arc::new(HubSpot::new(
+        name,
+        &connection.base_url,
+        &secrets.token,
+        budget,
+    )))
+}
+
 #[async_trait::async_trait]
 impl Connector for HubSpot {
     fn kind(&self) -> &'static str {

@@ -273,6 +273,29 @@ fn record_id(id: &str) -> Option<u64> {
     id.trim().parse().ok()
 }
 
+/// The registry's builder (connectors/mod.rs): a connection of kind `zendesk`.
+pub fn build(
+    name: &str,
+    connection: &crate::config::ConnectionConfig,
+    secrets: &crate::config::Secrets,
+) -> Result<std::sync::Arc<dyn Connector>, String> {
+    let budget = connection
+        .rate_limit
+        .as_deref()
+        .map(str::parse)
+        .transpose()?;
+    Ok(std::sync::Arc::new(Zendesk::new(
+        name,
+        &connection.base_url,
+        connection.email.as_deref(),
+        &secrets.token,
+        Options {
+            budget,
+            ..Options::default()
+        },
+    )))
+}
+
 #[async_trait::async_trait]
 impl Connector for Zendesk {
     fn kind(&self) -> &'static str {
