@@ -127,6 +127,15 @@ enum BenchWhat {
         #[arg(long, default_value_t = 100.0)]
         load_per_sec: f64,
     },
+    /// The Zendesk preset under its budgets: backfill vs HubSpot's, a write backlog's rate.
+    Zendesk {
+        /// End-users seeded in Zendesk's simulator (and contacts in HubSpot's, the baseline).
+        #[arg(long, default_value_t = 5_000)]
+        users: usize,
+        /// Zendesk's account budget, in the simulator and the connection's `rate_limit`.
+        #[arg(long, default_value = "700/60s")]
+        budget: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -408,6 +417,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                 },
             )
             .await?;
+        }
+        Command::Bench {
+            what: BenchWhat::Zendesk { users, budget },
+        } => {
+            let dir = bench_dir(cli.data_dir);
+            ferry::bench::zendesk::run(&dir, ferry::bench::zendesk::Options { users, budget })
+                .await?;
         }
         Command::Sim {
             app:

@@ -5,6 +5,7 @@ pub mod cpu;
 pub mod inbound;
 pub mod nway;
 pub mod outbound;
+pub mod zendesk;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
