@@ -46,6 +46,13 @@ struct State {
     paused_until: Option<Instant>,
 }
 
+impl Budget {
+    /// The connection's `rate_limit` (`700/60s`), if it sets one.
+    pub fn of(connection: &crate::config::ConnectionConfig) -> Result<Option<Budget>, String> {
+        connection.rate_limit.as_deref().map(str::parse).transpose()
+    }
+}
+
 #[derive(Debug)]
 pub struct RateLimiter {
     budget: Budget,

@@ -102,11 +102,7 @@ pub fn build(
     connection: &crate::config::ConnectionConfig,
     secrets: &crate::config::Secrets,
 ) -> Result<std::sync::Arc<dyn Connector>, String> {
-    let budget = connection
-        .rate_limit
-        .as_deref()
-        .map(str::parse)
-        .transpose()?;
+    let budget = crate::connectors::ratelimit::Budget::of(connection)?;
     Ok(std::sync::Arc::new(HubSpot::new(
         name,
         &connection.base_url,

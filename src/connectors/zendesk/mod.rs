@@ -279,11 +279,7 @@ pub fn build(
     connection: &crate::config::ConnectionConfig,
     secrets: &crate::config::Secrets,
 ) -> Result<std::sync::Arc<dyn Connector>, String> {
-    let budget = connection
-        .rate_limit
-        .as_deref()
-        .map(str::parse)
-        .transpose()?;
+    let budget = crate::connectors::ratelimit::Budget::of(connection)?;
     Ok(std::sync::Arc::new(Zendesk::new(
         name,
         &connection.base_url,
