@@ -491,6 +491,15 @@ async fn reference_fields_translate_ids_and_a_create_waits_for_what_it_reference
         ctx.user("peter@initech.example").is_none(),
         "no dangling member"
     );
+    // ferry.pending says why: Initech has no Zendesk id yet
+    let (sends, state): (Option<String>, String) = ctx
+        .pair("select sends, state from ferry.pending where mapping = 'zendesk.users' and field = 'org'")
+        .await;
+    assert_eq!(sends, None, "nothing to name yet");
+    assert!(
+        state.starts_with("waiting for the referenced row"),
+        "{state}"
+    );
     ctx.exec("select ferry.resume('zendesk.organizations')")
         .await;
     let peter = eventually(
@@ -532,5 +541,32 @@ async fn reference_fields_translate_ids_and_a_create_waits_for_what_it_reference
         },
     )
     .await;
+
+    // a queued move back to Initech shows in ferry.pending as Zendesk's id of Initech
+    ctx.exec("select ferry.pause('zendesk.users')").await;
+    ctx.exec(
+        "update support.people set org = (select id from support.orgs where name = 'Initech')
+          where email = 'peter@initech.example'",
+    )
+    .await;
+    let initech: String = ctx
+        .one("select zendesk_id from support.orgs where name = 'Initech'")
+        .await;
+    let sends = eventually(
+        "the move in ferry.pending",
+        Duration::from_secs(10),
+        || async {
+            ctx.opt::<Option<String>>(
+                "select sends from ferry.pending where mapping = 'zendesk.users' and field = 'org'",
+            )
+            .await
+        },
+    )
+    .await;
+    assert_eq!(
+        sends,
+        Some(initech),
+        "the app's id of the referenced record"
+    );
     ctx.stop().await;
 }

@@ -2,8 +2,9 @@
 -- computed here without calling the app (the same plan as the outbound worker, outbound/plan.rs):
 -- one line per field sent, with the app, the operation, the remote property, the base (what both
 -- sides last agreed on), the hub's new value and the string the app receives (after the field's
--- transform and value map; null clears the property, or is a value the map refuses). A delete is
--- one line with field null.
+-- transform and value map; null clears the property, or is a value the map refuses; a reference
+-- field sends the app's id of the referenced row's record, null while that record is not in the
+-- app yet, and the state says so). A delete is one line with field null.
 --   operation: create | update | delete | release (the row is gone and the mapping keeps the
 --              app's record: on_hub_delete = 'ignore') | nothing (no field differs: the mark just goes)
 --   state:     queued | retrying (attempt n: last error) | paused | held by the mass-delete fuse
@@ -66,9 +67,12 @@ begin
                    f.hub_column, f.remote_property,
                    case when p.op = 'update' then nullif(p.base -> f.hub_column, 'null') end,
                    nullif(p.doc -> f.hub_column, 'null'),
-                   case when f.value_map is null or t.s is null then t.s
+                   case when f.references_mapping is not null then rf.remote_id
+                        when f.value_map is null or t.s is null then t.s
                         else coalesce(f.value_map ->> t.s, case when f.unmapped = 'pass' then t.s end) end,
-                   case when p.op = 'create' and $5 then 'waiting for the first backfill (match key)' else p.state end
+                   case when f.references_mapping is not null and t.s is not null and rf.remote_id is null
+                        then format('waiting for the referenced row %%s (%%s) to reach the app', t.s, f.references_mapping)
+                        when p.op = 'create' and $5 then 'waiting for the first backfill (match key)' else p.state end
               from planned p
               join ferry.fields f on f.mapping_id = $1 and f.direction <> 'inbound'
               cross join lateral (select case jsonb_typeof(p.doc -> f.hub_column)
@@ -78,6 +82,11 @@ begin
               cross join lateral (select case f.transform
                                              when 'lowercase' then lower(v.s) when 'uppercase' then upper(v.s)
                                              when 'trim' then btrim(v.s) else v.s end as s) t
+              -- a reference field: the app gets its own id of the referenced row's record
+              left join lateral (select lr.remote_id
+                                   from ferry.links lr join ferry.mappings mr on mr.id = lr.mapping_id
+                                  where f.references_mapping is not null and mr.name = f.references_mapping
+                                    and lr.row_key = t.s::bigint) rf on true
              where (p.op = 'create' and v.s is not null)
                 or (p.op = 'update' and f.hub_column <> all (p.held)
                     and nullif(p.doc -> f.hub_column, 'null') is distinct from nullif(p.base -> f.hub_column, 'null'))
