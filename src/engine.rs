@@ -174,10 +174,16 @@ impl Engine {
         let mut lanes: Vec<String> = connections.keys().cloned().collect();
         lanes.sort();
         let n_lanes = lanes.len();
+        let per_lane = |lane: &String| {
+            let async_writes = connections[lane].connector.capabilities().async_writes;
+            crate::outbound::lane_workers(config.engine.workers, n_lanes, async_writes)
+        };
+        // every outbound worker and inbox worker may hold a pooled connection at once (a round
+        // keeps its claims' session through the app's call), besides the other parts' few
+        let workers: usize = lanes.iter().map(per_lane).sum();
+        hub.reserve_connections(workers + INBOX_WORKERS + 12);
         for lane in lanes {
-            let async_writes = connections[&lane].connector.capabilities().async_writes;
-            let per_lane =
-                crate::outbound::lane_workers(config.engine.workers, n_lanes, async_writes);
+            let per_lane = per_lane(&lane);
             for n in 0..per_lane {
                 let lane = lane.clone();
                 tasks.push(parts.supervise("outbound worker", move |h, s, c| {

@@ -189,8 +189,9 @@ async fn a_mapping_may_keep_its_records_when_the_hub_deletes() {
                     .await
                     .unwrap()
                     .query_opt(
-                        "select operation from ferry.pending where mapping = 'app_b.contacts'",
-                        &[],
+                        // the deleted row's line (another row may have a mark that plans nothing)
+                        "select operation from ferry.pending where mapping = 'app_b.contacts' and remote_id = $1",
+                        &[&b_id],
                     )
                     .await
                     .unwrap()

@@ -187,6 +187,14 @@ impl Hub {
         Ok(self.pool.get().await?)
     }
 
+    /// Grows the pool to at least `n` connections (the engine's parts that may each hold one at
+    /// once); never shrinks it.
+    pub fn reserve_connections(&self, n: usize) {
+        if n > self.pool.status().max_size {
+            self.pool.resize(n);
+        }
+    }
+
     /// Closes the pool's connections, for a command that stops the embedded server next: a
     /// pooled connection the server ends on shutdown logs "Connection error: db error". The
     /// closed connections' tasks end on their next poll; the short wait lets them.
