@@ -110,7 +110,10 @@ begin
     -- and their hub rows, in key order: in N-way sync another mapping's batch (or an outbound
     -- commit) locks rows of the same table, and the per-record loop below takes them in the
     -- batch's order; a cycle would make PostgreSQL cancel one of the waiters, possibly a
-    -- person's own update in psql
+    -- person's own update in psql. A table only this mapping syncs needs none of it: its
+    -- outbound commits take this mapping's links first, which the lock above already orders.
+    if exists (select 1 from ferry.mappings o
+                where o.hub_schema = m.hub_schema and o.hub_table = m.hub_table and o.id <> p_mapping) then
     execute format(
         'select 1 from %s t
           where t.%I in (select l.row_key from ferry.links l
@@ -118,6 +121,7 @@ begin
                             and l.remote_id in (select value ->> ''id'' from jsonb_array_elements($2)))
           order by t.%I for update of t', tbl, m.key_column, m.key_column)
       using p_mapping, p_records;
+    end if;
 
     -- deletions of linked records ask the mass-delete fuse (fuse.sql) how many may be carried
     -- out; the others are held in ferry.deletes_held for an operator
