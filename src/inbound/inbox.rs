@@ -154,28 +154,55 @@ async fn claim_and_apply(
             }
         }
     }
-    let tx = client.transaction().await?;
+    // one transaction a mapping: two mappings' applies in one transaction would lock rows of
+    // a table they share in two batches' orders, and another transaction (an outbound commit,
+    // another round) taking them in key order could close a circle in which PostgreSQL cancels
+    // a waiter — possibly a person's own update in psql
+    let mut applied = 0;
     for (mapping, events, batch) in fetched_groups {
+        let tx = client.transaction().await?;
         let outcome = apply(&*tx, mapping.id, batch, true, "webhook").await?;
         log_refusals(&mapping, &outcome);
         let deferred: HashSet<&str> = outcome.deferred.iter().map(String::as_str).collect();
+        let (mut group_done, mut group_retry) = (vec![], vec![]);
         for e in &events {
             if deferred.contains(e.remote_id.as_str()) {
-                retry.push((
+                group_retry.push((
                     e.id,
                     DEFER_MS,
-                    "unknown record while a create is in flight".into(),
+                    "unknown record while a create is in flight".to_string(),
                 ));
             } else {
-                done.push(e.id);
+                group_done.push(e.id);
             }
         }
+        settle(&*tx, &group_done, &group_retry).await?;
+        tx.commit().await?;
+        applied += group_done.len();
     }
+    if !done.is_empty() || !retry.is_empty() {
+        let tx = client.transaction().await?;
+        settle(&*tx, &done, &retry).await?;
+        tx.commit().await?;
+    }
+    let done = applied + done.len();
+    if done > 0 {
+        shared.outbox_ready.notify_waiters();
+    }
+    Ok(done)
+}
+
+/// Removes the events dealt with and schedules the others' next attempt.
+async fn settle(
+    tx: &impl tokio_postgres::GenericClient,
+    done: &[i64],
+    retry: &[(i64, f64, String)],
+) -> Result<(), HubError> {
     if !done.is_empty() {
         tx.execute("delete from ferry.inbox where id = any($1)", &[&done])
             .await?;
     }
-    for (id, ms, error) in &retry {
+    for (id, ms, error) in retry {
         tx.execute(
             "update ferry.inbox set attempts = attempts + 1, last_error = $2,
                     next_attempt_at = now() + make_interval(secs => $3::float8 / 1000.0)
@@ -184,11 +211,7 @@ async fn claim_and_apply(
         )
         .await?;
     }
-    tx.commit().await?;
-    if !done.is_empty() {
-        shared.outbox_ready.notify_waiters();
-    }
-    Ok(done.len())
+    Ok(())
 }
 
 /// The records of one mapping's events as `ferry.apply` takes them: the changed ones as the
