@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -82,7 +81,7 @@ enum Command {
     /// Run a local simulator of an app.
     Sim {
         #[command(subcommand)]
-        app: SimApp,
+        app: ferry::sim::App,
     },
 }
 
@@ -136,111 +135,6 @@ enum BenchWhat {
         #[arg(long, default_value = "700/60s")]
         budget: String,
     },
-}
-
-#[derive(Subcommand)]
-enum SimApp {
-    /// HubSpot CRM v3 (contacts, companies, deals).
-    Hubspot {
-        #[arg(long, default_value = "127.0.0.1:8701")]
-        listen: SocketAddr,
-        /// Bearer token the simulator requires.
-        #[arg(long, env = "FERRY_SIM_TOKEN", default_value = "sim-token")]
-        token: String,
-        /// Contacts to create at start.
-        #[arg(long, default_value_t = 0)]
-        seed: usize,
-        /// Where to POST signed webhook batches.
-        #[arg(long)]
-        webhook_url: Option<String>,
-        /// Webhook signing secret (the app's client secret).
-        #[arg(long, env = "FERRY_SIM_WEBHOOK_SECRET", default_value = "sim-secret")]
-        webhook_secret: String,
-        /// Rate limit as REQUESTS/SECONDSs, e.g. 190/10s.
-        #[arg(long)]
-        rate_limit: Option<String>,
-        /// Added latency per API response, in milliseconds.
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        /// Share of API calls answered 5xx (0.0-1.0).
-        #[arg(long, default_value_t = 0.0)]
-        error_rate: f64,
-        /// Share of API calls answered 429.
-        #[arg(long, default_value_t = 0.0)]
-        throttle_rate: f64,
-        /// Share of writes performed but answered 504, as if the response was lost.
-        #[arg(long, default_value_t = 0.0)]
-        lost_response_rate: f64,
-    },
-    /// Zendesk Support (users, organizations, bulk jobs, incremental exports, event webhooks).
-    Zendesk {
-        #[arg(long, default_value = "127.0.0.1:8702")]
-        listen: SocketAddr,
-        /// Agent email; the Basic auth user is `{email}/token`.
-        #[arg(
-            long,
-            env = "FERRY_SIM_ZENDESK_EMAIL",
-            default_value = "agent@example.com"
-        )]
-        email: String,
-        /// API token (the Basic auth password).
-        #[arg(long, env = "FERRY_SIM_ZENDESK_TOKEN", default_value = "sim-token")]
-        token: String,
-        /// OAuth access token also accepted as `Authorization: Bearer <token>`.
-        #[arg(long, env = "FERRY_SIM_ZENDESK_OAUTH_TOKEN")]
-        oauth_token: Option<String>,
-        /// End-users to create at start (user1@example.com, user2@example.com, ...).
-        #[arg(long, default_value_t = 0)]
-        seed_users: usize,
-        /// Organizations to create at start; seeded users join them in turn.
-        #[arg(long, default_value_t = 0)]
-        seed_orgs: usize,
-        /// Where to POST signed event webhooks.
-        #[arg(long)]
-        webhook_url: Option<String>,
-        /// The webhook signing secret.
-        #[arg(
-            long,
-            env = "FERRY_SIM_ZENDESK_WEBHOOK_SECRET",
-            default_value = "sim-secret"
-        )]
-        webhook_secret: String,
-        /// Account-wide rate limit as REQUESTS/SECONDSs, or `none`.
-        #[arg(long, default_value = "700/60s")]
-        rate_limit: String,
-        /// Incremental export rate limit (on top of the account one), or `none`.
-        #[arg(long, default_value = "10/60s")]
-        incremental_limit: String,
-        /// How long bulk jobs stay queued, in milliseconds.
-        #[arg(long, default_value_t = 100)]
-        job_delay_ms: u64,
-        /// Added latency per API response, in milliseconds.
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        /// Share of API calls answered 5xx (0.0-1.0).
-        #[arg(long, default_value_t = 0.0)]
-        error_rate: f64,
-        /// Share of API calls answered 429.
-        #[arg(long, default_value_t = 0.0)]
-        throttle_rate: f64,
-        /// Share of writes performed but answered 504, as if the response was lost.
-        #[arg(long, default_value_t = 0.0)]
-        lost_response_rate: f64,
-        /// Share of webhook deliveries dropped.
-        #[arg(long, default_value_t = 0.0)]
-        webhook_drop_rate: f64,
-    },
-}
-
-/// `700/60s` as (requests, window); `none` / `off` as no limit.
-fn sim_rate_limit(spec: &str) -> anyhow::Result<Option<(u32, Duration)>> {
-    if matches!(spec.trim(), "none" | "off") {
-        return Ok(None);
-    }
-    let b = spec
-        .parse::<ferry::connectors::ratelimit::Budget>()
-        .map_err(anyhow::Error::msg)?;
-    Ok(Some((b.requests, b.window)))
 }
 
 /// The hub: FERRY_DATABASE_URL, or the embedded server under the data directory.
@@ -425,82 +319,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             ferry::bench::zendesk::run(&dir, ferry::bench::zendesk::Options { users, budget })
                 .await?;
         }
-        Command::Sim {
-            app:
-                SimApp::Hubspot {
-                    listen,
-                    token,
-                    seed,
-                    webhook_url,
-                    webhook_secret,
-                    rate_limit,
-                    latency_ms,
-                    error_rate,
-                    throttle_rate,
-                    lost_response_rate,
-                },
-        } => {
-            let cfg = ferry::sim::hubspot::SimConfig {
-                token,
-                webhook_url,
-                webhook_secret,
-                rate_limit: rate_limit
-                    .as_deref()
-                    .map(|r| {
-                        r.parse::<ferry::connectors::ratelimit::Budget>()
-                            .map(|b| (b.requests, b.window))
-                    })
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?,
-                seed_contacts: seed,
-                latency: Duration::from_millis(latency_ms),
-                error_rate,
-                throttle_rate,
-                lost_response_rate,
-            };
-            ferry::sim::hubspot::run_cli(cfg, listen).await?;
-        }
-        Command::Sim {
-            app:
-                SimApp::Zendesk {
-                    listen,
-                    email,
-                    token,
-                    oauth_token,
-                    seed_users,
-                    seed_orgs,
-                    webhook_url,
-                    webhook_secret,
-                    rate_limit,
-                    incremental_limit,
-                    job_delay_ms,
-                    latency_ms,
-                    error_rate,
-                    throttle_rate,
-                    lost_response_rate,
-                    webhook_drop_rate,
-                },
-        } => {
-            let cfg = ferry::sim::zendesk::SimConfig {
-                email,
-                token,
-                oauth_token,
-                webhook_url,
-                webhook_secret,
-                rate_limit: sim_rate_limit(&rate_limit)?,
-                incremental_limit: sim_rate_limit(&incremental_limit)?,
-                job_delay: Duration::from_millis(job_delay_ms),
-                seed_users,
-                seed_orgs,
-                latency: Duration::from_millis(latency_ms),
-                error_rate,
-                throttle_rate,
-                lost_response_rate,
-                webhook_drop_rate,
-                ..ferry::sim::zendesk::SimConfig::default()
-            };
-            ferry::sim::zendesk::run_cli(cfg, listen).await?;
-        }
+        Command::Sim { app } => app.run().await?,
     }
     Ok(())
 }

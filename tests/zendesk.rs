@@ -391,6 +391,55 @@ async fn a_create_whose_answer_was_lost_is_sent_again_onto_the_same_user() {
     ctx.stop().await;
 }
 
+/// A bulk job's echo can arrive before ferry has learned the job finished. Seen then, with the
+/// row edited again meanwhile, it would look like Zendesk's own change against the old base:
+/// a conflict that nobody made, and the newer hub value possibly lost. It waits instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echo_that_arrives_before_its_job_is_recorded_is_not_a_change() {
+    let ctx = ZendeskCtx::start(3, "", USERS, false, |_| {}).await;
+    ctx.quiesce().await;
+    ctx.zendesk.set_job_delay(Duration::from_millis(600));
+    let jobs = || {
+        ctx.zendesk
+            .stats()
+            .by_route
+            .get("PUT /api/v2/users/update_many")
+            .copied()
+            .unwrap_or(0)
+    };
+    const APPLIED: &str = "select count(*) from ferry.field_changes where direction = 'app_to_hub'";
+    let applied_before: i64 = ctx.one(APPLIED).await;
+    let before = jobs();
+    ctx.exec("update support.users set phone = '+15551111' where email = 'user1@example.com'")
+        .await;
+    eventually("the first job queued", Duration::from_secs(10), || async {
+        (jobs() > before).then_some(())
+    })
+    .await;
+    // edited again while the first value is on its way
+    ctx.exec("update support.users set phone = '+15552222' where email = 'user1@example.com'")
+        .await;
+    eventually(
+        "the second value in Zendesk",
+        Duration::from_secs(20),
+        || async {
+            let u = ctx.user("user1@example.com")?;
+            (u.fields["phone"] == "+15552222").then_some(())
+        },
+    )
+    .await;
+    ctx.quiesce().await;
+    let phone: String = ctx
+        .one("select phone from support.users where email = 'user1@example.com'")
+        .await;
+    assert_eq!(phone, "+15552222", "the hub keeps its newer value");
+    let conflicts: i64 = ctx.one("select count(*) from ferry.conflicts").await;
+    assert_eq!(conflicts, 0, "the echo was no conflict");
+    let applied: i64 = ctx.one(APPLIED).await;
+    assert_eq!(applied, applied_before, "nothing came back from Zendesk");
+    ctx.stop().await;
+}
+
 /// Users listed before the organizations they reference: the backfill takes the organizations
 /// first all the same.
 const PEOPLE_AND_ORGS: &str = r#"

@@ -107,6 +107,23 @@ begin
         and remote_id in (select value ->> 'id' from jsonb_array_elements(p_records))
       order by row_key
         for update;
+    -- a record whose row an outbound worker is writing to this app right now (its mark's claim,
+    -- ferry.mark_lock, is held) may be the echo of that write, seen before the worker recorded
+    -- it: it would look like the app's own change (or a conflict) against the old base. It is
+    -- held back like an unknown record during a create, and fetched again once the write is
+    -- recorded. (Asynchronous writes — bulk jobs — make that window seconds long.)
+    if p_defer_unknown then
+        select coalesce(jsonb_agg(l.remote_id), '[]') into deferred
+          from ferry.links l
+         where l.mapping_id = p_mapping
+           and l.remote_id in (select value ->> 'id' from jsonb_array_elements(p_records))
+           and ferry.mark_claimed(p_mapping, l.row_key);
+        if deferred <> '[]' then
+            p_records := coalesce((select jsonb_agg(e.value order by e.n)
+                                     from jsonb_array_elements(p_records) with ordinality e(value, n)
+                                    where not deferred ? (e.value ->> 'id')), '[]');
+        end if;
+    end if;
     -- and their hub rows, in key order: in N-way sync another mapping's batch (or an outbound
     -- commit) locks rows of the same table, and the per-record loop below takes them in the
     -- batch's order; a cycle would make PostgreSQL cancel one of the waiters, possibly a

@@ -10,6 +10,18 @@ as $fn$
     select (p_mapping::bigint << 48) # p_row;
 $fn$;
 
+-- ferry.mark_claimed(mapping, row): whether a worker holds that mark's claim right now (its
+-- write to the app is in flight); a try-lock given back at once.
+create or replace function ferry.mark_claimed(p_mapping integer, p_row bigint)
+returns boolean
+language sql
+volatile
+as $fn$
+    select case when pg_try_advisory_lock(ferry.mark_lock(p_mapping, p_row))
+                then not pg_advisory_unlock(ferry.mark_lock(p_mapping, p_row))
+                else true end;
+$fn$;
+
 -- ferry.claim_marks(n, mapping, after): a worker's claim of up to n due marks of one active
 -- mapping, in key order after the row key `after` (the worker's last claim of this mapping: the
 -- removed marks before it are dead tuples every claim from the start would walk again until

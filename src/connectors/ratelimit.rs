@@ -139,6 +139,22 @@ impl RateLimiter {
         }
     }
 
+    /// Whether three quarters or more of the window's requests are spent (or it is paused):
+    /// a caller with optional calls (status checks) spaces them out then.
+    pub fn binding(&self) -> bool {
+        let mut s = self.state.lock().expect("limiter lock");
+        let now = Instant::now();
+        while s
+            .finished
+            .front()
+            .is_some_and(|t| *t + self.budget.window <= now)
+        {
+            s.finished.pop_front();
+        }
+        s.paused_until.is_some_and(|p| p > now)
+            || (s.in_flight + s.finished.len() as u32) * 4 >= self.budget.requests * 3
+    }
+
     /// The server said "slow down": nobody sends for `d`.
     pub fn pause(&self, d: Duration) {
         let mut s = self.state.lock().expect("limiter lock");

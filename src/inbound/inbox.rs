@@ -16,8 +16,9 @@ use crate::hub::catalog::Mapping;
 use crate::hub::{end_claims, Hub, HubError, STUCK_ROUND};
 
 const CLAIM: i32 = 1000;
-/// Retry delay for events held back while a create of the same mapping is in flight.
+/// Retry delay for events held back while a write of the same mapping is in flight.
 const DEFER_MS: f64 = 100.0;
+const IN_FLIGHT: &str = "held back while a write of this mapping to the app is in flight";
 
 /// How long webhook event ids are remembered to drop replays: well beyond the 5-minute
 /// signature tolerance, after which a replay is refused for its timestamp anyway.
@@ -135,6 +136,15 @@ async fn claim_and_apply(
         };
         ready.push((mapping, conn.connector.clone(), events));
     }
+    // events of records whose write to the app is in flight wait for it, unfetched: what the
+    // app has now may be that write's echo, which ferry.apply would hold back all the same
+    // (see it there), and fetching it again and again would spend the app's budget
+    let (in_flight, ready) = postpone_in_flight(client, ready).await?;
+    retry.extend(
+        in_flight
+            .into_iter()
+            .map(|id| (id, DEFER_MS, IN_FLIGHT.to_string())),
+    );
     let fetches = ready
         .into_iter()
         .map(|(mapping, connector, events)| async move {
@@ -167,11 +177,7 @@ async fn claim_and_apply(
         let (mut group_done, mut group_retry) = (vec![], vec![]);
         for e in &events {
             if deferred.contains(e.remote_id.as_str()) {
-                group_retry.push((
-                    e.id,
-                    DEFER_MS,
-                    "unknown record while a create is in flight".to_string(),
-                ));
+                group_retry.push((e.id, DEFER_MS, IN_FLIGHT.to_string()));
             } else {
                 group_done.push(e.id);
             }
@@ -190,6 +196,57 @@ async fn claim_and_apply(
         shared.outbox_ready.notify_waiters();
     }
     Ok(done)
+}
+
+type Group = (Arc<Mapping>, Arc<dyn Connector>, Vec<Event>);
+
+/// Splits off the events whose record's row an outbound worker is writing right now
+/// (`ferry.mark_claimed`): their ids, and the groups without them.
+async fn postpone_in_flight(
+    client: &deadpool_postgres::Object,
+    groups: Vec<Group>,
+) -> Result<(Vec<i64>, Vec<Group>), HubError> {
+    let (mut maps, mut ids) = (vec![], vec![]);
+    for (mapping, _, events) in &groups {
+        for e in events {
+            maps.push(mapping.id);
+            ids.push(e.remote_id.as_str());
+        }
+    }
+    if ids.is_empty() {
+        return Ok((vec![], groups));
+    }
+    let busy: HashSet<(i32, String)> = client
+        .query(
+            &client
+                .prepare_cached(
+                    "select l.mapping_id, l.remote_id
+                       from unnest($1::integer[], $2::text[]) e(mapping_id, remote_id)
+                       join ferry.links l on l.mapping_id = e.mapping_id and l.remote_id = e.remote_id
+                      where ferry.mark_claimed(l.mapping_id, l.row_key)",
+                )
+                .await?,
+            &[&maps, &ids],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    if busy.is_empty() {
+        return Ok((vec![], groups));
+    }
+    let mut postponed = vec![];
+    let mut kept = vec![];
+    for (mapping, connector, events) in groups {
+        let (wait, go): (Vec<Event>, Vec<Event>) = events
+            .into_iter()
+            .partition(|e| busy.contains(&(mapping.id, e.remote_id.clone())));
+        postponed.extend(wait.iter().map(|e| e.id));
+        if !go.is_empty() {
+            kept.push((mapping, connector, go));
+        }
+    }
+    Ok((postponed, kept))
 }
 
 /// Removes the events dealt with and schedules the others' next attempt.

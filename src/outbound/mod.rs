@@ -135,8 +135,14 @@ pub fn lane_workers(workers: usize, lanes: usize, async_writes: bool) -> usize {
     } else {
         (workers / lanes).max(2)
     };
-    share + usize::from(async_writes)
+    // a bulk-job app keeps a worker waiting for each job's result (a second or so while its
+    // budget binds and status checks are spaced out): more of them keep enough jobs in flight
+    share + if async_writes { ASYNC_EXTRA } else { 0 }
 }
+
+/// Extra workers of an app whose writes are asynchronous jobs: about what a 700-a-minute
+/// budget needs in flight when each job's result takes a second to learn.
+const ASYNC_EXTRA: usize = 8;
 
 /// Claims one round of `mapping`'s marks after row `after` and processes them; returns where
 /// the mapping's next round starts (`None`: nothing was claimed). The round keeps one

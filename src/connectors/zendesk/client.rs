@@ -46,9 +46,16 @@ pub struct Client {
 pub struct Response {
     pub status: StatusCode,
     raw: bytes::Bytes,
+    /// The response's `Date`: Zendesk's clock when it answered.
+    date: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Response {
+    /// Zendesk's clock when it answered (whole seconds).
+    pub fn date(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.date
+    }
+
     /// The body as `T`; an empty body is `T::default()`. A body that is not the JSON Zendesk
     /// documents is a transient failure (a proxy's error page, a truncated answer), never an
     /// empty result.
@@ -121,6 +128,16 @@ impl Client {
         &self.name
     }
 
+    /// The account budget (`rate_limit`), if the connection sets one.
+    pub fn account_budget(&self) -> Option<Budget> {
+        self.account.as_ref().map(|l| l.budget())
+    }
+
+    /// Whether the account budget is nearly spent right now (calls may soon wait for it).
+    pub fn budget_binding(&self) -> bool {
+        self.account.as_ref().is_some_and(|l| l.binding())
+    }
+
     /// Sends one request (`path` starts with `/api/v2/`); non-2xx statuses come back
     /// classified as errors.
     pub async fn call(
@@ -178,12 +195,22 @@ impl Client {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64);
+        let date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+            .map(|d| d.with_timezone(&chrono::Utc));
         let bytes = resp.bytes().await;
         metrics.api_call(&self.name, Some(status.as_u16()), started.elapsed());
         let bytes =
             bytes.map_err(|e| ConnectorError::Transient(crate::hub::chain(&e.without_url())))?;
         if status.is_success() {
-            return Ok(Response { status, raw: bytes });
+            return Ok(Response {
+                status,
+                raw: bytes,
+                date,
+            });
         }
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let err = classify(status, &body, retry_after, &bytes);

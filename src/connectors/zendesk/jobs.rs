@@ -1,22 +1,19 @@
 //! Outbound path: Zendesk's bulk jobs — a `create_many`, `create_or_update_many`,
-//! `update_many` or `destroy_many` answers a `job_status`; this polls
-//! `GET /api/v2/job_statuses/{id}` with a short backoff for a bounded time and turns the job's
-//! results into one outcome per input, in input order (a failed item fails alone).
+//! `update_many` or `destroy_many` answers a `job_status`; the connection's poller
+//! (`poller.rs`) waits for it, and this turns the job's results into one outcome per input, in
+//! input order (a failed item fails alone).
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::client::{details_text, Client};
 use super::mapping::id_text;
+use super::poller::Poller;
 use crate::connectors::ConnectorError;
-
-/// The first wait before asking for a job's status, doubled up to [`MAX_STEP`].
-const FIRST_STEP: Duration = Duration::from_millis(100);
-const MAX_STEP: Duration = Duration::from_secs(2);
 
 /// What the job did with one input.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +28,9 @@ pub enum Item {
 /// for it, as when it failed or was killed part way).
 #[derive(Debug)]
 pub struct Finished {
+    /// When Zendesk took the request (its `Date`, less a second for other servers' clocks):
+    /// every record the job wrote has an `updated_at` at or after it.
+    pub submitted: Option<DateTime<Utc>>,
     pub status: String,
     pub message: Option<String>,
     pub items: Vec<Option<Item>>,
@@ -57,14 +57,20 @@ struct Envelope {
 }
 
 #[derive(Deserialize)]
-struct JobStatus {
-    id: String,
+pub struct JobStatus {
+    pub id: String,
     #[serde(default)]
-    status: String,
+    pub status: String,
     #[serde(default)]
     message: Option<String>,
     #[serde(default)]
     results: Option<Vec<Value>>,
+}
+
+impl JobStatus {
+    pub fn is_finished(&self) -> bool {
+        matches!(self.status.as_str(), "completed" | "failed" | "killed")
+    }
 }
 
 /// What names one input in a result that comes without an `index`: `("id", record id)`, or
@@ -79,57 +85,24 @@ pub type Keys = Vec<(&'static str, String)>;
 /// reported: reporting it would have the engine send the same writes again.
 pub async fn run(
     client: &Client,
+    poller: &Poller,
     method: Method,
     path: &str,
     body: Option<&Value>,
     keys: &[Keys],
     wait: Duration,
 ) -> Result<Finished, ConnectorError> {
-    let submitted: Envelope = client.call(method, path, body).await?.parse()?;
-    let mut job = submitted.job_status.ok_or_else(|| {
+    let started = std::time::Instant::now();
+    let resp = client.call(method, path, body).await?;
+    let submitted = resp.date().map(|d| d - chrono::TimeDelta::seconds(1));
+    let submitted_job: Envelope = resp.parse()?;
+    let job = submitted_job.job_status.ok_or_else(|| {
         ConnectorError::Transient("bulk request answered without a job_status".into())
     })?;
-    let deadline = Instant::now() + wait;
-    let mut step = FIRST_STEP;
-    let started = std::time::Instant::now();
-    while !matches!(job.status.as_str(), "completed" | "failed" | "killed") {
-        let now = Instant::now();
-        if now >= deadline {
-            tracing::warn!(connection = %client.name(), job = %job.id, status = %job.status, waited_ms = started.elapsed().as_millis() as u64, "zendesk bulk job did not finish in time");
-            return Err(ConnectorError::Transient(format!(
-                "bulk job {} still {} after {}s",
-                job.id,
-                job.status,
-                wait.as_secs()
-            )));
-        }
-        tokio::time::sleep(step.min(deadline - now)).await;
-        step = (step * 2).min(MAX_STEP);
-        let status_path = format!("/api/v2/job_statuses/{}", job.id);
-        match client.call(Method::GET, &status_path, None).await {
-            Ok(resp) => match resp.parse::<Envelope>()?.job_status {
-                Some(next) => job = next,
-                None => {
-                    return Err(ConnectorError::Transient(
-                        "job status answered without a job_status".into(),
-                    ))
-                }
-            },
-            Err(ConnectorError::NotFound) => {
-                return Err(ConnectorError::Transient(format!(
-                    "bulk job {} vanished before it finished",
-                    job.id
-                )))
-            }
-            Err(ConnectorError::RateLimited { retry_after, .. }) => {
-                step = step.max(retry_after);
-            }
-            Err(ConnectorError::Transient(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let job = poller.finished(job, wait).await?;
     tracing::debug!(connection = %client.name(), job = %job.id, status = %job.status, items = keys.len(), waited_ms = started.elapsed().as_millis() as u64, "zendesk bulk job finished");
     Ok(Finished {
+        submitted,
         items: place(job.results.as_deref().unwrap_or_default(), keys),
         status: job.status,
         message: job.message,

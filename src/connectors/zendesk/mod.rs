@@ -7,6 +7,7 @@ pub mod client;
 pub mod feed;
 pub mod jobs;
 pub mod mapping;
+mod poller;
 pub mod signature;
 pub mod webhook;
 
@@ -17,7 +18,7 @@ mod tests_sync;
 #[cfg(test)]
 mod tests_writes;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,6 +33,7 @@ use super::{
 use client::{authorization, encode, Client};
 use jobs::{Item, Keys};
 use mapping::{has_value, remote_record, remote_records, write_item, Listing, Object};
+use poller::Poller;
 
 /// Zendesk's limit for bulk writes, `show_many` ids and list pages.
 pub const MAX_BATCH: usize = 100;
@@ -59,7 +61,8 @@ impl Default for Options {
 }
 
 pub struct Zendesk {
-    client: Client,
+    client: Arc<Client>,
+    poller: Poller,
     job_wait: Duration,
 }
 
@@ -73,35 +76,51 @@ impl Zendesk {
         token: &str,
         options: Options,
     ) -> Zendesk {
+        let client = Arc::new(Client::new(
+            name,
+            base_url,
+            authorization(email, token),
+            options.budget,
+            options.export_budget,
+        ));
         Zendesk {
-            client: Client::new(
-                name,
-                base_url,
-                authorization(email, token),
-                options.budget,
-                options.export_budget,
-            ),
+            poller: Poller::new(client.clone()),
+            client,
             job_wait: options.job_wait,
         }
     }
 
-    /// Submits one bulk request and waits for its job: one outcome per input, in order.
+    /// Submits one bulk request and waits for its job: one outcome per input, in order, and
+    /// when Zendesk took the request (see [`jobs::Finished::submitted`]).
     async fn bulk(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
         keys: &[Keys],
-    ) -> Vec<Result<Item, ConnectorError>> {
-        match jobs::run(&self.client, method, path, body, keys, self.job_wait).await {
-            Ok(finished) => finished
-                .items
-                .iter()
-                .map(|i| i.clone().ok_or_else(|| finished.missing()))
-                .collect(),
+    ) -> (Option<DateTime<Utc>>, Vec<Result<Item, ConnectorError>>) {
+        match jobs::run(
+            &self.client,
+            &self.poller,
+            method,
+            path,
+            body,
+            keys,
+            self.job_wait,
+        )
+        .await
+        {
+            Ok(finished) => (
+                finished.submitted,
+                finished
+                    .items
+                    .iter()
+                    .map(|i| i.clone().ok_or_else(|| finished.missing()))
+                    .collect(),
+            ),
             Err(e) => {
                 let e = whole_request(e);
-                keys.iter().map(|_| Err(e.clone())).collect()
+                (None, keys.iter().map(|_| Err(e.clone())).collect())
             }
         }
     }
@@ -124,49 +143,18 @@ impl Zendesk {
         Ok(remote_records(&listing.records, properties))
     }
 
-    /// Update times of written records, for the engine's version guard; a failure to read
-    /// them leaves them unknown (the writes happened all the same).
-    async fn versions(&self, object: Object, ids: &[String]) -> HashMap<String, DateTime<Utc>> {
-        let numeric: Vec<u64> = ids.iter().filter_map(|i| record_id(i)).collect();
-        let mut out = HashMap::new();
-        for chunk in numeric.chunks(MAX_BATCH) {
-            match self.show_many(object, chunk, &[]).await {
-                Ok(records) => out.extend(
-                    records
-                        .into_iter()
-                        .filter_map(|r| Some((r.id, r.updated_at?))),
-                ),
-                Err(e) => {
-                    tracing::debug!(connection = %self.client.name(), error = %e, "update times of written records unknown")
-                }
-            }
-        }
-        out
-    }
-
-    /// Turns bulk outcomes into written records with their new update time.
-    async fn written(
-        &self,
-        object: Object,
+    /// Turns bulk outcomes into written records. Their update time is a lower bound, when
+    /// Zendesk took the request (the job wrote them later): enough for the engine's version
+    /// guard, which only refuses versions older than it, without a call to read them back.
+    fn written(
+        submitted: Option<DateTime<Utc>>,
         items: Vec<Result<Item, ConnectorError>>,
     ) -> Vec<Result<Written, ConnectorError>> {
-        let ids: Vec<String> = items
-            .iter()
-            .filter_map(|i| match i {
-                Ok(Item::Done { id: Some(id) }) => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
-        let versions = if ids.is_empty() {
-            HashMap::new()
-        } else {
-            self.versions(object, &ids).await
-        };
         items
             .into_iter()
             .map(|i| match i? {
                 Item::Done { id: Some(id) } => Ok(Written {
-                    updated_at: versions.get(&id).copied(),
+                    updated_at: submitted,
                     id,
                 }),
                 Item::Done { id: None } => Err(ConnectorError::Transient(
@@ -278,9 +266,9 @@ pub fn build(
     name: &str,
     connection: &crate::config::ConnectionConfig,
     secrets: &crate::config::Secrets,
-) -> Result<std::sync::Arc<dyn Connector>, String> {
+) -> Result<Arc<dyn Connector>, String> {
     let budget = crate::connectors::ratelimit::Budget::of(connection)?;
-    Ok(std::sync::Arc::new(Zendesk::new(
+    Ok(Arc::new(Zendesk::new(
         name,
         &connection.base_url,
         connection.email.as_deref(),
@@ -435,10 +423,10 @@ impl Connector for Zendesk {
                 object.plural(): chunk.iter().map(|p| write_item(p, None)).collect::<Vec<_>>(),
             });
             let keys: Vec<Keys> = chunk.iter().map(create_keys).collect();
-            let done = self
+            let (submitted, done) = self
                 .bulk(Method::POST, &object.path(endpoint), Some(&body), &keys)
                 .await;
-            outcomes.extend(self.written(object, done).await);
+            outcomes.extend(Self::written(submitted, done));
         }
         outcomes
     }
@@ -477,14 +465,15 @@ impl Connector for Zendesk {
                 .iter()
                 .map(|(_, id)| vec![("id", id.to_string())])
                 .collect();
-            let done = self
+            let (submitted, done) = self
                 .bulk(
                     Method::PUT,
                     &object.path("/update_many"),
                     Some(&body),
                     &keys,
                 )
-                .await
+                .await;
+            let done = done
                 .into_iter()
                 .zip(chunk)
                 // a result that does not repeat the id is the input's record all the same
@@ -495,7 +484,7 @@ impl Connector for Zendesk {
                     other => other,
                 })
                 .collect();
-            for ((i, _), r) in chunk.iter().zip(self.written(object, done).await) {
+            for ((i, _), r) in chunk.iter().zip(Self::written(submitted, done)) {
                 outcomes[*i] = Some(r);
             }
         }
@@ -527,7 +516,7 @@ impl Connector for Zendesk {
             let list: Vec<String> = chunk.iter().map(|(_, id)| id.to_string()).collect();
             let path = object.path(&format!("/destroy_many?ids={}", list.join(",")));
             let keys: Vec<Keys> = list.iter().map(|id| vec![("id", id.clone())]).collect();
-            let done = self.bulk(Method::DELETE, &path, None, &keys).await;
+            let (_, done) = self.bulk(Method::DELETE, &path, None, &keys).await;
             for ((i, _), r) in chunk.iter().zip(done) {
                 outcomes[*i] = match r {
                     Ok(Item::Done { .. }) => Ok(()),

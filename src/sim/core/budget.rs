@@ -10,6 +10,16 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::lock;
 
+/// A `--rate-limit` argument: `700/60s` as (requests, window); `none` / `off` as no limit.
+pub fn limit_arg(spec: &str) -> std::io::Result<Option<(u32, Duration)>> {
+    if matches!(spec.trim(), "none" | "off") {
+        return Ok(None);
+    }
+    spec.parse::<crate::connectors::ratelimit::Budget>()
+        .map(|b| Some((b.requests, b.window)))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+}
+
 /// Outcome of taking from a budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {

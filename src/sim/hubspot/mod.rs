@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 mod batch;
+pub mod cli;
 mod gate;
 mod http;
 mod routes;

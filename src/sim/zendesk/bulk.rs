@@ -141,7 +141,10 @@ fn destroy_targets(q: &Query) -> Result<Vec<Target>, Response> {
 }
 
 fn submit(inner: &Inner, op: JobOp) -> Response {
-    ok(json!({"job_status": inner.jobs.submit(op, &inner.base_url)}))
+    match inner.jobs.submit(op, &inner.base_url) {
+        Some(job) => ok(json!({ "job_status": job })),
+        None => super::jobs::too_many_jobs(),
+    }
 }
 
 macro_rules! body_or_400 {

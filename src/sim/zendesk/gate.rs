@@ -76,6 +76,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
             .put(orgs_api::update)
             .delete(orgs_api::destroy),
     );
+    r = both(r, "/api/v2/job_statuses/show_many", get(jobs::show_many));
     r = r.route("/api/v2/job_statuses/{id}", get(jobs::show));
     r = both(r, "/api/v2/incremental/users/cursor", get(export::users));
     r = both(
@@ -185,7 +186,12 @@ fn server_error(status: StatusCode) -> Response {
 
 async fn gate(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
     let label = route_label(req.method(), req.uri().path());
-    let resp = admit(&inner, req, next).await;
+    let mut resp = admit(&inner, req, next).await;
+    // the server's own clock (the simulated one), as every record's times are
+    let date = inner.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(v) = HeaderValue::from_str(&date) {
+        resp.headers_mut().insert(header::DATE, v);
+    }
     inner.faults.delay().await;
     inner.stats.record(&label, resp.status());
     resp

@@ -1,24 +1,31 @@
-//! Zendesk simulator: bulk jobs — the job_status registry (latest 100 kept), the runner that
-//! takes queued jobs in order after the configured delay, and `GET /api/v2/job_statuses/{id}`.
+//! Zendesk simulator: bulk jobs — the job_status registry (latest 100 kept, at most 30 queued
+//! or running: Zendesk's job limit), the runner that starts each queued job the configured
+//! delay after it was queued (several run at once, as on Zendesk), and
+//! `GET /api/v2/job_statuses/{id}` and `/show_many?ids=`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use super::bulk::{self, JobOp};
-use super::wire::{not_found, ok};
+use super::wire::{bad_request, error, not_found, ok};
 use super::Inner;
-use crate::sim::core::lock;
+use crate::sim::core::{lock, Query};
 
 /// Finished job statuses kept; older ones answer 404.
 const KEEP: usize = 100;
+/// Jobs an account may have queued or running at once; another bulk request answers 429.
+pub(crate) const MAX_ACTIVE: usize = 30;
+/// Ids one `show_many` takes.
+const SHOW_MANY: usize = 100;
 
 struct Job {
     id: String,
@@ -29,6 +36,9 @@ struct Job {
     results: Option<Vec<Value>>,
     /// Taken by the runner when the job starts.
     op: Option<JobOp>,
+    queued_at: tokio::time::Instant,
+    /// Handed to a task that starts it at `queued_at` + the delay.
+    dispatched: bool,
 }
 
 impl Job {
@@ -48,7 +58,8 @@ impl Job {
 pub(crate) struct Jobs {
     table: Mutex<VecDeque<Job>>,
     notify: Notify,
-    delay: Duration,
+    /// How long a job stays queued, in microseconds (changeable while running).
+    delay: std::sync::atomic::AtomicU64,
 }
 
 fn job_id() -> String {
@@ -60,12 +71,30 @@ impl Jobs {
         Jobs {
             table: Mutex::new(VecDeque::new()),
             notify: Notify::new(),
-            delay,
+            delay: std::sync::atomic::AtomicU64::new(delay.as_micros() as u64),
         }
     }
 
-    /// Queues `op`; returns its `job_status` object (status `queued`).
-    pub(crate) fn submit(&self, op: JobOp, base_url: &str) -> Value {
+    pub(crate) fn set_delay(&self, delay: Duration) {
+        self.delay
+            .store(delay.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn delay(&self) -> Duration {
+        Duration::from_micros(self.delay.load(Ordering::Relaxed))
+    }
+
+    /// Queues `op`; returns its `job_status` object (status `queued`), or None when
+    /// [`MAX_ACTIVE`] jobs are queued or running already.
+    pub(crate) fn submit(&self, op: JobOp, base_url: &str) -> Option<Value> {
+        let mut table = lock(&self.table);
+        let active = table
+            .iter()
+            .filter(|j| matches!(j.status, "queued" | "working"))
+            .count();
+        if active >= MAX_ACTIVE {
+            return None;
+        }
         let job = Job {
             id: job_id(),
             total: op.len(),
@@ -74,14 +103,15 @@ impl Jobs {
             message: None,
             results: None,
             op: Some(op),
+            queued_at: tokio::time::Instant::now(),
+            dispatched: false,
         };
         let shown = job.render(base_url);
-        let mut table = lock(&self.table);
         table.push_back(job);
         trim(&mut table);
         drop(table);
         self.notify.notify_one();
-        shown
+        Some(shown)
     }
 
     pub(crate) fn show(&self, id: &str, base_url: &str) -> Option<Value> {
@@ -91,11 +121,14 @@ impl Jobs {
             .map(|j| j.render(base_url))
     }
 
-    fn oldest_queued(&self) -> Option<String> {
-        lock(&self.table)
-            .iter()
-            .find(|j| j.status == "queued")
-            .map(|j| j.id.clone())
+    /// The oldest queued job no task has taken yet, now taken, and when it was queued.
+    fn next_undispatched(&self) -> Option<(String, tokio::time::Instant)> {
+        let mut table = lock(&self.table);
+        let job = table
+            .iter_mut()
+            .find(|j| j.status == "queued" && !j.dispatched)?;
+        job.dispatched = true;
+        Some((job.id.clone(), job.queued_at))
     }
 
     /// Marks the job working and hands over its operation (None if it was evicted).
@@ -134,7 +167,8 @@ fn trim(table: &mut VecDeque<Job>) {
     }
 }
 
-/// Runs queued jobs one after another until the simulator shuts down.
+/// Starts every queued job the configured delay after it was queued, until the simulator
+/// shuts down.
 pub(crate) fn spawn_runner(inner: Arc<Inner>) {
     let shutdown = inner.shutdown.clone();
     tokio::spawn(async move {
@@ -146,36 +180,56 @@ pub(crate) fn spawn_runner(inner: Arc<Inner>) {
 }
 
 async fn run(inner: Arc<Inner>) {
-    let jobs = &inner.jobs;
     loop {
-        let notified = jobs.notify.notified();
-        let Some(id) = jobs.oldest_queued() else {
+        let notified = inner.jobs.notify.notified();
+        let Some((id, queued_at)) = inner.jobs.next_undispatched() else {
             notified.await;
             continue;
         };
-        if !jobs.delay.is_zero() {
-            tokio::time::sleep(jobs.delay).await;
-        }
-        let Some(op) = jobs.start(&id) else {
-            continue;
-        };
-        let now = inner.now();
-        let results = {
-            let mut store = lock(&inner.store);
-            let (results, changes, written) = bulk::run(&mut store, op, now);
-            inner.emit(&changes);
-            inner
-                .counters
-                .records_written
-                .fetch_add(written, Ordering::Relaxed);
-            results
-        };
-        jobs.finish(&id, results, now);
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(queued_at + inner.jobs.delay()).await;
+            execute(&inner, &id);
+        });
+    }
+}
+
+/// Runs one job against the store (the store's lock makes each job atomic).
+fn execute(inner: &Inner, id: &str) {
+    let jobs = &inner.jobs;
+    let Some(op) = jobs.start(id) else {
+        return;
+    };
+    let now = inner.now();
+    let results = {
+        let mut store = lock(&inner.store);
+        let (results, changes, written) = bulk::run(&mut store, op, now);
+        inner.emit(&changes);
         inner
             .counters
-            .jobs_completed
-            .fetch_add(1, Ordering::Relaxed);
-    }
+            .records_written
+            .fetch_add(written, Ordering::Relaxed);
+        results
+    };
+    jobs.finish(id, results, now);
+    inner
+        .counters
+        .jobs_completed
+        .fetch_add(1, Ordering::Relaxed);
+}
+
+/// 429 for a bulk request beyond [`MAX_ACTIVE`] active jobs.
+pub(crate) fn too_many_jobs() -> Response {
+    let mut resp = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyJobs",
+        &format!(
+            "Number of allowed bulk jobs exceeded: at most {MAX_ACTIVE} may be queued or running"
+        ),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 /// `GET /api/v2/job_statuses/{id}`.
@@ -185,4 +239,28 @@ pub(crate) async fn show(State(inner): State<Arc<Inner>>, Path(id): Path<String>
         Some(job) => ok(json!({ "job_status": job })),
         None => not_found(),
     }
+}
+
+/// `GET /api/v2/job_statuses/show_many?ids=a,b`: the statuses of the jobs still kept (an
+/// unknown or expired id is left out).
+pub(crate) async fn show_many(
+    State(inner): State<Arc<Inner>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = Query::parse(raw.as_deref());
+    let Some(ids) = q.get("ids").filter(|v| !v.trim().is_empty()) else {
+        return bad_request("InvalidValue", "ids is required");
+    };
+    let ids: Vec<&str> = ids.split(',').map(str::trim).collect();
+    if ids.len() > SHOW_MANY {
+        return bad_request(
+            "InvalidValue",
+            &format!("at most {SHOW_MANY} ids may be given"),
+        );
+    }
+    let shown: Vec<Value> = ids
+        .iter()
+        .filter_map(|id| inner.jobs.show(id, &inner.base_url))
+        .collect();
+    ok(json!({ "job_statuses": shown }))
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 mod bulk;
+pub mod cli;
 mod events;
 mod export;
 mod fields;
@@ -325,6 +326,11 @@ impl ZendeskSim {
 
     pub fn set_latency(&self, latency: Duration) {
         self.inner.faults.set_latency(latency);
+    }
+
+    /// How long bulk jobs submitted from now on stay queued.
+    pub fn set_job_delay(&self, delay: Duration) {
+        self.inner.jobs.set_delay(delay);
     }
 
     /// Share of webhook deliveries dropped from now on.

@@ -1,0 +1,59 @@
+//! HubSpot simulator: `ferry sim hubspot` — its command-line options and the foreground run.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{run_cli, SimConfig};
+use crate::sim::core::budget::limit_arg;
+
+/// HubSpot CRM v3 (contacts, companies, deals).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long, default_value = "127.0.0.1:8701")]
+    listen: SocketAddr,
+    /// Bearer token the simulator requires.
+    #[arg(long, env = "FERRY_SIM_TOKEN", default_value = "sim-token")]
+    token: String,
+    /// Contacts to create at start.
+    #[arg(long, default_value_t = 0)]
+    seed: usize,
+    /// Where to POST signed webhook batches.
+    #[arg(long)]
+    webhook_url: Option<String>,
+    /// Webhook signing secret (the app's client secret).
+    #[arg(long, env = "FERRY_SIM_WEBHOOK_SECRET", default_value = "sim-secret")]
+    webhook_secret: String,
+    /// Rate limit as REQUESTS/SECONDSs, e.g. 190/10s, or `none`.
+    #[arg(long, default_value = "none")]
+    rate_limit: String,
+    /// Added latency per API response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share of API calls answered 5xx (0.0-1.0).
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Share of API calls answered 429.
+    #[arg(long, default_value_t = 0.0)]
+    throttle_rate: f64,
+    /// Share of writes performed but answered 504, as if the response was lost.
+    #[arg(long, default_value_t = 0.0)]
+    lost_response_rate: f64,
+}
+
+impl Args {
+    /// Serves until Ctrl-C.
+    pub async fn run(self) -> std::io::Result<()> {
+        let cfg = SimConfig {
+            token: self.token,
+            webhook_url: self.webhook_url,
+            webhook_secret: self.webhook_secret,
+            rate_limit: limit_arg(&self.rate_limit)?,
+            seed_contacts: self.seed,
+            latency: Duration::from_millis(self.latency_ms),
+            error_rate: self.error_rate,
+            throttle_rate: self.throttle_rate,
+            lost_response_rate: self.lost_response_rate,
+        };
+        run_cli(cfg, self.listen).await
+    }
+}
