@@ -323,31 +323,42 @@ impl Rig {
 
     /// Updates random rows at about `per_sec` changes/s until aborted.
     pub fn background_load(&self, rows: usize, per_sec: f64) -> tokio::task::JoinHandle<()> {
-        let hub = self.hub.clone();
-        tokio::spawn(async move {
-            let Ok(c) = hub.client().await else { return };
-            let tick = Duration::from_millis(10);
-            let per_tick = (per_sec * tick.as_secs_f64()).max(1.0) as usize;
-            let mut n: u64 = 0;
-            loop {
-                let t0 = Instant::now();
-                let futs = (0..per_tick).map(|_| {
-                    n += 1;
-                    let key = (n.wrapping_mul(2_654_435_761) % rows as u64) as i64 + 1;
-                    let c = &c;
-                    async move {
-                        c.execute(
-                            "update hubspot.contacts set phone = '+1' || $2::text where id = $1",
-                            &[&key, &n.to_string()],
-                        )
-                        .await
-                    }
-                });
-                let _ = futures_util::future::join_all(futs).await;
-                tokio::time::sleep(tick.saturating_sub(t0.elapsed())).await;
-            }
-        })
+        load(
+            &self.hub,
+            "update hubspot.contacts set phone = '+1' || $2::text where id = $1",
+            1..=rows as i64,
+            per_sec,
+        )
     }
+}
+
+/// Background hub edits: `sql` (`$1` the row key, `$2` a counter as text) on keys spread over
+/// `keys`, at about `per_sec` a second, until the task is aborted.
+pub fn load(
+    hub: &Hub,
+    sql: &'static str,
+    keys: std::ops::RangeInclusive<i64>,
+    per_sec: f64,
+) -> tokio::task::JoinHandle<()> {
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        let Ok(c) = hub.client().await else { return };
+        let tick = Duration::from_millis(10);
+        let per_tick = (per_sec * tick.as_secs_f64()).max(1.0) as usize;
+        let span = (keys.end() - keys.start() + 1).max(1) as u64;
+        let mut n: u64 = 0;
+        loop {
+            let t0 = Instant::now();
+            let futs = (0..per_tick).map(|_| {
+                n += 1;
+                let key = (n.wrapping_mul(2_654_435_761) % span) as i64 + keys.start();
+                let c = &c;
+                async move { c.execute(sql, &[&key, &n.to_string()]).await }
+            });
+            let _ = futures_util::future::join_all(futs).await;
+            tokio::time::sleep(tick.saturating_sub(t0.elapsed())).await;
+        }
+    })
 }
 
 /// The best rate with ferry.history on and off, from runs alternated in one benchmark, as

@@ -80,35 +80,16 @@ fn summary(samples: &mut [f64]) -> (f64, f64, f64) {
     )
 }
 
-/// Edits random people's phones in the hub at about `per_sec` until aborted.
+/// Edits random people's phones in the hub at about `per_sec` until aborted: the upper half
+/// of the people (the timed changes use the lower half).
 fn background_load(rig: &Rig, people: usize, per_sec: f64) -> tokio::task::JoinHandle<()> {
-    let hub = rig.hub.clone();
-    tokio::spawn(async move {
-        let Ok(c) = hub.client().await else { return };
-        let tick = Duration::from_millis(10);
-        let per_tick = (per_sec * tick.as_secs_f64()).max(1.0) as usize;
-        let mut n: u64 = 0;
-        loop {
-            let t0 = Instant::now();
-            let futs = (0..per_tick).map(|_| {
-                n += 1;
-                // the upper half of the people: the timed changes use the lower half
-                let key = (n.wrapping_mul(2_654_435_761) % (people as u64 / 2)) as i64
-                    + people as i64 / 2
-                    + 1;
-                let c = &c;
-                async move {
-                    c.execute(
-                        "update crm.people set phone = '+2' || $2::text where id = $1",
-                        &[&key, &n.to_string()],
-                    )
-                    .await
-                }
-            });
-            let _ = futures_util::future::join_all(futs).await;
-            tokio::time::sleep(tick.saturating_sub(t0.elapsed())).await;
-        }
-    })
+    let half = people as i64 / 2;
+    super::load(
+        &rig.hub,
+        "update crm.people set phone = '+2' || $2::text where id = $1",
+        half + 1..=people as i64,
+        per_sec,
+    )
 }
 
 pub async fn run(data_dir: &std::path::Path, opts: Options) -> Result<(), BenchError> {
