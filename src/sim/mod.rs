@@ -4,4 +4,5 @@
 
 pub mod core;
 pub mod hubspot;
+pub mod salesforce;
 pub mod zendesk;
