@@ -151,7 +151,7 @@ impl Store {
                 Err(e) => errs.push(e),
             }
         }
-        if let Some(e) = rules::required(def, &out, self_id.is_none()) {
+        if let Some(e) = rules::required(def, patch, self_id.is_none()) {
             errs.insert(0, e);
         }
         if errs.is_empty() {
