@@ -10,7 +10,7 @@ use super::gate::Ctx;
 use super::rules::parse_record;
 use super::schema::{self, FieldDef, ObjectDef};
 use super::sobjects::{external_field, wanted_fields};
-use super::store::{Actor, Patch, Store};
+use super::store::{Actor, Key, Patch, Store};
 use super::wire::{ok, parse_json};
 use super::{ids, Inner};
 use crate::sim::core::lock;
@@ -146,7 +146,12 @@ fn execute(inner: &Inner, plans: Vec<Plan>, all_or_none: bool) -> Response {
                 Err(e) => sim(&id, e),
             },
             Plan::Upsert(def, f, value, patch) => {
-                match store.upsert(def, f, &value, &patch, now, Actor::Api, false) {
+                let key = Key {
+                    field: f,
+                    value: &value,
+                    update_only: false,
+                };
+                match store.upsert(def, key, &patch, now, Actor::Api) {
                     Ok((id, created)) => Outcome::done(id, Some(created), created),
                     Err(e) => fail(None, e.errors()),
                 }

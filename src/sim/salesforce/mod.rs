@@ -31,6 +31,8 @@ mod tests_collections;
 mod tests_limits;
 #[cfg(test)]
 mod tests_query;
+#[cfg(test)]
+mod tests_records;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

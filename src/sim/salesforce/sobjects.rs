@@ -11,7 +11,7 @@ use super::errors::ApiError;
 use super::gate::Ctx;
 use super::rules::{id_in_insert, parse_record, Parsed};
 use super::schema::{self, FieldDef, ObjectDef};
-use super::store::Actor;
+use super::store::{Actor, Key};
 use super::wire::{
     floor_minute, json_response, no_content, ok, parse_datetime, parse_object, sf_datetime,
 };
@@ -176,15 +176,13 @@ pub fn by_external(
                 .query
                 .get("updateOnly")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            let (id, created) = lock(&inner.store).upsert(
-                def,
-                f,
+            let key = Key {
+                field: f,
                 value,
-                &parsed.patch,
-                now,
-                Actor::Api,
                 update_only,
-            )?;
+            };
+            let (id, created) =
+                lock(&inner.store).upsert(def, key, &parsed.patch, now, Actor::Api)?;
             let status = if created {
                 StatusCode::CREATED
             } else {

@@ -33,6 +33,14 @@ impl Actor {
     }
 }
 
+/// The external id an upsert matches on, and whether it may create.
+#[derive(Clone, Copy, Debug)]
+pub struct Key<'a> {
+    pub field: &'static FieldDef,
+    pub value: &'a str,
+    pub update_only: bool,
+}
+
 /// Field values of one write, already read from JSON.
 pub type Patch = Vec<(&'static FieldDef, Val)>;
 
@@ -288,13 +296,16 @@ impl Store {
     pub fn upsert(
         &mut self,
         def: &'static ObjectDef,
-        f: &'static FieldDef,
-        value: &str,
+        key: Key<'_>,
         patch: &Patch,
         now: DateTime<Utc>,
         by: Actor,
-        update_only: bool,
     ) -> Result<(String, bool), SimError> {
+        let Key {
+            field: f,
+            value,
+            update_only,
+        } = key;
         let mut patch: Patch = patch
             .iter()
             .filter(|(p, _)| p.name != f.name)

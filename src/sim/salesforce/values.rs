@@ -102,7 +102,7 @@ pub fn from_json(def: &FieldDef, v: &Value) -> Result<Val, SfError> {
             .map(Val::Date)
             .ok_or_else(bad),
         FieldType::Id | FieldType::Reference => match v.as_str() {
-            Some(s) if s.is_empty() => Ok(Val::Null),
+            Some("") => Ok(Val::Null),
             Some(s) => Ok(Val::Str(s.to_string())),
             None => Err(bad()),
         },
