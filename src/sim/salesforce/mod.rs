@@ -141,6 +141,13 @@ pub struct SimStats {
     pub api_limit: u32,
 }
 
+impl SimStats {
+    /// Requests recorded under `route` (0 if none).
+    pub fn route(&self, route: &str) -> u64 {
+        self.by_route.get(route).copied().unwrap_or(0)
+    }
+}
+
 /// Shared state of one simulator instance.
 pub(crate) struct Inner {
     pub cfg: SimConfig,

@@ -226,12 +226,6 @@ async fn oauth_flows_and_refused_grants() {
     sim.shutdown();
 }
 
-impl super::SimStats {
-    fn route(&self, r: &str) -> u64 {
-        self.by_route.get(r).copied().unwrap_or(0)
-    }
-}
-
 #[tokio::test]
 async fn sessions_expire_and_refresh_works() {
     let sim = start(SimConfig {

@@ -46,7 +46,11 @@ async fn create_with_a_partial_failure() {
     assert!(r[2]["id"].as_str().is_some_and(|id| id.starts_with("001")));
     assert_eq!(sim.records("Contact").len(), 1);
     assert_eq!(sim.records("Account").len(), 1);
-    assert_eq!(sim.stats().api_usage, 1, "one call, one API request");
+    let s = sim.stats();
+    assert_eq!(s.api_usage, 1, "one call, one API request");
+    assert_eq!(s.route("POST /composite/sobjects"), 1);
+    assert_eq!(s.route("POST /services/oauth2/token"), 1);
+    assert_eq!(s.requests, 2);
     sim.shutdown();
 }
 
