@@ -4,6 +4,7 @@
 
 pub mod core;
 pub mod hubspot;
+pub mod salesforce;
 pub mod zendesk;
 
 /// The simulators `ferry sim <app>` runs: one line each, naming the app's folder, whose
