@@ -30,5 +30,6 @@ macro_rules! simulators {
 
 simulators! {
     Hubspot => hubspot,
+    Salesforce => salesforce,
     Zendesk => zendesk,
 }

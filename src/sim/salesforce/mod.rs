@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 mod auth;
+pub mod cli;
 mod collections;
 mod cursors;
 mod errors;
