@@ -57,6 +57,17 @@ impl Budget {
 pub struct RateLimiter {
     budget: Budget,
     state: Mutex<State>,
+    /// Callers of [`RateLimiter::acquire_first`] waiting now: others leave free slots to them.
+    first_waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one waiting first-in-line caller for as long as it waits (dropped futures too).
+struct FirstInLine<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for FirstInLine<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// A slot held by one request; give it back with [`Permit::done`] (dropping also releases it).
@@ -94,6 +105,7 @@ impl RateLimiter {
                 finished: VecDeque::new(),
                 paused_until: None,
             }),
+            first_waiting: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -103,6 +115,20 @@ impl RateLimiter {
 
     /// Waits for a slot.
     pub async fn acquire(&self) -> Permit<'_> {
+        self.acquire_as(false).await
+    }
+
+    /// Waits for a slot ahead of every [`RateLimiter::acquire`] caller: for a call that
+    /// unblocks others (a bulk job's status check that several writers wait for), which would
+    /// otherwise lose the race for each freed slot to the writers queued behind the budget.
+    pub async fn acquire_first(&self) -> Permit<'_> {
+        self.first_waiting
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let _line = FirstInLine(&self.first_waiting);
+        self.acquire_as(true).await
+    }
+
+    async fn acquire_as(&self, first: bool) -> Permit<'_> {
         loop {
             let wait = {
                 let mut s = self.state.lock().expect("limiter lock");
@@ -118,19 +144,28 @@ impl RateLimiter {
                     Some(until) if until > now => until - now,
                     _ => {
                         s.paused_until = None;
-                        if s.in_flight + (s.finished.len() as u32) < self.budget.requests {
+                        let yielding = !first
+                            && self
+                                .first_waiting
+                                .load(std::sync::atomic::Ordering::Acquire)
+                                > 0;
+                        if yielding {
+                            // a first-in-line caller takes the next slot
+                            Duration::from_millis(2)
+                        } else if s.in_flight + (s.finished.len() as u32) < self.budget.requests {
                             s.in_flight += 1;
                             return Permit {
                                 limiter: self,
                                 released: false,
                             };
-                        }
-                        match s.finished.front() {
-                            Some(oldest) => {
-                                (*oldest + self.budget.window).saturating_duration_since(now)
+                        } else {
+                            match s.finished.front() {
+                                Some(oldest) => {
+                                    (*oldest + self.budget.window).saturating_duration_since(now)
+                                }
+                                // everything is in flight: wait for a response
+                                None => Duration::from_millis(5),
                             }
-                            // everything is in flight: wait for a response
-                            None => Duration::from_millis(5),
                         }
                     }
                 }
@@ -216,5 +251,38 @@ mod tests {
         let start = Instant::now();
         limiter.acquire().await.done();
         assert!(Instant::now() - start >= Duration::from_millis(150));
+    }
+
+    #[tokio::test]
+    async fn a_first_in_line_caller_takes_the_next_slot() {
+        let window = Duration::from_millis(200);
+        let limiter = std::sync::Arc::new(RateLimiter::new(Budget {
+            requests: 2,
+            window,
+        }));
+        // the window is spent; four ordinary callers queue, then one first-in-line
+        limiter.acquire().await.done();
+        limiter.acquire().await.done();
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = vec![];
+        for n in 0..4 {
+            let (l, o) = (limiter.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                l.acquire().await.done();
+                o.lock().unwrap().push(format!("writer {n}"));
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (l, o) = (limiter.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            l.acquire_first().await.done();
+            o.lock().unwrap().push("check".to_string());
+        }));
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order[0], "check", "{order:?}");
+        assert_eq!(order.len(), 5);
     }
 }

@@ -142,7 +142,7 @@ pub fn lane_workers(workers: usize, lanes: usize, async_writes: bool) -> usize {
 
 /// Extra workers of an app whose writes are asynchronous jobs: about what a 700-a-minute
 /// budget needs in flight when each job's result takes a second to learn.
-const ASYNC_EXTRA: usize = 8;
+const ASYNC_EXTRA: usize = 12;
 
 /// Claims one round of `mapping`'s marks after row `after` and processes them; returns where
 /// the mapping's next round starts (`None`: nothing was claimed). The round keeps one

@@ -28,6 +28,8 @@ pub enum Lane {
     Account,
     /// `/api/v2/incremental/...`: the export budget, then the account budget.
     Export,
+    /// The account budget, ahead of the calls queued for it.
+    First,
 }
 
 pub struct Client {
@@ -149,6 +151,12 @@ impl Client {
         self.send(Lane::Account, method, path, body).await
     }
 
+    /// A call that others wait for (a bulk job's status check): it takes the next free slot of
+    /// the account budget ahead of the ordinary calls queued for it.
+    pub async fn call_first(&self, method: Method, path: &str) -> Result<Response, ConnectorError> {
+        self.send(Lane::First, method, path, None).await
+    }
+
     /// A GET of an incremental export, within the export budget.
     pub async fn export(&self, path: &str) -> Result<Response, ConnectorError> {
         self.send(Lane::Export, Method::GET, path, None).await
@@ -172,11 +180,12 @@ impl Client {
         // the scarce export slot first, so an account slot is never held while waiting for it
         let export = match lane {
             Lane::Export => Some(self.export.acquire().await),
-            Lane::Account => None,
+            Lane::Account | Lane::First => None,
         };
-        let account = match &self.account {
-            Some(l) => Some(l.acquire().await),
-            None => None,
+        let account = match (&self.account, lane) {
+            (Some(l), Lane::First) => Some(l.acquire_first().await),
+            (Some(l), _) => Some(l.acquire().await),
+            (None, _) => None,
         };
         let started = std::time::Instant::now();
         let sent = req.send().await;

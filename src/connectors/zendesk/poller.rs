@@ -154,7 +154,7 @@ async fn poll(st: &State, client: &Client) {
     ids.truncate(SHOW_MANY);
     let ids: Vec<String> = ids.into_iter().map(|(_, id)| id).collect();
     let path = format!("/api/v2/job_statuses/show_many.json?ids={}", ids.join(","));
-    let answer = match client.call(Method::GET, &path, None).await {
+    let answer = match client.call_first(Method::GET, &path).await {
         Ok(resp) => resp.parse::<Many>().map(|m| m.job_statuses),
         Err(e) => Err(e),
     };
