@@ -4,4 +4,5 @@
 
 pub mod core;
 pub mod hubspot;
+pub mod stripe;
 pub mod zendesk;

@@ -1,0 +1,1 @@
+//! Stripe simulator: tests (api).
