@@ -74,18 +74,12 @@ fn redact(key: &str) -> String {
 }
 
 /// The mode of the key in `Authorization` (Bearer, or Basic with the key as user name).
-fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<Mode, Response> {
-    let Some(value) = headers
+/// `Err` is the 401's message.
+fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<Mode, String> {
+    let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-    else {
-        return Err(unauthorized(
-            "You did not provide an API key. You need to provide your API key in the \
-             Authorization header, using Bearer auth (e.g. 'Authorization: Bearer \
-             YOUR_SECRET_KEY')."
-                .into(),
-        ));
-    };
+        .unwrap_or("");
     let (scheme, credentials) = value.trim().split_once(' ').unwrap_or((value, ""));
     let credentials = credentials.trim();
     let key = if scheme.eq_ignore_ascii_case("bearer") {
@@ -100,15 +94,20 @@ fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<Mode, Response> {
     } else {
         String::new()
     };
+    if key.is_empty() {
+        return Err(
+            "You did not provide an API key. You need to provide your API key in the \
+             Authorization header, using Bearer auth (e.g. 'Authorization: Bearer \
+             YOUR_SECRET_KEY')."
+                .into(),
+        );
+    }
     if key == inner.test_key {
         Ok(Mode::Test)
     } else if inner.live_key.as_deref() == Some(key.as_str()) {
         Ok(Mode::Live)
     } else {
-        Err(unauthorized(format!(
-            "Invalid API Key provided: {}",
-            redact(&key)
-        )))
+        Err(format!("Invalid API Key provided: {}", redact(&key)))
     }
 }
 
@@ -167,7 +166,7 @@ pub(crate) async fn gate(State(inner): State<Arc<Inner>>, req: Request, next: Ne
 async fn admit(inner: &Arc<Inner>, req: Request, next: Next, request_id: &str) -> Response {
     let mode = match authenticate(inner, req.headers()) {
         Ok(m) => m,
-        Err(resp) => return resp,
+        Err(message) => return unauthorized(message),
     };
     if inner
         .budgets

@@ -72,7 +72,7 @@ impl Page {
 
     /// One page of `items` (already filtered) as a list object.
     fn render(&self, mut items: Vec<(Key, Value)>, cursor: Option<Key>, url: &str) -> Value {
-        items.sort_by(|a, b| b.0.cmp(&a.0));
+        items.sort_by_key(|(k, _)| std::cmp::Reverse(*k));
         let (data, has_more) = match cursor {
             Some(k) if self.before.is_some() => {
                 // the `limit` items just newer than the cursor, still newest first
