@@ -17,7 +17,7 @@ use super::invoices::expand_customer;
 use super::params::{self, only, Params};
 use super::store::{Ctx, Origin};
 use super::wire::{json_response, Mode, StripeError};
-use super::{customers, events, invoice_ops, lists, Inner};
+use super::{customers, events, invoice_actions, invoice_ops, lists, Inner};
 
 /// One operation of the simulated API.
 #[derive(Clone, Debug)]
@@ -102,12 +102,12 @@ pub(crate) fn execute(
         }
         Op::InvoiceUpdate(id) => invoice_ops::update(store, &ctx, id, p),
         Op::InvoiceDelete(id) => invoice_ops::delete(store, &ctx, id, p),
-        Op::InvoiceFinalize(id) => invoice_ops::finalize(store, &ctx, id, p),
-        Op::InvoicePay(id) => invoice_ops::pay(store, &ctx, id, p),
-        Op::InvoiceVoid(id) => invoice_ops::void(store, &ctx, id, p),
-        Op::InvoiceMarkUncollectible(id) => invoice_ops::mark_uncollectible(store, &ctx, id, p),
+        Op::InvoiceFinalize(id) => invoice_actions::finalize(store, &ctx, id, p),
+        Op::InvoicePay(id) => invoice_actions::pay(store, &ctx, id, p),
+        Op::InvoiceVoid(id) => invoice_actions::void(store, &ctx, id, p),
+        Op::InvoiceMarkUncollectible(id) => invoice_actions::mark_uncollectible(store, &ctx, id, p),
         Op::InvoiceList => lists::invoices(store, p, empty),
-        Op::ItemCreate => invoice_ops::create_item(store, &ctx, p),
+        Op::ItemCreate => invoice_actions::create_item(store, &ctx, p),
         Op::EventGet(id) => only(p, &["expand"], "").and_then(|_| events::retrieve(store, id, now)),
         Op::EventList => lists::events(store, p, now, empty),
     };

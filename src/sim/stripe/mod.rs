@@ -10,6 +10,7 @@ mod events;
 mod form;
 mod gate;
 mod idempotency;
+mod invoice_actions;
 mod invoice_ops;
 mod invoices;
 mod knobs;
