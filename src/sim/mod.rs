@@ -5,6 +5,7 @@
 pub mod core;
 pub mod hubspot;
 pub mod salesforce;
+pub mod stripe;
 pub mod zendesk;
 
 /// The simulators `ferry sim <app>` runs: one line each, naming the app's folder, whose
@@ -31,5 +32,6 @@ macro_rules! simulators {
 simulators! {
     Hubspot => hubspot,
     Salesforce => salesforce,
+    Stripe => stripe,
     Zendesk => zendesk,
 }
