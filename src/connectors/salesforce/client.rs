@@ -1,0 +1,327 @@
+//! Salesforce connector, both directions: one REST call — the session's bearer token (a 401
+//! `INVALID_SESSION_ID` signs in again once and re-sends only that request), the daily
+//! budget (`Sforce-Limit-Info` read from every answer), metrics, and failures classified into
+//! [`ConnectorError`]s with Salesforce's own `errorCode` and message.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use super::auth::Auth;
+use super::budget::{parse_usage, DailyBudget};
+use crate::connectors::ratelimit::RateLimiter;
+use crate::connectors::ConnectorError;
+
+/// The pause after a 403 for the org's concurrent long-running requests (seconds matter).
+const CONCURRENT_PAUSE: Duration = Duration::from_secs(10);
+
+/// Percent-encodes one query or form component (all but RFC 3986 unreserved characters).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A successful answer.
+pub struct Response {
+    pub status: StatusCode,
+    raw: bytes::Bytes,
+    /// The answer's `Date`: Salesforce's clock when it answered (whole seconds).
+    pub date: Option<DateTime<Utc>>,
+}
+
+impl Response {
+    /// The body as `T`. A body that is not the JSON Salesforce documents (a proxy's page, a
+    /// truncated answer) is a transient failure, never an empty result.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConnectorError> {
+        serde_json::from_slice(&self.raw).map_err(|e| {
+            ConnectorError::Transient(format!(
+                "HTTP {}: unreadable Salesforce answer: {e}",
+                self.status.as_u16()
+            ))
+        })
+    }
+}
+
+pub struct Client {
+    /// The connection's name (metrics and log label).
+    name: String,
+    http: reqwest::Client,
+    /// `62.0`.
+    version: String,
+    auth: Auth,
+    pub budget: DailyBudget,
+    /// The connection's own `rate_limit`, if it sets one.
+    limiter: Option<RateLimiter>,
+    /// How long a 403 for the daily allocation pauses the connection.
+    limit_pause: Duration,
+    /// Query page size asked for (`Sforce-Query-Options: batchSize`).
+    batch_size: usize,
+    /// The allocation's refusal was logged (once, until a call succeeds again).
+    limit_logged: AtomicBool,
+}
+
+impl Client {
+    pub fn new(
+        name: &str,
+        http: reqwest::Client,
+        version: &str,
+        auth: Auth,
+        budget: DailyBudget,
+        limiter: Option<RateLimiter>,
+        limit_pause: Duration,
+        batch_size: usize,
+    ) -> Client {
+        Client {
+            name: name.to_string(),
+            http,
+            version: version.to_string(),
+            auth,
+            budget,
+            limiter,
+            limit_pause,
+            batch_size,
+            limit_logged: AtomicBool::new(false),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `/services/data/v62.0{rest}`; a path already under `/services/` (a `nextRecordsUrl`)
+    /// stays as it is.
+    fn full_path(&self, path: &str) -> String {
+        if path.starts_with("/services/") {
+            path.to_string()
+        } else {
+            format!("/services/data/v{}{path}", self.version)
+        }
+    }
+
+    /// Sends one request (`path` under the API version, e.g. `/query?q=..`, or a
+    /// `nextRecordsUrl`); non-2xx answers come back classified.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, ConnectorError> {
+        let full = self.full_path(path);
+        let mut session = self.auth.session().await?;
+        let mut signed_in_again = false;
+        loop {
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{full}", session.instance_url))
+                .bearer_auth(&session.access_token)
+                .header(reqwest::header::ACCEPT, "application/json");
+            if full.contains("/query") {
+                req = req.header(
+                    "Sforce-Query-Options",
+                    format!("batchSize={}", self.batch_size),
+                );
+            }
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let permit = match &self.limiter {
+                Some(l) => Some(l.acquire().await),
+                None => None,
+            };
+            let ticket = self.budget.admit().await;
+            let started = std::time::Instant::now();
+            let metrics = crate::metrics::metrics();
+            // the URL is left out of errors and logs: a query holds record values
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    metrics.api_call(&self.name, None, started.elapsed());
+                    ticket.answered(None);
+                    return Err(ConnectorError::Transient(crate::hub::chain(
+                        &e.without_url(),
+                    )));
+                }
+            };
+            let status = resp.status();
+            let headers = resp.headers();
+            let usage = headers
+                .get("sforce-limit-info")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_usage);
+            let date = headers
+                .get(reqwest::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+                .map(|d| d.with_timezone(&Utc));
+            let raw = resp.bytes().await;
+            drop(permit);
+            metrics.api_call(&self.name, Some(status.as_u16()), started.elapsed());
+            ticket.answered(usage);
+            let raw =
+                raw.map_err(|e| ConnectorError::Transient(crate::hub::chain(&e.without_url())))?;
+            if status.is_success() {
+                self.limit_logged.store(false, Ordering::Relaxed);
+                return Ok(Response { status, raw, date });
+            }
+            let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+            let code = error_code(&body);
+            // a refused session was not acted on: signing in again and re-sending this one
+            // request neither loses nor repeats it
+            if status == StatusCode::UNAUTHORIZED && !signed_in_again {
+                tracing::info!(connection = %self.name, error_code = %code, "salesforce refused the session; signing in again");
+                session = self.auth.refresh(session.generation).await?;
+                signed_in_again = true;
+                continue;
+            }
+            return Err(self.classify(status, &code, &body, &raw));
+        }
+    }
+
+    /// What to do about a non-2xx answer (see [`classify`]); a refusal for the allocation
+    /// also pauses the connection.
+    fn classify(&self, status: StatusCode, code: &str, body: &Value, raw: &[u8]) -> ConnectorError {
+        let err = classify(status, code, message_of(body, raw), self.limit_pause);
+        if let ConnectorError::RateLimited {
+            retry_after,
+            policy,
+        } = &err
+        {
+            self.budget.pause(*retry_after);
+            let first = !self.limit_logged.swap(true, Ordering::Relaxed);
+            if first || policy != "daily" {
+                tracing::warn!(connection = %self.name, policy = %policy, retry_after_s = retry_after.as_secs(), api_usage = ?self.budget.usage(), "salesforce refused a call with REQUEST_LIMIT_EXCEEDED; the connection is paused");
+            }
+        }
+        err
+    }
+}
+
+/// The first error's `errorCode` of Salesforce's error array.
+fn error_code(body: &Value) -> String {
+    first_error(body)
+        .and_then(|e| e.get("errorCode"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+fn first_error(body: &Value) -> Option<&Value> {
+    match body {
+        Value::Array(items) => items.first(),
+        Value::Object(_) => Some(body),
+        _ => None,
+    }
+}
+
+/// Salesforce's words for a failure: `errorCode: message` of each error, joined with `; `,
+/// else the start of a plain-text body.
+pub fn message_of(body: &Value, raw: &[u8]) -> String {
+    let items: Vec<&Value> = match body {
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(_) => vec![body],
+        _ => vec![],
+    };
+    let parts: Vec<String> = items
+        .iter()
+        .filter_map(|e| {
+            let code = e
+                .get("errorCode")
+                .or_else(|| e.get("statusCode"))
+                .and_then(Value::as_str);
+            let message = e.get("message").and_then(Value::as_str);
+            match (code, message) {
+                (Some(c), Some(m)) => Some(format!("{c}: {m}")),
+                (Some(c), None) => Some(c.to_string()),
+                (None, Some(m)) => Some(m.to_string()),
+                (None, None) => None,
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        String::from_utf8_lossy(raw)
+            .trim()
+            .chars()
+            .take(500)
+            .collect()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// What to do about a non-2xx answer. 403 `REQUEST_LIMIT_EXCEEDED` is Salesforce's throttle
+/// (it has no 429): the daily allocation (`TotalRequests`) pauses for `limit_pause`, the
+/// concurrent long-running requests for seconds. Any other 401/403 is the connection's
+/// credentials or permissions (`Auth`: writes wait for the operator rather than every row
+/// becoming a dead letter). 409 and 5xx are transient; other 4xx are refusals.
+pub fn classify(
+    status: StatusCode,
+    code: &str,
+    message: String,
+    limit_pause: Duration,
+) -> ConnectorError {
+    match (status.as_u16(), code) {
+        (403, "REQUEST_LIMIT_EXCEEDED") if message.contains("TotalRequests") => {
+            ConnectorError::RateLimited {
+                retry_after: limit_pause,
+                policy: "daily".into(),
+            }
+        }
+        (403, "REQUEST_LIMIT_EXCEEDED") => ConnectorError::RateLimited {
+            retry_after: CONCURRENT_PAUSE,
+            policy: "concurrent".into(),
+        },
+        (401 | 403, _) => ConnectorError::Auth(format!("HTTP {}: {message}", status.as_u16())),
+        (404, _) => ConnectorError::NotFound,
+        (409, _) => ConnectorError::Transient(format!("HTTP 409: {message}")),
+        (s, _) if s >= 500 => ConnectorError::Transient(format!("HTTP {s}: {message}")),
+        (s, _) => ConnectorError::Rejected { status: s, message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn failures_are_classified_with_salesforces_words() {
+        let pause = Duration::from_secs(900);
+        let c = |s: u16, body: Value| {
+            classify(
+                StatusCode::from_u16(s).unwrap(),
+                &error_code(&body),
+                message_of(&body, b""),
+                pause,
+            )
+        };
+        let daily = json!([{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]);
+        assert!(matches!(c(403, daily),
+            ConnectorError::RateLimited { retry_after, policy } if retry_after == pause && policy == "daily"));
+        let burst = json!([{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "ConcurrentPerOrgLongTxn Limit exceeded."}]);
+        assert!(matches!(c(403, burst),
+            ConnectorError::RateLimited { retry_after, policy } if retry_after == CONCURRENT_PAUSE && policy == "concurrent"));
+        assert!(
+            matches!(c(401, json!([{"errorCode": "INVALID_SESSION_ID"}])), ConnectorError::Auth(m) if m == "HTTP 401: INVALID_SESSION_ID")
+        );
+        assert!(matches!(c(404, Value::Null), ConnectorError::NotFound));
+        assert!(matches!(c(503, Value::Null), ConnectorError::Transient(_)));
+        let bad = json!([{"errorCode": "MALFORMED_QUERY", "message": "unexpected token: FROM"}]);
+        assert!(matches!(c(400, bad),
+            ConnectorError::Rejected { status: 400, message } if message == "MALFORMED_QUERY: unexpected token: FROM"));
+        assert_eq!(
+            message_of(&Value::Null, b" 502 Bad Gateway\n"),
+            "502 Bad Gateway"
+        );
+        assert_eq!(encode("a b'c"), "a%20b%27c");
+    }
+}
