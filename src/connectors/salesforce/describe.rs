@@ -110,3 +110,37 @@ impl Salesforce {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_writable_one_way_get_their_own_sentence() {
+        let describe: Describe = serde_json::from_value(serde_json::json!({"fields": [
+            {"name": "Ext_Key__c", "createable": true, "updateable": false},
+            {"name": "Score__c", "createable": false, "updateable": true},
+        ]}))
+        .unwrap();
+        let uses = |writes| {
+            vec![
+                FieldUse {
+                    property: "Ext_Key__c".into(),
+                    writes,
+                },
+                FieldUse {
+                    property: "score__c".into(),
+                    writes,
+                },
+            ]
+        };
+        assert_eq!(
+            problems("Lead__c", &describe, &uses(true)),
+            [
+                "`Ext_Key__c` on Salesforce's Lead__c can be set when a record is created but never updated: map it with direction = \"inbound\", or its changes will be refused.",
+                "`Score__c` on Salesforce's Lead__c can be updated but not set when a record is created: creates carrying it will be refused.",
+            ]
+        );
+        assert!(problems("Lead__c", &describe, &uses(false)).is_empty());
+    }
+}
