@@ -71,25 +71,23 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client of `auth`'s org with the version, pauses and page size of `options`.
     pub fn new(
         name: &str,
         http: reqwest::Client,
-        version: &str,
         auth: Auth,
         budget: DailyBudget,
-        limiter: Option<RateLimiter>,
-        limit_pause: Duration,
-        batch_size: usize,
+        options: &super::Options,
     ) -> Client {
         Client {
             name: name.to_string(),
             http,
-            version: version.to_string(),
+            version: options.api_version.clone(),
             auth,
             budget,
-            limiter,
-            limit_pause,
-            batch_size,
+            limiter: options.rate_limit.map(RateLimiter::new),
+            limit_pause: options.limit_pause,
+            batch_size: options.page_size.clamp(200, 2000),
             limit_logged: AtomicBool::new(false),
         }
     }

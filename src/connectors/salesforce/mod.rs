@@ -36,7 +36,7 @@ use budget::DailyBudget;
 use client::{encode, Client};
 use mapping::{remote_records, QueryPage};
 
-use super::ratelimit::{Budget, RateLimiter};
+use super::ratelimit::Budget;
 use super::{
     BatchSizes, Capabilities, ChangeEvent, Connector, ConnectorError, FeedPage, FeedStart,
     FieldUse, Page, Properties, RemoteRecord, WebhookError, WebhookPayload, WebhookRequest,
@@ -103,16 +103,7 @@ impl Salesforce {
             .expect("static reqwest configuration is valid");
         let auth = auth::Auth::new(http.clone(), base_url, grant);
         let budget = DailyBudget::new(name, options.daily_share, options.probe_every);
-        let client = Client::new(
-            name,
-            http,
-            &options.api_version,
-            auth,
-            budget,
-            options.rate_limit.map(RateLimiter::new),
-            options.limit_pause,
-            options.page_size.clamp(200, 2000),
-        );
+        let client = Client::new(name, http, auth, budget, &options);
         let create_keys: &'static [&'static str] = match &options.external_id_field {
             Some(f) => Box::leak(vec![&*Box::leak(f.clone().into_boxed_str())].into_boxed_slice()),
             None => &[],
