@@ -164,6 +164,9 @@ impl Client {
             let raw = resp.bytes().await;
             drop(permit);
             metrics.api_call(&self.name, Some(status.as_u16()), started.elapsed());
+            if let Some((used, limit)) = usage {
+                metrics.api_daily(&self.name, used, limit);
+            }
             ticket.answered(usage);
             let raw =
                 raw.map_err(|e| ConnectorError::Transient(crate::hub::chain(&e.without_url())))?;
