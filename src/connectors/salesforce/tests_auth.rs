@@ -151,3 +151,55 @@ async fn concurrent_callers_share_one_refresh() {
     let e = bad.list("Contact", &[], None).await.unwrap_err();
     assert!(matches!(e, ConnectorError::Auth(_)), "{e:?}");
 }
+
+#[test]
+fn configuration_keys_parse_and_missing_secrets_are_one_sentence() {
+    use crate::config::Config;
+    let conn = |extra: &str| {
+        format!(
+            r#"
+            [connections.sf]
+            kind = "salesforce"
+            base_url = "http://127.0.0.1:1"
+            client_id_env = "FERRY_TEST_SF_UNSET_ID"
+            client_secret_env = "FERRY_TEST_SF_UNSET_SECRET"
+            {extra}
+            "#
+        )
+    };
+    let c = Config::parse(
+        &conn(
+            r#"oauth = "client_credentials"
+                 api_version = "61.0"
+                 external_id_field = "Ext_Id__c"
+                 daily_share = 0.5"#,
+        ),
+        "t",
+    )
+    .unwrap();
+    let sf = &c.connections["sf"];
+    assert!(sf.client_credentials());
+    assert_eq!(sf.daily_share, Some(0.5));
+    // no token_env needed with client credentials; the consumer key's variable is
+    let secrets = sf.secrets("sf").unwrap();
+    let e = crate::connectors::build("sf", sf, &secrets).err().unwrap();
+    assert_eq!(
+        e,
+        "connection `sf`: environment variable FERRY_TEST_SF_UNSET_ID (client_id_env) is not set"
+    );
+    let err = |extra: &str| Config::parse(&conn(extra), "t").unwrap_err().to_string();
+    assert_eq!(
+        err(""),
+        "connection `sf`: token_env (the environment variable holding the API token) is required"
+    );
+    assert_eq!(
+        err(r#"token_env = "X"
+               oauth = "password""#),
+        "connection `sf`: oauth = `password` is not a grant ferry knows (known: refresh_token, client_credentials)"
+    );
+    assert_eq!(
+        err(r#"token_env = "X"
+               daily_share = 1.5"#),
+        "connection `sf`: daily_share = 1.5 must be more than 0 and at most 1"
+    );
+}
