@@ -129,6 +129,27 @@ impl Engine {
                 },
             );
         }
+        // each mapping's fields against what its app says of the object (Salesforce's
+        // describe): an unknown or unwritable field stops the start with one sentence each
+        for m in &config.mappings {
+            let Some(rt) = runtimes.get(&m.connection) else {
+                continue;
+            };
+            let uses: Vec<connectors::FieldUse> = m
+                .fields
+                .iter()
+                .map(|f| connectors::FieldUse {
+                    property: f.property.clone(),
+                    writes: f.direction != "inbound",
+                })
+                .collect();
+            if let Err(e) = rt.connector.check_fields(&m.object, &uses).await {
+                return Err(EngineError::Connector(
+                    m.connection.clone(),
+                    format!("mapping `{}`: {e}", m.name()),
+                ));
+            }
+        }
         let connections: Connections = Arc::new(runtimes);
 
         hub::migrate::migrate(&hub).await?;

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub api_calls: Family<CallLabels, Counter>,
     pub api_seconds: Family<ConnectionLabel, Histogram>,
     pub webhook_events: Family<WebhookLabels, Counter>,
+    /// An app's daily API allocation as it last reported it (Salesforce's
+    /// `Sforce-Limit-Info`): requests used, and the allocation.
+    api_daily_used: Family<ConnectionLabel, Gauge>,
+    api_daily_limit: Family<ConnectionLabel, Gauge>,
     backlog: Family<MappingLabel, Gauge>,
     dead_letters: Family<MappingLabel, Gauge>,
     open_conflicts: Family<MappingLabel, Gauge>,
@@ -77,6 +81,18 @@ pub fn metrics() -> &'static Metrics {
             "webhook_deliveries",
             "Webhook deliveries by connection and outcome",
             webhook_events.clone(),
+        );
+        let api_daily_used = Family::<ConnectionLabel, Gauge>::default();
+        registry.register(
+            "api_daily_used",
+            "API requests the app counts against its daily allocation, as it last reported",
+            api_daily_used.clone(),
+        );
+        let api_daily_limit = Family::<ConnectionLabel, Gauge>::default();
+        registry.register(
+            "api_daily_limit",
+            "The app's daily API allocation, as it last reported",
+            api_daily_limit.clone(),
         );
         let backlog = Family::<MappingLabel, Gauge>::default();
         registry.register(
@@ -119,6 +135,8 @@ pub fn metrics() -> &'static Metrics {
             api_calls,
             api_seconds,
             webhook_events,
+            api_daily_used,
+            api_daily_limit,
             backlog,
             dead_letters,
             open_conflicts,
@@ -144,6 +162,16 @@ impl Metrics {
                 connection: connection.to_string(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// The daily allocation an app reported with its last answer.
+    pub fn api_daily(&self, connection: &str, used: u64, limit: u64) {
+        let label = ConnectionLabel {
+            connection: connection.to_string(),
+        };
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.api_daily_used.get_or_create(&label).set(gauge(used));
+        self.api_daily_limit.get_or_create(&label).set(gauge(limit));
     }
 
     pub fn webhook(&self, connection: &str, outcome: &str) {

@@ -10,7 +10,9 @@ use super::ConfigError;
 pub struct ConnectionConfig {
     pub kind: String,
     pub base_url: String,
-    /// Name of the environment variable holding the API token.
+    /// Name of the environment variable holding the API token (Salesforce: the OAuth refresh
+    /// token; not needed with `oauth = "client_credentials"`).
+    #[serde(default)]
     pub token_env: String,
     /// Name of the environment variable holding the webhook signing secret.
     pub webhook_secret_env: Option<String>,
@@ -19,7 +21,28 @@ pub struct ConnectionConfig {
     /// The agent's email for connectors whose API token goes with a user name (Zendesk:
     /// `{email}/token` basic auth; without it the token is sent as an OAuth bearer token).
     pub email: Option<String>,
+    /// Salesforce: the REST API version, `62.0` when unset.
+    pub api_version: Option<String>,
+    /// Salesforce: the OAuth 2.0 grant ferry uses at `{base_url}/services/oauth2/token`,
+    /// `refresh_token` (default; the refresh token is read from `token_env`) or
+    /// `client_credentials` (the connected app's own user).
+    pub oauth: Option<String>,
+    /// Salesforce: names of the environment variables holding the connected app's consumer
+    /// key and secret.
+    pub client_id_env: Option<String>,
+    pub client_secret_env: Option<String>,
+    /// Salesforce: an external-id field (e.g. `Ext_Id__c`). A create whose values set it is
+    /// sent as an upsert on it, so a create repeated after a crash updates the record the
+    /// first one made instead of making a second one.
+    pub external_id_field: Option<String>,
+    /// Salesforce: the share of the org's daily API allocation ferry may use (`0.5`: ferry
+    /// holds its calls while the org's usage is at half its allocation or more); 0.8 when
+    /// unset.
+    pub daily_share: Option<f64>,
 }
+
+/// OAuth grants a Salesforce connection may name.
+pub const OAUTH_GRANTS: &[&str] = &["refresh_token", "client_credentials"];
 
 /// Secrets of one connection, read from the environment variables the config names.
 #[derive(Clone)]
@@ -46,13 +69,42 @@ impl ConnectionConfig {
                     what,
                 })
         };
+        // a client-credentials connection has no token of its own
+        let token = if self.token_env.is_empty() && self.client_credentials() {
+            String::new()
+        } else {
+            read(&self.token_env, "token_env")?
+        };
         Ok(Secrets {
-            token: read(&self.token_env, "token_env")?,
+            token,
             webhook_secret: match &self.webhook_secret_env {
                 Some(v) => Some(read(v, "webhook_secret_env")?),
                 None => None,
             },
         })
+    }
+
+    /// Whether the connection signs in with the OAuth client-credentials grant.
+    pub fn client_credentials(&self) -> bool {
+        self.oauth.as_deref() == Some("client_credentials")
+    }
+
+    /// The value of the environment variable `var` (named by the config key `what`), one
+    /// clear sentence when it is not set.
+    pub fn env_secret(
+        &self,
+        connection: &str,
+        var: &str,
+        what: &'static str,
+    ) -> Result<String, ConfigError> {
+        std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ConfigError::MissingEnv {
+                connection: connection.to_string(),
+                var: var.to_string(),
+                what,
+            })
     }
 
     /// Structural checks of connection `name`: a known connector kind, a readable budget.
@@ -69,6 +121,22 @@ impl ConnectionConfig {
             if let Err(e) = r.parse::<crate::connectors::ratelimit::Budget>() {
                 return bad(format!("connection `{name}`: {e}"));
             }
+        }
+        if self.token_env.is_empty() && !self.client_credentials() {
+            return bad(format!(
+                "connection `{name}`: token_env (the environment variable holding the API token) is required"
+            ));
+        }
+        if let Some(g) = self.oauth.as_deref().filter(|g| !OAUTH_GRANTS.contains(g)) {
+            return bad(format!(
+                "connection `{name}`: oauth = `{g}` is not a grant ferry knows (known: {})",
+                OAUTH_GRANTS.join(", ")
+            ));
+        }
+        if let Some(s) = self.daily_share.filter(|s| !(*s > 0.0 && *s <= 1.0)) {
+            return bad(format!(
+                "connection `{name}`: daily_share = {s} must be more than 0 and at most 1"
+            ));
         }
         Ok(())
     }
@@ -88,7 +156,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot, zendesk)"
+            "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot, zendesk, salesforce)"
         );
     }
 

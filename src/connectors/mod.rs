@@ -3,6 +3,7 @@
 pub mod hubspot;
 pub mod path;
 pub mod ratelimit;
+pub mod salesforce;
 pub mod zendesk;
 
 use std::collections::BTreeMap;
@@ -259,13 +260,32 @@ pub trait Connector: Send + Sync {
         request: &WebhookRequest<'_>,
         secret: Option<&str>,
     ) -> Result<Vec<ChangeEvent>, WebhookError>;
+    /// Checks a mapping's fields against what the app says about `object` (Salesforce's
+    /// describe): `Err` holds one sentence per field that does not exist or cannot be written
+    /// in its direction, joined by newlines. Apps with no such metadata accept everything.
+    async fn check_fields(&self, object: &str, fields: &[FieldUse]) -> Result<(), String> {
+        let _ = (object, fields);
+        Ok(())
+    }
+}
+
+/// One mapped field as [`Connector::check_fields`] sees it: its remote property and whether
+/// ferry writes it to the app (`both` / `outbound` directions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldUse {
+    pub property: String,
+    pub writes: bool,
 }
 
 /// Builds one connection's connector from its configuration and secrets.
 pub type Builder = fn(&str, &ConnectionConfig, &Secrets) -> Result<Arc<dyn Connector>, String>;
 
 /// The connector kinds this build knows, one line each: `ferry.toml` may name only these.
-const REGISTRY: &[(&str, Builder)] = &[("hubspot", hubspot::build), ("zendesk", zendesk::build)];
+const REGISTRY: &[(&str, Builder)] = &[
+    ("hubspot", hubspot::build),
+    ("zendesk", zendesk::build),
+    ("salesforce", salesforce::build),
+];
 
 /// The kinds `ferry.toml` may name.
 pub fn kinds() -> Vec<&'static str> {

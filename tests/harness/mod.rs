@@ -8,6 +8,7 @@
 pub mod parties;
 pub mod portals;
 pub mod process;
+pub mod salesforce;
 pub mod sql;
 pub mod workload;
 pub mod zendesk;
