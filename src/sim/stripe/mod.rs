@@ -3,9 +3,9 @@
 //! form-encoded bracket parameters, id-cursor lists, idempotency keys, per-mode rate limits,
 //! `lock_timeout`s and `Stripe-Signature`d webhooks, on the shared simulator core.
 
-pub mod cli;
 mod api;
 mod app;
+pub mod cli;
 mod customers;
 mod events;
 mod form;
