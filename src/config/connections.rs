@@ -16,6 +16,9 @@ pub struct ConnectionConfig {
     pub token_env: String,
     /// Name of the environment variable holding the webhook signing secret.
     pub webhook_secret_env: Option<String>,
+    /// Stripe: the environment variable holding the previous signing secret while the
+    /// endpoint's secret is rotated (a delivery signed with either is accepted).
+    pub webhook_secret_previous_env: Option<String>,
     /// API budget, e.g. `190/10s` (HubSpot private apps); none = unlimited.
     pub rate_limit: Option<String>,
     /// The agent's email for connectors whose API token goes with a user name (Zendesk:
@@ -156,7 +159,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot, zendesk, salesforce)"
+            "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot, zendesk, salesforce, stripe)"
         );
     }
 

@@ -4,6 +4,7 @@ pub mod hubspot;
 pub mod path;
 pub mod ratelimit;
 pub mod salesforce;
+pub mod stripe;
 pub mod zendesk;
 
 use std::collections::BTreeMap;
@@ -132,6 +133,8 @@ pub enum WebhookPayload {
     /// The new values of the fields that changed (HubSpot's `propertyChange`, Zendesk's user
     /// events with their `current` value), not the whole record.
     ChangedFields,
+    /// The whole record as it was when the event happened (Stripe's `data.object`).
+    Records,
 }
 
 /// An API call's failure, classified by what to do next.
@@ -285,6 +288,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     ("hubspot", hubspot::build),
     ("zendesk", zendesk::build),
     ("salesforce", salesforce::build),
+    ("stripe", stripe::build),
 ];
 
 /// The kinds `ferry.toml` may name.
