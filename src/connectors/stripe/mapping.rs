@@ -89,9 +89,17 @@ pub fn unix_time(secs: i64) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(secs, 0)
 }
 
-/// The values of `paths` in a Stripe object (see [`pluck`]), times as RFC 3339 text.
+/// The values of `paths` in a Stripe object (see [`pluck`]), times as RFC 3339 text. A path
+/// under a field the object has but that lacks the rest (`address.city` of a null address, a
+/// metadata key Stripe removed) is null: Stripe leaves unset parts out.
 pub fn values(object: &Value, paths: &[String]) -> Properties {
     let mut props = pluck(object, paths);
+    for p in paths {
+        let top = p.split('.').next().unwrap_or(p);
+        if !props.contains_key(p) && object.get(top).is_some() {
+            props.insert(p.clone(), Value::Null);
+        }
+    }
     for (path, v) in props.iter_mut() {
         let last = path.rsplit('.').next().unwrap_or(path);
         if TIMES.contains(&last) {

@@ -16,6 +16,15 @@ pub mod signature;
 mod webhook;
 mod writes;
 
+#[cfg(test)]
+mod tests_feed;
+#[cfg(test)]
+mod tests_reads;
+#[cfg(test)]
+mod tests_webhooks;
+#[cfg(test)]
+mod tests_writes;
+
 use std::time::Duration;
 
 pub use config::build;
