@@ -10,6 +10,7 @@ mod config;
 mod errors;
 mod feed;
 mod form;
+mod idempotency;
 mod mapping;
 mod reads;
 pub mod signature;

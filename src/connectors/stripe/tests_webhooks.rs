@@ -16,6 +16,9 @@ use crate::sim::stripe::{signature_header, SimConfig};
 
 const SECRET: &str = "whsec_current";
 
+/// What the test's webhook endpoint received.
+type Deliveries = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
 fn event(kind: &str, object: Value) -> Vec<u8> {
     json!({"id": "evt_1AbC", "object": "event", "type": kind, "created": 1_700_000_000,
            "data": {"object": object}})
@@ -168,7 +171,7 @@ async fn events_become_changes() {
 
 #[tokio::test]
 async fn the_simulators_deliveries_verify() {
-    let got: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Arc::default();
+    let got: Deliveries = Arc::default();
     let sink = got.clone();
     let app = axum::Router::new().route(
         "/hook",

@@ -86,7 +86,7 @@ async fn creates_updates_and_deletes_with_nested_values() {
     assert_eq!(sim.stats().by_route.get("GET /v1/customers/{id}"), None);
 
     // deleted; deleting again (or an id Stripe never had) is done too
-    assert!(s.archive("customers", &[w.id.clone()]).await[0].is_ok());
+    assert!(s.archive("customers", std::slice::from_ref(&w.id)).await[0].is_ok());
     assert_eq!(sim.get(&w.id).unwrap()["deleted"], true);
     let again = s
         .archive("customers", &[w.id.clone(), "cus_never".into()])
@@ -105,12 +105,12 @@ async fn a_create_sent_twice_makes_one_customer() {
     let s = connector(&sim);
     let item = props(json!({"name": "Ann", "email": "ann@example.com", "metadata.plan": "gold"}));
     let first = s
-        .create("customers", &[item.clone()])
+        .create("customers", std::slice::from_ref(&item))
         .await
         .remove(0)
         .unwrap();
     let second = s
-        .create("customers", &[item.clone()])
+        .create("customers", std::slice::from_ref(&item))
         .await
         .remove(0)
         .unwrap();
@@ -121,7 +121,10 @@ async fn a_create_sent_twice_makes_one_customer() {
     // the answer lost (504 after the write): the retry gets the customer the first one made
     sim.set_faults(0.0, 0.0, 1.0);
     let bob = props(json!({"name": "Bob", "email": "bob@example.com"}));
-    let lost = s.create("customers", &[bob.clone()]).await.remove(0);
+    let lost = s
+        .create("customers", std::slice::from_ref(&bob))
+        .await
+        .remove(0);
     assert!(
         matches!(lost, Err(ConnectorError::Transient(_))),
         "{lost:?}"
@@ -194,7 +197,10 @@ async fn throttles_and_lock_timeouts_are_retried() {
     let s = connector(&sim);
     let item = props(json!({"name": "Ann"}));
     sim.set_lock_timeouts(1.0);
-    let out = s.create("customers", &[item.clone()]).await.remove(0);
+    let out = s
+        .create("customers", std::slice::from_ref(&item))
+        .await
+        .remove(0);
     match &out {
         Err(e @ ConnectorError::RateLimited { policy, .. }) => {
             assert_eq!(policy, "lock_timeout");
@@ -237,7 +243,10 @@ async fn throttles_and_lock_timeouts_are_retried() {
     sim.reset_stats();
     let calls = (0..60).map(|_| budgeted.list("customers", &[], None));
     let results = futures_util::future::join_all(calls).await;
-    let failed: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().map(|e| e.to_string())).collect();
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(sim.stats().throttled, 0);
     assert_eq!(sim.stats().requests, 60);

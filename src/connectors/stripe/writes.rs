@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::client::encode;
 use super::form::params;
-use super::mapping::{idempotency_key, unix_time, Object};
+use super::idempotency::idempotency_key;
+use super::mapping::{unix_time, Object};
 use super::Stripe;
 use crate::connectors::{ConnectorError, Properties, Written};
 
