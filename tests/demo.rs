@@ -253,6 +253,27 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
             .unwrap();
         (r.get(0), r.get(1))
     };
+    // first, the first sync's own write of this person to Zendesk must be done: a bulk job
+    // queued before the edit below but run after it would overwrite the edit inside Zendesk
+    // (Zendesk applies jobs in its own order; ferry holds the job's echo back until the job is
+    // recorded, and then Zendesk really has the first sync's phone)
+    eventually(
+        "contact3's first-sync writes recorded",
+        Duration::from_secs(30),
+        || async {
+            let pending: i64 = db
+                .query_one(
+                    "select count(*) from ferry.outbox o join crm.people p on p.id = o.row_key
+                      where p.email = 'contact3@example.com'",
+                    &[],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (pending == 0).then_some(())
+        },
+    )
+    .await;
     let status = http
         .put(format!("{zd_url}/api/v2/users/{zd_id}.json"))
         .basic_auth("agent@example.com/token", Some(&token))

@@ -4,6 +4,7 @@ pub mod hubspot;
 pub mod path;
 pub mod ratelimit;
 pub mod salesforce;
+pub mod wire;
 pub mod zendesk;
 
 use std::collections::BTreeMap;
