@@ -52,6 +52,8 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
         .stderr(Stdio::null())
         .spawn()
         .expect("ferry demo starts");
+    // a failed assertion below still stops the demo (and its PostgreSQL)
+    let mut stop_on_panic = StopOnDrop(Some(child.id()));
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -309,6 +311,7 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
 
     // SIGTERM stops ferry and its PostgreSQL
     drop(db);
+    stop_on_panic.0 = None;
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = tokio::task::spawn_blocking(move || child.wait())
@@ -328,4 +331,16 @@ async fn demo_syncs_both_ways_and_stops_cleanly() {
         }
     }
     let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Sends SIGTERM to the demo when dropped while it is still armed (the test failed midway).
+struct StopOnDrop(Option<u32>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: sending a signal to our own child process.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+    }
 }
