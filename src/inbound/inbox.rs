@@ -259,12 +259,16 @@ async fn settle(
         tx.execute("delete from ferry.inbox where id = any($1)", &[&done])
             .await?;
     }
-    for (id, ms, error) in retry {
+    if !retry.is_empty() {
+        let ids: Vec<i64> = retry.iter().map(|r| r.0).collect();
+        let waits: Vec<f64> = retry.iter().map(|r| r.1).collect();
+        let errors: Vec<&str> = retry.iter().map(|r| r.2.as_str()).collect();
         tx.execute(
-            "update ferry.inbox set attempts = attempts + 1, last_error = $2,
-                    next_attempt_at = now() + make_interval(secs => $3::float8 / 1000.0)
-              where id = $1",
-            &[id, error, ms],
+            "update ferry.inbox i set attempts = i.attempts + 1, last_error = r.error,
+                    next_attempt_at = now() + make_interval(secs => r.ms / 1000.0)
+               from unnest($1::bigint[], $2::float8[], $3::text[]) r(id, ms, error)
+              where i.id = r.id",
+            &[&ids, &waits, &errors],
         )
         .await?;
     }

@@ -140,7 +140,7 @@ async fn run_locked(
         .map_err(HubError::from)?;
         // unknown ids are not held back here: a create in flight is matched by its link later
         let outcome = apply(&*tx, mapping.id, records, true, "reconcile").await?;
-        log_refusals(&mapping, &outcome);
+        log_refusals(mapping, &outcome);
         tx.commit().await.map_err(HubError::from)?;
         report.repaired += (outcome.inserted + outcome.updated) as u64;
         match page.after {
@@ -193,7 +193,7 @@ async fn run_locked(
             "reconcile",
         )
         .await?;
-        log_refusals(&mapping, &outcome);
+        log_refusals(mapping, &outcome);
         tx.commit().await.map_err(HubError::from)?;
         report.deleted += outcome.deleted as u64;
     }
