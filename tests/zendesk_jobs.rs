@@ -1,13 +1,15 @@
 //! Zendesk end to end, bulk jobs: a create whose answer was lost is sent again as it is and
 //! lands on the same user (creates are keyed on email: no lookup, no duplicate), and a job's
-//! echo that arrives before the job is recorded is no change.
+//! echo that arrives before the job is recorded is no change, and a write that changed nothing
+//! does not make an unseen Zendesk edit look older than it.
 
 mod harness;
 
 use std::time::Duration;
 
 use harness::zendesk::{ZendeskCtx, USERS};
-use harness::{eventually, Sql};
+use harness::{eventually, obj, Sql};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_whose_answer_was_lost_is_sent_again_onto_the_same_user() {
@@ -112,5 +114,56 @@ async fn an_echo_that_arrives_before_its_job_is_recorded_is_not_a_change() {
     assert_eq!(conflicts, 0, "the echo was no conflict");
     let applied: i64 = ctx.one(APPLIED).await;
     assert_eq!(applied, applied_before, "nothing came back from Zendesk");
+    ctx.stop().await;
+}
+
+/// A write that changes nothing in Zendesk (the user already had the value) leaves the user's
+/// `updated_at` where it was. An edit made in Zendesk before that write, which ferry had not
+/// seen yet, is still a change when ferry sees it afterwards: the write claims no version for
+/// the user that would make the edit look older than what ferry has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_seen_after_a_write_that_changed_nothing_still_arrives() {
+    let ctx = ZendeskCtx::start(3, "poll_interval = \"1s\"", USERS, false, |_| {}).await;
+    ctx.quiesce().await;
+    let id = ctx.user("user1@example.com").expect("user1").id;
+    // an edit in Zendesk whose webhook is lost: ferry does not know it yet
+    ctx.zendesk.set_drop_webhooks(1.0);
+    ctx.zendesk
+        .app_update(
+            "users",
+            id,
+            obj(json!({"name": "Edited In Zendesk", "phone": "+15553333"})),
+        )
+        .expect("edit in Zendesk");
+    ctx.zendesk.clock().advance(Duration::from_secs(10));
+    // the hub gets the same phone: ferry's write to Zendesk changes nothing there
+    ctx.exec("update support.users set phone = '+15553333' where email = 'user1@example.com'")
+        .await;
+    eventually("the write recorded", Duration::from_secs(20), || async {
+        let n: i64 = ctx
+            .one(
+                "select count(*) from ferry.field_changes
+                  where direction = 'hub_to_app' and field = 'phone' and new_value = '\"+15553333\"'",
+            )
+            .await;
+        (n > 0).then_some(())
+    })
+    .await;
+    // the export shows the edit once its minute has passed
+    ctx.zendesk.set_drop_webhooks(0.0);
+    ctx.zendesk.clock().advance(Duration::from_secs(61));
+    eventually(
+        "Zendesk's edit in the hub",
+        Duration::from_secs(30),
+        || async {
+            let name: String = ctx
+                .one("select name from support.users where email = 'user1@example.com'")
+                .await;
+            (name == "Edited In Zendesk").then_some(())
+        },
+    )
+    .await;
+    let dead: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
+    assert_eq!(dead, 0);
     ctx.stop().await;
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::apply::{apply, deletion_json, log_refusals, record_json};
+use super::apply::{apply, deletion_json, log_refusals, read_clock, record_json, stamp_read};
 use crate::connectors::{Connector, ConnectorError};
 use crate::context::{Connections, Shared};
 use crate::hub::catalog::Mapping;
@@ -145,10 +145,12 @@ async fn claim_and_apply(
             .into_iter()
             .map(|id| (id, DEFER_MS, IN_FLIGHT.to_string())),
     );
+    let read_at = read_clock(client).await?;
+    let read_at = read_at.as_str();
     let fetches = ready
         .into_iter()
         .map(|(mapping, connector, events)| async move {
-            let batch = fetch_group(&mapping, connector.as_ref(), &events).await;
+            let batch = fetch_group(&mapping, connector.as_ref(), &events, read_at).await;
             (mapping, events, batch)
         });
     let mut fetched_groups = vec![];
@@ -281,6 +283,7 @@ async fn fetch_group(
     mapping: &Mapping,
     connector: &dyn Connector,
     events: &[Event],
+    read_at: &str,
 ) -> Result<Vec<Value>, ConnectorError> {
     // the last event of a record decides whether it is a change or a deletion
     let mut last: HashMap<&str, bool> = HashMap::new();
@@ -317,6 +320,7 @@ async fn fetch_group(
             rec
         })
         .collect();
+    stamp_read(&mut batch, read_at);
     // deleted, or gone by the time we asked (archived records are not returned)
     batch.extend(
         last.iter()
