@@ -3,35 +3,17 @@
 //! `text[]`, plan from `user_fields.plan`): backfill with typed values, a hub edit sent as its
 //! changed path only, a Zendesk edit and deletion by webhook, a hub insert created through
 //! `create_or_update_many`, a lost webhook caught by the export poll once Zendesk's last minute
-//! has passed, a create whose answer was lost sent again as it is and landing on the same user
-//! (creates are keyed on email: no lookup, no duplicate). Then HubSpot and
-//! Zendesk on one table: a Zendesk edit reaches HubSpot once.
+//! has passed. Then HubSpot and Zendesk on one table: a Zendesk edit reaches HubSpot once; and
+//! reference fields. (Bulk jobs' own cases: tests/zendesk_jobs.rs.)
 
 mod harness;
 
 use std::time::Duration;
 
 use ferry::sim::zendesk::SimRecord;
-use harness::zendesk::{user_id, ZendeskCtx};
+use harness::zendesk::{user_id, ZendeskCtx, USERS};
 use harness::{eventually, obj, Sql};
 use serde_json::{json, Map};
-
-const USERS: &str = r#"
-[[mappings]]
-connection = "zendesk"
-object = "users"
-table = "support.users"
-match_key = "email"
-delete_fuse = { enabled = false }
-fields = [
-  { column = "name",  property = "name" },
-  { column = "email", property = "email", transform = "lowercase" },
-  { column = "phone", property = "phone" },
-  { column = "role",  property = "role", direction = "inbound" },
-  { column = "tags",  property = "tags", type = "text[]" },
-  { column = "plan",  property = "user_fields.plan" },
-]
-"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_sync_both_ways() {
@@ -331,112 +313,6 @@ async fn hubspot_and_zendesk_on_one_table() {
         .one("select phone from crm.people where email = 'user2@example.com'")
         .await;
     assert_eq!(phone, "+15550202");
-    ctx.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_create_whose_answer_was_lost_is_sent_again_onto_the_same_user() {
-    let ctx = ZendeskCtx::start(3, "", USERS, false, |_| {}).await;
-    ctx.quiesce().await;
-    // Zendesk takes the job but its answer is lost (504): the user exists, ferry does not know
-    ctx.zendesk.set_faults(0.0, 0.0, 1.0);
-    ctx.exec(
-        "insert into support.users (name, email, phone) values ('Lost Answer', 'lost@example.com', '+15550606')",
-    )
-    .await;
-    eventually("the lost answer", Duration::from_secs(15), || async {
-        (ctx.zendesk.stats().lost_responses >= 1).then_some(())
-    })
-    .await;
-    let made = eventually("the job ran anyway", Duration::from_secs(15), || async {
-        ctx.user("lost@example.com")
-    })
-    .await;
-    ctx.zendesk.set_faults(0.0, 0.0, 0.0);
-    // the retry lands on the user the lost create made
-    eventually(
-        "the row linked to the user the lost create made",
-        Duration::from_secs(30),
-        || async {
-            let id: Option<String> = ctx
-                .one("select zendesk_id from support.users where email = 'lost@example.com'")
-                .await;
-            (id == Some(made.id.to_string())).then_some(())
-        },
-    )
-    .await;
-    ctx.quiesce().await;
-    let same: usize = ctx
-        .zendesk
-        .records("users")
-        .iter()
-        .filter(|u| u.fields["email"] == "lost@example.com")
-        .count();
-    assert_eq!(same, 1, "one user, not two");
-    // users' creates are keyed on email (create_or_update_many): the retry is the same create,
-    // sent again as it is, with no lookup first
-    let routes = ctx.zendesk.stats().by_route;
-    assert!(
-        !routes.contains_key("GET /api/v2/users/search"),
-        "no lookup before the keyed create: {routes:?}"
-    );
-    assert!(
-        routes
-            .get("POST /api/v2/users/create_or_update_many")
-            .is_some_and(|n| *n >= 2),
-        "the create was sent again: {routes:?}"
-    );
-    let dead: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
-    assert_eq!(dead, 0);
-    ctx.stop().await;
-}
-
-/// A bulk job's echo can arrive before ferry has learned the job finished. Seen then, with the
-/// row edited again meanwhile, it would look like Zendesk's own change against the old base:
-/// a conflict that nobody made, and the newer hub value possibly lost. It waits instead.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_echo_that_arrives_before_its_job_is_recorded_is_not_a_change() {
-    let ctx = ZendeskCtx::start(3, "", USERS, false, |_| {}).await;
-    ctx.quiesce().await;
-    ctx.zendesk.set_job_delay(Duration::from_millis(600));
-    let jobs = || {
-        ctx.zendesk
-            .stats()
-            .by_route
-            .get("PUT /api/v2/users/update_many")
-            .copied()
-            .unwrap_or(0)
-    };
-    const APPLIED: &str = "select count(*) from ferry.field_changes where direction = 'app_to_hub'";
-    let applied_before: i64 = ctx.one(APPLIED).await;
-    let before = jobs();
-    ctx.exec("update support.users set phone = '+15551111' where email = 'user1@example.com'")
-        .await;
-    eventually("the first job queued", Duration::from_secs(10), || async {
-        (jobs() > before).then_some(())
-    })
-    .await;
-    // edited again while the first value is on its way
-    ctx.exec("update support.users set phone = '+15552222' where email = 'user1@example.com'")
-        .await;
-    eventually(
-        "the second value in Zendesk",
-        Duration::from_secs(20),
-        || async {
-            let u = ctx.user("user1@example.com")?;
-            (u.fields["phone"] == "+15552222").then_some(())
-        },
-    )
-    .await;
-    ctx.quiesce().await;
-    let phone: String = ctx
-        .one("select phone from support.users where email = 'user1@example.com'")
-        .await;
-    assert_eq!(phone, "+15552222", "the hub keeps its newer value");
-    let conflicts: i64 = ctx.one("select count(*) from ferry.conflicts").await;
-    assert_eq!(conflicts, 0, "the echo was no conflict");
-    let applied: i64 = ctx.one(APPLIED).await;
-    assert_eq!(applied, applied_before, "nothing came back from Zendesk");
     ctx.stop().await;
 }
 

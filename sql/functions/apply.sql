@@ -1,7 +1,7 @@
 -- ferry.apply: the inbound write path. One call applies a batch of remote records to a
 -- mapping's hub table, atomically per record under the row lock, and moves each link's base.
 --
--- p_records: [{"id": remote id, "updated_at": iso8601|null, "deleted": bool,
+-- p_records: [{"id": remote id, "updated_at": iso8601|null, "read_at": iso8601|null, "deleted": bool,
 --              "values": {hub column: text value | null}}]   (only inbound-capable fields)
 -- p_defer_unknown: while creates of this mapping are in flight (links without remote id,
 --   renewed at every attempt; one untouched for 10 minutes no longer counts),
@@ -112,12 +112,16 @@ begin
     -- it: it would look like the app's own change (or a conflict) against the old base. It is
     -- held back like an unknown record during a create, and fetched again once the write is
     -- recorded. (Asynchronous writes — bulk jobs — make that window seconds long.)
+    -- So is a record read (its "read_at", the hub's clock when the read began) before a write
+    -- of it was recorded: the read may show the app before that write, and the app's update
+    -- time cannot tell (a write that changed nothing leaves the record's old time).
     if p_defer_unknown then
-        select coalesce(jsonb_agg(l.remote_id), '[]') into deferred
+        select coalesce(jsonb_agg(distinct l.remote_id), '[]') into deferred
           from ferry.links l
+          join (select value ->> 'id' as id, (value ->> 'read_at')::timestamptz as read_at
+                  from jsonb_array_elements(p_records)) e on e.id = l.remote_id
          where l.mapping_id = p_mapping
-           and l.remote_id in (select value ->> 'id' from jsonb_array_elements(p_records))
-           and ferry.mark_claimed(p_mapping, l.row_key);
+           and (l.written_at > e.read_at or ferry.mark_claimed(p_mapping, l.row_key));
         if deferred <> '[]' then
             p_records := coalesce((select jsonb_agg(e.value order by e.n)
                                      from jsonb_array_elements(p_records) with ordinality e(value, n)

@@ -5,6 +5,7 @@ pub mod path;
 pub mod ratelimit;
 pub mod salesforce;
 pub mod stripe;
+pub mod wire;
 pub mod zendesk;
 
 use std::collections::BTreeMap;

@@ -133,13 +133,7 @@ impl RateLimiter {
             let wait = {
                 let mut s = self.state.lock().expect("limiter lock");
                 let now = Instant::now();
-                while s
-                    .finished
-                    .front()
-                    .is_some_and(|t| *t + self.budget.window <= now)
-                {
-                    s.finished.pop_front();
-                }
+                self.forget_old(&mut s, now);
                 match s.paused_until {
                     Some(until) if until > now => until - now,
                     _ => {
@@ -174,11 +168,8 @@ impl RateLimiter {
         }
     }
 
-    /// Whether three quarters or more of the window's requests are spent (or it is paused):
-    /// a caller with optional calls (status checks) spaces them out then.
-    pub fn binding(&self) -> bool {
-        let mut s = self.state.lock().expect("limiter lock");
-        let now = Instant::now();
+    /// Drops the finished requests that left the window.
+    fn forget_old(&self, s: &mut State, now: Instant) {
         while s
             .finished
             .front()
@@ -186,6 +177,14 @@ impl RateLimiter {
         {
             s.finished.pop_front();
         }
+    }
+
+    /// Whether three quarters or more of the window's requests are spent (or it is paused):
+    /// a caller with optional calls (status checks) spaces them out then.
+    pub fn binding(&self) -> bool {
+        let mut s = self.state.lock().expect("limiter lock");
+        let now = Instant::now();
+        self.forget_old(&mut s, now);
         s.paused_until.is_some_and(|p| p > now)
             || (s.in_flight + s.finished.len() as u32) * 4 >= self.budget.requests * 3
     }

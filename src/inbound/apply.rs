@@ -72,6 +72,26 @@ pub fn record_json(mapping: &Mapping, r: &RemoteRecord) -> Value {
     record
 }
 
+/// The hub's clock now, as ferry.apply reads a record's `read_at`: taken just before a read of
+/// the app begins, so a write of a record recorded after it marks the read as possibly older
+/// than that write (see [`stamp_read`]).
+pub async fn read_clock(client: &tokio_postgres::Client) -> Result<String, HubError> {
+    let row = client
+        .query_one("select to_json(clock_timestamp()) #>> '{}'", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Marks records read from the app with when the read began ([`read_clock`]): ferry.apply
+/// holds back those whose write to the app was recorded after it, and they are read again.
+pub fn stamp_read(records: &mut [Value], read_at: &str) {
+    for r in records {
+        if r.get("deleted") == Some(&Value::Bool(false)) {
+            r["read_at"] = Value::String(read_at.to_string());
+        }
+    }
+}
+
 /// Whether one of the record's inbound values is refused before SQL.
 fn has_refusals(mapping: &Mapping, r: &RemoteRecord) -> bool {
     mapping

@@ -276,7 +276,7 @@ async fn store_pages(
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        log_refusals(&mapping, &outcome);
+        log_refusals(mapping, &outcome);
         // this batch's locks are held while it waits for its turn: if someone waits for them
         // (an apply that the previous batch waits for: a circle through ferry that PostgreSQL's
         // deadlock detector cannot see), or the turn takes long, it lets go and merges again

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::apply::{apply, deletion_json, log_refusals, record_json};
+use super::apply::{apply, deletion_json, log_refusals, read_clock, record_json, stamp_read};
 use crate::connectors::{Connector, ConnectorError};
 use crate::context::{Connections, Shared};
 use crate::hub::catalog::Mapping;
@@ -145,10 +145,12 @@ async fn claim_and_apply(
             .into_iter()
             .map(|id| (id, DEFER_MS, IN_FLIGHT.to_string())),
     );
+    let read_at = read_clock(client).await?;
+    let read_at = read_at.as_str();
     let fetches = ready
         .into_iter()
         .map(|(mapping, connector, events)| async move {
-            let batch = fetch_group(&mapping, connector.as_ref(), &events).await;
+            let batch = fetch_group(&mapping, connector.as_ref(), &events, read_at).await;
             (mapping, events, batch)
         });
     let mut fetched_groups = vec![];
@@ -259,12 +261,16 @@ async fn settle(
         tx.execute("delete from ferry.inbox where id = any($1)", &[&done])
             .await?;
     }
-    for (id, ms, error) in retry {
+    if !retry.is_empty() {
+        let ids: Vec<i64> = retry.iter().map(|r| r.0).collect();
+        let waits: Vec<f64> = retry.iter().map(|r| r.1).collect();
+        let errors: Vec<&str> = retry.iter().map(|r| r.2.as_str()).collect();
         tx.execute(
-            "update ferry.inbox set attempts = attempts + 1, last_error = $2,
-                    next_attempt_at = now() + make_interval(secs => $3::float8 / 1000.0)
-              where id = $1",
-            &[id, error, ms],
+            "update ferry.inbox i set attempts = i.attempts + 1, last_error = r.error,
+                    next_attempt_at = now() + make_interval(secs => r.ms / 1000.0)
+               from unnest($1::bigint[], $2::float8[], $3::text[]) r(id, ms, error)
+              where i.id = r.id",
+            &[&ids, &waits, &errors],
         )
         .await?;
     }
@@ -277,6 +283,7 @@ async fn fetch_group(
     mapping: &Mapping,
     connector: &dyn Connector,
     events: &[Event],
+    read_at: &str,
 ) -> Result<Vec<Value>, ConnectorError> {
     // the last event of a record decides whether it is a change or a deletion
     let mut last: HashMap<&str, bool> = HashMap::new();
@@ -313,6 +320,7 @@ async fn fetch_group(
             rec
         })
         .collect();
+    stamp_read(&mut batch, read_at);
     // deleted, or gone by the time we asked (archived records are not returned)
     batch.extend(
         last.iter()

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::apply::{apply, log_refusals, record_json};
+use super::apply::{apply, log_refusals, read_clock, record_json, stamp_read};
 use super::SyncError;
 use crate::connectors::{Connector, FeedStart};
 use crate::context::{Connections, Shared};
@@ -86,15 +86,17 @@ pub async fn poll(
     let properties = mapping.properties();
     let mut total = 0u64;
     loop {
+        let read_at = read_clock(&*hub.client().await?).await?;
         let page = connector
             .changes(&mapping.object, &properties, cursor.as_deref(), start)
             .await?;
         total += page.records.len() as u64;
-        let records = page
+        let mut records: Vec<serde_json::Value> = page
             .records
             .iter()
             .map(|r| record_json(mapping, r))
             .collect();
+        stamp_read(&mut records, &read_at);
         let mut client = hub.client().await?;
         let tx = client.transaction().await.map_err(HubError::from)?;
         let outcome = apply(&*tx, mapping.id, records, true, "poll").await?;

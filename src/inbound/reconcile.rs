@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::apply::{apply, deletion_json, log_refusals, record_json};
+use super::apply::{apply, deletion_json, log_refusals, read_clock, record_json, stamp_read};
 use super::SyncError;
 use crate::connectors::Connector;
 use crate::context::{Connections, Shared};
@@ -120,16 +120,19 @@ async fn run_locked(
         if shared.is_shutting_down() {
             return Ok(report);
         }
+        let read_at = read_clock(&*hub.client().await?).await?;
         let page = connector
             .list(&mapping.object, &properties, after.take())
             .await?;
         report.listed += page.records.len() as u64;
         let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
-        let records = page
+        let mut records: Vec<serde_json::Value> = page
             .records
             .iter()
             .map(|r| record_json(mapping, r))
             .collect();
+        // a record written meanwhile is held back (its write may be newer than this page)
+        stamp_read(&mut records, &read_at);
         let mut client = hub.client().await?;
         let tx = client.transaction().await.map_err(HubError::from)?;
         tx.execute(
@@ -138,9 +141,9 @@ async fn run_locked(
         )
         .await
         .map_err(HubError::from)?;
-        // unknown ids are not held back here: a create in flight is matched by its link later
+        // unknown ids held back are not queued: a create in flight is matched by its link later
         let outcome = apply(&*tx, mapping.id, records, true, "reconcile").await?;
-        log_refusals(&mapping, &outcome);
+        log_refusals(mapping, &outcome);
         tx.commit().await.map_err(HubError::from)?;
         report.repaired += (outcome.inserted + outcome.updated) as u64;
         match page.after {
@@ -193,7 +196,7 @@ async fn run_locked(
             "reconcile",
         )
         .await?;
-        log_refusals(&mapping, &outcome);
+        log_refusals(mapping, &outcome);
         tx.commit().await.map_err(HubError::from)?;
         report.deleted += outcome.deleted as u64;
     }

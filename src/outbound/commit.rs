@@ -220,7 +220,8 @@ pub(super) async fn commit(
     }
     if !cre_keys.is_empty() {
         tx.execute(
-            &tx.prepare_cached("update ferry.links l set remote_id = d.remote_id, base = d.base, remote_updated_at = d.ts, synced_at = now()
+            &tx.prepare_cached("update ferry.links l set remote_id = d.remote_id, base = d.base, remote_updated_at = d.ts, synced_at = now(),
+                   written_at = clock_timestamp()
                from unnest($2::bigint[], $3::text[], $4::jsonb[], $5::timestamptz[]) d(row_key, remote_id, base, ts)
               where l.mapping_id = $1 and l.row_key = any($2) and l.row_key = d.row_key").await?,
             &[&mapping.id, &cre_keys, &cre_ids, &cre_base, &cre_ts],
@@ -254,7 +255,8 @@ pub(super) async fn commit(
         tx.execute(
             &tx.prepare_cached(
                 "update ferry.links l set base = l.base || d.changed,
-                    remote_updated_at = coalesce(d.ts, l.remote_updated_at), synced_at = now()
+                    remote_updated_at = coalesce(d.ts, l.remote_updated_at), synced_at = now(),
+                    written_at = clock_timestamp()
                from unnest($2::bigint[], $3::jsonb[], $4::timestamptz[]) d(row_key, changed, ts)
               where l.mapping_id = $1 and l.row_key = any($2) and l.row_key = d.row_key",
             )

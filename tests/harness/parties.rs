@@ -295,7 +295,20 @@ impl World {
             }
         }
         let c = self.hub.client().await.unwrap();
+        for r in c
+            .query(
+                "select format('cursor %s', to_jsonb(c)) from ferry.cursors c",
+                &[],
+            )
+            .await
+            .unwrap()
+        {
+            eprintln!("{}", r.get::<_, String>(0));
+        }
         for (email, id) in ids {
+            if let Some(r) = id.parse().ok().and_then(|n| self.zendesk.get("users", n)) {
+                eprintln!("   Zendesk record {:?}", r.fields);
+            }
             eprintln!(
                 "== {email} (record {id}): hub {:?}, HubSpot {:?}, Zendesk {:?}",
                 hub.get(email.as_str()),
@@ -303,7 +316,10 @@ impl World {
                 zd.get(&email)
             );
             for sql in [
-                "select format('link m%s row %s base %s', mapping_id, row_key, base) from ferry.links where remote_id = $1 and $2::text is not null",
+                "select format('link m%s row %s remote_updated_at %s synced_at %s base %s', mapping_id, row_key, remote_updated_at, synced_at, base) from ferry.links where remote_id = $1 and $2::text is not null",
+                "select format('inbox %s %s %s attempts %s next %s error %s payload %s', connection, kind, received_at, attempts, next_attempt_at, last_error, payload) from ferry.inbox where remote_id = $1 and $2::text is not null",
+                "select format('outbox m%s row %s seq %s attempts %s next %s error %s', o.mapping_id, o.row_key, seq, attempts, next_attempt_at, last_error) from ferry.outbox o join ferry.links l using (mapping_id, row_key) where l.remote_id = $1 and $2::text is not null",
+                "select format('conflict m%s row %s %s hub %s remote %s base %s %s', c.mapping_id, c.row_key, field, hub_value, remote_value, base_value, decision) from ferry.conflicts c join ferry.links l using (mapping_id, row_key) where l.remote_id = $1 and $2::text is not null",
                 "select format('tombstone m%s at %s', mapping_id, deleted_at) from ferry.tombstones where remote_id = $1 and $2::text is not null",
                 "select format('detached m%s row %s', mapping_id, row_key) from ferry.detached where remote_id = $1 and $2::text is not null",
                 "select format('held m%s %s row %s', mapping_id, side, row_key) from ferry.deletes_held where remote_id = $1 and $2::text is not null",

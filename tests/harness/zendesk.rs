@@ -13,6 +13,25 @@ use ferry::sim::zendesk::{SimConfig, SimRecord, ZendeskSim};
 
 use super::{eventually, fresh_db, hubspot_secrets, hubspot_sim, zendesk_sim, Sql};
 
+/// `support.users` mapped to Zendesk users: name, email as the match key, phone, role
+/// read-only, tags as `text[]`, plan from `user_fields.plan`.
+pub const USERS: &str = r#"
+[[mappings]]
+connection = "zendesk"
+object = "users"
+table = "support.users"
+match_key = "email"
+delete_fuse = { enabled = false }
+fields = [
+  { column = "name",  property = "name" },
+  { column = "email", property = "email", transform = "lowercase" },
+  { column = "phone", property = "phone" },
+  { column = "role",  property = "role", direction = "inbound" },
+  { column = "tags",  property = "tags", type = "text[]" },
+  { column = "plan",  property = "user_fields.plan" },
+]
+"#;
+
 /// A running hub + Zendesk simulator (+ HubSpot simulator) + engine, backfilled.
 pub struct ZendeskCtx {
     pub hub: Hub,

@@ -16,18 +16,7 @@ use super::errors::{classify, error_code, message_of};
 use crate::connectors::ratelimit::RateLimiter;
 use crate::connectors::ConnectorError;
 
-/// Percent-encodes one query or form component (all but RFC 3986 unreserved characters).
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::connectors::wire::encode;
 
 /// A successful answer.
 pub struct Response {

@@ -86,18 +86,7 @@ pub fn authorization(email: Option<&str>, token: &str) -> String {
     }
 }
 
-/// Percent-encodes one query component (everything but RFC 3986 unreserved characters).
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::connectors::wire::encode;
 
 impl Client {
     pub fn new(

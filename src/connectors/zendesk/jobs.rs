@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
@@ -28,9 +27,6 @@ pub enum Item {
 /// for it, as when it failed or was killed part way).
 #[derive(Debug)]
 pub struct Finished {
-    /// When Zendesk took the request (its `Date`, less a second for other servers' clocks):
-    /// every record the job wrote has an `updated_at` at or after it.
-    pub submitted: Option<DateTime<Utc>>,
     pub status: String,
     pub message: Option<String>,
     pub items: Vec<Option<Item>>,
@@ -94,7 +90,6 @@ pub async fn run(
 ) -> Result<Finished, ConnectorError> {
     let started = std::time::Instant::now();
     let resp = client.call(method, path, body).await?;
-    let submitted = resp.date().map(|d| d - chrono::TimeDelta::seconds(1));
     let submitted_job: Envelope = resp.parse()?;
     let job = submitted_job.job_status.ok_or_else(|| {
         ConnectorError::Transient("bulk request answered without a job_status".into())
@@ -102,7 +97,6 @@ pub async fn run(
     let job = poller.finished(job, wait).await?;
     tracing::debug!(connection = %client.name(), job = %job.id, status = %job.status, items = keys.len(), waited_ms = started.elapsed().as_millis() as u64, "zendesk bulk job finished");
     Ok(Finished {
-        submitted,
         items: place(job.results.as_deref().unwrap_or_default(), keys),
         status: job.status,
         message: job.message,

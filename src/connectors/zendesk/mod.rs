@@ -21,7 +21,7 @@ mod tests_writes;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -90,15 +90,14 @@ impl Zendesk {
         }
     }
 
-    /// Submits one bulk request and waits for its job: one outcome per input, in order, and
-    /// when Zendesk took the request (see [`jobs::Finished::submitted`]).
+    /// Submits one bulk request and waits for its job: one outcome per input, in order.
     async fn bulk(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
         keys: &[Keys],
-    ) -> (Option<DateTime<Utc>>, Vec<Result<Item, ConnectorError>>) {
+    ) -> Vec<Result<Item, ConnectorError>> {
         match jobs::run(
             &self.client,
             &self.poller,
@@ -110,17 +109,14 @@ impl Zendesk {
         )
         .await
         {
-            Ok(finished) => (
-                finished.submitted,
-                finished
-                    .items
-                    .iter()
-                    .map(|i| i.clone().ok_or_else(|| finished.missing()))
-                    .collect(),
-            ),
+            Ok(finished) => finished
+                .items
+                .iter()
+                .map(|i| i.clone().ok_or_else(|| finished.missing()))
+                .collect(),
             Err(e) => {
                 let e = whole_request(e);
-                (None, keys.iter().map(|_| Err(e.clone())).collect())
+                keys.iter().map(|_| Err(e.clone())).collect()
             }
         }
     }
@@ -143,18 +139,16 @@ impl Zendesk {
         Ok(remote_records(&listing.records, properties))
     }
 
-    /// Turns bulk outcomes into written records. Their update time is a lower bound, when
-    /// Zendesk took the request (the job wrote them later): enough for the engine's version
-    /// guard, which only refuses versions older than it, without a call to read them back.
-    fn written(
-        submitted: Option<DateTime<Utc>>,
-        items: Vec<Result<Item, ConnectorError>>,
-    ) -> Vec<Result<Written, ConnectorError>> {
+    /// Turns bulk outcomes into written records, without their update time: no call reads
+    /// them back, and no time Zendesk gives bounds it (a write that changed nothing keeps the
+    /// record's old `updated_at`). The engine holds back reads that began before a write was
+    /// recorded instead (ferry.apply's `read_at`).
+    fn written(items: Vec<Result<Item, ConnectorError>>) -> Vec<Result<Written, ConnectorError>> {
         items
             .into_iter()
             .map(|i| match i? {
                 Item::Done { id: Some(id) } => Ok(Written {
-                    updated_at: submitted,
+                    updated_at: None,
                     id,
                 }),
                 Item::Done { id: None } => Err(ConnectorError::Transient(
@@ -423,10 +417,10 @@ impl Connector for Zendesk {
                 object.plural(): chunk.iter().map(|p| write_item(p, None)).collect::<Vec<_>>(),
             });
             let keys: Vec<Keys> = chunk.iter().map(create_keys).collect();
-            let (submitted, done) = self
+            let done = self
                 .bulk(Method::POST, &object.path(endpoint), Some(&body), &keys)
                 .await;
-            outcomes.extend(Self::written(submitted, done));
+            outcomes.extend(Self::written(done));
         }
         outcomes
     }
@@ -465,7 +459,7 @@ impl Connector for Zendesk {
                 .iter()
                 .map(|(_, id)| vec![("id", id.to_string())])
                 .collect();
-            let (submitted, done) = self
+            let done = self
                 .bulk(
                     Method::PUT,
                     &object.path("/update_many"),
@@ -484,7 +478,7 @@ impl Connector for Zendesk {
                     other => other,
                 })
                 .collect();
-            for ((i, _), r) in chunk.iter().zip(Self::written(submitted, done)) {
+            for ((i, _), r) in chunk.iter().zip(Self::written(done)) {
                 outcomes[*i] = Some(r);
             }
         }
@@ -516,7 +510,7 @@ impl Connector for Zendesk {
             let list: Vec<String> = chunk.iter().map(|(_, id)| id.to_string()).collect();
             let path = object.path(&format!("/destroy_many?ids={}", list.join(",")));
             let keys: Vec<Keys> = list.iter().map(|id| vec![("id", id.clone())]).collect();
-            let (_, done) = self.bulk(Method::DELETE, &path, None, &keys).await;
+            let done = self.bulk(Method::DELETE, &path, None, &keys).await;
             for ((i, _), r) in chunk.iter().zip(done) {
                 outcomes[*i] = match r {
                     Ok(Item::Done { .. }) => Ok(()),

@@ -199,6 +199,29 @@ pub fn gateway_timeout() -> Response {
     plain(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n")
 }
 
+/// The fault knobs every `ferry sim <app>` takes on its command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FaultArgs {
+    /// Added latency per API response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share of API calls answered 5xx (0.0-1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Share of API calls answered with the app's throttling answer (429, or Salesforce's 403).
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_rate: f64,
+    /// Share of writes performed but answered 504, as if the response was lost.
+    #[arg(long, default_value_t = 0.0)]
+    pub lost_response_rate: f64,
+}
+
+impl FaultArgs {
+    pub fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

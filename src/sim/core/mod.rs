@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use budget::{RateBudget, RateBudgets, Verdict};
 pub use clock::SimClock;
-pub use faults::{Fault, FaultSettings, Faults};
+pub use faults::{Fault, FaultArgs, FaultSettings, Faults};
 pub use query::Query;
 pub use server::{bind, Bound, Shutdown};
 pub use stats::{route_label, RequestStats, StatsSnapshot};

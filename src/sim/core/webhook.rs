@@ -1,5 +1,6 @@
-//! Simulator core: the webhook sender — an ordered delivery queue drained by one task that
-//! POSTs each delivery with the app's body and signed headers, honouring the drop knob,
+//! Simulator core: the webhook sender — a delivery queue drained in order, by one delivery at
+//! a time or (as apps that promise no order do) several at once, POSTing each with the app's
+//! body and signed headers, honouring the drop knob,
 //! retrying as the app's delivery policy says, and counting what was delivered, dropped and
 //! failed.
 
@@ -47,6 +48,10 @@ pub struct DeliveryPolicy {
     /// sender gets to them. Deliveries still roll it when sent, so a knob at 1 also discards
     /// what was already queued.
     pub drop_when_queued: bool,
+    /// Deliveries in flight at once: 1 keeps them strictly in queue order; more lets a slow
+    /// receiver answer one while the next ones are sent (taken from the queue in order all the
+    /// same).
+    pub concurrency: usize,
 }
 
 impl Default for DeliveryPolicy {
@@ -57,6 +62,7 @@ impl Default for DeliveryPolicy {
             timeout: Duration::from_secs(10),
             no_retry_statuses: Vec::new(),
             drop_when_queued: false,
+            concurrency: 1,
         }
     }
 }
@@ -189,7 +195,7 @@ impl<F: WebhookFormat> WebhookSender<F> {
         let me = self.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = me.run() => {}
+                _ = me.clone().run() => {}
                 _ = shutdown.wait() => {}
             }
         });
@@ -210,13 +216,30 @@ impl<F: WebhookFormat> WebhookSender<F> {
         Some((url, q.drain(..n).collect()))
     }
 
-    async fn run(&self) {
+    async fn run(self: Arc<Self>) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.policy.concurrency.max(1)));
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             // registered before looking at the queue, so an enqueue in between still wakes us
             let notified = self.notify.notified();
             match self.take() {
-                Some((url, events)) => self.deliver(&url, &events).await,
-                None => notified.await,
+                Some((url, events)) if self.policy.concurrency <= 1 => {
+                    self.deliver(&url, &events).await;
+                    drop(slot);
+                }
+                Some((url, events)) => {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        me.deliver(&url, &events).await;
+                        drop(slot);
+                    });
+                }
+                None => {
+                    drop(slot);
+                    notified.await;
+                }
             }
         }
     }
@@ -538,5 +561,63 @@ mod tests {
         until("the queued delivery dropped", || s.counts().dropped == 1).await;
         assert_eq!((s.counts().delivered, s.counts().pending), (0, 0));
         stop.trigger();
+    }
+
+    /// A receiver that takes 150 ms to answer; the most requests it held at once.
+    async fn slow_receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>, Arc<AtomicU64>) {
+        use std::sync::atomic::AtomicUsize;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let (now, most, done) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let (n, m, d) = (now.clone(), most.clone(), done.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let (n, m, d) = (n.clone(), m.clone(), d.clone());
+                async move {
+                    let held = n.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(held, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    n.fetch_sub(1, Ordering::SeqCst);
+                    d.fetch_add(1, Ordering::SeqCst);
+                    StatusCode::OK
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, most, done)
+    }
+
+    #[tokio::test]
+    async fn several_deliveries_in_flight_when_the_policy_allows() {
+        for (concurrency, expected) in [(1, 1), (4, 4)] {
+            let (url, most, done) = slow_receiver().await;
+            let stop = Shutdown::new();
+            let s = with_policy(
+                1,
+                Some(url),
+                DeliveryPolicy {
+                    concurrency,
+                    ..DeliveryPolicy::default()
+                },
+                Arc::new(Faults::default()),
+            );
+            s.enqueue(1..=8);
+            s.spawn(stop.clone());
+            until("eight deliveries", || done.load(Ordering::SeqCst) == 8).await;
+            assert_eq!(
+                most.load(Ordering::SeqCst),
+                expected,
+                "concurrency {concurrency}"
+            );
+            assert_eq!(s.counts().delivered, 8);
+            stop.trigger();
+        }
     }
 }

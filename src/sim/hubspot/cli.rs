@@ -1,10 +1,10 @@
 //! HubSpot simulator: `ferry sim hubspot` — its command-line options and the foreground run.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::{run_cli, SimConfig};
 use crate::sim::core::budget::limit_arg;
+use crate::sim::core::FaultArgs;
 
 /// HubSpot CRM v3 (contacts, companies, deals).
 #[derive(clap::Args, Debug)]
@@ -26,18 +26,8 @@ pub struct Args {
     /// Rate limit as REQUESTS/SECONDSs, e.g. 190/10s, or `none`.
     #[arg(long, default_value = "none")]
     rate_limit: String,
-    /// Added latency per API response, in milliseconds.
-    #[arg(long, default_value_t = 0)]
-    latency_ms: u64,
-    /// Share of API calls answered 5xx (0.0-1.0).
-    #[arg(long, default_value_t = 0.0)]
-    error_rate: f64,
-    /// Share of API calls answered 429.
-    #[arg(long, default_value_t = 0.0)]
-    throttle_rate: f64,
-    /// Share of writes performed but answered 504, as if the response was lost.
-    #[arg(long, default_value_t = 0.0)]
-    lost_response_rate: f64,
+    #[command(flatten)]
+    faults: FaultArgs,
 }
 
 impl Args {
@@ -49,10 +39,10 @@ impl Args {
             webhook_secret: self.webhook_secret,
             rate_limit: limit_arg(&self.rate_limit)?,
             seed_contacts: self.seed,
-            latency: Duration::from_millis(self.latency_ms),
-            error_rate: self.error_rate,
-            throttle_rate: self.throttle_rate,
-            lost_response_rate: self.lost_response_rate,
+            latency: self.faults.latency(),
+            error_rate: self.faults.error_rate,
+            throttle_rate: self.faults.throttle_rate,
+            lost_response_rate: self.faults.lost_response_rate,
         };
         run_cli(cfg, self.listen).await
     }

@@ -59,6 +59,7 @@ pub(crate) fn delivery_policy() -> DeliveryPolicy {
         timeout: Duration::from_secs(5),
         no_retry_statuses: vec![400, 401, 403, 404, 405],
         drop_when_queued: true,
+        concurrency: 1,
     }
 }
 

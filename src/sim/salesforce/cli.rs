@@ -2,9 +2,9 @@
 //! run.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::{run_cli, SimConfig};
+use crate::sim::core::FaultArgs;
 
 /// Salesforce REST API (OAuth, sObjects, Collections, SOQL, getDeleted, daily API limit).
 #[derive(clap::Args, Debug)]
@@ -34,15 +34,8 @@ pub struct Args {
     seed_contacts: usize,
     #[arg(long, default_value_t = 0)]
     seed_opportunities: usize,
-    /// Added latency per API response, in milliseconds.
-    #[arg(long, default_value_t = 0)]
-    latency_ms: u64,
-    /// Share of API calls answered 5xx (0.0-1.0).
-    #[arg(long, default_value_t = 0.0)]
-    error_rate: f64,
-    /// Share of writes performed but answered 504, as if the response was lost.
-    #[arg(long, default_value_t = 0.0)]
-    lost_response_rate: f64,
+    #[command(flatten)]
+    faults: FaultArgs,
 }
 
 impl Args {
@@ -56,9 +49,10 @@ impl Args {
             seed_accounts: self.seed_accounts,
             seed_contacts: self.seed_contacts,
             seed_opportunities: self.seed_opportunities,
-            latency: Duration::from_millis(self.latency_ms),
-            error_rate: self.error_rate,
-            lost_response_rate: self.lost_response_rate,
+            latency: self.faults.latency(),
+            error_rate: self.faults.error_rate,
+            throttle_rate: self.faults.throttle_rate,
+            lost_response_rate: self.faults.lost_response_rate,
             ..SimConfig::default()
         };
         run_cli(cfg, self.listen).await

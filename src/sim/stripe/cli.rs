@@ -1,10 +1,10 @@
 //! Stripe simulator: `ferry sim stripe` — its command-line options and the foreground run.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::{run_cli, SimConfig};
 use crate::sim::core::budget::limit_arg;
+use crate::sim::core::FaultArgs;
 
 /// Stripe (customers, invoices, events, idempotency keys, signed webhooks).
 #[derive(clap::Args, Debug)]
@@ -33,15 +33,8 @@ pub struct Args {
     /// Customers to create at start.
     #[arg(long, default_value_t = 0)]
     seed_customers: usize,
-    /// Added latency per API response, in milliseconds.
-    #[arg(long, default_value_t = 0)]
-    latency_ms: u64,
-    /// Share of API calls answered 5xx (0.0-1.0).
-    #[arg(long, default_value_t = 0.0)]
-    error_rate: f64,
-    /// Share of writes performed but answered 504, as if the response was lost.
-    #[arg(long, default_value_t = 0.0)]
-    lost_response_rate: f64,
+    #[command(flatten)]
+    faults: FaultArgs,
     /// Share of webhook deliveries dropped.
     #[arg(long, default_value_t = 0.0)]
     webhook_drop_rate: f64,
@@ -57,9 +50,10 @@ impl Args {
             webhook_secret: self.webhook_secret,
             sandbox_rate_limit: limit_arg(&self.rate_limit)?,
             seed_customers: self.seed_customers,
-            latency: Duration::from_millis(self.latency_ms),
-            error_rate: self.error_rate,
-            lost_response_rate: self.lost_response_rate,
+            latency: self.faults.latency(),
+            error_rate: self.faults.error_rate,
+            throttle_rate: self.faults.throttle_rate,
+            lost_response_rate: self.faults.lost_response_rate,
             webhook_drop_rate: self.webhook_drop_rate,
             ..SimConfig::default()
         };

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{run_cli, SimConfig};
 use crate::sim::core::budget::limit_arg;
+use crate::sim::core::FaultArgs;
 
 /// Zendesk Support (users, organizations, bulk jobs, incremental exports, event webhooks).
 #[derive(clap::Args, Debug)]
@@ -49,18 +50,8 @@ pub struct Args {
     /// How long bulk jobs stay queued, in milliseconds.
     #[arg(long, default_value_t = 100)]
     job_delay_ms: u64,
-    /// Added latency per API response, in milliseconds.
-    #[arg(long, default_value_t = 0)]
-    latency_ms: u64,
-    /// Share of API calls answered 5xx (0.0-1.0).
-    #[arg(long, default_value_t = 0.0)]
-    error_rate: f64,
-    /// Share of API calls answered 429.
-    #[arg(long, default_value_t = 0.0)]
-    throttle_rate: f64,
-    /// Share of writes performed but answered 504, as if the response was lost.
-    #[arg(long, default_value_t = 0.0)]
-    lost_response_rate: f64,
+    #[command(flatten)]
+    faults: FaultArgs,
     /// Share of webhook deliveries dropped.
     #[arg(long, default_value_t = 0.0)]
     webhook_drop_rate: f64,
@@ -80,10 +71,10 @@ impl Args {
             job_delay: Duration::from_millis(self.job_delay_ms),
             seed_users: self.seed_users,
             seed_orgs: self.seed_orgs,
-            latency: Duration::from_millis(self.latency_ms),
-            error_rate: self.error_rate,
-            throttle_rate: self.throttle_rate,
-            lost_response_rate: self.lost_response_rate,
+            latency: self.faults.latency(),
+            error_rate: self.faults.error_rate,
+            throttle_rate: self.faults.throttle_rate,
+            lost_response_rate: self.faults.lost_response_rate,
             webhook_drop_rate: self.webhook_drop_rate,
             ..SimConfig::default()
         };

@@ -51,6 +51,9 @@ pub use events::{signature, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 pub use fields::{FieldError, Object};
 use store::{Change, Store};
 
+/// Webhook deliveries the simulator has in flight at once.
+const WEBHOOK_CONCURRENCY: usize = 8;
+
 /// Simulator settings.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -254,11 +257,16 @@ impl ZendeskSim {
             cfg.webhook_secret.clone(),
             format!("01SIM{:021}", cfg.account_id),
         );
-        // Zendesk does not retry a failed delivery (beyond a few documented cases)
+        // Zendesk does not retry a failed delivery (beyond a few documented cases) and
+        // promises no order: several deliveries are in flight at once, so one slow answer does
+        // not hold every later event back
         let hooks = WebhookSender::new(
             format,
             cfg.webhook_url.clone(),
-            DeliveryPolicy::default(),
+            DeliveryPolicy {
+                concurrency: WEBHOOK_CONCURRENCY,
+                ..DeliveryPolicy::default()
+            },
             clock.clone(),
             faults.clone(),
         )?;
