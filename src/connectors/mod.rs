@@ -56,6 +56,10 @@ pub struct FeedPage {
     pub cursor: String,
     /// More changes are ready now; false: caught up until the next poll.
     pub more: bool,
+    /// The records are states as of their `updated_at` (Stripe's event snapshots), not reads
+    /// of the app's present state: a snapshot older than a write ferry recorded is read again
+    /// rather than applied over it (see `inbound::apply::stamp_read`).
+    pub snapshots: bool,
 }
 
 /// Where a change feed with no stored position begins (the moment its first backfill

@@ -92,6 +92,22 @@ pub fn stamp_read(records: &mut [Value], read_at: &str) {
     }
 }
 
+/// How much earlier than a snapshot's own time it counts as read: the app's clock and the
+/// hub's may disagree, and apps give their times in whole seconds.
+const SNAPSHOT_CLOCKS: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
+/// Marks records that are states as of their update time (a feed of event snapshots, see
+/// `FeedPage::snapshots`) as read then, less [`SNAPSHOT_CLOCKS`], instead of when the page was
+/// read: a snapshot from before a write ferry recorded is read again rather than applied over
+/// that write. `records` are `page`'s, in order, already [`stamp_read`].
+pub fn stamp_snapshots(records: &mut [Value], page: &[RemoteRecord]) {
+    for (r, remote) in records.iter_mut().zip(page) {
+        if let (Some(at), Some(read_at)) = (remote.updated_at, r.get_mut("read_at")) {
+            *read_at = Value::String((at - SNAPSHOT_CLOCKS).to_rfc3339());
+        }
+    }
+}
+
 /// Whether one of the record's inbound values is refused before SQL.
 fn has_refusals(mapping: &Mapping, r: &RemoteRecord) -> bool {
     mapping

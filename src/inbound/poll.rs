@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::apply::{apply, log_refusals, read_clock, record_json, stamp_read};
+use super::apply::{apply, log_refusals, read_clock, record_json, stamp_read, stamp_snapshots};
 use super::SyncError;
 use crate::connectors::{Connector, FeedStart};
 use crate::context::{Connections, Shared};
@@ -97,6 +97,9 @@ pub async fn poll(
             .map(|r| record_json(mapping, r))
             .collect();
         stamp_read(&mut records, &read_at);
+        if page.snapshots {
+            stamp_snapshots(&mut records, &page.records);
+        }
         let mut client = hub.client().await?;
         let tx = client.transaction().await.map_err(HubError::from)?;
         let outcome = apply(&*tx, mapping.id, records, true, "poll").await?;

@@ -9,6 +9,7 @@ pub mod parties;
 pub mod portals;
 pub mod process;
 pub mod salesforce;
+pub mod stripe;
 pub mod sql;
 pub mod workload;
 pub mod zendesk;
@@ -175,6 +176,26 @@ pub fn hubspot_secrets() -> Secrets {
 
 /// A HubSpot simulator on port 0 taking [`TOKEN`] and signing with [`SECRET`]; `config` says
 /// the rest (seed, faults).
+/// With `with`, a HubSpot simulator to run beside another app's, and the `[connections.hubspot]`
+/// table naming it (its secrets are [`hubspot_secrets`]); without, none and no table.
+pub async fn hubspot_beside(with: bool) -> (Option<HubSpotSim>, String) {
+    if !with {
+        return (None, String::new());
+    }
+    let h = hubspot_sim(SimConfig::default()).await;
+    let table = format!(
+        r#"
+        [connections.hubspot]
+        kind = "hubspot"
+        base_url = "{}"
+        token_env = "UNUSED"
+        webhook_secret_env = "UNUSED_SECRET"
+        "#,
+        h.base_url()
+    );
+    (Some(h), table)
+}
+
 pub async fn hubspot_sim(config: SimConfig) -> HubSpotSim {
     HubSpotSim::start(
         SimConfig {

@@ -8,10 +8,10 @@ use std::time::Duration;
 use ferry::config::{Config, Secrets};
 use ferry::engine::Engine;
 use ferry::hub::Hub;
-use ferry::sim::hubspot::{HubSpotSim, SimConfig as HubSpotConfig};
+use ferry::sim::hubspot::HubSpotSim;
 use ferry::sim::zendesk::{SimConfig, SimRecord, ZendeskSim};
 
-use super::{eventually, fresh_db, hubspot_secrets, hubspot_sim, zendesk_sim, Sql};
+use super::{eventually, fresh_db, hubspot_beside, hubspot_secrets, zendesk_sim, Sql};
 
 /// `support.users` mapped to Zendesk users: name, email as the match key, phone, role
 /// read-only, tags as `text[]`, plan from `user_fields.plan`.
@@ -76,23 +76,7 @@ impl ZendeskCtx {
         })
         .await;
         prepare(&zendesk);
-        let hubspot = if with_hubspot {
-            Some(hubspot_sim(HubSpotConfig::default()).await)
-        } else {
-            None
-        };
-        let hubspot_connection = hubspot.as_ref().map_or(String::new(), |h| {
-            format!(
-                r#"
-                [connections.hubspot]
-                kind = "hubspot"
-                base_url = "{}"
-                token_env = "UNUSED"
-                webhook_secret_env = "UNUSED_SECRET"
-                "#,
-                h.base_url()
-            )
-        });
+        let (hubspot, hubspot_connection) = hubspot_beside(with_hubspot).await;
         let text = format!(
             r#"
             [engine]

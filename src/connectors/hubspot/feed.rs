@@ -151,6 +151,7 @@ impl HubSpot {
             records,
             cursor: serde_json::to_string(&state).expect("a cursor serializes"),
             more,
+            snapshots: false,
         })
     }
 }

@@ -122,6 +122,7 @@ impl Salesforce {
                 records,
                 cursor: at.text(),
                 more: true,
+                snapshots: false,
             });
         }
         let (gone, covered) = self.deletions(object, at.deleted - overlap).await?;
@@ -131,6 +132,7 @@ impl Salesforce {
             records,
             cursor: at.text(),
             more: false,
+            snapshots: false,
         })
     }
 

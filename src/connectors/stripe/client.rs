@@ -11,20 +11,8 @@ use serde_json::Value;
 
 use super::errors::{classify, ErrorBody};
 use crate::connectors::ratelimit::{Budget, RateLimiter};
+pub use crate::connectors::wire::encode;
 use crate::connectors::ConnectorError;
-
-/// Percent-encodes one form or path component (all but RFC 3986 unreserved characters).
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 /// `name=value&...` of form pairs; brackets in names stay readable (`metadata[plan]`).
 pub fn form_text(pairs: &[(String, String)]) -> String {

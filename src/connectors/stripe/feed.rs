@@ -11,6 +11,9 @@
 //! the `created` second of the event whose snapshot it is. The engine skips a state older than
 //! the one it applied, so duplicates (same version, same values) and late events (older
 //! version) do no harm; two events of one second within a page collapse to the later one.
+//! Pages say their records are snapshots (`FeedPage::snapshots`): one older than a write
+//! ferry recorded since is read again by id rather than applied over that write (ferry's
+//! writes claim no version, since an update that changes nothing makes no event).
 //!
 //! The cursor is this module's JSON: `{"event": id}` (the last event seen), `{"since": t}`
 //! (no event yet: those created from `t` on), or `{"relist": ..}` while a full listing stands
@@ -164,6 +167,7 @@ impl Stripe {
                     records: records_of(object, &list.data, properties)?,
                     cursor: Cursor::Event(next).text(),
                     more: list.has_more,
+                    snapshots: true,
                 })
             }
             Cursor::Since(t) => {
@@ -187,6 +191,7 @@ impl Stripe {
                     records: records_of(object, &list.data, properties)?,
                     cursor: next.text(),
                     more,
+                    snapshots: true,
                 })
             }
         }
@@ -215,6 +220,7 @@ impl Stripe {
             records: page.records,
             cursor: cursor.text(),
             more: true,
+            snapshots: false,
         })
     }
 }

@@ -5,7 +5,6 @@
 //! its parts is sent with the others as Stripe has them), and deletes
 //! (`DELETE /v1/customers/{id}`; a customer already gone counts as deleted).
 
-use chrono::TimeDelta;
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::Value;
@@ -92,9 +91,10 @@ impl Stripe {
             .await?;
         Ok(Written {
             id: id_of(&resp.body)?,
-            // Stripe's records carry no updated time: the answer's Date less a second is a
-            // lower bound of the state written (see feed.rs on versions)
-            updated_at: resp.date.map(|d| d - TimeDelta::seconds(1)),
+            // Stripe's records carry no updated time, and no time of the answer bounds the
+            // state's (an update that changes nothing makes no event): the engine holds back
+            // reads and event snapshots older than the write it records instead
+            updated_at: None,
         })
     }
 

@@ -102,6 +102,7 @@ impl Zendesk {
                     records: vec![],
                     cursor: at.text(),
                     more: false,
+                    snapshots: false,
                 });
             }
             Err(e) => return Err(e),
@@ -126,6 +127,7 @@ impl Zendesk {
             records,
             cursor: next.text(),
             more,
+            snapshots: false,
         })
     }
 }

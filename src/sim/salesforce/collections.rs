@@ -168,6 +168,12 @@ fn execute(inner: &Inner, plans: Vec<Plan>, all_or_none: bool) -> Response {
         *guard = c;
     }
     drop(guard);
+    if !rolled_back {
+        let written = outcomes.iter().filter(|o| o.errors.is_empty()).count();
+        inner
+            .records_written
+            .fetch_add(written as u64, std::sync::atomic::Ordering::Relaxed);
+    }
     let results: Vec<Value> = outcomes
         .into_iter()
         .map(|o| {

@@ -140,6 +140,8 @@ pub struct SimStats {
     /// API requests counted in the current 24-hour window, and its maximum.
     pub api_usage: u32,
     pub api_limit: u32,
+    /// Records created, updated or deleted through sObject Collections.
+    pub records_written: u64,
 }
 
 impl SimStats {
@@ -162,6 +164,8 @@ pub(crate) struct Inner {
     pub store: Mutex<Store>,
     pub cursors: cursors::Cursors,
     pub shutdown: Shutdown,
+    /// Records created, updated or deleted through sObject Collections.
+    pub records_written: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -241,6 +245,7 @@ impl SalesforceSim {
             store: Mutex::new(store),
             cursors: cursors::Cursors::default(),
             shutdown: shutdown.clone(),
+            records_written: Default::default(),
         });
         bound.serve(gate::router(inner.clone()), shutdown, "salesforce");
         Ok(SalesforceSim { inner })
@@ -396,6 +401,10 @@ impl SalesforceSim {
             lost_responses: s.lost_responses,
             api_usage,
             api_limit,
+            records_written: self
+                .inner
+                .records_written
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
