@@ -105,9 +105,11 @@ async fn stripe_and_hubspot_keep_billing_and_sales_in_step() {
             .find(|c| c.properties.get("email").map(String::as_str) == Some(email))
             .map(|c| json!({"id": c.id, "properties": c.properties}))
     };
-    eventually("Stripe's customers in HubSpot", Duration::from_secs(20), || async {
-        contact("customer1@example.com")
-    })
+    eventually(
+        "Stripe's customers in HubSpot",
+        Duration::from_secs(20),
+        || async { contact("customer1@example.com") },
+    )
     .await;
     ctx.quiesce().await;
 
@@ -120,12 +122,16 @@ async fn stripe_and_hubspot_keep_billing_and_sales_in_step() {
             json!({"address": {"line1": "9 Rue Neuve", "city": "Lyon"}}),
         )
         .unwrap();
-    eventually("Stripe's address in HubSpot", Duration::from_secs(20), || async {
-        let c = contact("customer1@example.com");
-        (property(&c, "address").as_deref() == Some("9 Rue Neuve")
-            && property(&c, "city").as_deref() == Some("Lyon"))
-        .then_some(())
-    })
+    eventually(
+        "Stripe's address in HubSpot",
+        Duration::from_secs(20),
+        || async {
+            let c = contact("customer1@example.com");
+            (property(&c, "address").as_deref() == Some("9 Rue Neuve")
+                && property(&c, "city").as_deref() == Some("Lyon"))
+            .then_some(())
+        },
+    )
     .await;
     // ...and sales changes the phone in HubSpot: Stripe's customer gets it
     let c = contact("customer1@example.com").unwrap();
@@ -136,10 +142,14 @@ async fn stripe_and_hubspot_keep_billing_and_sales_in_step() {
             props(&[("phone", "+33 4 00 00 00 01")]),
         )
         .unwrap();
-    eventually("HubSpot's phone in Stripe", Duration::from_secs(20), || async {
-        let s = ctx.stripe.get(&cus_id)?;
-        (s["phone"] == "+33 4 00 00 00 01").then_some(())
-    })
+    eventually(
+        "HubSpot's phone in Stripe",
+        Duration::from_secs(20),
+        || async {
+            let s = ctx.stripe.get(&cus_id)?;
+            (s["phone"] == "+33 4 00 00 00 01").then_some(())
+        },
+    )
     .await;
     let s = ctx.stripe.get(&cus_id).unwrap();
     assert_eq!(s["address"]["city"], "Lyon", "the address stays");
@@ -162,10 +172,15 @@ async fn stripe_and_hubspot_keep_billing_and_sales_in_step() {
         hubspot
             .records("deals")
             .into_iter()
-            .find(|d| d.properties.get("dealname").map(String::as_str) == Some("Customer 1 renewal"))
+            .find(|d| {
+                d.properties.get("dealname").map(String::as_str) == Some("Customer 1 renewal")
+            })
             .map(|d| json!({"id": d.id, "properties": d.properties}))
     };
-    eventually("the deal in HubSpot", Duration::from_secs(20), || async { deal() }).await;
+    eventually("the deal in HubSpot", Duration::from_secs(20), || async {
+        deal()
+    })
+    .await;
     let invoice = ctx
         .stripe
         .app_create_invoice(&cus_id, json!({}))
@@ -176,19 +191,25 @@ async fn stripe_and_hubspot_keep_billing_and_sales_in_step() {
         .expect("invoice item");
     ctx.stripe.app_finalize_invoice(&inv_id).expect("finalized");
     ctx.stripe.app_pay_invoice(&inv_id).expect("paid");
-    eventually("the paid invoice in the hub", Duration::from_secs(20), || async {
-        let status: Option<String> = ctx
-            .opt(
-                "select i.status from billing.invoices i join crm.people p on p.id = i.person
+    eventually(
+        "the paid invoice in the hub",
+        Duration::from_secs(20),
+        || async {
+            let status: Option<String> = ctx
+                .opt(
+                    "select i.status from billing.invoices i join crm.people p on p.id = i.person
                   where p.email = 'customer1@example.com'",
-            )
-            .await;
-        (status.as_deref() == Some("paid")).then_some(())
-    })
+                )
+                .await;
+            (status.as_deref() == Some("paid")).then_some(())
+        },
+    )
     .await;
-    eventually("the deal won in HubSpot", Duration::from_secs(20), || async {
-        (property(&deal(), "dealstage").as_deref() == Some("closedwon")).then_some(())
-    })
+    eventually(
+        "the deal won in HubSpot",
+        Duration::from_secs(20),
+        || async { (property(&deal(), "dealstage").as_deref() == Some("closedwon")).then_some(()) },
+    )
     .await;
     let (paid, paid_at): (Option<i64>, Option<chrono::DateTime<chrono::Utc>>) = ctx
         .pair(
@@ -197,7 +218,11 @@ async fn stripe_and_hubspot_keep_billing_and_sales_in_step() {
               where p.email = 'customer1@example.com'",
         )
         .await;
-    assert_eq!(paid, Some(120_000), "the invoice names its person's hub row");
+    assert_eq!(
+        paid,
+        Some(120_000),
+        "the invoice names its person's hub row"
+    );
     assert!(paid_at.is_some(), "with its paid time");
     ctx.quiesce().await;
     let dead: i64 = ctx.one("select count(*) from ferry.dead_letters").await;

@@ -9,8 +9,8 @@ pub mod parties;
 pub mod portals;
 pub mod process;
 pub mod salesforce;
-pub mod stripe;
 pub mod sql;
+pub mod stripe;
 pub mod workload;
 pub mod zendesk;
 

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -29,8 +28,6 @@ pub fn form_text(pairs: &[(String, String)]) -> String {
 /// A successful answer.
 pub struct Response {
     pub body: Value,
-    /// The answer's `Date` (Stripe's clock, whole seconds).
-    pub date: Option<DateTime<Utc>>,
     /// `Idempotent-Replayed: true`: the answer of an earlier request with the same key.
     pub replayed: bool,
 }
@@ -119,9 +116,6 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let date = header("date")
-            .and_then(|v| DateTime::parse_from_rfc2822(&v).ok())
-            .map(|d| d.with_timezone(&Utc));
         let replayed = header("idempotent-replayed").as_deref() == Some("true");
         let should_retry = header("stripe-should-retry").map(|v| v == "true");
         let retry_after = header("retry-after")
@@ -140,11 +134,7 @@ impl Client {
                     status.as_u16()
                 ))
             })?;
-            return Ok(Response {
-                body,
-                date,
-                replayed,
-            });
+            return Ok(Response { body, replayed });
         }
         let error = ErrorBody::read(&raw);
         let err = classify(status, &error, should_retry, retry_after);

@@ -127,7 +127,11 @@ impl Party for HubSpotParty {
         vec![s.requests, s.webhook_events]
     }
     fn describe(&self, id: &str) -> Option<String> {
-        let r = self.0.records("contacts").into_iter().find(|r| r.id == id)?;
+        let r = self
+            .0
+            .records("contacts")
+            .into_iter()
+            .find(|r| r.id == id)?;
         Some(format!("{r:?}"))
     }
     fn shutdown(&self) {
@@ -221,7 +225,11 @@ impl Party for ZendeskParty {
 }
 
 /// The environment variables of the Salesforce connection's secrets.
-const SF_ENV: [&str; 3] = ["TP_SF_REFRESH_TOKEN", "TP_SF_CLIENT_ID", "TP_SF_CLIENT_SECRET"];
+const SF_ENV: [&str; 3] = [
+    "TP_SF_REFRESH_TOKEN",
+    "TP_SF_CLIENT_ID",
+    "TP_SF_CLIENT_SECRET",
+];
 
 pub struct SalesforceParty(pub SalesforceSim);
 
@@ -350,7 +358,11 @@ impl Party for StripeParty {
             ("TP_STRIPE_KEY", self.0.test_key()),
             (
                 "TP_STRIPE_SECRET",
-                self.0.webhook_secrets().first().cloned().unwrap_or_default(),
+                self.0
+                    .webhook_secrets()
+                    .first()
+                    .cloned()
+                    .unwrap_or_default(),
             ),
         ]
     }

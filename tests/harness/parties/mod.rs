@@ -208,7 +208,10 @@ impl World {
                 ));
             }
             if a.as_ref() != Some(&x.1) || b.as_ref() != Some(&y.1) {
-                return Some(format!("{email}: links {a:?}/{b:?}, records {}/{}", x.1, y.1));
+                return Some(format!(
+                    "{email}: links {a:?}/{b:?}, records {}/{}",
+                    x.1, y.1
+                ));
             }
         }
         None
