@@ -41,6 +41,8 @@ use mapping::Object;
 
 /// Records per listing page (Stripe's largest `limit`).
 pub const PAGE_LIMIT: usize = 100;
+/// Records one write hands over: each is its own call, made side by side.
+const SIDE_BY_SIDE: usize = 25;
 /// Records fetched by id at once (each one its own `GET`).
 const FETCH_CONCURRENCY: usize = 8;
 
@@ -99,11 +101,12 @@ impl Connector for Stripe {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            // no batch endpoints: one record per call
+            // no batch endpoints: a batch is one call a record, all side by side (the
+            // connection's budget paces them)
             batch: BatchSizes {
-                create: 1,
-                update: 1,
-                archive: 1,
+                create: SIDE_BY_SIDE,
+                update: SIDE_BY_SIDE,
+                archive: SIDE_BY_SIDE,
                 fetch: PAGE_LIMIT,
             },
             // creates carry an idempotency key, not an upsert key: an interrupted create is

@@ -1,7 +1,6 @@
 //! Test harness: the apps a three-party world can hold — HubSpot contacts, Zendesk users,
 //! Salesforce Contacts and Stripe customers — each its simulator behind [`Party`].
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry::sim::hubspot::{HubSpotSim, SimConfig as HubSpotConfig};
@@ -42,12 +41,12 @@ fn text(fields: &Map<String, Value>, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Records by lowercased email.
+/// Records with their emails lowercased.
 fn by_email(
     records: impl Iterator<Item = (Option<String>, Person, String)>,
-) -> BTreeMap<String, (Person, String)> {
+) -> Vec<(String, Person, String)> {
     records
-        .map(|(email, p, id)| (email.unwrap_or_default().to_lowercase(), (p, id)))
+        .map(|(email, p, id)| (email.unwrap_or_default().to_lowercase(), p, id))
         .collect()
 }
 
@@ -91,7 +90,7 @@ impl Party for HubSpotParty {
     fn set_webhook_url(&self, url: String) {
         self.0.set_webhook_url(Some(url));
     }
-    fn records(&self) -> BTreeMap<String, (Person, String)> {
+    fn list(&self) -> Vec<(String, Person, String)> {
         by_email(
             self.0
                 .records("contacts")
@@ -176,7 +175,7 @@ impl Party for ZendeskParty {
     fn set_webhook_url(&self, url: String) {
         self.0.set_webhook_url(Some(url));
     }
-    fn records(&self) -> BTreeMap<String, (Person, String)> {
+    fn list(&self) -> Vec<(String, Person, String)> {
         by_email(self.0.records("users").into_iter().map(|r| {
             (
                 text(&r.fields, "email"),
@@ -235,9 +234,15 @@ pub struct SalesforceParty(pub SalesforceSim);
 
 impl SalesforceParty {
     pub async fn start() -> Box<dyn Party> {
-        let sim = SalesforceSim::start(SalesforceConfig::default(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("salesforce simulator starts");
+        let sim = SalesforceSim::start(
+            SalesforceConfig {
+                lost_response_rate: 0.01,
+                ..SalesforceConfig::default()
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .expect("salesforce simulator starts");
         Box::new(SalesforceParty(sim))
     }
 }
@@ -274,7 +279,7 @@ impl Party for SalesforceParty {
     }
     /// Salesforce sends no webhooks: ferry polls it.
     fn set_webhook_url(&self, _url: String) {}
-    fn records(&self) -> BTreeMap<String, (Person, String)> {
+    fn list(&self) -> Vec<(String, Person, String)> {
         by_email(self.0.records("Contact").into_iter().map(|r| {
             (
                 text(&r.fields, "Email"),
@@ -325,6 +330,7 @@ impl StripeParty {
             StripeConfig {
                 // ferry writes one customer a call: the live budget keeps the test short
                 sandbox_rate_limit: Some((100, Duration::from_secs(1))),
+                lost_response_rate: 0.01,
                 ..StripeConfig::default()
             },
             "127.0.0.1:0".parse().unwrap(),
@@ -369,7 +375,7 @@ impl Party for StripeParty {
     fn set_webhook_url(&self, url: String) {
         self.0.set_webhook_url(Some(url));
     }
-    fn records(&self) -> BTreeMap<String, (Person, String)> {
+    fn list(&self) -> Vec<(String, Person, String)> {
         by_email(self.0.records("customers").into_iter().map(|c| {
             let f = c.as_object().cloned().unwrap_or_default();
             (

@@ -38,8 +38,24 @@ pub trait Party: Send + Sync {
     /// The environment the ferry process needs for it (secrets).
     fn env(&self) -> Vec<(&'static str, String)>;
     fn set_webhook_url(&self, url: String);
-    /// Live records by email (lowercased): (name, phone) and the id.
-    fn records(&self) -> BTreeMap<String, (Person, String)>;
+    /// Live records: email (lowercased), (name, phone), id.
+    fn list(&self) -> Vec<(String, Person, String)>;
+    /// Live records by email: (name, phone) and the id.
+    fn records(&self) -> BTreeMap<String, (Person, String)> {
+        self.list()
+            .into_iter()
+            .map(|(email, p, id)| (email, (p, id)))
+            .collect()
+    }
+    /// Emails more than one live record has.
+    fn duplicates(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.list()
+            .into_iter()
+            .filter(|(email, _, _)| !seen.insert(email.clone()))
+            .map(|(email, _, _)| email)
+            .collect()
+    }
     /// A record made in the app's own UI.
     fn create(&self, email: &str, name: &str, phone: Option<&str>);
     /// Sets `field` (`name` or `phone`) in the app's UI; the record may be gone meanwhile.
@@ -187,6 +203,12 @@ impl World {
     pub async fn difference(&self) -> Option<String> {
         let hub = self.hub_people().await;
         let records = [self.apps[0].records(), self.apps[1].records()];
+        for app in &self.apps {
+            let twice = app.duplicates();
+            if !twice.is_empty() {
+                return Some(format!("{} holds duplicates: {twice:?}", app.name()));
+            }
+        }
         for (app, r) in self.apps.iter().zip(&records) {
             if !hub.keys().eq(r.keys()) {
                 return Some(format!(
