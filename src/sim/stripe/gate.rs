@@ -223,7 +223,16 @@ async fn admit(inner: &Arc<Inner>, req: Request, next: Next, request_id: &str) -
         let now = inner.clock.now().timestamp();
         let fp = fingerprint(parts.method.as_str(), parts.uri.path(), &raw);
         match inner.idempotency.claim(mode, key, fp, now) {
-            Claim::Run(r) => running = Some(r),
+            Claim::Run(r) => {
+                let ms = inner
+                    .knobs
+                    .keyed_write_ms
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if ms > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
+                running = Some(r);
+            }
             Claim::Replay(stored) => return replay(inner, stored),
             Claim::InUse => return in_use(),
             Claim::Mismatch => return mismatch(key),

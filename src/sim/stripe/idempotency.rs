@@ -125,6 +125,15 @@ impl Keys {
         }
     }
 
+    /// Keys whose first request is still running.
+    #[cfg(test)]
+    pub(crate) fn running(&self) -> usize {
+        lock(&self.entries)
+            .values()
+            .filter(|e| matches!(e, Entry::Running))
+            .count()
+    }
+
     pub(crate) fn clear(&self) {
         lock(&self.entries).clear();
     }

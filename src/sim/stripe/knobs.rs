@@ -41,6 +41,9 @@ pub(crate) struct Knobs {
     pub duplicate: Rate,
     /// Share of events held back and delivered after the next one.
     pub reorder: Rate,
+    /// Milliseconds a write with an idempotency key runs before it is done (its key stays in
+    /// use meanwhile: a retry then is 409 `idempotency_key_in_use`).
+    pub keyed_write_ms: AtomicU64,
     held: Mutex<Vec<Value>>,
 }
 

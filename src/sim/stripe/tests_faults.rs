@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 
 use super::tests_api::{id, start, Client};
 use super::SimConfig;
-use crate::sim::core::lock;
 
 async fn keyed(
     c: &Client,
@@ -83,15 +82,21 @@ async fn idempotency_replay_mismatch_and_expiry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[allow(clippy::await_holding_lock)] // the held lock is the point: the first request must wait
 async fn concurrent_reuse_is_409() {
     let sim = start(SimConfig::default()).await;
     let c = Client::new(&sim);
-    let data = lock(&sim.inner.data);
+    sim.set_keyed_write_time(Duration::from_secs(2));
     let first = {
         let c = Client::new(&sim);
         tokio::spawn(async move { keyed(&c, "/v1/customers", "name=Slow", "dup").await.0 })
     };
+    for _ in 0..500 {
+        if sim.inner.idempotency.running() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sim.inner.idempotency.running(), 1, "the first request runs");
     let mut conflict = None;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -101,7 +106,6 @@ async fn concurrent_reuse_is_409() {
             break;
         }
     }
-    drop(data);
     let (h, body) = conflict.expect("a 409 while the first request runs");
     assert_eq!(body["error"]["code"], "idempotency_key_in_use");
     assert_eq!(h["stripe-should-retry"], "true");
