@@ -135,6 +135,16 @@ enum BenchWhat {
         #[arg(long, default_value = "700/60s")]
         budget: String,
     },
+    /// The Stripe preset under its budget: backfill vs HubSpot's, a write backlog's rate.
+    Stripe {
+        /// Customers seeded in Stripe's simulator (and contacts in HubSpot's, the baseline).
+        #[arg(long, default_value_t = 1_500)]
+        customers: usize,
+        /// Stripe's budget (sandbox: 25 requests a second), in the simulator and the
+        /// connection's `rate_limit`.
+        #[arg(long, default_value = "25/1s")]
+        budget: String,
+    },
 }
 
 /// The hub: FERRY_DATABASE_URL, or the embedded server under the data directory.
@@ -317,6 +327,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         } => {
             let dir = bench_dir(cli.data_dir);
             ferry::bench::zendesk::run(&dir, ferry::bench::zendesk::Options { users, budget })
+                .await?;
+        }
+        Command::Bench {
+            what: BenchWhat::Stripe { customers, budget },
+        } => {
+            let dir = bench_dir(cli.data_dir);
+            ferry::bench::stripe::run(&dir, ferry::bench::stripe::Options { customers, budget })
                 .await?;
         }
         Command::Sim { app } => app.run().await?,

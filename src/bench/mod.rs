@@ -1,10 +1,12 @@
 //! Benchmarks (`ferry bench ...`): the whole engine against the simulators on a private
 //! PostgreSQL, each figure printed next to its same-run baseline, plus one JSON line per result.
 
+pub mod baseline;
 pub mod cpu;
 pub mod inbound;
 pub mod nway;
 pub mod outbound;
+pub mod stripe;
 pub mod zendesk;
 
 use std::path::Path;

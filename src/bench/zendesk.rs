@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use super::baseline::{
+    hubspot_backfill, ideal_rate, per, read_alone, route_list, secrets, Backfill, HUBSPOT_BUDGET,
+    SECRET, TOKEN,
+};
 use super::{BenchError, Rig};
-use crate::config::{Config, Secrets};
+use crate::config::Config;
 use crate::connectors::ratelimit::Budget;
 use crate::connectors::zendesk::MAX_BATCH;
 use crate::engine::Engine;
-use crate::sim::hubspot::{HubSpotSim, SimConfig as HubSpotConfig};
 use crate::sim::zendesk::{SimConfig, SimStats, ZendeskSim};
 
 pub struct Options {
@@ -25,24 +28,9 @@ pub struct Options {
     pub budget: String,
 }
 
-const TOKEN: &str = "bench-token";
-const SECRET: &str = "bench-secret";
-/// The HubSpot preset's budget (`ferry init --preset hubspot`), in its simulator too.
-const HUBSPOT_BUDGET: &str = "190/10s";
-
 const UPDATE_MANY: &str = "PUT /api/v2/users/update_many";
 const JOB_STATUS: &str = "GET /api/v2/job_statuses/show_many";
 const SHOW_MANY: &str = "GET /api/v2/users/show_many";
-
-fn secrets(connection: &str) -> HashMap<String, Secrets> {
-    HashMap::from([(
-        connection.to_string(),
-        Secrets {
-            token: TOKEN.into(),
-            webhook_secret: Some(SECRET.into()),
-        },
-    )])
-}
 
 /// The Zendesk preset's users mapping (`ferry init --preset zendesk`, the plan field on), with
 /// polling and reconcile off: each phase measures one path.
@@ -80,125 +68,12 @@ fn config(rig: &Rig, sim: &ZendeskSim, budget: &str) -> Result<Config, BenchErro
     Ok(Config::parse(&text, "bench config")?)
 }
 
-/// `a / b`, NaN when `b` is zero.
-fn per(a: f64, b: f64) -> f64 {
-    if b == 0.0 {
-        f64::NAN
-    } else {
-        a / b
-    }
-}
-
-/// Records per second a budget allows at `batch` records per call, spending every request on
-/// a write.
-fn ideal_rate(budget: Budget, batch: usize) -> f64 {
-    budget.requests as f64 / budget.window.as_secs_f64() * batch as f64
-}
-
 fn route(s: &SimStats, r: &str) -> u64 {
     s.by_route.get(r).copied().unwrap_or(0)
 }
 
 fn routes(s: &SimStats) -> String {
-    s.by_route
-        .iter()
-        .map(|(r, n)| format!("{r} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// One backfill: records, seconds, API calls.
-struct Backfill {
-    records: usize,
-    secs: f64,
-    calls: u64,
-    /// The same pages read by the connector alone, without the hub.
-    read_secs: f64,
-    /// Of `secs`, until `Engine::start` returned (schema, slot, workers).
-    start_secs: f64,
-}
-
-impl Backfill {
-    fn rate(&self) -> f64 {
-        self.records as f64 / self.secs
-    }
-}
-
-/// The read path alone: the connector of `config`'s mapping, without a budget, walks the
-/// listing the backfill reads, page after page, into nothing (seconds, records, pages).
-async fn read_alone(
-    config: &Config,
-    secrets: &HashMap<String, Secrets>,
-) -> Result<(f64, usize, usize), BenchError> {
-    let m = &config.mappings[0];
-    let mut connection = config.connections[&m.connection].clone();
-    connection.rate_limit = None;
-    let connector = crate::connectors::build(&m.connection, &connection, &secrets[&m.connection])
-        .map_err(BenchError::Setup)?;
-    let properties: Vec<String> = m.fields.iter().map(|f| f.property.clone()).collect();
-    let t0 = Instant::now();
-    let (mut records, mut pages, mut after) = (0, 0, None);
-    loop {
-        let page = connector
-            .list(&m.object, &properties, after)
-            .await
-            .map_err(|e| BenchError::Setup(format!("listing {}: {e}", m.connection)))?;
-        records += page.records.len();
-        pages += 1;
-        match page.after {
-            Some(a) => after = Some(a),
-            None => return Ok((t0.elapsed().as_secs_f64(), records, pages)),
-        }
-    }
-}
-
-/// The same-run baseline: the HubSpot preset's backfill of `users` contacts under its budget.
-async fn hubspot_backfill(data_dir: &Path, users: usize) -> Result<Backfill, BenchError> {
-    let budget = Budget::from_str(HUBSPOT_BUDGET).map_err(BenchError::Setup)?;
-    let rig = Rig::start(data_dir, "ferry_bench_zd_hubspot").await?;
-    let sim = HubSpotSim::start(
-        HubSpotConfig {
-            token: TOKEN.into(),
-            webhook_secret: SECRET.into(),
-            seed_contacts: users,
-            rate_limit: Some((budget.requests, budget.window)),
-            ..HubSpotConfig::default()
-        },
-        "127.0.0.1:0".parse().expect("static address"),
-    )
-    .await
-    .map_err(|e| BenchError::Setup(format!("HubSpot simulator: {e}")))?;
-    let config = rig.config(
-        &sim.base_url(),
-        Some(HUBSPOT_BUDGET),
-        crate::config::default_workers(),
-    )?;
-    // the read path alone first, outside the budget (nothing counted)
-    sim.set_rate_limit_enabled(false);
-    let (read_secs, _, _) = read_alone(&config, &secrets("hubspot")).await?;
-    sim.set_rate_limit_enabled(true);
-    sim.reset_stats();
-    let t0 = Instant::now();
-    let engine = Engine::start(rig.hub.clone(), &config, &secrets("hubspot")).await?;
-    let start_secs = t0.elapsed().as_secs_f64();
-    rig.wait_backfill(users).await?;
-    let secs = t0.elapsed().as_secs_f64();
-    let s = sim.stats();
-    engine.shutdown().await;
-    sim.shutdown();
-    if s.throttled > 0 {
-        println!(
-            "  (HubSpot baseline: {} of {} calls answered 429)",
-            s.throttled, s.requests
-        );
-    }
-    Ok(Backfill {
-        records: users,
-        secs,
-        calls: s.requests,
-        read_secs,
-        start_secs,
-    })
+    route_list(&s.by_route)
 }
 
 /// Gives every seeded end-user tags and a plan, as an agent would in Zendesk's UI (no API
@@ -505,17 +380,4 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
                "budget_bound_records_per_s": budget_bound, "sim_job_ceiling_records_per_s": job_ceiling})
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ideal_rate_is_the_budget_times_the_batch() {
-        let b = Budget::from_str("700/60s").expect("budget");
-        assert!((ideal_rate(b, MAX_BATCH) - 1_166.67).abs() < 0.01);
-        assert!((ideal_rate(b, 1) - 11.667).abs() < 0.001);
-        assert!(per(1.0, 0.0).is_nan());
-    }
 }

@@ -176,6 +176,33 @@ pub fn hubspot_secrets() -> Secrets {
 
 /// A HubSpot simulator on port 0 taking [`TOKEN`] and signing with [`SECRET`]; `config` says
 /// the rest (seed, faults).
+/// Waits until the hub's `mappings` mappings have all finished their backfills.
+pub async fn backfilled(hub: &Hub, mappings: usize) {
+    eventually("backfills done", Duration::from_secs(30), || async {
+        let done: i64 = hub
+            .client()
+            .await
+            .ok()?
+            .query_one(
+                "select count(*) from ferry.mappings where backfill_state = 'done'",
+                &[],
+            )
+            .await
+            .ok()?
+            .get(0);
+        (done == mappings as i64).then_some(())
+    })
+    .await;
+}
+
+/// Calls and webhook events of a HubSpot simulator run beside another app's (0 without).
+pub fn hubspot_activity(hubspot: &Option<HubSpotSim>) -> u64 {
+    hubspot.as_ref().map_or(0, |h| {
+        let s = h.stats();
+        s.requests + s.webhook_events
+    })
+}
+
 /// With `with`, a HubSpot simulator to run beside another app's, and the `[connections.hubspot]`
 /// table naming it (its secrets are [`hubspot_secrets`]); without, none and no table.
 pub async fn hubspot_beside(with: bool) -> (Option<HubSpotSim>, String) {

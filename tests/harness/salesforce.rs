@@ -10,7 +10,7 @@ use ferry::engine::Engine;
 use ferry::hub::Hub;
 use ferry::sim::salesforce::{SalesforceSim, SimConfig, SimRecord};
 
-use super::{eventually, fresh_db, Sql};
+use super::{backfilled, fresh_db, Sql};
 
 /// The environment variables the connection names for the connected app's key and secret.
 const CLIENT_ID_ENV: &str = "FERRY_TEST_SF_CLIENT_ID";
@@ -80,14 +80,7 @@ impl SalesforceCtx {
             salesforce,
             engine: Some(engine),
         };
-        let mappings = config.mappings.len() as i64;
-        eventually("backfills done", Duration::from_secs(30), || async {
-            let done: i64 = ctx
-                .one("select count(*) from ferry.mappings where backfill_state = 'done'")
-                .await;
-            (done == mappings).then_some(())
-        })
-        .await;
+        backfilled(&ctx.hub, config.mappings.len()).await;
         ctx
     }
 

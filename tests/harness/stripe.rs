@@ -12,7 +12,7 @@ use ferry::sim::hubspot::HubSpotSim;
 use ferry::sim::stripe::{SimConfig, StripeSim};
 use serde_json::Value;
 
-use super::{eventually, fresh_db, hubspot_beside, hubspot_secrets, Sql};
+use super::{backfilled, fresh_db, hubspot_activity, hubspot_beside, hubspot_secrets, Sql};
 
 /// Customers both ways: name, email (the match key), phone, two address parts, a metadata key.
 pub const CUSTOMERS: &str = r#"
@@ -105,14 +105,7 @@ impl StripeCtx {
             hubspot,
             engine: Some(engine),
         };
-        let mappings = config.mappings.len() as i64;
-        eventually("backfills done", Duration::from_secs(30), || async {
-            let done: i64 = ctx
-                .one("select count(*) from ferry.mappings where backfill_state = 'done'")
-                .await;
-            (done == mappings).then_some(())
-        })
-        .await;
+        backfilled(&ctx.hub, config.mappings.len()).await;
         ctx
     }
 
@@ -128,10 +121,7 @@ impl StripeCtx {
     pub async fn quiesce(&self) {
         super::quiesce(&self.hub, Duration::from_secs(30), || {
             let s = self.stripe.stats();
-            let h = self.hubspot.as_ref().map_or(0, |h| {
-                let s = h.stats();
-                s.requests + s.webhook_events
-            });
+            let h = hubspot_activity(&self.hubspot);
             vec![s.requests, s.webhooks_delivered, h]
         })
         .await;

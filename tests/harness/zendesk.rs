@@ -11,7 +11,9 @@ use ferry::hub::Hub;
 use ferry::sim::hubspot::HubSpotSim;
 use ferry::sim::zendesk::{SimConfig, SimRecord, ZendeskSim};
 
-use super::{eventually, fresh_db, hubspot_beside, hubspot_secrets, zendesk_sim, Sql};
+use super::{
+    backfilled, fresh_db, hubspot_activity, hubspot_beside, hubspot_secrets, zendesk_sim, Sql,
+};
 
 /// `support.users` mapped to Zendesk users: name, email as the match key, phone, role
 /// read-only, tags as `text[]`, plan from `user_fields.plan`.
@@ -115,14 +117,7 @@ impl ZendeskCtx {
             hubspot,
             engine: Some(engine),
         };
-        let mappings = config.mappings.len() as i64;
-        eventually("backfills done", Duration::from_secs(30), || async {
-            let done: i64 = ctx
-                .one("select count(*) from ferry.mappings where backfill_state = 'done'")
-                .await;
-            (done == mappings).then_some(())
-        })
-        .await;
+        backfilled(&ctx.hub, config.mappings.len()).await;
         ctx
     }
 
@@ -139,10 +134,7 @@ impl ZendeskCtx {
     pub async fn quiesce(&self) {
         super::quiesce(&self.hub, Duration::from_secs(30), || {
             let z = self.zendesk.stats();
-            let h = self.hubspot.as_ref().map_or(0, |h| {
-                let s = h.stats();
-                s.requests + s.webhook_events
-            });
+            let h = hubspot_activity(&self.hubspot);
             vec![z.requests, z.webhooks_delivered, h]
         })
         .await;

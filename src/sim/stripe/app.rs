@@ -77,7 +77,6 @@ impl StripeSim {
         self.inner.faults.settings()
     }
 
-    /// Share of writes answered 429 `lock_timeout` from now on.
     /// How long a write with an idempotency key runs (its key in use meanwhile).
     pub fn set_keyed_write_time(&self, time: Duration) {
         let ms = u64::try_from(time.as_millis()).unwrap_or(u64::MAX);
@@ -87,6 +86,7 @@ impl StripeSim {
             .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Share of writes answered 429 `lock_timeout` from now on.
     pub fn set_lock_timeouts(&self, rate: f64) {
         self.inner.knobs.lock_timeout.set(rate);
     }

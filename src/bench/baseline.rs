@@ -1,0 +1,160 @@
+//! Benchmarks of the presets: what `ferry bench zendesk` and `ferry bench stripe` share — the
+//! simulators' credentials, the same-run baseline (the HubSpot preset's backfill of as many
+//! records under its budget), the read path alone, and the arithmetic of ideal rates.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Instant;
+
+use super::{BenchError, Rig};
+use crate::config::{Config, Secrets};
+use crate::connectors::ratelimit::Budget;
+use crate::engine::Engine;
+use crate::sim::hubspot::{HubSpotSim, SimConfig as HubSpotConfig};
+
+pub const TOKEN: &str = "bench-token";
+pub const SECRET: &str = "bench-secret";
+/// The HubSpot preset's budget (`ferry init --preset hubspot`), in its simulator too.
+pub const HUBSPOT_BUDGET: &str = "190/10s";
+
+pub fn secrets(connection: &str) -> HashMap<String, Secrets> {
+    HashMap::from([(
+        connection.to_string(),
+        Secrets {
+            token: TOKEN.into(),
+            webhook_secret: Some(SECRET.into()),
+        },
+    )])
+}
+
+/// `a / b`, NaN when `b` is zero.
+pub fn per(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        f64::NAN
+    } else {
+        a / b
+    }
+}
+
+/// Records per second a budget allows at `batch` records per call, spending every request on
+/// a write.
+pub fn ideal_rate(budget: Budget, batch: usize) -> f64 {
+    budget.requests as f64 / budget.window.as_secs_f64() * batch as f64
+}
+
+/// `route n, route n` of a simulator's calls by route.
+pub fn route_list(by_route: &BTreeMap<String, u64>) -> String {
+    by_route
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One backfill: records, seconds, API calls.
+pub struct Backfill {
+    pub records: usize,
+    pub secs: f64,
+    pub calls: u64,
+    /// The same pages read by the connector alone, without the hub.
+    pub read_secs: f64,
+    /// Of `secs`, until `Engine::start` returned (schema, slot, workers).
+    pub start_secs: f64,
+}
+
+impl Backfill {
+    pub fn rate(&self) -> f64 {
+        self.records as f64 / self.secs
+    }
+}
+
+/// The read path alone: the connector of `config`'s mapping, without a budget, walks the
+/// listing the backfill reads, page after page, into nothing (seconds, records, pages).
+pub async fn read_alone(
+    config: &Config,
+    secrets: &HashMap<String, Secrets>,
+) -> Result<(f64, usize, usize), BenchError> {
+    let m = &config.mappings[0];
+    let mut connection = config.connections[&m.connection].clone();
+    connection.rate_limit = None;
+    let connector = crate::connectors::build(&m.connection, &connection, &secrets[&m.connection])
+        .map_err(BenchError::Setup)?;
+    let properties: Vec<String> = m.fields.iter().map(|f| f.property.clone()).collect();
+    let t0 = Instant::now();
+    let (mut records, mut pages, mut after) = (0, 0, None);
+    loop {
+        let page = connector
+            .list(&m.object, &properties, after)
+            .await
+            .map_err(|e| BenchError::Setup(format!("listing {}: {e}", m.connection)))?;
+        records += page.records.len();
+        pages += 1;
+        match page.after {
+            Some(a) => after = Some(a),
+            None => return Ok((t0.elapsed().as_secs_f64(), records, pages)),
+        }
+    }
+}
+
+/// The same-run baseline: the HubSpot preset's backfill of `users` contacts under its budget.
+pub async fn hubspot_backfill(data_dir: &Path, users: usize) -> Result<Backfill, BenchError> {
+    let budget = Budget::from_str(HUBSPOT_BUDGET).map_err(BenchError::Setup)?;
+    let rig = Rig::start(data_dir, "ferry_bench_zd_hubspot").await?;
+    let sim = HubSpotSim::start(
+        HubSpotConfig {
+            token: TOKEN.into(),
+            webhook_secret: SECRET.into(),
+            seed_contacts: users,
+            rate_limit: Some((budget.requests, budget.window)),
+            ..HubSpotConfig::default()
+        },
+        "127.0.0.1:0".parse().expect("static address"),
+    )
+    .await
+    .map_err(|e| BenchError::Setup(format!("HubSpot simulator: {e}")))?;
+    let config = rig.config(
+        &sim.base_url(),
+        Some(HUBSPOT_BUDGET),
+        crate::config::default_workers(),
+    )?;
+    // the read path alone first, outside the budget (nothing counted)
+    sim.set_rate_limit_enabled(false);
+    let (read_secs, _, _) = read_alone(&config, &secrets("hubspot")).await?;
+    sim.set_rate_limit_enabled(true);
+    sim.reset_stats();
+    let t0 = Instant::now();
+    let engine = Engine::start(rig.hub.clone(), &config, &secrets("hubspot")).await?;
+    let start_secs = t0.elapsed().as_secs_f64();
+    rig.wait_backfill(users).await?;
+    let secs = t0.elapsed().as_secs_f64();
+    let s = sim.stats();
+    engine.shutdown().await;
+    sim.shutdown();
+    if s.throttled > 0 {
+        println!(
+            "  (HubSpot baseline: {} of {} calls answered 429)",
+            s.throttled, s.requests
+        );
+    }
+    Ok(Backfill {
+        records: users,
+        secs,
+        calls: s.requests,
+        read_secs,
+        start_secs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ideal_rate_is_the_budget_times_the_batch() {
+        let b = Budget::from_str("700/60s").expect("budget");
+        assert!((ideal_rate(b, 100) - 1_166.67).abs() < 0.01);
+        assert!((ideal_rate(b, 1) - 11.667).abs() < 0.001);
+        assert!(per(1.0, 0.0).is_nan());
+    }
+}
