@@ -146,23 +146,25 @@ impl Rig {
     }
 
     pub async fn wait_backfill(&self, rows: usize) -> Result<(), BenchError> {
+        self.wait_backfill_of("hubspot.contacts", rows).await
+    }
+
+    /// Waits until the one mapping's backfill is done and `table` (a name the benchmark's own
+    /// configuration gives) holds `rows` rows.
+    pub async fn wait_backfill_of(&self, table: &str, rows: usize) -> Result<(), BenchError> {
         let t0 = Instant::now();
+        let count = format!("select count(*) from {table}");
         loop {
             let done = self
                 .scalar_i64(
                     "select count(*) filter (where backfill_state = 'done') from ferry.mappings",
                 )
                 .await?;
-            if done == 1
-                && self
-                    .scalar_i64("select count(*) from hubspot.contacts")
-                    .await?
-                    == rows as i64
-            {
+            if done == 1 && self.scalar_i64(&count).await? == rows as i64 {
                 return Ok(());
             }
             if t0.elapsed() > Duration::from_secs(600) {
-                return Err(BenchError::Timeout("backfill".into()));
+                return Err(BenchError::Timeout(format!("the backfill of {table}")));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -59,30 +59,6 @@ fn config(rig: &Rig, sim: &StripeSim, budget: &str) -> Result<Config, BenchError
     Ok(Config::parse(&text, "bench config")?)
 }
 
-async fn scalar(rig: &Rig, sql: &str) -> Result<i64, BenchError> {
-    Ok(rig.hub.client().await?.query_one(sql, &[]).await?.get(0))
-}
-
-/// Waits until the mapping's backfill is done and `rows` rows are in `billing.customers`.
-async fn wait_backfill(rig: &Rig, rows: usize) -> Result<(), BenchError> {
-    let t0 = Instant::now();
-    loop {
-        let done = scalar(
-            rig,
-            "select count(*) filter (where backfill_state = 'done') from ferry.mappings",
-        )
-        .await?;
-        if done == 1 && scalar(rig, "select count(*) from billing.customers").await? == rows as i64
-        {
-            return Ok(());
-        }
-        if t0.elapsed() > Duration::from_secs(600) {
-            return Err(BenchError::Timeout("the Stripe backfill".into()));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Waits until every `(customer id, phone)` of `want` is in the simulator; the time, and the
 /// customers written when the first second was over (the budget's burst spent by then).
 async fn wait_phones(
@@ -164,7 +140,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
     let t0 = Instant::now();
     let engine = Engine::start(rig.hub.clone(), &config, &secrets).await?;
     let start_secs = t0.elapsed().as_secs_f64();
-    wait_backfill(&rig, n).await?;
+    rig.wait_backfill_of("billing.customers", n).await?;
     let secs = t0.elapsed().as_secs_f64();
     let b = sim.stats();
     let stripe = Backfill {

@@ -94,29 +94,6 @@ fn seed_values(sim: &ZendeskSim) -> Result<(), BenchError> {
     Ok(())
 }
 
-async fn scalar(rig: &Rig, sql: &str) -> Result<i64, BenchError> {
-    Ok(rig.hub.client().await?.query_one(sql, &[]).await?.get(0))
-}
-
-/// Waits until the mapping's backfill is done and `rows` rows are in `support.users`.
-async fn wait_backfill(rig: &Rig, rows: usize) -> Result<(), BenchError> {
-    let t0 = Instant::now();
-    loop {
-        let done = scalar(
-            rig,
-            "select count(*) filter (where backfill_state = 'done') from ferry.mappings",
-        )
-        .await?;
-        if done == 1 && scalar(rig, "select count(*) from support.users").await? == rows as i64 {
-            return Ok(());
-        }
-        if t0.elapsed() > Duration::from_secs(600) {
-            return Err(BenchError::Timeout("the Zendesk backfill".into()));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// When the backlog was all in Zendesk, and the seconds and records written at the end of the
 /// first budget window (the window's burst is spent by then).
 struct Landed {
@@ -205,7 +182,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
     let t0 = Instant::now();
     let engine = Engine::start(rig.hub.clone(), &config, &secrets("zendesk")).await?;
     let start_secs = t0.elapsed().as_secs_f64();
-    wait_backfill(&rig, rows).await?;
+    rig.wait_backfill_of("support.users", rows).await?;
     let secs = t0.elapsed().as_secs_f64();
     let b = sim.stats();
     let zendesk = Backfill {
