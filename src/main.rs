@@ -54,7 +54,7 @@ enum Command {
     },
     /// Write a commented starter ferry.toml (at --config) and say which variables to set.
     Init {
-        /// The app the starter connects: hubspot or zendesk.
+        /// The app the starter connects: hubspot, zendesk, salesforce or stripe.
         #[arg(long, default_value = "hubspot")]
         preset: String,
         /// Overwrite an existing file.

@@ -1,13 +1,15 @@
 //! `ferry init`: the commented starter `ferry.toml` for a connector kind, and what to do next.
 
 /// Connector kinds `ferry init --preset` knows.
-pub const PRESETS: &[&str] = &["hubspot", "zendesk"];
+pub const PRESETS: &[&str] = &["hubspot", "zendesk", "salesforce", "stripe"];
 
 /// The starter configuration for `preset`, or `None` for an unknown preset.
 pub fn text(preset: &str) -> Option<&'static str> {
     match preset {
         "hubspot" => Some(HUBSPOT),
         "zendesk" => Some(ZENDESK),
+        "salesforce" => Some(SALESFORCE),
+        "stripe" => Some(STRIPE),
         _ => None,
     }
 }
@@ -33,6 +35,27 @@ pub fn env_vars(preset: &str) -> &'static [(&'static str, &'static str)] {
             (
                 "ZENDESK_WEBHOOK_SECRET",
                 "the signing secret of the Zendesk webhook that posts to ferry",
+            ),
+        ],
+        "salesforce" => &[
+            (
+                "SALESFORCE_REFRESH_TOKEN",
+                "the integration user's refresh token (or `ferry sim salesforce`'s)",
+            ),
+            ("SALESFORCE_CLIENT_ID", "the connected app's consumer key"),
+            (
+                "SALESFORCE_CLIENT_SECRET",
+                "the connected app's consumer secret",
+            ),
+        ],
+        "stripe" => &[
+            (
+                "STRIPE_SECRET_KEY",
+                "a secret or restricted key, sk_test_/sk_live_ (or `ferry sim stripe`'s)",
+            ),
+            (
+                "STRIPE_WEBHOOK_SECRET",
+                "the signing secret (whsec_...) of the Stripe endpoint that posts to ferry",
             ),
         ],
         _ => &[],
@@ -117,6 +140,97 @@ fields = [
   # { column = "plan", property = "user_fields.plan" },
   # read-only in the hub: Zendesk owns it
   { column = "role",  property = "role", direction = "inbound" },
+]
+"#;
+
+const SALESFORCE: &str = r#"# ferry configuration, written by `ferry init --preset salesforce`.
+# Apply it with `ferry apply --dry-run` (says what would change), then `ferry run`.
+# The README's "Configuration" section explains every key, "Salesforce" the OAuth set-up.
+# The hub: embedded PostgreSQL under ./.ferry, or your server in FERRY_DATABASE_URL.
+
+[engine]
+listen = "127.0.0.1:8700"          # /healthz, /metrics (Salesforce sends no webhooks)
+poll_interval = "10s"               # SOQL on SystemModstamp, then getDeleted
+reconcile_interval = "6h"           # full comparison: drift ("0s": off)
+history_retention = "30d"           # how long ferry.history keeps each change ("0s": off)
+
+[connections.salesforce]
+kind = "salesforce"
+# where OAuth tokens come from: login.salesforce.com, test.salesforce.com or your My Domain;
+# for the simulator (`ferry sim salesforce`): "http://127.0.0.1:8703"
+base_url = "https://login.salesforce.com"
+oauth = "refresh_token"                        # or "client_credentials" (then no token_env)
+token_env = "SALESFORCE_REFRESH_TOKEN"         # the NAME of the variable holding the token
+client_id_env = "SALESFORCE_CLIENT_ID"
+client_secret_env = "SALESFORCE_CLIENT_SECRET"
+daily_share = 0.8                   # ferry's share of the org's daily API allocation
+# external_id_field = "Ext_Id__c"   # creates that set it are upserts (exact after a crash)
+
+# Salesforce Contacts <-> crm.contacts (created by `ferry apply`)
+[[mappings]]
+connection = "salesforce"
+object = "Contact"
+table = "crm.contacts"
+conflict_policy = "remote_wins"     # remote_wins | hub_wins | last_write_wins | manual
+match_key = "email"                 # links existing rows on first sync; no duplicate creates
+delete_fuse = { rows = 50, share = 0.05, window = "10m" }   # mass deletes wait for you
+fields = [
+  { column = "email",      property = "Email", transform = "lowercase" },
+  { column = "first_name", property = "FirstName" },
+  { column = "last_name",  property = "LastName" },
+  { column = "phone",      property = "Phone" },
+  # read-only in the hub: Salesforce computes it
+  { column = "full_name",  property = "Name", direction = "inbound" },
+]
+"#;
+
+const STRIPE: &str = r#"# ferry configuration, written by `ferry init --preset stripe`.
+# Apply it with `ferry apply --dry-run` (says what would change), then `ferry run`.
+# The README's "Configuration" section explains every key, "Stripe" the specifics.
+# The hub: embedded PostgreSQL under ./.ferry, or your server in FERRY_DATABASE_URL.
+
+[engine]
+listen = "127.0.0.1:8700"          # webhooks (POST /webhooks/stripe), /healthz, /metrics
+poll_interval = "30s"               # /v1/events since the last one seen, for lost webhooks
+reconcile_interval = "6h"           # full comparison: drift ("0s": off)
+history_retention = "30d"           # how long ferry.history keeps each change ("0s": off)
+
+[connections.stripe]
+kind = "stripe"
+# the real API; for the simulator (`ferry sim stripe`): "http://127.0.0.1:8704"
+base_url = "https://api.stripe.com"
+token_env = "STRIPE_SECRET_KEY"               # the NAME of the variable holding the key
+webhook_secret_env = "STRIPE_WEBHOOK_SECRET"  # the NAME of the variable holding the secret
+# rate_limit = "100/1s"             # default: Stripe's own, 25/s with test keys, 100/s live
+
+# Stripe customers <-> billing.customers (created by `ferry apply`)
+[[mappings]]
+connection = "stripe"
+object = "customers"
+table = "billing.customers"
+conflict_policy = "remote_wins"     # remote_wins | hub_wins | last_write_wins | manual
+match_key = "email"                 # links existing rows on first sync; no duplicate creates
+delete_fuse = { rows = 50, share = 0.05, window = "10m" }   # mass deletes wait for you
+fields = [
+  { column = "email", property = "email", transform = "lowercase" },
+  { column = "name",  property = "name" },
+  { column = "phone", property = "phone" },
+  { column = "line1", property = "address.line1" },
+  { column = "city",  property = "address.city" },
+  { column = "plan",  property = "metadata.plan" },
+]
+
+# Stripe invoices -> billing.invoices (inbound: Stripe computes them); `customer` is the
+# billing.customers row of the invoice's customer
+[[mappings]]
+connection = "stripe"
+object = "invoices"
+table = "billing.invoices"
+fields = [
+  { column = "customer",    property = "customer", type = "bigint", references = "stripe.customers", direction = "inbound" },
+  { column = "status",      property = "status", direction = "inbound" },
+  { column = "amount_paid", property = "amount_paid", type = "bigint", direction = "inbound" },
+  { column = "paid_at",     property = "status_transitions.paid_at", type = "timestamptz", direction = "inbound" },
 ]
 "#;
 
