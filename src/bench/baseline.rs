@@ -97,6 +97,23 @@ pub async fn read_alone(
     }
 }
 
+/// Starts the engine on `config` and waits until its one mapping has backfilled `rows` rows
+/// into `table`: the running engine, the seconds until `Engine::start` returned, and until the
+/// backfill was done.
+pub async fn timed_backfill(
+    rig: &Rig,
+    config: &Config,
+    secrets: &HashMap<String, Secrets>,
+    table: &str,
+    rows: usize,
+) -> Result<(Engine, f64, f64), BenchError> {
+    let t0 = Instant::now();
+    let engine = Engine::start(rig.hub.clone(), config, secrets).await?;
+    let start_secs = t0.elapsed().as_secs_f64();
+    rig.wait_backfill_of(table, rows).await?;
+    Ok((engine, start_secs, t0.elapsed().as_secs_f64()))
+}
+
 /// The same-run baseline: the HubSpot preset's backfill of `users` contacts under its budget.
 pub async fn hubspot_backfill(data_dir: &Path, users: usize) -> Result<Backfill, BenchError> {
     let budget = Budget::from_str(HUBSPOT_BUDGET).map_err(BenchError::Setup)?;
@@ -123,11 +140,14 @@ pub async fn hubspot_backfill(data_dir: &Path, users: usize) -> Result<Backfill,
     let (read_secs, _, _) = read_alone(&config, &secrets("hubspot")).await?;
     sim.set_rate_limit_enabled(true);
     sim.reset_stats();
-    let t0 = Instant::now();
-    let engine = Engine::start(rig.hub.clone(), &config, &secrets("hubspot")).await?;
-    let start_secs = t0.elapsed().as_secs_f64();
-    rig.wait_backfill(users).await?;
-    let secs = t0.elapsed().as_secs_f64();
+    let (engine, start_secs, secs) = timed_backfill(
+        &rig,
+        &config,
+        &secrets("hubspot"),
+        "hubspot.contacts",
+        users,
+    )
+    .await?;
     let s = sim.stats();
     engine.shutdown().await;
     sim.shutdown();

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::baseline::{hubspot_backfill, ideal_rate, per, read_alone, route_list, Backfill};
+use super::baseline::{
+    hubspot_backfill, ideal_rate, per, read_alone, route_list, timed_backfill, Backfill,
+};
 use super::{BenchError, Rig};
 use crate::config::{Config, Secrets};
 use crate::connectors::ratelimit::Budget;
-use crate::engine::Engine;
 use crate::sim::stripe::{SimConfig, StripeSim};
 
 pub struct Options {
@@ -137,11 +138,8 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
         )));
     }
     sim.reset_stats();
-    let t0 = Instant::now();
-    let engine = Engine::start(rig.hub.clone(), &config, &secrets).await?;
-    let start_secs = t0.elapsed().as_secs_f64();
-    rig.wait_backfill_of("billing.customers", n).await?;
-    let secs = t0.elapsed().as_secs_f64();
+    let (engine, start_secs, secs) =
+        timed_backfill(&rig, &config, &secrets, "billing.customers", n).await?;
     let b = sim.stats();
     let stripe = Backfill {
         records: n,

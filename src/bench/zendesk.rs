@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::baseline::{
-    hubspot_backfill, ideal_rate, per, read_alone, route_list, secrets, Backfill, HUBSPOT_BUDGET,
-    SECRET, TOKEN,
+    hubspot_backfill, ideal_rate, per, read_alone, route_list, secrets, timed_backfill, Backfill,
+    HUBSPOT_BUDGET, SECRET, TOKEN,
 };
 use super::{BenchError, Rig};
 use crate::config::Config;
 use crate::connectors::ratelimit::Budget;
 use crate::connectors::zendesk::MAX_BATCH;
-use crate::engine::Engine;
 use crate::sim::zendesk::{SimConfig, SimStats, ZendeskSim};
 
 pub struct Options {
@@ -179,11 +178,8 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
         )));
     }
     sim.reset_stats();
-    let t0 = Instant::now();
-    let engine = Engine::start(rig.hub.clone(), &config, &secrets("zendesk")).await?;
-    let start_secs = t0.elapsed().as_secs_f64();
-    rig.wait_backfill_of("support.users", rows).await?;
-    let secs = t0.elapsed().as_secs_f64();
+    let (engine, start_secs, secs) =
+        timed_backfill(&rig, &config, &secrets("zendesk"), "support.users", rows).await?;
     let b = sim.stats();
     let zendesk = Backfill {
         records: rows,
