@@ -65,6 +65,9 @@ impl HubSpotParty {
 }
 
 impl Party for HubSpotParty {
+    fn calm(&self) {
+        self.0.set_faults(0.0, 0.0, 0.0);
+    }
     fn name(&self) -> &'static str {
         "hubspot"
     }
@@ -147,6 +150,9 @@ impl ZendeskParty {
 }
 
 impl Party for ZendeskParty {
+    fn calm(&self) {
+        self.0.set_faults(0.0, 0.0, 0.0);
+    }
     fn name(&self) -> &'static str {
         "zendesk"
     }
@@ -248,6 +254,9 @@ impl SalesforceParty {
 }
 
 impl Party for SalesforceParty {
+    fn calm(&self) {
+        self.0.set_faults(0.0, 0.0, 0.0);
+    }
     fn name(&self) -> &'static str {
         "salesforce"
     }
@@ -342,6 +351,9 @@ impl StripeParty {
 }
 
 impl Party for StripeParty {
+    fn calm(&self) {
+        self.0.set_faults(0.0, 0.0, 0.0);
+    }
     fn name(&self) -> &'static str {
         "stripe"
     }

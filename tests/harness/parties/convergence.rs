@@ -162,6 +162,9 @@ pub async fn converge(w: World, prefixes: [&str; 2]) {
         w.explain().await;
         panic!("no convergence: {why:?}; dead letters: {dead}");
     }
+    for app in &w.apps {
+        app.calm();
+    }
     w.quiesce().await;
     assert_eq!(w.difference().await, None, "still equal once quiet");
     println!(

@@ -73,6 +73,9 @@ pub trait Party: Send + Sync {
     /// Lets every change so far show in the app's change feed (feeds blind to the last
     /// minute see it once the simulator's clock has moved past it).
     fn settle(&self) {}
+    /// Turns the simulator's faults off, so the echo count sees ferry's writes and no retries
+    /// of answers the workload's faults lost.
+    fn calm(&self);
     /// The app's record, for a failure's explanation.
     fn describe(&self, id: &str) -> Option<String>;
     fn shutdown(&self);
