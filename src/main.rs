@@ -145,6 +145,19 @@ enum BenchWhat {
         #[arg(long, default_value = "25/1s")]
         budget: String,
     },
+    /// The Salesforce preset: backfill vs HubSpot's, a write backlog through sObject
+    /// Collections, and the daily allocation paced over two simulated days.
+    Salesforce {
+        /// Contacts seeded in Salesforce's simulator (and contacts in HubSpot's, the baseline).
+        #[arg(long, default_value_t = 6_000)]
+        contacts: usize,
+        /// The connection's `rate_limit` (Salesforce limits the day, not the second).
+        #[arg(long, default_value = "5/1s")]
+        budget: String,
+        /// The org's daily API allocation in the simulated days.
+        #[arg(long, default_value_t = 3_000)]
+        daily_limit: u32,
+    },
 }
 
 /// The hub: FERRY_DATABASE_URL, or the embedded server under the data directory.
@@ -335,6 +348,25 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             let dir = bench_dir(cli.data_dir);
             ferry::bench::stripe::run(&dir, ferry::bench::stripe::Options { customers, budget })
                 .await?;
+        }
+        Command::Bench {
+            what:
+                BenchWhat::Salesforce {
+                    contacts,
+                    budget,
+                    daily_limit,
+                },
+        } => {
+            let dir = bench_dir(cli.data_dir);
+            ferry::bench::salesforce::run(
+                &dir,
+                ferry::bench::salesforce::Options {
+                    contacts,
+                    budget,
+                    daily_limit,
+                },
+            )
+            .await?;
         }
         Command::Sim { app } => app.run().await?,
     }

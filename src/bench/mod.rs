@@ -6,6 +6,8 @@ pub mod cpu;
 pub mod inbound;
 pub mod nway;
 pub mod outbound;
+pub mod salesforce;
+pub mod salesforce_day;
 pub mod stripe;
 pub mod zendesk;
 

@@ -34,6 +34,7 @@ use serde_json::Value;
 
 pub use auth::Grant;
 use budget::DailyBudget;
+pub use budget::PaceClock;
 use client::{encode, Client};
 pub use config::build;
 use mapping::{remote_records, QueryPage};
@@ -66,6 +67,12 @@ pub struct Options {
     pub limit_pause: Duration,
     /// While held at the share, how often one call goes to read the usage again.
     pub probe_every: Duration,
+    /// Past a quarter of the share, calls are spaced out so the share lasts (off: they go freely
+    /// until the share, then hold).
+    pub pacing: bool,
+    /// The clock the daily budget paces by (None: the wall clock; benchmarks pass a
+    /// simulator's to show a day in seconds).
+    pub pace_clock: Option<std::sync::Arc<dyn budget::PaceClock>>,
     /// The connection's own request budget (`rate_limit`), if any.
     pub rate_limit: Option<Budget>,
 }
@@ -79,6 +86,8 @@ impl Default for Options {
             page_size: 2000,
             limit_pause: Duration::from_secs(15 * 60),
             probe_every: Duration::from_secs(60),
+            pacing: true,
+            pace_clock: None,
             rate_limit: None,
         }
     }
@@ -104,7 +113,7 @@ impl Salesforce {
             .build()
             .expect("static reqwest configuration is valid");
         let auth = auth::Auth::new(http.clone(), base_url, grant);
-        let budget = DailyBudget::new(name, options.daily_share, options.probe_every);
+        let budget = DailyBudget::new(name, &options);
         let client = Client::new(name, http, auth, budget, &options);
         let create_keys: &'static [&'static str] = match &options.external_id_field {
             Some(f) => Box::leak(vec![&*Box::leak(f.clone().into_boxed_str())].into_boxed_slice()),

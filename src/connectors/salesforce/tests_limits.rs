@@ -24,6 +24,7 @@ async fn calls_stop_at_ferrys_share_of_the_daily_allocation() {
         Options {
             daily_share: 0.5,
             probe_every: Duration::from_secs(1),
+            pacing: false,
             ..Options::default()
         },
     );
@@ -63,6 +64,7 @@ async fn request_limit_exceeded_pauses_the_connection() {
         daily_share: 1.0,
         limit_pause: Duration::from_millis(400),
         probe_every: Duration::from_millis(50),
+        pacing: false,
         ..Options::default()
     };
     let sf = connector_with(&sim, options.clone());

@@ -265,7 +265,7 @@ impl SalesforceSim {
     }
 
     /// The simulator clock (record times, sessions, the daily allocation, the recycle bin).
-    pub fn clock(&self) -> &SimClock {
+    pub fn clock(&self) -> &Arc<SimClock> {
         &self.inner.clock
     }
 
