@@ -31,7 +31,8 @@ use crate::hub::{end_claims, Hub, HubError, STUCK_ROUND};
 use plan::{Link, Op};
 use references::References;
 
-/// Marks claimed per round: one batch, so a round is one API call.
+/// Marks claimed per round at least: one batch, so a round is one API call (more when the
+/// connector's largest write batch is larger, e.g. Salesforce's 200).
 const CLAIM: i32 = 100;
 /// Attempts before a retryable failure becomes a dead letter (with the backoff below, about
 /// three minutes of an app failing every call).
@@ -168,6 +169,14 @@ async fn claim_and_process(
     mapping_id: i32,
     after: i64,
 ) -> Result<Option<i64>, HubError> {
+    let limit = shared
+        .catalog()
+        .by_id(mapping_id)
+        .and_then(|m| connections.get(&m.connection))
+        .map_or(CLAIM, |c| {
+            let largest = c.connector.capabilities().batch.largest_write();
+            CLAIM.max(i32::try_from(largest).unwrap_or(i32::MAX))
+        });
     // the claim's row locks need no wait for the disk: a lost claim holds nothing
     let claim = client
         .prepare_cached(
@@ -176,7 +185,7 @@ async fn claim_and_process(
         )
         .await?;
     let rows = client
-        .query(&claim, &[&CLAIM, &mapping_id, &after, &STUCK_ROUND])
+        .query(&claim, &[&limit, &mapping_id, &after, &STUCK_ROUND])
         .await?;
     if rows.is_empty() {
         return Ok(None);
