@@ -2,7 +2,8 @@
 //! only (Salesforce sends no webhooks). `crm.contacts` mapped to Contacts (email as the match
 //! key): backfill, a hub edit sent through sObject Collections, a hub insert created, a
 //! Salesforce edit reaching the hub through the SystemModstamp poll, and a Salesforce
-//! deletion reaching it through getDeleted.
+//! deletion reaching it through getDeleted; a token revoked mid-run, and the daily allocation
+//! spent by the org's other integrations.
 
 mod harness;
 
@@ -120,5 +121,138 @@ async fn contacts_sync_both_ways() {
     assert_eq!(ctx.salesforce.records("Contact").len(), 5);
     let dead: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
     assert_eq!(dead, 0);
+    ctx.stop().await;
+}
+
+/// Salesforce revokes ferry's access token while it runs (a session timeout, an admin's
+/// "revoke"): the next call is a 401 `INVALID_SESSION_ID`; ferry signs in again with the
+/// refresh token and repeats the call, so a hub edit and a Salesforce edit each arrive once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_mid_run_loses_and_repeats_nothing() {
+    let ctx = SalesforceCtx::start(3, r#"poll_interval = "1s""#, CONTACTS).await;
+    ctx.quiesce().await;
+    let before = ctx.salesforce.stats();
+    ctx.salesforce.expire_sessions();
+    ctx.exec("update crm.contacts set phone = '+1 555 0101' where email = 'contact1@example.com'")
+        .await;
+    let c2 = ctx.contact("contact2@example.com").unwrap();
+    ctx.salesforce
+        .app_update("Contact", &c2.id, obj(json!({"LastName": "Renamed"})))
+        .unwrap();
+    eventually("both edits across", Duration::from_secs(20), || async {
+        let sf = ctx.contact("contact1@example.com")?;
+        let last: String = ctx
+            .one("select last_name from crm.contacts where email = 'contact2@example.com'")
+            .await;
+        (sf.fields["Phone"] == "+1 555 0101" && last == "Renamed").then_some(())
+    })
+    .await;
+    ctx.quiesce().await;
+    let after = ctx.salesforce.stats();
+    assert!(
+        after.unauthorized > before.unauthorized,
+        "a call met the revoked token"
+    );
+    assert!(
+        after.route("POST /services/oauth2/token") > before.route("POST /services/oauth2/token"),
+        "signed in again"
+    );
+    assert_eq!(
+        after.records_written - before.records_written,
+        1,
+        "the hub's edit written once"
+    );
+    let dead: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
+    assert_eq!(dead, 0);
+    ctx.stop().await;
+}
+
+/// The org's other integrations spend the daily API allocation: Salesforce answers 403
+/// `REQUEST_LIMIT_EXCEEDED`; ferry pauses the connection (no call sent while paused), says so
+/// in `ferry.status`, and keeps the hub's edits queued. Once the allocation is back (a restart
+/// here, as the pause is 15 minutes), the edit is written once and the status clears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_daily_allocation_pauses_the_connection_and_says_so() {
+    let mut ctx = SalesforceCtx::start(3, r#"poll_interval = "500ms""#, CONTACTS).await;
+    ctx.quiesce().await;
+    let limit = ctx.salesforce.stats().api_limit;
+    ctx.salesforce.spend_api_usage(limit);
+    let why = eventually(
+        "the pause in ferry.status",
+        Duration::from_secs(15),
+        || async {
+            let e: Option<String> = ctx
+                .one("select poll_error from ferry.status where mapping = 'salesforce.Contact'")
+                .await;
+            e
+        },
+    )
+    .await;
+    assert!(why.contains("rate limited (daily)"), "{why}");
+    ctx.exec("update crm.contacts set phone = '+1 555 0202' where email = 'contact1@example.com'")
+        .await;
+    // paused: nothing is sent, the edit waits in the outbox
+    let refused = ctx.salesforce.stats().limit_exceeded;
+    let requests = ctx.salesforce.stats().requests;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        ctx.salesforce.stats().requests,
+        requests,
+        "no call while paused"
+    );
+    assert!(refused >= 1);
+    let queued: i64 = ctx
+        .one("select outbox_backlog from ferry.status where mapping = 'salesforce.Contact'")
+        .await;
+    assert_eq!(queued, 1);
+    let dead: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
+    assert_eq!(dead, 0, "a paused write is no dead letter");
+
+    // a write that reached Salesforce before the pause (the worker may instead still be waiting
+    // on the connection's budget) waits out the pause in the outbox, and says why
+    let (error, wait): (Option<String>, f64) = {
+        let c = ctx.hub.client().await.unwrap();
+        let r = c
+            .query_one(
+                "select last_error, extract(epoch from next_attempt_at - now())::float8 from ferry.outbox",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    if let Some(e) = &error {
+        assert!(e.contains("rate limited (daily)"), "{e}");
+        assert!(
+            wait > 600.0,
+            "retried after the pause, not before: {wait} s"
+        );
+    }
+
+    // the allocation is back and the pause over (a restart forgets the in-memory pause; the
+    // outbox's retry time is moved to now as if its 15 minutes had passed)
+    ctx.salesforce.reset_api_usage();
+    let written = ctx.salesforce.stats().records_written;
+    ctx.restart().await;
+    ctx.exec("update ferry.outbox set next_attempt_at = now()")
+        .await;
+    eventually(
+        "the queued edit in Salesforce",
+        Duration::from_secs(20),
+        || async {
+            let c = ctx.contact("contact1@example.com")?;
+            (c.fields["Phone"] == "+1 555 0202").then_some(())
+        },
+    )
+    .await;
+    eventually("the status clear", Duration::from_secs(15), || async {
+        let e: Option<String> = ctx
+            .one("select poll_error from ferry.status where mapping = 'salesforce.Contact'")
+            .await;
+        e.is_none().then_some(())
+    })
+    .await;
+    ctx.quiesce().await;
+    assert_eq!(ctx.salesforce.stats().records_written - written, 1);
     ctx.stop().await;
 }

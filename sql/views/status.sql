@@ -22,7 +22,9 @@ select m.name                                        as mapping,
        p.reconcile_repaired,
        p.reconcile_deleted,
        (select count(*) from ferry.deletes_held h where h.mapping_id = m.id and h.released_at is null) as held_deletes,
-       f.reason                                      as fuse_reason
+       f.reason                                      as fuse_reason,
+       p.poll_error,
+       p.poll_failed_at
   from ferry.mappings m
   left join ferry.mapping_progress p on p.mapping_id = m.id
   left join ferry.delete_fuses f on f.mapping_id = m.id

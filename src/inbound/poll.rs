@@ -8,6 +8,9 @@
 //! advanced in the transaction that applies the page, so a crash repeats at most one page. A
 //! record held back (its create may be in flight) goes to the inbox to be fetched again, so the
 //! cursor never waits on it.
+//!
+//! Each connection polls in its own loop, so an app holding its calls delays no other app; a
+//! failed poll shows in `ferry.status` (`poll_error`) until the next one succeeds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,22 +34,56 @@ pub async fn run(
     if interval.is_zero() {
         return;
     }
+    // one loop per connection: an app that holds its calls (its daily allocation spent, a
+    // pause after a refusal) delays only its own mappings' polls
+    let loops = connections.keys().map(|name| {
+        each_interval(
+            hub.clone(),
+            shared.clone(),
+            connections.clone(),
+            name.clone(),
+            interval,
+            overlap,
+        )
+    });
+    futures_util::future::join_all(loops).await;
+}
+
+/// Polls the mappings of `connection` every `interval`; a failed poll is logged and shown in
+/// `ferry.status` (`poll_error`) until one succeeds.
+async fn each_interval(
+    hub: Hub,
+    shared: Arc<Shared>,
+    connections: Connections,
+    connection: String,
+    interval: Duration,
+    overlap: Duration,
+) {
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
+        let Some(conn) = connections.get(&connection) else {
+            return;
+        };
         let catalog = shared.catalog();
-        for m in catalog.mappings.iter().filter(|m| m.backfill_done) {
-            let Some(conn) = connections.get(&m.connection) else {
-                continue;
+        for m in catalog
+            .mappings
+            .iter()
+            .filter(|m| m.backfill_done && m.connection == connection)
+        {
+            let polled = tokio::select! {
+                r = poll(&hub, m, conn.connector.as_ref(), overlap) => r,
+                _ = shutdown.wait_for(|stop| *stop) => return,
             };
-            match poll(&hub, m, conn.connector.as_ref(), overlap).await {
+            match polled {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(mapping = %m.name, records = n, "poll applied changes"),
                 Err(e) => {
-                    tracing::warn!(mapping = %m.name, error = %e, "poll failed; the next one starts from the same mark")
+                    tracing::warn!(mapping = %m.name, error = %e, "poll failed; the next one starts from the same mark");
+                    record_failure(&hub, m.id, &e).await;
                 }
             }
             if shared.is_shutting_down() {
@@ -54,6 +91,19 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Shows a failed poll in `ferry.status` (best effort: the hub may be what failed).
+async fn record_failure(hub: &Hub, mapping_id: i32, e: &SyncError) {
+    let Ok(client) = hub.client().await else {
+        return;
+    };
+    let _ = client
+        .execute(
+            "update ferry.mapping_progress set poll_error = $2, poll_failed_at = now() where mapping_id = $1",
+            &[&mapping_id, &e.to_string()],
+        )
+        .await;
 }
 
 /// One poll of one mapping; returns how many records it read.
@@ -124,7 +174,8 @@ pub async fn poll(
         .await
         .map_err(HubError::from)?;
         tx.execute(
-            "update ferry.mapping_progress set polled_at = now(), poll_records = poll_records + $2 where mapping_id = $1",
+            "update ferry.mapping_progress set polled_at = now(), poll_records = poll_records + $2, poll_error = null
+              where mapping_id = $1",
             &[&mapping.id, &(page.records.len() as i64)],
         )
         .await

@@ -21,6 +21,9 @@ pub struct SalesforceCtx {
     pub hub: Hub,
     pub salesforce: SalesforceSim,
     pub engine: Option<Engine>,
+    config: Config,
+    secrets: HashMap<String, Secrets>,
+    url: String,
 }
 
 impl SalesforceCtx {
@@ -79,8 +82,11 @@ impl SalesforceCtx {
             hub,
             salesforce,
             engine: Some(engine),
+            config,
+            secrets,
+            url,
         };
-        backfilled(&ctx.hub, config.mappings.len()).await;
+        backfilled(&ctx.hub, ctx.config.mappings.len()).await;
         ctx
     }
 
@@ -98,6 +104,33 @@ impl SalesforceCtx {
             vec![self.salesforce.stats().requests]
         })
         .await;
+    }
+
+    /// Stops the engine and starts a new one on the same config and a new pool (a restart:
+    /// whatever the old one held in memory or in its connections is gone).
+    pub async fn restart(&mut self) {
+        if let Some(e) = self.engine.take() {
+            e.shutdown().await;
+        }
+        self.hub = Hub::connect(&self.url).await.expect("hub connects");
+        // the old process's sessions end with it (an in-process engine leaves them in its pool,
+        // holding the claims of the tasks it aborted)
+        self.hub
+            .client()
+            .await
+            .unwrap()
+            .execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity
+                  where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'",
+                &[],
+            )
+            .await
+            .unwrap();
+        self.engine = Some(
+            Engine::start(self.hub.clone(), &self.config, &self.secrets)
+                .await
+                .expect("engine restarts"),
+        );
     }
 
     pub async fn stop(mut self) {

@@ -305,6 +305,15 @@ impl SalesforceSim {
         self.inner.daily.set_enabled(on);
     }
 
+    /// Counts `n` API requests against the daily allocation, as the org's other integrations
+    /// would (past the allocation, nothing more is counted).
+    pub fn spend_api_usage(&self, n: u32) {
+        let now = self.inner.now();
+        for _ in 0..n {
+            self.inner.daily.take(now);
+        }
+    }
+
     /// Forgets the API requests counted so far.
     pub fn reset_api_usage(&self) {
         self.inner.daily.reset();
