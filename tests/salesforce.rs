@@ -3,7 +3,7 @@
 //! key): backfill, a hub edit sent through sObject Collections, a hub insert created, a
 //! Salesforce edit reaching the hub through the SystemModstamp poll, and a Salesforce
 //! deletion reaching it through getDeleted; a token revoked mid-run, and the daily allocation
-//! spent by the org's other integrations.
+//! spent by the org's other integrations; a create whose answer was lost (keyed and by email).
 
 mod harness;
 
@@ -255,4 +255,79 @@ async fn a_spent_daily_allocation_pauses_the_connection_and_says_so() {
     ctx.quiesce().await;
     assert_eq!(ctx.salesforce.stats().records_written - written, 1);
     ctx.stop().await;
+}
+
+/// Creates keyed on an external id: `ext_id` is the match key and Salesforce's `Ext_Id__c`.
+const KEYED: &str = r#"
+[[mappings]]
+connection = "salesforce"
+object = "Contact"
+table = "crm.keyed"
+match_key = "ext_id"
+delete_fuse = { enabled = false }
+fields = [
+  { column = "ext_id",    property = "Ext_Id__c" },
+  { column = "last_name", property = "LastName" },
+  { column = "email",     property = "Email" },
+]
+"#;
+
+/// A create Salesforce carried out whose answer never came back (the same as ferry dying
+/// between the call and its commit): keyed on the external id, the create is repeated as an
+/// upsert and lands on the record the first one made; matched on email, the record is looked
+/// up and adopted. Either way one Contact, linked to the hub row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_was_lost_makes_one_contact() {
+    for (mapping, insert, upsert_route) in [
+        (
+            KEYED,
+            "insert into crm.keyed (ext_id, last_name, email) values ('hub-1', 'Keyed', 'k@example.com')",
+            Some("PATCH /composite/sobjects/Contact/Ext_Id__c"),
+        ),
+        (
+            CONTACTS,
+            "insert into crm.contacts (last_name, email) values ('Plain', 'k@example.com')",
+            None,
+        ),
+    ] {
+        let ctx = SalesforceCtx::start(0, r#"poll_interval = "1s""#, mapping).await;
+        ctx.quiesce().await;
+        let table = if upsert_route.is_some() {
+            "crm.keyed"
+        } else {
+            "crm.contacts"
+        };
+        ctx.salesforce.set_faults(0.0, 0.0, 1.0);
+        ctx.exec(insert).await;
+        let made = eventually("the create in Salesforce", Duration::from_secs(15), || async {
+            ctx.contact("k@example.com")
+        })
+        .await;
+        // its answer is lost, and so is that of the next call (a keyed create sent again, or a
+        // lookup by email)
+        eventually("a second answer lost", Duration::from_secs(15), || async {
+            (ctx.salesforce.stats().lost_responses >= 2).then_some(())
+        })
+        .await;
+        ctx.salesforce.set_faults(0.0, 0.0, 0.0);
+        eventually("the hub row linked", Duration::from_secs(30), || async {
+            let id: Option<String> = ctx
+                .one(&format!("select salesforce_id from {table}"))
+                .await;
+            (id.as_deref() == Some(made.id.as_str())).then_some(())
+        })
+        .await;
+        ctx.quiesce().await;
+        let contacts = ctx.salesforce.records("Contact");
+        assert_eq!(contacts.len(), 1, "{table}: one Contact: {contacts:?}");
+        if let Some(route) = upsert_route {
+            assert!(
+                ctx.salesforce.stats().route(route) >= 2,
+                "the create repeated as an upsert"
+            );
+        }
+        let dead: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
+        assert_eq!(dead, 0);
+        ctx.stop().await;
+    }
 }
