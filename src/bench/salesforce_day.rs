@@ -43,11 +43,12 @@ fn connector(sim: &SalesforceSim, options: Options) -> Salesforce {
     )
 }
 
-/// What ferry's poller saw: simulated seconds of each answered call, and refusals.
+/// What ferry's poller saw: simulated seconds of each answered call, and polls its budget
+/// put off (no call sent; the poll is tried again at the next interval).
 #[derive(Default)]
 struct Log {
     calls: Mutex<Vec<u64>>,
-    refused: AtomicU64,
+    deferred: AtomicU64,
 }
 
 pub async fn run(daily_limit: u32) -> Result<(), BenchError> {
@@ -92,7 +93,7 @@ pub async fn run(daily_limit: u32) -> Result<(), BenchError> {
                 match ferry.list("Contact", &props, None).await {
                     Ok(_) => log.calls.lock().expect("log").push(at(&clock)),
                     Err(ConnectorError::RateLimited { .. }) => {
-                        log.refused.fetch_add(1, Ordering::Relaxed);
+                        log.deferred.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => eprintln!("ferry's poll failed: {e}"),
                 }
@@ -174,14 +175,14 @@ pub async fn run(daily_limit: u32) -> Result<(), BenchError> {
         .iter()
         .filter(|t| **t >= 24 * 3600 && **t < 48 * 3600)
         .count();
-    let refused = log.refused.load(Ordering::Relaxed);
+    let deferred = log.deferred.load(Ordering::Relaxed);
     let s = sim.stats();
     sim.shutdown();
     let share_calls = SHARE * daily_limit as f64;
     println!(
         "  ferry: {} calls in {HOURS} h, {day2} on the second day ({:.3} of its share of {share_calls:.0}); \
          the other integration {other_calls}; the org's usage peaked at {max_usage} of {daily_limit} ({:.3}); \
-         {refused} of ferry's calls refused, {} REQUEST_LIMIT_EXCEEDED answers in all",
+         {deferred} polls put off by ferry's budget, {} REQUEST_LIMIT_EXCEEDED answers",
         calls.len(),
         day2 as f64 / share_calls,
         max_usage as f64 / daily_limit as f64,
@@ -192,7 +193,7 @@ pub async fn run(daily_limit: u32) -> Result<(), BenchError> {
         json!({"bench": "salesforce.daily", "daily_limit": daily_limit, "share": SHARE,
                "ferry_calls": calls.len(), "ferry_calls_day2": day2,
                "day2_of_share": day2 as f64 / share_calls, "other_calls": other_calls,
-               "peak_usage": max_usage, "refused": refused, "limit_exceeded": s.limit_exceeded,
+               "peak_usage": max_usage, "deferred_polls": deferred, "limit_exceeded": s.limit_exceeded,
                "slots": rows})
     );
     Ok(())

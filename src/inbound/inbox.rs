@@ -160,7 +160,13 @@ async fn claim_and_apply(
             Err(e) => {
                 tracing::warn!(mapping = %mapping.name, error = %e, "fetching changed records failed");
                 for ev in &events {
-                    let wait = (200.0 * f64::from(1u32 << ev.attempts.clamp(0, 8))).min(10_000.0);
+                    let wait = match &e {
+                        // as long as the app (or its budget) says
+                        ConnectorError::RateLimited { retry_after, .. } => {
+                            retry_after.as_secs_f64() * 1000.0
+                        }
+                        _ => (200.0 * f64::from(1u32 << ev.attempts.clamp(0, 8))).min(10_000.0),
+                    };
                     retry.push((ev.id, wait, e.to_string()));
                 }
             }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::plan::{Link, Op};
 use super::{backoff, Mark, Outcome, RETRY_BUDGET};
+use crate::connectors::ConnectorError;
 use crate::hub::catalog::Mapping;
 use crate::hub::HubError;
 
@@ -121,7 +122,10 @@ pub(super) async fn commit(
                 .await?;
             }
             Outcome::Failed { op, error } => {
-                let attempts = mark.attempts + 1;
+                // a throttle is no failure: it waits as long as the app says, and never
+                // spends the retry budget (a day's API allocation may be out for hours)
+                let throttled = matches!(error, ConnectorError::RateLimited { .. });
+                let attempts = mark.attempts + i32::from(!throttled);
                 let retry = error.retryable() && attempts < RETRY_BUDGET;
                 tracing::warn!(mapping = %mapping.name, row = mark.row_key, op = op.name(), attempts, retry, error = %error, "outbound write failed");
                 if retry {

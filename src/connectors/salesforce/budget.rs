@@ -17,6 +17,21 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Below this part of the share, calls are not spaced.
 const FREE: f64 = 0.25;
 
+/// The longest a call waits for the budget; a longer wait is handed back to the caller.
+pub const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a call was deferred (the `policy` of the caller's `RateLimited`).
+const PAUSED: &str = "daily allocation: paused after REQUEST_LIMIT_EXCEEDED";
+const HELD: &str = "daily allocation: ferry's share is spent";
+const PACING: &str = "daily allocation: pacing ferry's share";
+
+/// A call the budget will not let through for a while: retry after `retry_after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferred {
+    pub retry_after: Duration,
+    pub why: &'static str,
+}
+
 /// `api-usage=N/M` out of a `Sforce-Limit-Info` header (`api-usage=10/15000; api-bursts=1/750`).
 pub fn parse_usage(header: &str) -> Option<(u64, u64)> {
     header.split(';').find_map(|part| {
@@ -166,28 +181,36 @@ impl DailyBudget {
         DAY.div_f64(allowed).mul_f64(brake)
     }
 
-    /// Waits until a call may go.
-    pub async fn admit(&self) -> Ticket<'_> {
+    /// Waits until a call may go, as long as that is at most [`MAX_WAIT`] away; a longer wait
+    /// (a pause, a hold at the share, a long pacing gap) comes back as [`Deferred`] at once,
+    /// so that no shared worker sleeps on one connection's allocation: the caller retries then.
+    pub async fn admit(&self) -> Result<Ticket<'_>, Deferred> {
         loop {
             let wait = match self.try_admit() {
                 Ok(()) => {
-                    return Ticket {
+                    return Ok(Ticket {
                         budget: self,
                         open: true,
-                    }
+                    })
                 }
                 Err(wait) => wait,
             };
-            tokio::time::sleep(self.clock.nap(wait).max(Duration::from_millis(1))).await;
+            if wait.1 > MAX_WAIT {
+                return Err(Deferred {
+                    retry_after: wait.1,
+                    why: wait.0,
+                });
+            }
+            tokio::time::sleep(self.clock.nap(wait.1).max(Duration::from_millis(1))).await;
         }
     }
 
-    /// Lets a call through now, or says how long (on the budget's clock) to wait first.
-    fn try_admit(&self) -> Result<(), Duration> {
+    /// Lets a call through now, or says why not and how long (on the budget's clock) to wait.
+    fn try_admit(&self) -> Result<(), (&'static str, Duration)> {
         let mut s = self.state.lock().expect("budget lock");
         let now = self.clock.now();
         if let Some(until) = s.paused_until.filter(|u| *u > now) {
-            return Err(until - now);
+            return Err((PAUSED, until - now));
         }
         s.paused_until = None;
         if !self.over(&s) {
@@ -197,7 +220,7 @@ impl DailyBudget {
                     s.pace_logged = true;
                     tracing::info!(connection = %self.name, api_usage = s.used, api_limit = s.max, share = self.share, gap_ms = gap.as_millis() as u64, "salesforce API usage passed a quarter of ferry's share of the daily allocation; calls are spaced out to make the share last");
                 }
-                return Err(next - now);
+                return Err((PACING, next - now));
             }
             s.in_flight += 1;
             s.last_sent = Some(now);
@@ -215,11 +238,11 @@ impl DailyBudget {
                 s.last_sent = Some(now);
                 Ok(())
             }
-            Some(at) if at > now => Err(at - now),
-            Some(_) => Err(Duration::from_millis(20)),
+            Some(at) if at > now => Err((HELD, at - now)),
+            Some(_) => Err((HELD, Duration::from_millis(20))),
             None => {
                 s.probe_at = Some(now + self.probe_every);
-                Err(self.probe_every)
+                Err((HELD, self.probe_every))
             }
         }
     }
@@ -263,13 +286,13 @@ mod tests {
                 ..Options::default()
             },
         );
-        b.admit().await.answered(Some((4, 10)));
+        b.admit().await.unwrap().answered(Some((4, 10)));
         // 4 of the 5 allowed: one more may go, the next waits for a probe
-        let t = b.admit().await;
+        let t = b.admit().await.unwrap();
         let started = Instant::now();
         let waiter = b.admit();
         t.answered(Some((5, 10)));
-        waiter.await.answered(Some((5, 10)));
+        waiter.await.unwrap().answered(Some((5, 10)));
         assert!(started.elapsed() >= Duration::from_millis(50));
         assert_eq!(b.usage(), Some((5, 10)));
     }
@@ -290,6 +313,7 @@ mod tests {
     #[tokio::test]
     async fn spaces_calls_past_a_quarter_of_the_share() {
         let clock = Arc::new(Hand::default());
+        let at = |d: Duration| clock.0.store(d.as_millis() as u64, Ordering::Relaxed);
         let b = DailyBudget::new(
             "t",
             &Options {
@@ -299,45 +323,45 @@ mod tests {
             },
         );
         // 200 of the 1,000 allowed: free
-        b.admit().await.answered(Some((200, 2000)));
-        b.admit().await.answered(Some((201, 2000)));
-        // 625 of 1,000: one call per 24 h / 1,000 = 86.4 s
-        b.admit().await.answered(Some((625, 2000)));
+        b.admit().await.unwrap().answered(Some((200, 2000)));
+        b.admit().await.unwrap().answered(Some((201, 2000)));
+        // 625 of 1,000: one call per 24 h / 1,000 = 86.4 s, handed back to the caller
+        b.admit().await.unwrap().answered(Some((625, 2000)));
         let gap = Duration::from_millis(86_400);
-        let next = tokio::spawn(async move {
-            b.admit().await.answered(Some((626, 2000)));
-            b
-        });
+        let d = b.admit().await.err().expect("deferred");
+        assert_eq!(d.why, PACING);
+        assert_eq!(d.retry_after, gap);
+        at(gap - Duration::from_secs(1));
+        // a second before: within MAX_WAIT, so the call waits for it
+        let b = Arc::new(b);
+        let waiter = {
+            let b = b.clone();
+            tokio::spawn(async move { b.admit().await.unwrap().answered(Some((626, 2000))) })
+        };
         tokio::time::sleep(Duration::from_millis(30)).await;
-        assert!(!next.is_finished(), "spaced");
-        clock
-            .0
-            .store(gap.as_millis() as u64 - 1000, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        assert!(!next.is_finished(), "still spaced a second before");
-        clock.0.store(gap.as_millis() as u64, Ordering::Relaxed);
-        let b = timeout(Duration::from_secs(2), next)
+        assert!(!waiter.is_finished(), "spaced");
+        at(gap);
+        timeout(Duration::from_secs(2), waiter)
             .await
             .unwrap()
             .unwrap();
         // 900 of 1,000: 6.5 times the sustainable spacing
         let t0 = gap * 100;
-        clock.0.store(t0.as_millis() as u64, Ordering::Relaxed);
-        b.admit().await.answered(Some((900, 2000)));
-        let waiter = tokio::spawn(async move { b.admit().await.answered(None) });
-        clock.0.store(
-            (t0 + gap.mul_f64(6.5)).as_millis() as u64 - 1000,
-            Ordering::Relaxed,
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        assert!(!waiter.is_finished());
-        clock.0.store(
-            (t0 + gap.mul_f64(6.5)).as_millis() as u64 + 1,
-            Ordering::Relaxed,
-        );
-        timeout(Duration::from_secs(2), waiter)
-            .await
-            .unwrap()
-            .unwrap();
+        at(t0);
+        b.admit().await.unwrap().answered(Some((900, 2000)));
+        at(t0 + gap.mul_f64(6.5) - Duration::from_secs(10));
+        let d = b.admit().await.err().expect("deferred");
+        assert_eq!(d.retry_after, Duration::from_secs(10));
+        at(t0 + gap.mul_f64(6.5));
+        b.admit().await.unwrap().answered(None);
+    }
+
+    #[tokio::test]
+    async fn a_pause_is_handed_back_to_the_caller() {
+        let b = DailyBudget::new("t", &Options::default());
+        b.pause(Duration::from_secs(900));
+        let d = b.admit().await.err().expect("deferred");
+        assert_eq!(d.why, PAUSED);
+        assert!(d.retry_after > Duration::from_secs(899));
     }
 }

@@ -123,7 +123,14 @@ impl Client {
                 Some(l) => Some(l.acquire().await),
                 None => None,
             };
-            let ticket = self.budget.admit().await;
+            let ticket = self
+                .budget
+                .admit()
+                .await
+                .map_err(|d| ConnectorError::RateLimited {
+                    retry_after: d.retry_after,
+                    policy: d.why.to_string(),
+                })?;
             let started = std::time::Instant::now();
             let metrics = crate::metrics::metrics();
             // the URL is left out of errors and logs: a query holds record values
