@@ -69,6 +69,49 @@ impl Backfill {
     }
 }
 
+/// Prints a preset's backfill (`app`'s `noun`s) next to the HubSpot baseline, then its JSON
+/// line (`bench` = `{key}.backfill`); `throttled`: calls answered 429, where the app throttles.
+/// Returns the ratio to the baseline.
+pub fn report_backfill(
+    (app, noun, key): (&str, &str, &str),
+    preset: &Backfill,
+    by_route: &BTreeMap<String, u64>,
+    throttled: Option<u64>,
+    hubspot: &Backfill,
+) -> f64 {
+    let n = preset.records;
+    let ratio = preset.rate() / hubspot.rate();
+    let answered_429 = throttled.map_or(String::new(), |t| format!("; {t} answered 429"));
+    println!(
+        "backfill: {app} {:.0} records/s ({n} {noun} in {:.2} s, {} API calls, {:.1} records/call: {}{answered_429}); \
+         HubSpot preset {:.0} records/s ({} contacts in {:.2} s, {} calls, {:.1} records/call); ratio {ratio:.3}",
+        preset.rate(),
+        preset.secs,
+        preset.calls,
+        per(n as f64, preset.calls as f64),
+        route_list(by_route),
+        hubspot.rate(),
+        hubspot.records,
+        hubspot.secs,
+        hubspot.calls,
+        per(hubspot.records as f64, hubspot.calls as f64),
+    );
+    println!(
+        "  engine start: {app} {:.2} s, HubSpot {:.2} s; the read path alone (no budget): {app} {:.2} s, HubSpot {:.2} s",
+        preset.start_secs, hubspot.start_secs, preset.read_secs, hubspot.read_secs
+    );
+    println!(
+        "{}",
+        serde_json::json!({"bench": format!("{key}.backfill"), "records": n, "seconds": preset.secs,
+               "records_per_s": preset.rate(), "calls": preset.calls,
+               "records_per_call": per(n as f64, preset.calls as f64),
+               "by_route": by_route, "calls_429": throttled,
+               "hubspot_records_per_s": hubspot.rate(), "hubspot_seconds": hubspot.secs,
+               "read_alone_seconds": preset.read_secs, "ratio": ratio})
+    );
+    ratio
+}
+
 /// The read path alone: the connector of `config`'s mapping, without a budget, walks the
 /// listing the backfill reads, page after page, into nothing (seconds, records, pages).
 pub async fn read_alone(

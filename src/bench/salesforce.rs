@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::baseline::{
-    hubspot_backfill, ideal_rate, per, read_alone, route_list, timed_backfill, Backfill,
+    hubspot_backfill, ideal_rate, per, read_alone, report_backfill, route_list, timed_backfill,
+    Backfill,
 };
 use super::{BenchError, Rig};
 use crate::config::{Config, Secrets};
@@ -130,7 +131,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
             webhook_secret: None,
         },
     )]);
-    let (read_secs, read_records, read_pages) = read_alone(&config, &secrets).await?;
+    let (read_secs, read_records, _) = read_alone(&config, &secrets).await?;
     if read_records != n {
         return Err(BenchError::Setup(format!(
             "the listing has {read_records} Contacts, the simulator {n}"
@@ -148,33 +149,12 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
         start_secs,
     };
     rig.wait_outbox_empty().await?;
-    let ratio = salesforce.rate() / hubspot.rate();
-    println!(
-        "backfill: Salesforce {:.0} records/s ({n} Contacts in {:.2} s, {} API calls, {:.1} records/call: {}); \
-         HubSpot preset {:.0} records/s ({} contacts in {:.2} s, {} calls, {:.1} records/call); ratio {ratio:.3}",
-        salesforce.rate(),
-        salesforce.secs,
-        salesforce.calls,
-        per(n as f64, salesforce.calls as f64),
-        route_list(&b.by_route),
-        hubspot.rate(),
-        hubspot.records,
-        hubspot.secs,
-        hubspot.calls,
-        per(hubspot.records as f64, hubspot.calls as f64),
-    );
-    println!(
-        "  engine start: Salesforce {:.2} s, HubSpot {:.2} s; the read path alone ({read_pages} pages, no budget): Salesforce {:.2} s, HubSpot {:.2} s",
-        salesforce.start_secs, hubspot.start_secs, salesforce.read_secs, hubspot.read_secs
-    );
-    println!(
-        "{}",
-        json!({"bench": "salesforce.backfill", "records": n, "seconds": salesforce.secs,
-               "records_per_s": salesforce.rate(), "calls": salesforce.calls,
-               "records_per_call": per(n as f64, salesforce.calls as f64),
-               "by_route": b.by_route, "hubspot_records_per_s": hubspot.rate(),
-               "hubspot_seconds": hubspot.secs, "read_alone_seconds": salesforce.read_secs,
-               "ratio": ratio})
+    report_backfill(
+        ("Salesforce", "Contacts", "salesforce"),
+        &salesforce,
+        &b.by_route,
+        None,
+        &hubspot,
     );
 
     // ---- writes under the budget: one statement edits every Contact's phone ----

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::baseline::{
-    hubspot_backfill, ideal_rate, per, read_alone, route_list, timed_backfill, Backfill,
+    hubspot_backfill, ideal_rate, per, read_alone, report_backfill, route_list, timed_backfill,
+    Backfill,
 };
 use super::{BenchError, Rig};
 use crate::config::{Config, Secrets};
@@ -130,7 +131,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
         },
     )]);
     sim.set_rate_limit_enabled(false);
-    let (read_secs, read_records, read_pages) = read_alone(&config, &secrets).await?;
+    let (read_secs, read_records, _) = read_alone(&config, &secrets).await?;
     sim.set_rate_limit_enabled(true);
     if read_records != n {
         return Err(BenchError::Setup(format!(
@@ -149,34 +150,12 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
         start_secs,
     };
     rig.wait_outbox_empty().await?;
-    let ratio = stripe.rate() / hubspot.rate();
-    println!(
-        "backfill: Stripe {:.0} records/s ({n} customers in {:.2} s, {} API calls, {:.1} records/call: {}; {} answered 429); \
-         HubSpot preset {:.0} records/s ({} contacts in {:.2} s, {} calls, {:.1} records/call); ratio {ratio:.3}",
-        stripe.rate(),
-        stripe.secs,
-        stripe.calls,
-        per(n as f64, stripe.calls as f64),
-        route_list(&b.by_route),
-        b.throttled,
-        hubspot.rate(),
-        hubspot.records,
-        hubspot.secs,
-        hubspot.calls,
-        per(hubspot.records as f64, hubspot.calls as f64),
-    );
-    println!(
-        "  engine start: Stripe {:.2} s, HubSpot {:.2} s; the read path alone ({read_pages} pages, no budget): Stripe {:.2} s, HubSpot {:.2} s",
-        stripe.start_secs, hubspot.start_secs, stripe.read_secs, hubspot.read_secs
-    );
-    println!(
-        "{}",
-        json!({"bench": "stripe.backfill", "records": n, "seconds": stripe.secs,
-               "records_per_s": stripe.rate(), "calls": stripe.calls,
-               "records_per_call": per(n as f64, stripe.calls as f64),
-               "by_route": b.by_route, "calls_429": b.throttled,
-               "hubspot_records_per_s": hubspot.rate(), "hubspot_seconds": hubspot.secs,
-               "read_alone_seconds": stripe.read_secs, "ratio": ratio})
+    report_backfill(
+        ("Stripe", "customers", "stripe"),
+        &stripe,
+        &b.by_route,
+        Some(b.throttled),
+        &hubspot,
     );
 
     // ---- writes under the budget: one statement edits every customer's phone ----

@@ -87,10 +87,9 @@ async fn app_side(w: &World, app: &dyn Party, prefix: &str, seed: u64) {
 }
 
 /// The whole run on `w`; `prefixes` name each app's values (`hs-12`, `zd-40`).
-pub async fn converge(w: World, prefixes: [&str; 2]) {
-    let mut ferry = w.spawn();
+/// Waits for the first sync: both apps' people in one table, the shared ones matched on email.
+pub async fn first_sync(w: &World) {
     let [a, b] = [&w.apps[0], &w.apps[1]];
-    // first sync: both apps' people in one table, the shared ones matched on email
     let link_both = format!(
         "select count(*) from crm.people where {}_id is not null and {}_id is not null",
         a.name(),
@@ -112,6 +111,12 @@ pub async fn converge(w: World, prefixes: [&str; 2]) {
     .await;
     w.quiesce().await;
     assert_eq!(w.difference().await, None, "after the first sync");
+}
+
+pub async fn converge(w: World, prefixes: [&str; 2]) {
+    let mut ferry = w.spawn();
+    let [a, b] = [&w.apps[0], &w.apps[1]];
+    first_sync(&w).await;
 
     let t0 = Instant::now();
     let mut kills = 0;
