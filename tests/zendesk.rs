@@ -495,3 +495,76 @@ async fn reference_fields_translate_ids_and_a_create_waits_for_what_it_reference
     );
     ctx.stop().await;
 }
+
+/// A user whose change reaches the hub before its organization's (two webhooks in the other
+/// order): the reference is an open dead letter at first; once the organization is applied,
+/// ferry reads the user again by itself, the reference resolves and the letter closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_that_arrives_late_resolves_by_itself() {
+    let ctx = ZendeskCtx::start(1, "", PEOPLE_AND_ORGS, false, |_| {}).await;
+    ctx.quiesce().await;
+    // nothing reaches ferry by itself: the two changes are applied below, in the wrong order
+    ctx.zendesk.set_drop_webhooks(1.0);
+    let mut f = Map::new();
+    f.insert("name".into(), json!("Late Inc"));
+    let org = ctx.zendesk.app_create("organizations", f).unwrap();
+    let mut f = Map::new();
+    f.insert("name".into(), json!("Early"));
+    f.insert("email".into(), json!("early@late.example"));
+    f.insert("organization_id".into(), json!(org));
+    let user = ctx.zendesk.app_create("users", f).unwrap();
+    let apply = |mapping: &'static str, records: serde_json::Value| {
+        let hub = ctx.hub.clone();
+        async move {
+            let c = hub.client().await.unwrap();
+            let id: i32 = c
+                .query_one("select id from ferry.mappings where name = $1", &[&mapping])
+                .await
+                .unwrap()
+                .get(0);
+            c.query_one("select ferry.apply($1, $2, false)", &[&id, &records])
+                .await
+                .unwrap()
+                .get::<_, serde_json::Value>(0)
+        }
+    };
+    // each as Zendesk has it, with its own time
+    let at =
+        |object: &str, id: u64| ctx.zendesk.get(object, id).unwrap().fields["updated_at"].clone();
+    let early = apply(
+        "zendesk.users",
+        json!([{"id": user.to_string(), "updated_at": at("users", user),
+                "values": {"name": "Early", "email": "early@late.example", "org": org.to_string()}}]),
+    )
+    .await;
+    assert_eq!(early["inserted"], 1, "{early}");
+    let letter: String = ctx
+        .one("select error from ferry.dead_letters where resolved_at is null")
+        .await;
+    assert!(letter.contains("which the hub does not have"), "{letter}");
+    let org_row = apply(
+        "zendesk.organizations",
+        json!([{"id": org.to_string(), "updated_at": at("organizations", org), "values": {"name": "Late Inc"}}]),
+    )
+    .await;
+    assert_eq!(org_row["inserted"], 1, "{org_row}");
+    eventually(
+        "the user's organization resolved",
+        Duration::from_secs(15),
+        || async {
+            let org: Option<String> = ctx
+                .opt(
+                    "select o.zendesk_id from support.people p join support.orgs o on o.id = p.org
+                      where p.email = 'early@late.example'",
+                )
+                .await;
+            org
+        },
+    )
+    .await;
+    let open: i64 = ctx
+        .one("select count(*) from ferry.dead_letters where resolved_at is null")
+        .await;
+    assert_eq!(open, 0, "the letter closed by itself");
+    ctx.stop().await;
+}

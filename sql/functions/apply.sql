@@ -536,6 +536,10 @@ begin
           from jsonb_array_elements(hist_rows) x;
     end if;
 
+    -- records that referenced one of these before it arrived are read again
+    if n_ins + n_upd > 0 then
+        perform ferry.requeue_references(p_mapping);
+    end if;
     perform ferry.note_applied(p_mapping, noted);
     -- at most once a second, so concurrent batches do not queue on the mapping's row; a
     -- backfill records it with its page cursor, after its turn to commit (no row lock before)

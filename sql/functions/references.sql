@@ -39,3 +39,34 @@ begin
     return out_recs;
 end
 $fn$;
+
+-- ferry.requeue_references(mapping): after records of `mapping` were applied, the inbound
+-- records of other mappings whose reference to one of them was refused (an open dead letter:
+-- the referenced record had not arrived yet) are queued in the inbox to be read again; the
+-- reference then resolves and ferry.note_refusals closes the letter. Returns how many.
+create or replace function ferry.requeue_references(p_mapping integer)
+returns integer
+language sql
+as $fn$
+    with due as (
+        select distinct m.connection, m.remote_object, d.remote_id
+          from ferry.mappings r
+          join ferry.fields fl on fl.references_mapping = r.name
+          join ferry.mappings m on m.id = fl.mapping_id
+          join ferry.dead_letters d on d.mapping_id = fl.mapping_id and d.field = fl.hub_column
+         where r.id = p_mapping
+           and d.direction = 'inbound' and d.retried_at is null and d.resolved_at is null
+           and d.remote_id is not null
+           and exists (select 1 from ferry.links l
+                        where l.mapping_id = p_mapping and l.remote_id = d.payload ->> 'value')
+           and not exists (select 1 from ferry.inbox i
+                            where i.connection = m.connection and i.remote_object = m.remote_object
+                              and i.remote_id = d.remote_id and i.kind = 'changed')
+    ), queued as (
+        insert into ferry.inbox (connection, remote_object, remote_id, kind, payload)
+        select connection, remote_object, remote_id, 'changed', jsonb_build_object('reference_arrived', true)
+          from due
+        returning 1
+    )
+    select count(*)::integer from queued;
+$fn$;
