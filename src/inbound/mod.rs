@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod backfill;
+pub mod cadence;
 pub mod inbox;
 pub mod poll;
 pub mod reconcile;

@@ -31,54 +31,12 @@ pub async fn run(
     interval: Duration,
     overlap: Duration,
 ) {
-    if interval.is_zero() {
-        return;
-    }
-    // one loop per connection: an app that holds its calls (its daily allocation spent, a
-    // pause after a refusal) delays only its own mappings' polls
-    let loops = connections.keys().map(|name| {
-        each_interval(
-            hub.clone(),
-            shared.clone(),
-            connections.clone(),
-            name.clone(),
-            interval,
-            overlap,
-        )
-    });
-    futures_util::future::join_all(loops).await;
-}
-
-/// Polls the mappings of `connection` every `interval`; a failed poll is logged and shown in
-/// `ferry.status` (`poll_error`) until one succeeds.
-async fn each_interval(
-    hub: Hub,
-    shared: Arc<Shared>,
-    connections: Connections,
-    connection: String,
-    interval: Duration,
-    overlap: Duration,
-) {
-    let mut shutdown = shared.shutdown.subscribe();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        let Some(conn) = connections.get(&connection) else {
-            return;
-        };
-        let catalog = shared.catalog();
-        for m in catalog
-            .mappings
-            .iter()
-            .filter(|m| m.backfill_done && m.connection == connection)
-        {
-            let polled = tokio::select! {
-                r = poll(&hub, m, conn.connector.as_ref(), overlap) => r,
-                _ = shutdown.wait_for(|stop| *stop) => return,
-            };
-            match polled {
+    // one loop per connection (see cadence.rs); a failed poll is logged and shown in
+    // `ferry.status` (`poll_error`) until one succeeds
+    super::cadence::per_connection(shared, connections, interval, move |m, connector| {
+        let hub = hub.clone();
+        async move {
+            match poll(&hub, &m, connector.as_ref(), overlap).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(mapping = %m.name, records = n, "poll applied changes"),
                 Err(e) => {
@@ -86,11 +44,9 @@ async fn each_interval(
                     record_failure(&hub, m.id, &e).await;
                 }
             }
-            if shared.is_shutting_down() {
-                return;
-            }
         }
-    }
+    })
+    .await;
 }
 
 /// Shows a failed poll in `ferry.status` (best effort: the hub may be what failed).

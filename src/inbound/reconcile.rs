@@ -2,7 +2,7 @@
 //! record and compares it with its links. Records the hub lacks or holds stale are applied
 //! (drift repaired and counted); linked records the app no longer has are deleted in the hub
 //! (or soft-deleted, per mapping). Memory stays flat: one page at a time, the ids seen so far
-//! in `ferry.reconcile_seen`.
+//! in `ferry.reconcile_seen`. Each connection reconciles in its own loop (cadence.rs).
 //!
 //! A link made or synced after the run started is never taken for a deletion: its record may
 //! have been created after the listing passed its place.
@@ -33,21 +33,12 @@ pub struct Report {
 const LOCK_CLASS: i32 = 0x6665_7200;
 
 pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, interval: Duration) {
-    if interval.is_zero() {
-        return;
-    }
-    let mut shutdown = shared.shutdown.subscribe();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        let catalog = shared.catalog();
-        for m in catalog.mappings.iter().filter(|m| m.backfill_done) {
-            let Some(conn) = connections.get(&m.connection) else {
-                continue;
-            };
-            match reconcile(&hub, &shared, m, conn.connector.as_ref()).await {
+    // one loop per connection (see cadence.rs)
+    let inner = shared.clone();
+    super::cadence::per_connection(shared, connections, interval, move |m, connector| {
+        let (hub, shared) = (hub.clone(), inner.clone());
+        async move {
+            match reconcile(&hub, &shared, &m, connector.as_ref()).await {
                 Ok(Some(r)) if r.repaired > 0 || r.deleted > 0 => {
                     tracing::info!(mapping = %m.name, listed = r.listed, repaired = r.repaired, deleted = r.deleted, "reconcile repaired drift")
                 }
@@ -56,11 +47,9 @@ pub async fn run(hub: Hub, shared: Arc<Shared>, connections: Connections, interv
                     tracing::warn!(mapping = %m.name, error = %e, "reconcile failed; the next interval tries again")
                 }
             }
-            if shared.is_shutting_down() {
-                return;
-            }
         }
-    }
+    })
+    .await;
 }
 
 /// One full comparison of one mapping; `None` when another process is reconciling it.
