@@ -89,7 +89,7 @@ fn unknown_connector_kind() {
     assert_eq!(code, 1);
     assert_one_sentence(
         &err,
-        "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot, zendesk, salesforce, stripe)",
+        "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot, zendesk, salesforce, stripe, rest)",
     );
 }
 

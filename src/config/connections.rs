@@ -42,6 +42,13 @@ pub struct ConnectionConfig {
     /// holds its calls while the org's usage is at half its allocation or more); 0.8 when
     /// unset.
     pub daily_share: Option<f64>,
+    /// REST: how the connection signs in (`[connections.<name>.auth]`).
+    pub auth: Option<crate::connectors::rest::config::Auth>,
+    /// REST: the resources a mapping's `object` may name, each with its endpoints and shapes.
+    #[serde(default)]
+    pub resources: std::collections::BTreeMap<String, crate::connectors::rest::config::Resource>,
+    /// REST: how webhook deliveries are verified and read.
+    pub webhook: Option<crate::connectors::rest::config::Webhook>,
 }
 
 /// OAuth grants a Salesforce connection may name.
@@ -136,6 +143,14 @@ impl ConnectionConfig {
                 OAUTH_GRANTS.join(", ")
             ));
         }
+        if self.kind == "rest" {
+            crate::connectors::rest::validate(name, self).map_err(ConfigError::Invalid)?;
+        } else if self.auth.is_some() || !self.resources.is_empty() || self.webhook.is_some() {
+            return bad(format!(
+                "connection `{name}`: auth, resources and webhook tables are for kind = \"rest\" (this connection is {})",
+                self.kind
+            ));
+        }
         if let Some(s) = self.daily_share.filter(|s| !(*s > 0.0 && *s <= 1.0)) {
             return bad(format!(
                 "connection `{name}`: daily_share = {s} must be more than 0 and at most 1"
@@ -159,7 +174,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot, zendesk, salesforce, stripe)"
+            "connection `hubspot`: unknown connector kind `pipedrive` (known: hubspot, zendesk, salesforce, stripe, rest)"
         );
     }
 

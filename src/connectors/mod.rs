@@ -3,6 +3,7 @@
 pub mod hubspot;
 pub mod path;
 pub mod ratelimit;
+pub mod rest;
 pub mod salesforce;
 pub mod stripe;
 pub mod wire;
@@ -294,6 +295,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     ("zendesk", zendesk::build),
     ("salesforce", salesforce::build),
     ("stripe", stripe::build),
+    ("rest", rest::build),
 ];
 
 /// The kinds `ferry.toml` may name.

@@ -1,0 +1,211 @@
+//! REST connector, configuration edge: the checks `ferry apply` and the start run on a
+//! `kind = "rest"` connection — one sentence per mistake, naming the key to fix.
+
+use super::config::{AuthKind, ChangeStyle, PageStyle, Resource, Webhook, WebhookScheme};
+use crate::config::ConnectionConfig;
+
+/// Checks connection `name`; `Err` is the first mistake found.
+pub fn validate(name: &str, c: &ConnectionConfig) -> Result<(), String> {
+    let at = |key: &str| format!("connection `{name}`: {key}");
+    if c.resources.is_empty() {
+        return Err(format!(
+            "connection `{name}`: a rest connection needs at least one [connections.{name}.resources.<object>] with its path"
+        ));
+    }
+    if let Some(a) = &c.auth {
+        let need = |what: &str, ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                let kind = match a.kind {
+                    AuthKind::ClientCredentials => "client_credentials",
+                    AuthKind::Login => "login",
+                    _ => "basic",
+                };
+                Err(at(&format!("auth kind `{kind}` needs auth.{what}")))
+            }
+        };
+        match a.kind {
+            AuthKind::Basic => need("username", a.username.is_some())?,
+            AuthKind::ClientCredentials => {
+                need("username (the client id)", a.username.is_some())?;
+                need("url (the token endpoint)", a.url.is_some())?;
+            }
+            AuthKind::Login => need("url (the login call's path)", a.url.is_some())?,
+            _ => {}
+        }
+        if let Some(p) = &a.token {
+            pointer(&at("auth.token"), p)?;
+        }
+        if let Some(t) = &a.ttl {
+            crate::config::parse_duration(t).map_err(|e| at(&format!("auth.ttl: {e}")))?;
+        }
+    }
+    for (object, r) in &c.resources {
+        resource(&format!("connection `{name}`, resource `{object}`"), r)?;
+    }
+    if let Some(w) = &c.webhook {
+        webhook(&at("webhook"), w, c)?;
+    }
+    Ok(())
+}
+
+fn resource(at: &str, r: &Resource) -> Result<(), String> {
+    let bad = |m: String| Err(format!("{at}: {m}"));
+    if !r.path.starts_with('/') {
+        return bad(format!("path `{}` must start with /", r.path));
+    }
+    if let Some(t) = &r.item_path {
+        if !t.contains("{id}") {
+            return bad(format!("item_path `{t}` must contain {{id}}"));
+        }
+    }
+    for (key, p) in [("records", &r.records), ("record", &r.record)] {
+        if !p.is_empty() {
+            pointer(&format!("{at}: {key}"), p)?;
+        }
+    }
+    let pages = &r.pages;
+    for (key, p) in [
+        ("pages.cursor", &pages.cursor),
+        ("pages.next", &pages.next),
+        ("pages.has_more", &pages.has_more),
+        ("pages.total", &pages.total),
+    ] {
+        if let Some(p) = p {
+            pointer(&format!("{at}: {key}"), p)?;
+        }
+    }
+    if pages.size == 0 {
+        return bad("pages.size must be at least 1".into());
+    }
+    if pages.max_pages == 0 {
+        return bad("pages.max_pages must be at least 1".into());
+    }
+    if pages.cursor_in_body && r.list_path.is_none() {
+        return bad(
+            "pages.cursor_in_body sends a POST, which to the collection would create a record: set list_path (the search endpoint)".into(),
+        );
+    }
+    if pages.cursor_header.is_some() && pages.style != PageStyle::Cursor {
+        return bad("pages.cursor_header is only for style = \"cursor\"".into());
+    }
+    if r.changes.style == ChangeStyle::Filter && r.changes.param.is_none() {
+        return bad(
+            "changes.style = \"filter\" needs changes.param (the query parameter taking the updated-since time)".into(),
+        );
+    }
+    if !["PATCH", "PUT", "POST"].contains(&r.update.method.to_ascii_uppercase().as_str()) {
+        return bad(format!(
+            "update.method `{}` must be PATCH, PUT or POST",
+            r.update.method
+        ));
+    }
+    if let Some(s) = r.gone.iter().find(|s| !(400..=599).contains(*s)) {
+        return bad(format!("gone = {s} is not an HTTP error status"));
+    }
+    if let Some(f) = &r.find {
+        if f.property.is_empty() {
+            return bad("find.property must name a property".into());
+        }
+    }
+    Ok(())
+}
+
+fn webhook(at: &str, w: &Webhook, c: &ConnectionConfig) -> Result<(), String> {
+    let bad = |m: String| Err(format!("{at}: {m}"));
+    if w.scheme != WebhookScheme::None && c.webhook_secret_env.is_none() {
+        return bad(
+            "a signed scheme needs webhook_secret_env (the environment variable holding the secret); scheme = \"none\" accepts unsigned deliveries".into(),
+        );
+    }
+    if w.scheme == WebhookScheme::Hmac
+        && w.signed.contains("{timestamp}")
+        && w.timestamp_header.is_none()
+    {
+        return bad("signed names {timestamp} but timestamp_header is not set".into());
+    }
+    if let Some(t) = &w.tolerance {
+        crate::config::parse_duration(t).map_err(|e| format!("{at}: tolerance: {e}"))?;
+    }
+    if let Some(r) = w
+        .resource
+        .as_ref()
+        .filter(|r| !c.resources.contains_key(*r))
+    {
+        return bad(format!(
+            "resource `{r}` is not one of the connection's resources"
+        ));
+    }
+    for (key, p) in [
+        ("resource_from", &w.resource_from),
+        ("id", &w.id),
+        ("event_id", &w.event_id),
+    ] {
+        if let Some(p) = p {
+            pointer(&format!("{at}.{key}"), p)?;
+        }
+    }
+    if !w.events.is_empty() {
+        pointer(&format!("{at}.events"), &w.events)?;
+    }
+    pointer(&format!("{at}.kind"), &w.kind)
+}
+
+/// A JSON pointer (RFC 6901) starts with `/`.
+fn pointer(at: &str, p: &str) -> Result<(), String> {
+    if p.starts_with('/') {
+        Ok(())
+    } else {
+        Err(format!(
+            "{at} = `{p}` must be a JSON pointer starting with / (e.g. /{p})"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(extra: &str) -> Result<(), String> {
+        let toml = format!(
+            "kind = \"rest\"\nbase_url = \"http://127.0.0.1:9\"\ntoken_env = \"T\"\n{extra}"
+        );
+        let c: ConnectionConfig = toml::from_str(&toml).map_err(|e| e.to_string())?;
+        validate("crm", &c)
+    }
+
+    #[test]
+    fn one_sentence_per_mistake() {
+        assert!(check("[resources.people]\npath = \"/people\"").is_ok());
+        assert_eq!(
+            check("").unwrap_err(),
+            "connection `crm`: a rest connection needs at least one [connections.crm.resources.<object>] with its path"
+        );
+        assert_eq!(
+            check("[resources.people]\npath = \"people\"").unwrap_err(),
+            "connection `crm`, resource `people`: path `people` must start with /"
+        );
+        assert_eq!(
+            check("[resources.people]\npath = \"/p\"\nrecords = \"data\"").unwrap_err(),
+            "connection `crm`, resource `people`: records = `data` must be a JSON pointer starting with / (e.g. /data)"
+        );
+        assert_eq!(
+            check("[resources.people]\npath = \"/p\"\n[resources.people.changes]\nstyle = \"filter\"").unwrap_err(),
+            "connection `crm`, resource `people`: changes.style = \"filter\" needs changes.param (the query parameter taking the updated-since time)"
+        );
+        assert_eq!(
+            check("[auth]\nkind = \"basic\"\n[resources.people]\npath = \"/p\"").unwrap_err(),
+            "connection `crm`: auth kind `basic` needs auth.username"
+        );
+        assert_eq!(
+            check("[resources.people]\npath = \"/p\"\n[webhook]\nscheme = \"hmac\"").unwrap_err(),
+            "connection `crm`: webhook: a signed scheme needs webhook_secret_env (the environment variable holding the secret); scheme = \"none\" accepts unsigned deliveries"
+        );
+        assert!(check(
+            "[resources.people]\npath = \"/p\"\n[resources.people.pages]\nstyle = \"sideways\""
+        )
+        .unwrap_err()
+        .contains("unknown variant `sideways`"));
+    }
+}

@@ -1,0 +1,165 @@
+//! REST connector, inbound edge: webhook deliveries → change events. A delivery is verified
+//! under the connection's scheme (see `signature`), then read as JSON: the events are at the
+//! `events` pointer (empty: the body is one event object or an array of them). Each event is
+//! routed to a resource — by the `resource_from` pointer, else the configured `resource`, else
+//! its type's first dotted part (`contacts.updated` → `contacts`) when that names a resource,
+//! else the only resource there is — and names its record by the `id` pointer (`/data/id`;
+//! numbers and strings both). Events for resources ferry does not map, and events with no
+//! record id, are skipped: apps send many events ferry has no use for. A type that is or ends
+//! in `.<delete>` (`contacts.deleted`), or a record whose tombstone property is set, is a
+//! deletion. The event's own id (for dropping replays) is the `event_id` pointer, else the
+//! Standard Webhooks `webhook-id` header, else the event's `/id`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::config::{Resource, Webhook, WebhookScheme};
+use super::signature::{verify, STANDARD_ID};
+use crate::connectors::{path, ChangeEvent, WebhookError, WebhookRequest};
+
+/// The default pointer to the record's id in an event.
+pub const DEFAULT_ID: &str = "/data/id";
+
+/// Verifies the delivery with `secret` and returns its events for configured resources.
+pub fn parse(
+    config: &Webhook,
+    resources: &BTreeMap<String, Resource>,
+    request: &WebhookRequest<'_>,
+    secret: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<ChangeEvent>, WebhookError> {
+    match (config.scheme, secret) {
+        (WebhookScheme::None, _) => {}
+        (_, None) => return Err(WebhookError::NoSecret),
+        (_, Some(secret)) => verify(config, request, secret, now)?,
+    }
+    let body: Value = serde_json::from_slice(request.body)
+        .map_err(|e| WebhookError::Malformed(format!("expected a JSON body: {e}")))?;
+    let events = match body.pointer(&config.events) {
+        // a delivery without events (a ping) carries nothing to apply
+        None | Some(Value::Null) => return Ok(vec![]),
+        Some(Value::Array(events)) => events.as_slice(),
+        Some(one @ Value::Object(_)) => std::slice::from_ref(one),
+        Some(_) => {
+            return Err(WebhookError::Malformed(format!(
+                "expected an event object or an array of events at {:?}",
+                config.events
+            )))
+        }
+    };
+    let delivery = match config.scheme {
+        WebhookScheme::Standard => request
+            .headers
+            .get(STANDARD_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|id| !id.is_empty()),
+        _ => None,
+    };
+    let many = events.len() > 1;
+    Ok(events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, event)| {
+            let delivery_id = delivery.map(|id| match many {
+                true => format!("{id}#{i}"),
+                false => id.to_string(),
+            });
+            change_event(config, resources, event, delivery_id)
+        })
+        .collect())
+}
+
+/// One event as a change; None for an event of no configured resource or without a record id.
+fn change_event(
+    config: &Webhook,
+    resources: &BTreeMap<String, Resource>,
+    event: &Value,
+    delivery_id: Option<String>,
+) -> Option<ChangeEvent> {
+    let kind = event
+        .pointer(&config.kind)
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let (name, resource) = resource_of(config, resources, event, kind)?;
+    let id_pointer = config.id.as_deref().unwrap_or(DEFAULT_ID);
+    let remote_id = event.pointer(id_pointer).and_then(text)?;
+    // the record is the object holding the id (`/data` for `/data/id`; the event for `/id`)
+    let record = id_pointer
+        .rsplit_once('/')
+        .and_then(|(parent, _)| event.pointer(parent));
+    let deleted = config.deletes.iter().any(|d| is_type(kind, d))
+        || record.is_some_and(|r| tombstoned(resource, r));
+    let event_id = config
+        .event_id
+        .as_deref()
+        .and_then(|p| event.pointer(p))
+        .and_then(text)
+        .or(delivery_id)
+        .or_else(|| event.pointer("/id").and_then(text));
+    Some(ChangeEvent {
+        event_id,
+        object: name.clone(),
+        remote_id,
+        deleted,
+        raw: event.clone(),
+    })
+}
+
+/// The configured resource an event is about, if any.
+fn resource_of<'r>(
+    config: &Webhook,
+    resources: &'r BTreeMap<String, Resource>,
+    event: &Value,
+    kind: &str,
+) -> Option<(&'r String, &'r Resource)> {
+    let named = config
+        .resource_from
+        .as_deref()
+        .and_then(|p| event.pointer(p))
+        .and_then(Value::as_str)
+        .or(config.resource.as_deref());
+    if let Some(name) = named {
+        return resources.get_key_value(name);
+    }
+    let prefix = kind.split('.').next().unwrap_or_default();
+    if let Some(found) = resources.get_key_value(prefix) {
+        return Some(found);
+    }
+    match resources.len() {
+        1 => resources.iter().next(),
+        _ => None,
+    }
+}
+
+/// Whether `kind` is the event type `delete` or ends in `.<delete>`.
+fn is_type(kind: &str, delete: &str) -> bool {
+    kind == delete
+        || kind
+            .strip_suffix(delete)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
+/// Whether the record's tombstone property is set: true, a time, any value but null, false
+/// or empty text.
+fn tombstoned(resource: &Resource, record: &Value) -> bool {
+    let Some(property) = resource.deleted.as_deref() else {
+        return false;
+    };
+    match path::get(record, property) {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// An id as text: a non-empty string, or a number (`12` → "12").
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
