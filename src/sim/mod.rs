@@ -4,6 +4,7 @@
 
 pub mod core;
 pub mod hubspot;
+pub mod rest;
 pub mod salesforce;
 pub mod stripe;
 pub mod zendesk;
@@ -31,6 +32,7 @@ macro_rules! simulators {
 
 simulators! {
     Hubspot => hubspot,
+    Rest => rest,
     Salesforce => salesforce,
     Stripe => stripe,
     Zendesk => zendesk,

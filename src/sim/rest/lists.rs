@@ -1,0 +1,374 @@
+//! REST simulator: lists — `GET {path}` and the optional search endpoint (the same parameters
+//! in a JSON body), with the since filter, the sort, equality filters on record fields, and
+//! every pagination style (offset, page, cursor, next_url, link, none) with its stop signals
+//! and the lies a profile can ask for (`has_more_lies`, `repeat_cursor`).
+
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::profile::{AuthKind, PageStyle, ResourceProfile};
+use super::store::{parse_time, Sort, Table};
+use super::wire::{first, json_response, put, ApiError};
+use super::Inner;
+use crate::sim::core::lock;
+use crate::sim::core::query::encode;
+
+/// Where a page starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum At {
+    Offset(usize),
+    /// After this sort key (a cursor).
+    After((i64, i64)),
+}
+
+/// One list request, read from the query or a search body.
+struct Ask {
+    size: usize,
+    at: At,
+    /// The cursor the request came with (repeated by `repeat_cursor`).
+    token: Option<String>,
+    since: Option<DateTime<Utc>>,
+    sort: Sort,
+    /// Parameters not understood otherwise: equality filters if they name a record field.
+    rest: Vec<(String, String)>,
+}
+
+/// The cursor for "after `key`", or for the start.
+fn token(key: Option<(i64, i64)>) -> String {
+    let raw = match key {
+        Some((a, b)) => format!("v1:{a}:{b}"),
+        None => "v1:start".to_string(),
+    };
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn read_token(t: &str) -> Result<At, ApiError> {
+    let bad = || ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "unknown cursor");
+    let raw = URL_SAFE_NO_PAD.decode(t).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    if raw == "v1:start" {
+        return Ok(At::Offset(0));
+    }
+    let mut parts = raw.strip_prefix("v1:").ok_or_else(bad)?.split(':');
+    let mut num = || {
+        parts
+            .next()
+            .and_then(|p| p.parse::<i64>().ok())
+            .ok_or_else(bad)
+    };
+    Ok(At::After((num()?, num()?)))
+}
+
+fn number(name: &str, v: &str) -> Result<u64, ApiError> {
+    v.trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("`{name}` must be a whole number, not `{v}`")))
+}
+
+fn ask(
+    spec: &ResourceProfile,
+    params: Vec<(String, String)>,
+    auth_param: Option<&str>,
+) -> Result<Ask, ApiError> {
+    let p = &spec.pages;
+    let mut size = p.default_size;
+    if let Some(v) = first(&params, &p.size_param) {
+        let n = number(&p.size_param, v)?;
+        if n == 0 {
+            return Err(ApiError::bad_request(format!(
+                "`{}` must be at least 1",
+                p.size_param
+            )));
+        }
+        size = usize::try_from(n).unwrap_or(usize::MAX).min(p.max_size);
+    }
+    let param = p.param();
+    let raw = param
+        .and_then(|name| first(&params, name))
+        .filter(|v| !v.is_empty());
+    let (at, token) = match (p.style, raw) {
+        (PageStyle::None, _) => {
+            size = usize::MAX;
+            (At::Offset(0), None)
+        }
+        (_, None) => (At::Offset(0), None),
+        (PageStyle::Offset, Some(v)) => {
+            let n = number(param.unwrap_or_default(), v)?;
+            (At::Offset(usize::try_from(n).unwrap_or(usize::MAX)), None)
+        }
+        (PageStyle::Page, Some(v)) => {
+            let n = number(param.unwrap_or_default(), v)?;
+            let Some(k) = n.checked_sub(p.first_page) else {
+                let msg = format!("pages start at {}", p.first_page);
+                return Err(ApiError::bad_request(msg));
+            };
+            let offset = usize::try_from(k)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(size);
+            (At::Offset(offset), None)
+        }
+        (_, Some(v)) => (read_token(v)?, Some(v.to_string())),
+    };
+    let since = match spec.since_param.as_deref().and_then(|n| first(&params, n)) {
+        Some(v) => Some(parse_time(v, spec.timestamps).map_err(ApiError::bad_request)?),
+        None => None,
+    };
+    let sort = match spec.sort_param.as_deref().and_then(|n| first(&params, n)) {
+        None | Some("id") => Sort::Id,
+        Some(v) if v == "updated_at" || v == spec.updated_at => Sort::UpdatedAsc,
+        Some(v) if v == "-updated_at" || v.strip_prefix('-') == Some(&spec.updated_at) => {
+            Sort::UpdatedDesc
+        }
+        Some(v) => {
+            let msg = format!("sort `{v}`: use updated_at or -updated_at");
+            return Err(ApiError::bad_request(msg));
+        }
+    };
+    let reserved: Vec<&str> = [Some(p.size_param.as_str()), param]
+        .into_iter()
+        .chain([
+            spec.since_param.as_deref(),
+            spec.sort_param.as_deref(),
+            auth_param,
+        ])
+        .flatten()
+        .collect();
+    let rest = params
+        .into_iter()
+        .filter(|(k, _)| !reserved.contains(&k.as_str()))
+        .collect();
+    Ok(Ask {
+        size,
+        at,
+        token,
+        since,
+        sort,
+        rest,
+    })
+}
+
+/// One page's records and where the walk goes next.
+struct Page {
+    items: Vec<Value>,
+    total: usize,
+    more: bool,
+    /// The next cursor (token styles).
+    next: Option<String>,
+}
+
+fn select(inner: &Inner, t: &Table, ask: &Ask) -> Page {
+    if inner.faults.empty_listings() {
+        return Page {
+            items: Vec::new(),
+            total: 0,
+            more: false,
+            next: None,
+        };
+    }
+    let all: Vec<((i64, i64), Value, DateTime<Utc>)> = t
+        .all()
+        .into_iter()
+        .map(|r| (t.key(r, ask.sort), t.render(r), r.changed_at()))
+        .collect();
+    let names_field = |k: &str| all.iter().any(|(_, v, _)| v.get(k).is_some());
+    let filters: Vec<&(String, String)> = ask.rest.iter().filter(|(k, _)| names_field(k)).collect();
+    let mut rows: Vec<((i64, i64), Value)> = all
+        .iter()
+        .filter(|(_, _, changed)| ask.since.is_none_or(|s| *changed >= s))
+        .filter(|(_, v, _)| {
+            filters
+                .iter()
+                .all(|(k, want)| v.get(k).is_some_and(|x| super::wire::text(x) == *want))
+        })
+        .map(|(k, v, _)| (*k, v.clone()))
+        .collect();
+    rows.sort_by_key(|(k, _)| *k);
+    let total = rows.len();
+    let start = match ask.at {
+        At::Offset(o) => o.min(total),
+        At::After(key) => rows.partition_point(|(k, _)| *k <= key),
+    };
+    let end = start.saturating_add(ask.size).min(total);
+    let page = &rows[start..end];
+    let more = end < total;
+    let pages = &t.spec.pages;
+    let last_key = page.last().map(|(k, _)| *k);
+    let mut next = if more && pages.tokens() {
+        Some(token(last_key))
+    } else {
+        None
+    };
+    let mut claims_more = more;
+    if !more && pages.repeat_cursor && pages.tokens() {
+        // a loop: the last page points back at itself
+        next = Some(ask.token.clone().unwrap_or_else(|| token(None)));
+        claims_more = true;
+    } else if !more && pages.has_more_lies && !page.is_empty() {
+        // one page too many: the next one is empty and tells the truth
+        claims_more = true;
+        if pages.tokens() {
+            next = Some(token(last_key));
+        }
+    }
+    Page {
+        items: page.iter().map(|(_, v)| v.clone()).collect(),
+        total,
+        more: claims_more,
+        next,
+    }
+}
+
+/// The absolute URL of the same list with the position parameter set to `token` (None: the
+/// first page). The auth query parameter is not echoed.
+fn page_url(
+    inner: &Inner,
+    path: &str,
+    spec: &ResourceProfile,
+    query: &[(String, String)],
+    token: Option<&str>,
+) -> String {
+    let param = spec.pages.param().unwrap_or("cursor");
+    let auth_param =
+        (inner.profile.auth.kind == AuthKind::Query).then(|| inner.profile.auth.name());
+    let mut parts: Vec<String> = query
+        .iter()
+        .filter(|(k, _)| k != param && Some(k.as_str()) != auth_param)
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    if let Some(t) = token {
+        parts.push(format!("{}={}", encode(param), encode(t)));
+    }
+    let q = if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    };
+    format!("{}{path}{q}", inner.base_url)
+}
+
+/// Answers one list request; `path` and `query` are the request's (None for a search, which
+/// has no URL to repeat).
+fn answer(
+    inner: &Inner,
+    resource: &str,
+    params: Vec<(String, String)>,
+    url: Option<&str>,
+) -> Response {
+    let Some(spec) = inner.profile.resource(resource) else {
+        return ApiError::bad_request(format!("no resource `{resource}`")).into_response();
+    };
+    let query = params.clone();
+    let auth = &inner.profile.auth;
+    let auth_param = (auth.kind == AuthKind::Query).then(|| auth.name());
+    let ask = match ask(spec, params, auth_param) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let page = {
+        let data = lock(&inner.data);
+        match data.tables.get(resource) {
+            Some(t) => select(inner, t, &ask),
+            None => return ApiError::bad_request("no such resource").into_response(),
+        }
+    };
+    let p = &spec.pages;
+    let mut body = if spec.records.is_empty() {
+        Value::Array(Vec::new())
+    } else {
+        json!({})
+    };
+    put(&mut body, &spec.records, Value::Array(page.items));
+    if let Some(ptr) = &p.has_more {
+        put(&mut body, ptr, json!(page.more));
+    }
+    if let Some(ptr) = &p.total {
+        put(&mut body, ptr, json!(page.total));
+    }
+    if let Some(ptr) = p.cursor_pointer() {
+        put(&mut body, ptr, json!(page.next));
+    }
+    let next_url = match (url, &page.next) {
+        (Some(path), Some(t)) => Some(page_url(inner, path, spec, &query, Some(t))),
+        _ => None,
+    };
+    if let Some(ptr) = p.next_pointer() {
+        put(&mut body, ptr, json!(next_url));
+    }
+    let mut resp = json_response(StatusCode::OK, &body);
+    let headers = resp.headers_mut();
+    if let (Some(name), Some(t), PageStyle::Cursor) = (&p.cursor_header, &page.next, p.style) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::from_str(t),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    if let (PageStyle::Link, Some(path)) = (p.style, url) {
+        let mut links = Vec::new();
+        if let Some(next) = &next_url {
+            links.push(format!("<{next}>; rel=\"next\""));
+        }
+        links.push(format!(
+            "<{}>; rel=\"first\"",
+            page_url(inner, path, spec, &query, None)
+        ));
+        if let Ok(v) = HeaderValue::from_str(&links.join(", ")) {
+            headers.insert(header::LINK, v);
+        }
+    }
+    resp
+}
+
+/// `GET {path}?…`.
+pub(crate) fn list(
+    inner: &Inner,
+    resource: &str,
+    path: &str,
+    query: Vec<(String, String)>,
+) -> Response {
+    answer(inner, resource, query, Some(path))
+}
+
+/// `POST {search_path}` with the list parameters and filters in a JSON object.
+pub(crate) fn search(inner: &Inner, resource: &str, body: &[u8]) -> Response {
+    let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                let msg = format!("the search body must be a JSON object: {e}");
+                return ApiError::bad_request(msg).into_response();
+            }
+        }
+    };
+    let Value::Object(m) = v else {
+        return ApiError::bad_request("the search body must be a JSON object").into_response();
+    };
+    let params = m
+        .into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k, super::wire::text(&v)))
+        .collect();
+    answer(inner, resource, params, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        assert_eq!(
+            read_token(&token(Some((5, -3)))).ok(),
+            Some(At::After((5, -3)))
+        );
+        assert_eq!(read_token(&token(None)).ok(), Some(At::Offset(0)));
+        assert!(read_token("nonsense!").is_err());
+    }
+}
