@@ -8,6 +8,7 @@
 pub mod parties;
 pub mod portals;
 pub mod process;
+pub mod rest;
 pub mod salesforce;
 pub mod sql;
 pub mod stripe;
