@@ -19,7 +19,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_sync_both_ways() {
-    let ctx = RestCtx::start(5, r#"poll_interval = "1s""#, PEOPLE, false).await;
+    let ctx = RestCtx::start(5, r#"poll_interval = "1s""#, PEOPLE, false, false).await;
     let rows: i64 = ctx.one("select count(*) from crm.people").await;
     assert_eq!(rows, 5, "the backfill brought every person");
     ctx.quiesce().await;
@@ -113,7 +113,7 @@ async fn people_sync_both_ways() {
 /// precision, so a poll that saw a second's first edits must still find its last ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_webhooks_lost_the_poll_finds_every_edit_of_a_second() {
-    let ctx = RestCtx::start(30, r#"poll_interval = "1s""#, PEOPLE, false).await;
+    let ctx = RestCtx::start(30, r#"poll_interval = "1s""#, PEOPLE, false, false).await;
     ctx.quiesce().await;
     ctx.sim.set_webhook_url(None);
     let people = ctx.sim.records("people");
@@ -144,7 +144,7 @@ async fn with_webhooks_lost_the_poll_finds_every_edit_of_a_second() {
 /// commit leaves it) is found by its match key before it is sent again: one record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_whose_answer_was_lost_makes_one_record() {
-    let ctx = RestCtx::start(2, r#"poll_interval = "1s""#, PEOPLE, false).await;
+    let ctx = RestCtx::start(2, r#"poll_interval = "1s""#, PEOPLE, false, false).await;
     ctx.quiesce().await;
     ctx.sim.faults().set_rates(0.0, 0.0, 1.0);
     ctx.exec("insert into crm.people (name, email) values ('Lost Answer', 'lost@example.com')")
@@ -156,7 +156,10 @@ async fn a_create_whose_answer_was_lost_makes_one_record() {
     )
     .await;
     ctx.sim.faults().set_rates(0.0, 0.0, 0.0);
-    assert!(ctx.sim.stats().lost_responses >= 1, "the create's answer was lost");
+    assert!(
+        ctx.sim.stats().lost_responses >= 1,
+        "the create's answer was lost"
+    );
     let made = ctx.person("lost@example.com").unwrap();
     let id = made["id"].to_string();
     eventually("the record linked", Duration::from_secs(30), || async {
@@ -174,6 +177,68 @@ async fn a_create_whose_answer_was_lost_makes_one_record() {
         .filter(|p| p["email"] == "lost@example.com")
         .count();
     assert_eq!(copies, 1, "one record for one hub row");
+    ctx.stop().await;
+}
+
+/// An app that gives a deleted record's id to the next new one (`reused_ids`): with the
+/// deletion's webhook lost, the new record still becomes a new hub row, never lands on the old
+/// one, and the reconcile removes the old row; a hub edit of the old row is not written to
+/// the new record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_reused_after_a_delete_never_attaches_a_new_record_to_an_old_row() {
+    let ctx = RestCtx::start(
+        3,
+        "poll_interval = \"1s\"\nreconcile_interval = \"3s\"",
+        PEOPLE,
+        false,
+        true,
+    )
+    .await;
+    ctx.quiesce().await;
+    ctx.sim.set_webhook_url(None);
+    let old = ctx.person("record2@example.com").expect("record2");
+    let old_link: String = ctx
+        .one("select rest_id::text from crm.people where email = 'record2@example.com'")
+        .await;
+    assert!(ctx.sim.delete("people", &old["id"]));
+    let new = ctx.sim.insert(
+        "people",
+        json!({"email": "reborn@example.com", "name": "Reborn"}),
+    );
+    assert_eq!(
+        new["id"], old["id"],
+        "the simulator gave the freed id again"
+    );
+    // a hub edit of the old row meanwhile must not reach the new record
+    ctx.exec("update crm.people set name = 'Old Edit' where email = 'record2@example.com'")
+        .await;
+    let new_link = eventually(
+        "the new record in the hub",
+        Duration::from_secs(20),
+        || async {
+            ctx.opt::<String>(
+                "select rest_id::text from crm.people where email = 'reborn@example.com'",
+            )
+            .await
+        },
+    )
+    .await;
+    assert_ne!(new_link, old_link, "a new key for the new record");
+    eventually(
+        "the old row gone by the reconcile",
+        Duration::from_secs(30),
+        || async {
+            let n: i64 = ctx
+                .one("select count(*) from crm.people where email = 'record2@example.com'")
+                .await;
+            (n == 0).then_some(())
+        },
+    )
+    .await;
+    ctx.quiesce().await;
+    let now = ctx.sim.get("people", &new["id"]).expect("the new record");
+    assert_eq!(now["name"], "Reborn", "the old row's edit never reached it");
+    assert_eq!(now["email"], "reborn@example.com");
     ctx.stop().await;
 }
 

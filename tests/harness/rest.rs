@@ -19,8 +19,9 @@ use super::{backfilled, fresh_db, hubspot_activity, hubspot_beside, hubspot_secr
 pub const TOKEN: &str = "rest-token-e2e";
 pub const WEBHOOK_SECRET: &str = "rest-webhook-e2e";
 
-/// The app's wire shape as the simulator serves it.
-pub fn profile() -> Profile {
+/// The app's wire shape as the simulator serves it; with `reused_ids` a new record takes the
+/// lowest id a deletion freed.
+pub fn profile(reused_ids: bool) -> Profile {
     Profile::parse(&format!(
         r#"
         [auth]
@@ -34,6 +35,7 @@ pub fn profile() -> Profile {
         record = "/data"
         timestamps = "rfc3339_seconds"
         since_param = "updated_since"
+        reuse_ids = {reused_ids}
 
         [resources.people.pages]
         style = "cursor"
@@ -56,7 +58,13 @@ pub fn profile() -> Profile {
 }
 
 /// The `[connections.<name>]` of the app: the same shape, told to ferry.
-pub fn connection(name: &str, base_url: &str, token_env: &str, secret_env: &str) -> String {
+pub fn connection(
+    name: &str,
+    base_url: &str,
+    token_env: &str,
+    secret_env: &str,
+    reused_ids: bool,
+) -> String {
     format!(
         r#"
         [connections.{name}]
@@ -71,6 +79,7 @@ pub fn connection(name: &str, base_url: &str, token_env: &str, secret_env: &str)
         records = "/data"
         record = "/data"
         find = {{ property = "email" }}
+        reused_ids = {reused_ids}
         pages = {{ style = "cursor", cursor = "/meta/next", has_more = "/meta/has_more", size = 100 }}
         changes = {{ style = "filter", param = "updated_since" }}
 
@@ -100,8 +109,8 @@ fields = [
 ]
 "#;
 
-pub async fn sim(seed: usize) -> RestSim {
-    let mut cfg = SimConfig::new(profile());
+pub async fn sim(seed: usize, reused_ids: bool) -> RestSim {
+    let mut cfg = SimConfig::new(profile(reused_ids));
     cfg.seed.insert("people".into(), seed);
     RestSim::start(cfg).await.expect("rest simulator starts")
 }
@@ -116,16 +125,18 @@ pub struct RestCtx {
 
 impl RestCtx {
     /// `seed` people in the app; with `with_hubspot` a HubSpot connection beside (its
-    /// mappings are the caller's); `engine_lines` go in `[engine]`.
+    /// mappings are the caller's); `engine_lines` go in `[engine]`; `reused_ids` as in
+    /// [`profile`].
     pub async fn start(
         seed: usize,
         engine_lines: &str,
         mappings: &str,
         with_hubspot: bool,
+        reused_ids: bool,
     ) -> RestCtx {
         let (db, url) = fresh_db().await;
         let hub = Hub::connect(&url).await.expect("hub connects");
-        let sim = sim(seed).await;
+        let sim = sim(seed, reused_ids).await;
         let (hubspot, hubspot_connection) = hubspot_beside(with_hubspot).await;
         let text = format!(
             r#"
@@ -139,7 +150,13 @@ impl RestCtx {
             {hubspot_connection}
             {mappings}
             "#,
-            rest = connection("rest", &sim.base_url(), "UNUSED", "UNUSED_SECRET"),
+            rest = connection(
+                "rest",
+                &sim.base_url(),
+                "UNUSED",
+                "UNUSED_SECRET",
+                reused_ids
+            ),
         );
         let config = Config::parse(&text, "test config").expect("config parses");
         let secrets = HashMap::from([
@@ -213,7 +230,7 @@ pub struct RestParty(pub RestSim);
 
 impl RestParty {
     pub async fn start() -> Box<dyn Party> {
-        let mut cfg = SimConfig::new(profile());
+        let mut cfg = SimConfig::new(profile(false));
         cfg.faults.lost_response_rate = 0.01;
         Box::new(RestParty(
             RestSim::start(cfg).await.expect("rest simulator starts"),
@@ -240,7 +257,8 @@ impl Party for RestParty {
                 "rest",
                 &self.0.base_url(),
                 "TP_REST_TOKEN",
-                "TP_REST_SECRET"
+                "TP_REST_SECRET",
+                false,
             ),
             PEOPLE.replace(
                 "  { column = \"city\",  property = \"address.city\" },\n",

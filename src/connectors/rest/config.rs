@@ -103,6 +103,11 @@ pub struct Resource {
     /// answer 403).
     #[serde(default = "default_gone")]
     pub gone: Vec<u16>,
+    /// The app gives a deleted record's id to a new record: ferry keys each record by its id
+    /// and creation time (`created_at` must be in every record) so a new record never lands on
+    /// the hub row of the old one, and checks the creation time before each update or delete.
+    #[serde(default)]
+    pub reused_ids: bool,
     /// Whether ferry writes this resource (default true).
     #[serde(default = "yes")]
     pub writable: bool,
@@ -342,9 +347,9 @@ impl Default for Pages {
 }
 
 impl Resource {
-    /// The path of one record.
-    pub fn item(&self, id: &str) -> String {
-        let id = crate::connectors::wire::encode(id);
+    /// The path of one record (`key`: ferry's key of it).
+    pub fn item(&self, key: &str) -> String {
+        let id = crate::connectors::wire::encode(super::record::app_id(self, key));
         match &self.item_path {
             Some(t) => t.replace("{id}", &id),
             None => format!("{}/{id}", self.path.trim_end_matches('/')),

@@ -50,8 +50,15 @@ pub fn format_time(t: DateTime<Utc>, format: TimeFormat) -> String {
     }
 }
 
+/// Whether the record's tombstone property (the resource's `deleted`) says deleted.
+pub fn tombstoned(res: &Resource, record: &Value) -> bool {
+    res.deleted
+        .as_deref()
+        .is_some_and(|p| deleted_value(path::get(record, p)))
+}
+
 /// Whether a tombstone value says deleted: true, or any time / text; false, null, "" not.
-fn tombstoned(v: Option<&Value>) -> bool {
+fn deleted_value(v: Option<&Value>) -> bool {
     match v {
         None | Some(Value::Null) | Some(Value::Bool(false)) => false,
         Some(Value::String(s)) => !s.is_empty(),
@@ -80,14 +87,37 @@ pub fn read(
             message: format!("a record has no id at `{}`", res.id),
         })?;
     Ok(RemoteRecord {
-        id,
         updated_at: modified(res, record),
         properties: path::pluck(record, properties),
-        archived: res
-            .deleted
-            .as_deref()
-            .is_some_and(|p| tombstoned(path::get(record, p))),
+        archived: tombstoned(res, record),
+        id: identity(res, record, id),
     })
+}
+
+/// Separates an app id from the creation time in a record's key under `reused_ids`.
+const BORN: char = '@';
+
+/// The record's key in ferry: its id, and under `reused_ids` its creation time too
+/// (`5@1714557600000`), so a new record given an old id is a new record to ferry.
+pub fn identity(res: &Resource, record: &Value, id: String) -> String {
+    if !res.reused_ids {
+        return id;
+    }
+    match path::get(record, &res.created_at).and_then(parse_time) {
+        Some(t) => format!("{id}{BORN}{}", t.timestamp_millis()),
+        None => id,
+    }
+}
+
+/// The app's own id in a key [`identity`] made.
+pub fn app_id<'a>(res: &Resource, key: &'a str) -> &'a str {
+    if !res.reused_ids {
+        return key;
+    }
+    match key.rsplit_once(BORN) {
+        Some((id, ms)) if !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit()) => id,
+        _ => key,
+    }
 }
 
 /// The record in a single answer (at the resource's `record` pointer).
@@ -182,6 +212,18 @@ mod tests {
         assert!(r.archived);
         assert_eq!(r.properties["name"], json!("A"));
         assert!(read(&res(), &json!({"name": "no id"}), &[]).is_err());
+        let mut reused = res();
+        reused.reused_ids = true;
+        let r = read(
+            &reused,
+            &json!({"id": 5, "created_at": "2024-05-01T10:00:00Z"}),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r.id, "5@1714557600000");
+        assert_eq!(app_id(&reused, &r.id), "5");
+        assert_eq!(app_id(&reused, "a@b.c"), "a@b.c");
+        assert_eq!(app_id(&res(), "5@1714557600000"), "5@1714557600000");
         assert_eq!(
             parse_time(&json!(1714557600123u64))
                 .unwrap()

@@ -16,8 +16,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::config::{Resource, Webhook, WebhookScheme};
+use super::record;
 use super::signature::{verify, STANDARD_ID};
-use crate::connectors::{path, ChangeEvent, WebhookError, WebhookRequest};
+use crate::connectors::{ChangeEvent, WebhookError, WebhookRequest};
 
 /// The default pointer to the record's id in an event.
 pub const DEFAULT_ID: &str = "/data/id";
@@ -85,20 +86,24 @@ fn change_event(
         .unwrap_or("");
     let (name, resource) = resource_of(config, resources, event, kind)?;
     let id_pointer = config.id.as_deref().unwrap_or(DEFAULT_ID);
-    let remote_id = event.pointer(id_pointer).and_then(text)?;
+    let remote_id = event.pointer(id_pointer).and_then(record::id_text)?;
     // the record is the object holding the id (`/data` for `/data/id`; the event for `/id`)
-    let record = id_pointer
+    let holder = id_pointer
         .rsplit_once('/')
         .and_then(|(parent, _)| event.pointer(parent));
+    let remote_id = match holder {
+        Some(r) => record::identity(resource, r, remote_id),
+        None => remote_id,
+    };
     let deleted = config.deletes.iter().any(|d| is_type(kind, d))
-        || record.is_some_and(|r| tombstoned(resource, r));
+        || holder.is_some_and(|r| record::tombstoned(resource, r));
     let event_id = config
         .event_id
         .as_deref()
         .and_then(|p| event.pointer(p))
-        .and_then(text)
+        .and_then(record::id_text)
         .or(delivery_id)
-        .or_else(|| event.pointer("/id").and_then(text));
+        .or_else(|| event.pointer("/id").and_then(record::id_text));
     Some(ChangeEvent {
         event_id,
         object: name.clone(),
@@ -140,26 +145,4 @@ fn is_type(kind: &str, delete: &str) -> bool {
         || kind
             .strip_suffix(delete)
             .is_some_and(|head| head.ends_with('.'))
-}
-
-/// Whether the record's tombstone property is set: true, a time, any value but null, false
-/// or empty text.
-fn tombstoned(resource: &Resource, record: &Value) -> bool {
-    let Some(property) = resource.deleted.as_deref() else {
-        return false;
-    };
-    match path::get(record, property) {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(_) => true,
-    }
-}
-
-/// An id as text: a non-empty string, or a number (`12` → "12").
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }

@@ -33,11 +33,17 @@ impl Rest {
         items: &[(String, Properties)],
     ) -> Vec<Result<Written, ConnectorError>> {
         join_all(items.iter().map(|(id, props)| async move {
-            let body = if res.update.full {
-                let current = self
-                    .get_one(res, id)
-                    .await?
-                    .ok_or(ConnectorError::NotFound)?;
+            // under reused ids the record at this id must still be the one ferry keyed
+            let checked = if res.update.full || keyed_by_birth(res, id) {
+                Some(
+                    self.same_record(res, id)
+                        .await?
+                        .ok_or(ConnectorError::NotFound)?,
+                )
+            } else {
+                None
+            };
+            let body = if let Some(current) = checked.filter(|_| res.update.full) {
                 let mut whole = record::merged(&current, props);
                 // fields the app keeps itself are not the client's to send
                 for key in [&res.id, &res.updated_at, &res.created_at] {
@@ -73,6 +79,10 @@ impl Rest {
         ids: &[String],
     ) -> Vec<Result<(), ConnectorError>> {
         join_all(ids.iter().map(|id| async move {
+            if keyed_by_birth(res, id) && self.same_record(res, id).await?.is_none() {
+                // the id now names another record: the one ferry keyed is gone
+                return Ok(());
+            }
             match self
                 .client
                 .call(Method::DELETE, &res.item(id), &[], None)
@@ -88,6 +98,31 @@ impl Rest {
     }
 }
 
+/// Whether `key` carries a creation time (`reused_ids`), so a write checks it first.
+fn keyed_by_birth(res: &Resource, key: &str) -> bool {
+    res.reused_ids && record::app_id(res, key) != key
+}
+
+impl Rest {
+    /// The record at `key`'s id if it is still the one `key` names (same creation time).
+    async fn same_record(
+        &self,
+        res: &Resource,
+        key: &str,
+    ) -> Result<Option<Value>, ConnectorError> {
+        let Some(current) = self.get_one(res, key).await? else {
+            return Ok(None);
+        };
+        let id = crate::connectors::path::get(&current, &res.id)
+            .and_then(record::id_text)
+            .unwrap_or_default();
+        Ok(
+            (record::identity(res, &current, id) == key || !keyed_by_birth(res, key))
+                .then_some(current),
+        )
+    }
+}
+
 /// The id and version a write's answer names; an answer without the record (204, or a body
 /// without it) keeps the id the write was for and no version (the next read brings it).
 fn written(res: &Resource, body: &Value, id: Option<&str>) -> Result<Written, ConnectorError> {
@@ -96,7 +131,7 @@ fn written(res: &Resource, body: &Value, id: Option<&str>) -> Result<Written, Co
         .and_then(|r| crate::connectors::path::get(r, &res.id))
         .and_then(record::id_text);
     let id = match (answered_id, id) {
-        (Some(a), _) => a,
+        (Some(a), _) => record::identity(res, rec.expect("an id came from it"), a),
         (None, Some(i)) => i.to_string(),
         (None, None) => {
             return Err(ConnectorError::Transient(format!(
