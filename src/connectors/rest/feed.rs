@@ -20,6 +20,9 @@ struct Cursor {
     newest: Option<DateTime<Utc>>,
     #[serde(default)]
     page: Option<Position>,
+    /// When this pass read its first page (ferry's clock).
+    #[serde(default)]
+    began: Option<DateTime<Utc>>,
 }
 
 impl Cursor {
@@ -42,15 +45,21 @@ impl Rest {
                 since: start.at,
                 newest: None,
                 page: None,
+                began: None,
             }),
             None => Cursor {
                 since: start.at,
                 newest: None,
                 page: None,
+                began: None,
             },
         };
+        let began = at.began.unwrap_or_else(Utc::now);
         let bound = at.since
             - chrono::TimeDelta::from_std(start.overlap).unwrap_or(chrono::TimeDelta::zero());
+        // whole seconds: an app keeping times to the second stamps a change made later in the
+        // bound's own second with that second, which a finer bound would pass over
+        let bound = DateTime::from_timestamp(bound.timestamp(), 0).unwrap_or(bound);
         let changes = &res.changes;
         let mut extra: Vec<(String, String)> = changes
             .query
@@ -102,13 +111,19 @@ impl Rest {
                 since: at.since,
                 newest,
                 page: read.after,
+                began: Some(began),
             }
         } else {
-            // the pass is over: the next one starts at the newest change it saw
+            // the pass is over: the next one starts at the newest change it saw, less the
+            // pass's own length — a record edited after its page was read carries a time at
+            // least that far before the newest one, so the next pass reads it whatever the
+            // overlap window
+            let took = (Utc::now() - began).max(chrono::TimeDelta::zero());
             Cursor {
-                since: newest.map_or(at.since, |n| n.max(at.since)),
+                since: newest.map_or(at.since, |n| (n - took).max(at.since)),
                 newest: None,
                 page: None,
+                began: None,
             }
         };
         Ok(FeedPage {

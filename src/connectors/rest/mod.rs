@@ -17,7 +17,17 @@ pub mod webhook;
 mod writes;
 
 #[cfg(test)]
+mod tests_auth;
+#[cfg(test)]
+mod tests_feed;
+#[cfg(test)]
+mod tests_reads;
+#[cfg(test)]
+mod tests_support;
+#[cfg(test)]
 mod tests_webhook;
+#[cfg(test)]
+mod tests_writes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

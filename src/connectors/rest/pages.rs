@@ -25,6 +25,10 @@ pub struct Position {
     pub next: Option<Next>,
     /// The cursor or URL of the page before, to notice a loop of two.
     pub before: Option<String>,
+    /// A digest of the ids on the page before: a page that repeats it (a next cursor or URL
+    /// leading back to the first page, which had none to compare) is not read twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,13 +94,21 @@ pub async fn read(
         (None, _) => {}
     }
     let answer = if p.cursor_in_body && !matches!(at.next, Some(Next::Url(_))) {
+        // the page size, offset and page number are numbers; filters and cursors stay text
+        // (a find value `0150` is not the number 150)
+        let position = match p.style {
+            PageStyle::Offset => Some(param("offset")),
+            PageStyle::Page => Some(param("page")),
+            _ => None,
+        };
+        let numeric = |k: &str| k == p.size_param || position.as_deref() == Some(k);
         let body: Map<String, Value> = params
             .into_iter()
             .map(|(k, v)| {
-                let v = v
-                    .parse::<i64>()
-                    .map(Value::from)
-                    .unwrap_or(Value::String(v));
+                let v = match v.parse::<i64>() {
+                    Ok(n) if numeric(&k) => Value::from(n),
+                    _ => Value::String(v),
+                };
                 (k, v)
             })
             .collect();
@@ -108,16 +120,34 @@ pub async fn read(
             .call_classified(Method::GET, &target, &params, None)
             .await?
     };
-    let records = record::many(res, &answer.body)?.to_vec();
-    let after = next(
-        connection,
-        res,
-        at,
-        &answer.body,
-        &answer.headers,
-        records.len(),
-    );
+    let mut records = record::many(res, &answer.body)?.to_vec();
+    let count = records.len();
+    let digest = digest(res, &records);
+    if digest.is_some() && digest == at.last {
+        tracing::warn!(connection, resource = %res.path, "a listing page repeats the page before; its records are not read again");
+        records.clear();
+    }
+    // the position moves over the repeated page all the same: the stop rules decide the end
+    let after = next(connection, res, at, &answer.body, &answer.headers, count)
+        .map(|p| Position { last: digest, ..p });
     Ok(Read { records, after })
+}
+
+/// A digest of a page's record ids (of the whole record where one has none); None when empty.
+fn digest(res: &Resource, records: &[Value]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    if records.is_empty() {
+        return None;
+    }
+    let mut h = Sha256::new();
+    for r in records {
+        match crate::connectors::path::get(r, &res.id).and_then(record::id_text) {
+            Some(id) => h.update(id.as_bytes()),
+            None => h.update(r.to_string().as_bytes()),
+        }
+        h.update(b"\n");
+    }
+    Some(hex::encode(&h.finalize()[..8]))
 }
 
 /// The position after a page of `count` records, or None when a stop rule says it was the
@@ -197,6 +227,7 @@ fn next(
         seen,
         next: Some(following),
         before: current,
+        last: None,
     })
 }
 

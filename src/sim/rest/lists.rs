@@ -169,22 +169,25 @@ fn select(inner: &Inner, t: &Table, ask: &Ask) -> Page {
             next: None,
         };
     }
-    let all: Vec<((i64, i64), Value, DateTime<Utc>)> = t
+    // keys first, values rendered only where a filter needs them and for the page itself
+    let records: Vec<_> = t
         .all()
         .into_iter()
-        .map(|r| (t.key(r, ask.sort), t.render(r), r.changed_at()))
+        .filter(|r| ask.since.is_none_or(|s| r.changed_at() >= s))
         .collect();
-    let names_field = |k: &str| all.iter().any(|(_, v, _)| v.get(k).is_some());
+    let names_field = |k: &str| records.iter().any(|r| r.fields.contains_key(k));
     let filters: Vec<&(String, String)> = ask.rest.iter().filter(|(k, _)| names_field(k)).collect();
-    let mut rows: Vec<((i64, i64), Value)> = all
-        .iter()
-        .filter(|(_, _, changed)| ask.since.is_none_or(|s| *changed >= s))
-        .filter(|(_, v, _)| {
-            filters
-                .iter()
-                .all(|(k, want)| v.get(k).is_some_and(|x| super::wire::text(x) == *want))
+    let mut rows: Vec<((i64, i64), &super::store::Record)> = records
+        .into_iter()
+        .filter(|r| {
+            filters.is_empty() || {
+                let v = t.render(r);
+                filters
+                    .iter()
+                    .all(|(k, want)| v.get(k).is_some_and(|x| super::wire::text(x) == *want))
+            }
         })
-        .map(|(k, v, _)| (*k, v.clone()))
+        .map(|r| (t.key(r, ask.sort), r))
         .collect();
     rows.sort_by_key(|(k, _)| *k);
     let total = rows.len();
@@ -215,7 +218,7 @@ fn select(inner: &Inner, t: &Table, ask: &Ask) -> Page {
         }
     }
     Page {
-        items: page.iter().map(|(_, v)| v.clone()).collect(),
+        items: page.iter().map(|(_, r)| t.render(r)).collect(),
         total,
         more: claims_more,
         next,

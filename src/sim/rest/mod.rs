@@ -130,7 +130,10 @@ impl RestSim {
         let hooks = WebhookSender::new(
             format,
             config.webhook_url.clone(),
-            DeliveryPolicy::default(),
+            DeliveryPolicy {
+                concurrency: config.profile.webhooks.concurrency.max(1),
+                ..DeliveryPolicy::default()
+            },
             clock.clone(),
             faults.clone(),
         )?;

@@ -437,6 +437,9 @@ pub struct WebhookProfile {
     pub payload: Payload,
     /// Default: `--webhook-secret`, else `whsec-sim` (`standard`: the spec's example key).
     pub secret: Option<String>,
+    /// Deliveries in flight at once (1: strictly one after another, in order; apps that
+    /// promise no order send several side by side).
+    pub concurrency: usize,
 }
 
 impl Default for WebhookProfile {
@@ -451,6 +454,7 @@ impl Default for WebhookProfile {
             timestamp_header: None,
             payload: Payload::default(),
             secret: None,
+            concurrency: 1,
         }
     }
 }
