@@ -5,6 +5,7 @@
 //! (`zendesk`, `portals`, `parties`), SQL on a context's hub in `sql`.
 #![allow(dead_code)]
 
+pub mod examples;
 pub mod parties;
 pub mod portals;
 pub mod process;
