@@ -145,6 +145,18 @@ enum BenchWhat {
         #[arg(long, default_value = "25/1s")]
         budget: String,
     },
+    /// The generic REST connector: backfill and webhook ingest vs the HubSpot preset's.
+    Rest {
+        /// Records seeded in the REST simulator (and contacts in HubSpot's, the baseline).
+        #[arg(long, default_value_t = 5_000)]
+        records: usize,
+        /// App edits delivered by webhook (in both apps).
+        #[arg(long, default_value_t = 2_000)]
+        events: usize,
+        /// Deliveries the REST simulator has in flight at once (one event each).
+        #[arg(long, default_value_t = 8)]
+        webhook_concurrency: usize,
+    },
     /// The Salesforce preset: backfill vs HubSpot's, a write backlog through sObject
     /// Collections, and the daily allocation paced over two simulated days.
     Salesforce {
@@ -348,6 +360,22 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             let dir = bench_dir(cli.data_dir);
             ferry::bench::stripe::run(&dir, ferry::bench::stripe::Options { customers, budget })
                 .await?;
+        }
+        Command::Bench {
+            what:
+                BenchWhat::Rest {
+                    records,
+                    events,
+                    webhook_concurrency,
+                },
+        } => {
+            let dir = bench_dir(cli.data_dir);
+            let opts = ferry::bench::rest::Options {
+                records,
+                events,
+                webhook_concurrency,
+            };
+            ferry::bench::rest::run(&dir, opts).await?;
         }
         Command::Bench {
             what:

@@ -1,6 +1,7 @@
-//! Benchmarks of the presets: what `ferry bench zendesk` and `ferry bench stripe` share — the
-//! simulators' credentials, the same-run baseline (the HubSpot preset's backfill of as many
-//! records under its budget), the read path alone, and the arithmetic of ideal rates.
+//! Benchmarks of the presets: what `ferry bench zendesk`, `stripe`, `salesforce` and `rest`
+//! share — the simulators' credentials, the same-run baselines (the HubSpot preset's backfill
+//! of as many records under its budget, its webhook ingest), the read path alone, and the
+//! arithmetic of ideal rates.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -207,6 +208,76 @@ pub async fn hubspot_backfill(data_dir: &Path, users: usize) -> Result<Backfill,
         read_secs,
         start_secs,
     })
+}
+
+/// Waits until `count_sql` (one `count(*)`) reaches `n`, up to ten minutes after `t0`.
+pub async fn wait_count(
+    c: &tokio_postgres::Client,
+    count_sql: &str,
+    n: usize,
+    t0: Instant,
+    what: &str,
+) -> Result<(), BenchError> {
+    loop {
+        let done: i64 = c.query_one(count_sql, &[]).await?.get(0);
+        if done >= n as i64 {
+            return Ok(());
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(600) {
+            return Err(BenchError::Timeout(what.into()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The same-run baseline of webhook ingest: `n` contacts edited in HubSpot's simulator, its
+/// signed deliveries (≤100 events each) into the hub; events/s.
+pub async fn hubspot_webhook_ingest(data_dir: &Path, n: usize) -> Result<f64, BenchError> {
+    let rig = Rig::start(data_dir, "ferry_bench_hubspot_webhooks").await?;
+    let sim = HubSpotSim::start(
+        HubSpotConfig {
+            token: TOKEN.into(),
+            webhook_secret: SECRET.into(),
+            seed_contacts: n,
+            ..HubSpotConfig::default()
+        },
+        "127.0.0.1:0".parse().expect("static address"),
+    )
+    .await
+    .map_err(|e| BenchError::Setup(format!("HubSpot simulator: {e}")))?;
+    let mut config = rig.config(&sim.base_url(), None, crate::config::default_workers())?;
+    config.engine.poll_interval = std::time::Duration::ZERO;
+    config.engine.reconcile_interval = std::time::Duration::ZERO;
+    let engine = Engine::start(rig.hub.clone(), &config, &secrets("hubspot")).await?;
+    rig.wait_backfill(n).await?;
+    rig.wait_outbox_empty().await?;
+    sim.set_webhook_url(Some(engine.webhook_url("hubspot")));
+    let c = rig.hub.client().await?;
+    let ids: Vec<String> = c
+        .query("select hubspot_id from hubspot.contacts order by id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let t0 = Instant::now();
+    for id in &ids {
+        let mut p = serde_json::Map::new();
+        p.insert("company".into(), serde_json::json!(format!("wh-{id}")));
+        sim.app_update("contacts", id, p)
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+    }
+    wait_count(
+        &c,
+        "select count(*) from hubspot.contacts where company like 'wh-%'",
+        ids.len(),
+        t0,
+        "HubSpot webhook ingest",
+    )
+    .await?;
+    let rate = ids.len() as f64 / t0.elapsed().as_secs_f64();
+    engine.shutdown().await;
+    sim.shutdown();
+    Ok(rate)
 }
 
 #[cfg(test)]

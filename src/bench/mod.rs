@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod inbound;
 pub mod nway;
 pub mod outbound;
+pub mod rest;
 pub mod salesforce;
 pub mod salesforce_day;
 pub mod stripe;

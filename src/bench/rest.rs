@@ -1,0 +1,194 @@
+//! `ferry bench rest`: the generic REST connector against the REST simulator serving the
+//! sample cursor-paged profile (`src/sim/rest/profiles/cursor_bearer.toml`) — the backfill of
+//! N records under the HubSpot preset's budget (records/s, calls, records per call) next to
+//! the HubSpot preset's backfill of N contacts in the same run, then webhook ingest (app edits
+//! → one signed delivery each → inbox → fetch → rows, events/s) next to HubSpot's.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::baseline::{
+    hubspot_backfill, hubspot_webhook_ingest, read_alone, report_backfill, timed_backfill,
+    wait_count, Backfill, HUBSPOT_BUDGET, SECRET, TOKEN,
+};
+use super::{BenchError, Rig};
+use crate::config::{Config, Secrets};
+use crate::sim::rest::{Profile, RestSim, SimConfig};
+
+pub struct Options {
+    /// Records seeded in the REST simulator (and contacts in HubSpot's, for the baseline).
+    pub records: usize,
+    /// Records edited in the app for the webhook run (in both apps).
+    pub events: usize,
+    /// Webhook deliveries the REST simulator has in flight at once.
+    pub webhook_concurrency: usize,
+}
+
+/// The sample profile with the bench's credentials and the HubSpot preset's budget.
+fn profile(concurrency: usize) -> Result<Profile, BenchError> {
+    let mut p = Profile::parse(include_str!("../sim/rest/profiles/cursor_bearer.toml"))
+        .map_err(BenchError::Setup)?;
+    p.auth.secret = Some(TOKEN.into());
+    p.webhooks.secret = Some(SECRET.into());
+    // one event a POST, `concurrency` POSTs side by side (GitHub's and Svix's senders do not
+    // wait for one delivery before the next)
+    p.webhooks.concurrency = concurrency;
+    Ok(p)
+}
+
+/// `rest.contacts` ↔ the simulator's contacts, told to ferry; polling and reconcile off.
+fn config(rig: &Rig, sim: &RestSim) -> Result<Config, BenchError> {
+    let text = format!(
+        r#"
+        [engine]
+        listen = "127.0.0.1:0"
+        slot = "{db}"
+        poll_interval = "0s"
+        reconcile_interval = "0s"
+        [connections.rest]
+        kind = "rest"
+        base_url = "{url}"
+        token_env = "UNUSED"
+        webhook_secret_env = "UNUSED_SECRET"
+        [connections.rest.resources.contacts]
+        path = "/v1/contacts"
+        records = "/data"
+        pages = {{ style = "cursor", cursor = "/next_cursor", has_more = "/has_more", size = 100 }}
+        [connections.rest.webhook]
+        scheme = "hmac"
+        header = "X-Signature"
+        prefix = "sha256="
+        signed = "{{timestamp}}.{{body}}"
+        timestamp_header = "X-Timestamp"
+        [[mappings]]
+        connection = "rest"
+        object = "contacts"
+        table = "rest.contacts"
+        match_key = "email"
+        fields = [
+          {{ column = "email", property = "email", transform = "lowercase" }},
+          {{ column = "name",  property = "name" }},
+          {{ column = "phone", property = "phone" }},
+        ]
+        "#,
+        db = rig.db,
+        url = sim.base_url(),
+    );
+    Ok(Config::parse(&text, "bench config")?)
+}
+
+pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
+    let n = opts.records;
+    println!(
+        "# ferry bench rest ({n} records, {} webhook events; the HubSpot baseline under its budget {HUBSPOT_BUDGET}, the REST app without one)",
+        opts.events
+    );
+    let hubspot = hubspot_backfill(data_dir, n).await?;
+
+    // ---- the REST backfill: cursor pages of 100 → rest.contacts ----
+    let rig = Rig::start(data_dir, "ferry_bench_rest").await?;
+    let mut cfg = SimConfig::new(profile(opts.webhook_concurrency)?);
+    cfg.seed.insert("contacts".into(), n);
+    let sim = RestSim::start(cfg)
+        .await
+        .map_err(|e| BenchError::Setup(format!("REST simulator: {e}")))?;
+    let config = config(&rig, &sim)?;
+    let secrets = HashMap::from([(
+        "rest".to_string(),
+        Secrets {
+            token: TOKEN.into(),
+            webhook_secret: Some(SECRET.into()),
+        },
+    )]);
+    let (read_secs, read_records, _) = read_alone(&config, &secrets).await?;
+    if read_records != n {
+        return Err(BenchError::Setup(format!(
+            "the listing has {read_records} records, the simulator {n}"
+        )));
+    }
+    // the read path alone spent budget: let the window pass before the timed run
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    sim.reset_stats();
+    let (engine, start_secs, secs) =
+        timed_backfill(&rig, &config, &secrets, "rest.contacts", n).await?;
+    let b = sim.stats();
+    let rest = Backfill {
+        records: n,
+        secs,
+        calls: b.requests,
+        read_secs,
+        start_secs,
+    };
+    rig.wait_outbox_empty().await?;
+    report_backfill(
+        ("REST", "records", "rest"),
+        &rest,
+        &b.by_route,
+        Some(b.throttled),
+        &hubspot,
+    );
+
+    // ---- webhook ingest: one edit per record in the app, one signed delivery each ----
+    let m = opts.events.min(n);
+    sim.set_webhook_url(Some(engine.webhook_url("rest")));
+    let ids: Vec<serde_json::Value> = sim
+        .records("contacts")
+        .into_iter()
+        .take(m)
+        .map(|r| r["id"].clone())
+        .collect();
+    let c = rig.hub.client().await?;
+    let t0 = Instant::now();
+    for id in &ids {
+        let _ = sim.edit("contacts", id, json!({"phone": format!("wh-{id}")}));
+    }
+    // when the app had delivered every event (answered 2xx), and when the rows were there
+    let sent = sim.webhook_counts().delivered;
+    let mut delivered_secs = None;
+    let probe = async {
+        loop {
+            if sim.webhook_counts().delivered - sent >= m as u64 {
+                return t0.elapsed().as_secs_f64();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let rows = wait_count(
+        &c,
+        "select count(*) from rest.contacts where phone like 'wh-%'",
+        m,
+        t0,
+        "REST webhook ingest",
+    );
+    tokio::pin!(probe);
+    tokio::pin!(rows);
+    loop {
+        tokio::select! {
+            at = &mut probe, if delivered_secs.is_none() => delivered_secs = Some(at),
+            done = &mut rows => { done?; break; }
+        }
+    }
+    let rest_secs = t0.elapsed().as_secs_f64();
+    let rest_rate = m as f64 / rest_secs;
+    let delivered_secs = delivered_secs.unwrap_or(rest_secs);
+    let delivered = sim.webhook_counts();
+    engine.shutdown().await;
+    sim.stop();
+    let hubspot_rate = hubspot_webhook_ingest(data_dir, m).await?;
+    let ratio = rest_rate / hubspot_rate;
+    println!(
+        "webhooks: REST {rest_rate:.0} events/s ({m} app edits → {} signed deliveries of one event, {} in flight, all answered in {delivered_secs:.2} s → rows in {rest_secs:.2} s); \
+         HubSpot preset {hubspot_rate:.0} events/s (the same edits, deliveries of ≤100 events); ratio {ratio:.3}",
+        delivered.delivered,
+        opts.webhook_concurrency
+    );
+    println!(
+        "{}",
+        json!({"bench": "rest.webhooks", "events": m, "events_per_s": rest_rate,
+               "deliveries": delivered.delivered, "delivered_seconds": delivered_secs, "seconds": rest_secs, "hubspot_events_per_s": hubspot_rate, "ratio": ratio})
+    );
+    Ok(())
+}
