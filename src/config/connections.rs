@@ -49,6 +49,9 @@ pub struct ConnectionConfig {
     pub resources: std::collections::BTreeMap<String, crate::connectors::rest::config::Resource>,
     /// REST: how webhook deliveries are verified and read.
     pub webhook: Option<crate::connectors::rest::config::Webhook>,
+    /// REST: headers sent with every request (`{ "X-GitHub-Api-Version" = "2022-11-28" }`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 /// OAuth grants a Salesforce connection may name.
@@ -145,9 +148,13 @@ impl ConnectionConfig {
         }
         if self.kind == "rest" {
             crate::connectors::rest::validate(name, self).map_err(ConfigError::Invalid)?;
-        } else if self.auth.is_some() || !self.resources.is_empty() || self.webhook.is_some() {
+        } else if self.auth.is_some()
+            || !self.resources.is_empty()
+            || self.webhook.is_some()
+            || !self.headers.is_empty()
+        {
             return bad(format!(
-                "connection `{name}`: auth, resources and webhook tables are for kind = \"rest\" (this connection is {})",
+                "connection `{name}`: auth, resources, webhook and headers are for kind = \"rest\" (this connection is {})",
                 self.kind
             ));
         }

@@ -41,6 +41,15 @@ pub fn validate(name: &str, c: &ConnectionConfig) -> Result<(), String> {
             crate::config::parse_duration(t).map_err(|e| at(&format!("auth.ttl: {e}")))?;
         }
     }
+    for (k, v) in &c.headers {
+        if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
+            || reqwest::header::HeaderValue::from_str(v).is_err()
+        {
+            return Err(at(&format!(
+                "headers: `{k}` is not a valid HTTP header name and value"
+            )));
+        }
+    }
     for (object, r) in &c.resources {
         resource(&format!("connection `{name}`, resource `{object}`"), r)?;
     }
@@ -207,5 +216,14 @@ mod tests {
         )
         .unwrap_err()
         .contains("unknown variant `sideways`"));
+        assert_eq!(
+            check("headers = { \"Bad Name\" = \"x\" }\n[resources.people]\npath = \"/p\"")
+                .unwrap_err(),
+            "connection `crm`: headers: `Bad Name` is not a valid HTTP header name and value"
+        );
+        assert!(check(
+            "headers = { \"X-Api-Version\" = \"2024-01\" }\n[resources.people]\npath = \"/p\""
+        )
+        .is_ok());
     }
 }

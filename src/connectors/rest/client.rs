@@ -4,6 +4,7 @@
 //! session on 401, metrics, and failures classified into [`ConnectorError`]s with the app's
 //! own message.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -41,20 +42,41 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(name: &str, base_url: &str, signer: Signer, budget: Option<Budget>) -> Client {
+    /// `headers`: sent with every request (the app's API version, a client name).
+    pub fn new(
+        name: &str,
+        base_url: &str,
+        signer: Signer,
+        budget: Option<Budget>,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<Client, String> {
+        let mut fixed = HeaderMap::new();
+        fixed.insert(
+            reqwest::header::ACCEPT,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+        for (k, v) in headers {
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("header name `{k}` is not a valid HTTP header name"))?;
+            let value = reqwest::header::HeaderValue::from_str(v)
+                .map_err(|_| format!("the value of header `{k}` is not valid in HTTP"))?;
+            fixed.insert(name, value);
+        }
         let http = reqwest::Client::builder()
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .default_headers(fixed)
             .timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
             .build()
-            .expect("static reqwest configuration is valid");
-        Client {
+            .map_err(|e| format!("the HTTP client cannot be built: {e}"))?;
+        Ok(Client {
             name: name.to_string(),
             http,
             base: base_url.trim_end_matches('/').to_string(),
             signer,
             limiter: budget.map(RateLimiter::new),
-        }
+        })
     }
 
     /// The absolute URL of `target`: a path under the base, or a URL on the base's origin
@@ -143,10 +165,7 @@ impl Client {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str(&query_text(&pairs));
         }
-        let mut req = self
-            .http
-            .request(method, url)
-            .header(reqwest::header::ACCEPT, "application/json");
+        let mut req = self.http.request(method, url);
         if let Some((n, v)) = header {
             req = req.header(n, v);
         }

@@ -211,8 +211,11 @@ pub enum ChangeStyle {
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeFormat {
+    /// `2024-05-01T10:00:00.000Z`.
     #[default]
     Rfc3339,
+    /// `2024-05-01T10:00:00Z` (GitHub's `since`).
+    Rfc3339Seconds,
     Unix,
     UnixMs,
 }
@@ -287,6 +290,9 @@ pub struct Webhook {
     /// A JSON pointer to the event's own id (replays are dropped by it); `webhook-id` is read
     /// under the Standard Webhooks scheme.
     pub event_id: Option<String>,
+    /// A header carrying the delivery's id (`X-GitHub-Delivery`), used as the event id when
+    /// the event has none at `event_id`.
+    pub event_id_header: Option<String>,
     /// A JSON pointer to the event type (default `/type`).
     #[serde(default = "default_event_type")]
     pub kind: String,

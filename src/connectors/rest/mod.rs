@@ -63,17 +63,19 @@ impl Rest {
         secret: &str,
         connection: &crate::config::ConnectionConfig,
         budget: Option<Budget>,
-    ) -> Rest {
+    ) -> Result<Rest, String> {
         let signer = auth::Signer::new(connection.auth.clone(), secret);
-        Rest {
-            client: Client::new(name, base_url, signer, budget),
+        let client = Client::new(name, base_url, signer, budget, &connection.headers)
+            .map_err(|e| format!("connection `{name}`: {e}"))?;
+        Ok(Rest {
+            client,
             name: name.to_string(),
             resources: connection.resources.clone(),
             webhook: connection
                 .webhook
                 .clone()
                 .unwrap_or_else(|| toml::from_str("").expect("defaults")),
-        }
+        })
     }
 
     fn resource(&self, object: &str) -> Result<&Resource, ConnectorError> {
@@ -115,7 +117,7 @@ pub fn build(
         secrets.token.trim(),
         connection,
         budget,
-    )))
+    )?))
 }
 
 #[async_trait::async_trait]

@@ -45,6 +45,7 @@ pub fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
 pub fn format_time(t: DateTime<Utc>, format: TimeFormat) -> String {
     match format {
         TimeFormat::Rfc3339 => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        TimeFormat::Rfc3339Seconds => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         TimeFormat::Unix => t.timestamp().to_string(),
         TimeFormat::UnixMs => t.timestamp_millis().to_string(),
     }

@@ -50,15 +50,18 @@ pub fn parse(
             )))
         }
     };
-    let delivery = match config.scheme {
-        WebhookScheme::Standard => request
-            .headers
-            .get(STANDARD_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|id| !id.is_empty()),
-        _ => None,
+    // the delivery's own id: the configured header (GitHub's `X-GitHub-Delivery`), else
+    // Standard Webhooks' `webhook-id`
+    let header = match (&config.event_id_header, config.scheme) {
+        (Some(h), _) => Some(h.as_str()),
+        (None, WebhookScheme::Standard) => Some(STANDARD_ID),
+        (None, _) => None,
     };
+    let delivery = header
+        .and_then(|h| request.headers.get(h))
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|id| !id.is_empty());
     let many = events.len() > 1;
     Ok(events
         .iter()
