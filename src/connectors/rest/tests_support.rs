@@ -1,18 +1,18 @@
 //! REST connector tests, shared helpers: a REST simulator started from profile text, a `Rest`
 //! connector built from a connection TOML snippet pointing at it, walks through a listing and
-//! one change-feed pass, deadline waits, and a webhook receiver keeping each raw delivery.
+//! one change-feed pass, deadline waits, and (from the simulator's tests) a webhook receiver
+//! keeping each raw delivery.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 use crate::config::{ConnectionConfig, Secrets};
 use crate::connectors::{Connector, FeedPage, FeedStart, RemoteRecord};
-use crate::sim::core::lock;
+/// The webhook receiver is the simulator tests' own.
+pub(super) use crate::sim::rest::tests_support::{Hook, Receiver};
 use crate::sim::rest::{Profile, RestSim, SimConfig};
 
 pub(super) const CURSOR_BEARER: &str = include_str!("../../sim/rest/profiles/cursor_bearer.toml");
@@ -160,55 +160,4 @@ pub(super) fn since(cursor: &str) -> DateTime<Utc> {
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .expect("the cursor has a since")
         .with_timezone(&Utc)
-}
-
-/// Waits up to 5 s for `done`.
-pub(super) async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// One webhook delivery as it was received.
-#[derive(Clone, Debug)]
-pub(super) struct Hook {
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-/// A webhook endpoint keeping every delivery.
-pub(super) struct Receiver {
-    pub url: String,
-    pub hooks: Arc<Mutex<Vec<Hook>>>,
-}
-
-impl Receiver {
-    pub(super) async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/hooks", listener.local_addr().expect("addr"));
-        let hooks = Arc::new(Mutex::new(Vec::new()));
-        let kept = hooks.clone();
-        let app = axum::Router::new().route(
-            "/hooks",
-            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let kept = kept.clone();
-                async move {
-                    lock(&kept).push(Hook { headers, body });
-                    StatusCode::NO_CONTENT
-                }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver { url, hooks }
-    }
-
-    /// Waits for `n` deliveries in all and returns them.
-    pub(super) async fn wait(&self, n: usize) -> Vec<Hook> {
-        until(&format!("{n} webhooks"), || lock(&self.hooks).len() >= n).await;
-        lock(&self.hooks).clone()
-    }
 }

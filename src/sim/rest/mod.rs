@@ -23,7 +23,7 @@ mod tests_lists;
 #[cfg(test)]
 mod tests_records;
 #[cfg(test)]
-mod tests_support;
+pub(crate) mod tests_support;
 #[cfg(test)]
 mod tests_webhooks;
 

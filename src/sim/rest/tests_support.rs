@@ -155,7 +155,7 @@ impl Client {
 }
 
 /// Waits up to 5 s for `done`.
-pub(super) async fn until(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -165,7 +165,7 @@ pub(super) async fn until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// One delivery as received.
 #[derive(Clone, Debug)]
-pub(super) struct Hook {
+pub(crate) struct Hook {
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -185,13 +185,13 @@ impl Hook {
 }
 
 /// A webhook endpoint keeping every delivery.
-pub(super) struct Receiver {
+pub(crate) struct Receiver {
     pub url: String,
     pub hooks: Arc<Mutex<Vec<Hook>>>,
 }
 
 impl Receiver {
-    pub(super) async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -213,7 +213,7 @@ impl Receiver {
     }
 
     /// Waits for `n` deliveries and returns them all.
-    pub(super) async fn wait(&self, n: usize) -> Vec<Hook> {
+    pub(crate) async fn wait(&self, n: usize) -> Vec<Hook> {
         until(&format!("{n} webhooks"), || lock(&self.hooks).len() >= n).await;
         lock(&self.hooks).clone()
     }
