@@ -1,9 +1,8 @@
 //! Test harness: the example configurations of the REST connector (`examples/rest/<api>/`)
 //! run end to end — the REST simulator serving the example's `profile.toml`, a fresh hub, and
 //! the engine in process with the example's `ferry.toml` as shipped except for its `[engine]`
-//! table (a test's: port 0, the fresh database's slot, two workers, a 1-second poll), its
-//! base URL (the simulator's) and the rewrites a test names for what the simulator cannot
-//! reproduce.
+//! table (a test's: port 0, the fresh database's slot, two workers, a 1-second poll) and its
+//! base URL (the simulator's).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,9 +18,9 @@ use super::{backfilled, eventually, fresh_db, Sql};
 /// The base URL the examples name: where `ferry sim rest` listens by default.
 pub const PLACEHOLDER: &str = "http://127.0.0.1:8706";
 
-/// The example's `ferry.toml` for a test run: its `[engine]` table replaced, the simulator's
-/// URL for the placeholder, then each `(from, to)` rewrite (each must apply).
-pub fn config_text(example: &str, base_url: &str, slot: &str, rewrites: &[(&str, &str)]) -> String {
+/// The example's `ferry.toml` for a test run: its `[engine]` table replaced and the
+/// simulator's URL for the placeholder.
+pub fn config_text(example: &str, base_url: &str, slot: &str) -> String {
     let start = example
         .find("\n[engine]")
         .expect("the example has an [engine] table");
@@ -34,13 +33,7 @@ pub fn config_text(example: &str, base_url: &str, slot: &str, rewrites: &[(&str,
          workers = 2\npoll_interval = \"1s\"\n"
     );
     assert!(example.contains(PLACEHOLDER), "base_url is {PLACEHOLDER}");
-    let mut text =
-        format!("{}{engine}{}", &example[..start], &example[end..]).replace(PLACEHOLDER, base_url);
-    for (from, to) in rewrites {
-        assert!(text.contains(from), "the rewrite of `{from}` found nothing");
-        text = text.replacen(from, to, 1);
-    }
-    text
+    format!("{}{engine}{}", &example[..start], &example[end..]).replace(PLACEHOLDER, base_url)
 }
 
 /// A running example: simulator, hub and engine, backfilled.
@@ -61,7 +54,6 @@ impl Example {
         connection: &str,
         profile: &str,
         config: &str,
-        rewrites: &[(&str, &str)],
         seed: impl FnOnce(&RestSim),
     ) -> Example {
         let profile = Profile::parse(profile).expect("the example's profile parses");
@@ -73,7 +65,7 @@ impl Example {
         seed(&sim);
         let (db, url) = fresh_db().await;
         let hub = Hub::connect(&url).await.expect("hub connects");
-        let text = config_text(config, &sim.base_url(), &db, rewrites);
+        let text = config_text(config, &sim.base_url(), &db);
         let config = Config::parse(&text, connection).expect("the example's ferry.toml parses");
         let secrets = HashMap::from([(
             connection.to_string(),
@@ -122,6 +114,18 @@ impl Example {
         self.sim.stats().route(route)
     }
 
+    /// The field `resource`'s records keep their id under (`id`, `number`, `documentId`).
+    pub fn id_field(&self, resource: &str) -> String {
+        let spec = self.sim.profile().resource(resource);
+        spec.map_or_else(|| "id".to_string(), |r| r.id_field.clone())
+    }
+
+    /// The id of the record of `resource` whose `field` is `value`.
+    pub fn id_of(&self, resource: &str, field: &str, value: &str) -> Value {
+        let record = self.record(resource, field, value).expect("the record");
+        record[self.id_field(resource).as_str()].clone()
+    }
+
     /// The record of `resource` whose `field` is `value`.
     pub fn record(&self, resource: &str, field: &str, value: &str) -> Option<Value> {
         self.sim
@@ -145,7 +149,7 @@ impl Example {
             || async { self.record(resource, field, value) },
         )
         .await;
-        let id = match &made["id"] {
+        let id = match &made[self.id_field(resource).as_str()] {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };

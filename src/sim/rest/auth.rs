@@ -1,7 +1,8 @@
 //! REST simulator: auth — checking each API call's credential as the profile's `[auth]` says
 //! (none, bearer, a header, a query parameter, HTTP basic, or a token issued by the sim), and
-//! the sim's own sign-in endpoints: OAuth 2.0 client credentials and a JSON login, whose
-//! tokens expire after `ttl` on the sim clock.
+//! the sim's own sign-in endpoints: OAuth 2.0 client credentials and a JSON login (its body's
+//! keys as the profile says, its answer with the token's lifetime when asked), whose tokens
+//! expire after `ttl` on the sim clock.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,8 +14,8 @@ use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
 
-use super::profile::AuthKind;
-use super::wire::{first, json_response, pairs, random_alnum, shaped, ApiError};
+use super::profile::{AuthKind, TimeUnit};
+use super::wire::{first, json_response, pairs, put, random_alnum, shaped, ApiError};
 use super::Inner;
 use crate::sim::core::lock;
 
@@ -213,20 +214,55 @@ fn client_credentials(
     Ok(json_response(StatusCode::OK, &answer))
 }
 
+/// How a login body compares with the expected one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Login {
+    Matches,
+    /// A value differs (401).
+    Wrong,
+    /// A key is missing or not of the expected type (400).
+    Missing,
+}
+
+/// Every value of `want` (objects key by key) against `got`; keys `want` lacks are ignored.
+fn compare(want: &Value, got: Option<&Value>) -> Login {
+    match (want, got) {
+        (_, None | Some(Value::Null)) => Login::Missing,
+        (Value::Object(w), Some(Value::Object(g))) => w
+            .iter()
+            .map(|(k, v)| compare(v, g.get(k)))
+            .max()
+            .unwrap_or(Login::Matches),
+        (Value::Object(_), Some(_)) => Login::Missing,
+        (Value::String(_), Some(g)) if !g.is_string() => Login::Missing,
+        (w, Some(g)) if w == g => Login::Matches,
+        _ => Login::Wrong,
+    }
+}
+
 fn login(inner: &Inner, body: &[u8]) -> Result<Response, ApiError> {
     let a = &inner.profile.auth;
-    let shape = "the login body must be {\"username\": …, \"password\": …}";
-    let v: Value = serde_json::from_slice(body).map_err(|_| ApiError::bad_request(shape))?;
-    let (Some(user), Some(password)) = (v["username"].as_str(), v["password"].as_str()) else {
-        return Err(ApiError::bad_request(shape));
-    };
-    if user != a.username() || password != a.secret() {
-        return Err(unauthorized("wrong username or password"));
+    let want = a.login_body();
+    let keys: Vec<String> = want
+        .as_object()
+        .map(|m| m.keys().map(|k| format!("\"{k}\": …")).collect())
+        .unwrap_or_default();
+    let shape = format!("the login body must be {{{}}}", keys.join(", "));
+    let v: Value = serde_json::from_slice(body).map_err(|_| ApiError::bad_request(&shape))?;
+    match compare(&want, Some(&v)) {
+        Login::Matches => {}
+        Login::Wrong => return Err(unauthorized("wrong username or password")),
+        Login::Missing => return Err(ApiError::bad_request(shape)),
     }
     let now = inner.clock.now();
     let token = inner.sessions.issue("sess_", now, now + ttl(inner));
-    Ok(json_response(
-        StatusCode::OK,
-        &shaped(a.token_pointer(), json!(token)),
-    ))
+    let mut answer = shaped(a.token_pointer(), json!(token));
+    if let Some(pointer) = &a.expires {
+        let life = match a.expires_unit {
+            TimeUnit::Seconds => json!(a.ttl().as_secs()),
+            TimeUnit::Millis => json!(u64::try_from(a.ttl().as_millis()).unwrap_or(u64::MAX)),
+        };
+        put(&mut answer, pointer, life);
+    }
+    Ok(json_response(StatusCode::OK, &answer))
 }

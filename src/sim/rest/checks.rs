@@ -1,13 +1,17 @@
 //! REST simulator: profile checks — everything a profile must get right before a sim starts
-//! (paths, pointers, page shapes a body can carry, names, durations, secrets), each refused
-//! with a message naming the key.
+//! (paths, pointers, page shapes a body can carry, names, durations, secrets, the login body,
+//! the id field, filters, the webhook body's shape and headers), each refused with a message
+//! naming the key.
 
 use std::collections::BTreeSet;
 
-use axum::http::HeaderName;
+use axum::http::{HeaderName, HeaderValue};
 use base64::Engine as _;
+use serde_json::Value;
 
-use super::profile::{PageStyle, Profile, ResourceProfile, Scheme, WebhookProfile};
+use super::profile::{
+    AuthKind, AuthProfile, PageStyle, Profile, ResourceProfile, Scheme, WebhookProfile,
+};
 
 fn pointer(key: &str, p: &str, may_be_empty: bool) -> Result<(), String> {
     if p.is_empty() && !may_be_empty {
@@ -61,20 +65,7 @@ impl Profile {
             path("auth.url", url)?;
             paths.insert(url.trim_end_matches('/').to_string());
         }
-        if let Some(p) = &self.auth.token {
-            pointer("auth.token", p, false)?;
-        }
-        if let Some(t) = &self.auth.ttl {
-            crate::config::parse_duration(t).map_err(|e| format!("auth.ttl: {e}"))?;
-        }
-        if let Some(n) = &self.auth.name {
-            if n.is_empty() {
-                return Err("auth.name must not be empty".into());
-            }
-        }
-        if self.auth.secret().is_empty() {
-            return Err("auth.secret must not be empty".into());
-        }
+        check_auth(&self.auth)?;
         self.rate_limit().map_err(|e| format!("rate_limit: {e}"))?;
         for (name, r) in &self.resources {
             check_resource(name, r)?;
@@ -86,6 +77,54 @@ impl Profile {
         }
         check_webhooks(&self.webhooks)
     }
+}
+
+/// Whether a string in `v` mentions `{secret}`.
+fn mentions_secret(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains("{secret}"),
+        Value::Array(a) => a.iter().any(mentions_secret),
+        Value::Object(o) => o.values().any(mentions_secret),
+        _ => false,
+    }
+}
+
+fn check_auth(a: &AuthProfile) -> Result<(), String> {
+    if let Some(p) = &a.token {
+        pointer("auth.token", p, false)?;
+    }
+    if let Some(t) = &a.ttl {
+        crate::config::parse_duration(t).map_err(|e| format!("auth.ttl: {e}"))?;
+    }
+    if let Some(n) = &a.name {
+        if n.is_empty() {
+            return Err("auth.name must not be empty".into());
+        }
+    }
+    if a.secret().is_empty() {
+        return Err("auth.secret must not be empty".into());
+    }
+    let login = a.kind == AuthKind::Login;
+    if let Some(body) = &a.body {
+        if !login {
+            return Err("auth.body: only `kind = \"login\"` takes a login body".into());
+        }
+        if !body.is_object() || !mentions_secret(body) {
+            return Err(
+                "auth.body: a table whose values name `{secret}` (and `{username}`)".into(),
+            );
+        }
+    }
+    if let Some(p) = &a.expires {
+        if !login {
+            return Err("auth.expires: only `kind = \"login\"` answers a lifetime".into());
+        }
+        pointer("auth.expires", p, false)?;
+        if overlaps(p, a.token_pointer()) {
+            return Err("auth.expires and auth.token write the same place".into());
+        }
+    }
+    Ok(())
 }
 
 fn check_resource(name: &str, r: &ResourceProfile) -> Result<(), String> {
@@ -120,14 +159,26 @@ fn check_resource(name: &str, r: &ResourceProfile) -> Result<(), String> {
             key("wrap")
         ));
     }
+    if r.id_field.is_empty() {
+        return Err(format!("{}: must not be empty", key("id_field")));
+    }
+    if r.also_numeric_id && r.id_field == "id" {
+        return Err(format!(
+            "{}: needs an id_field other than `id`",
+            key("also_numeric_id")
+        ));
+    }
     for (k, v) in [
         ("updated_at", &r.updated_at),
         ("created_at", &r.created_at),
         ("tombstone", &r.tombstone),
     ] {
-        if v.is_empty() || v == "id" {
+        if v.is_empty() || *v == r.id_field || (r.also_numeric_id && v == "id") {
             return Err(format!("{}: `{v}` cannot name a maintained field", key(k)));
         }
+    }
+    if let Some(f) = r.filters.iter().flatten().find(|f| f.is_empty()) {
+        return Err(format!("{}: `{f}` is not a field name", key("filters")));
     }
     if r.updated_at == r.created_at || r.tombstone == r.updated_at || r.tombstone == r.created_at {
         return Err(format!(
@@ -223,6 +274,51 @@ fn check_webhooks(w: &WebhookProfile) -> Result<(), String> {
     if w.scheme == Scheme::Standard {
         standard_key(w.secret())?;
     }
+    check_event_shape(w)
+}
+
+/// `[webhooks.event]`, `[webhooks.kinds]`, `resource_value`, `headers` and `id_header`.
+fn check_event_shape(w: &WebhookProfile) -> Result<(), String> {
+    let parts = w.event.pointers();
+    for (k, p) in &parts {
+        pointer(&format!("webhooks.event.{k}"), p, false)?;
+    }
+    for (i, (ka, a)) in parts.iter().enumerate() {
+        if let Some((kb, _)) = parts[i + 1..].iter().find(|(_, b)| overlaps(a, b)) {
+            return Err(format!(
+                "webhooks.event: `{ka}` and `{kb}` write the same place"
+            ));
+        }
+    }
+    let k = &w.kinds;
+    for (name, word) in [
+        ("created", &k.created),
+        ("updated", &k.updated),
+        ("deleted", &k.deleted),
+    ] {
+        if word.is_empty() {
+            return Err(format!("webhooks.kinds.{name} must not be empty"));
+        }
+    }
+    if w.resource_value.is_empty() {
+        return Err("webhooks.resource_value must not be empty".into());
+    }
+    for (name, value) in &w.headers {
+        let key = format!("webhooks.headers.{name}");
+        header(&key, name)?;
+        for (placeholder, part) in [("{kind}", "kind"), ("{resource}", "resource")] {
+            let absent = parts.iter().all(|(k, _)| *k != part);
+            if value.contains(placeholder) && absent {
+                return Err(format!("{key}: {placeholder} needs webhooks.event.{part}"));
+            }
+        }
+        if HeaderValue::from_str(value).is_err() {
+            return Err(format!("{key}: `{value}` is not a valid header value"));
+        }
+    }
+    if let Some(h) = &w.id_header {
+        header("webhooks.id_header", h)?;
+    }
     Ok(())
 }
 
@@ -266,6 +362,48 @@ mod tests {
         assert!(e.contains("timestamp_header"), "{e}");
         let e = err("[resources.a]\npath = \"/a\"\nids = \"string\"\nreuse_ids = true\n");
         assert!(e.contains("reuse_ids"), "{e}");
+    }
+
+    #[test]
+    fn new_keys_are_checked() {
+        let r = |extra: &str| format!("[resources.a]\npath = \"/a\"\n{extra}");
+        let e = err(&r("id_field = \"\"\n"));
+        assert!(e.contains("id_field"), "{e}");
+        let e = err(&r("id_field = \"number\"\nupdated_at = \"number\"\n"));
+        assert!(e.contains("maintained"), "{e}");
+        let e = err(&r("also_numeric_id = true\n"));
+        assert!(e.contains("also_numeric_id"), "{e}");
+        let e = err(&r("filters = [\"\"]\n"));
+        assert!(e.contains("filters"), "{e}");
+        let e = err(&r("[auth]\nbody = { user = \"{username}\" }\n"));
+        assert!(e.contains("auth.body"), "{e}");
+        let e = err(&r(
+            "[auth]\nkind = \"login\"\nbody = { user = \"{username}\" }\n",
+        ));
+        assert!(e.contains("{secret}"), "{e}");
+        let e = err(&r("[auth]\nkind = \"login\"\nexpires = \"/token\"\n"));
+        assert!(e.contains("same place"), "{e}");
+        let e = err(&r("[webhooks.event]\nrecord = \"/type/x\"\n"));
+        assert!(e.contains("same place"), "{e}");
+        let e = err(&r("[webhooks.event]\nkeys = \"keys\"\n"));
+        assert!(e.contains("webhooks.event.keys"), "{e}");
+        let e = err(&r(
+            "[webhooks.event]\nkind = \"\"\n[webhooks.headers]\nX-Event = \"{kind}\"\n",
+        ));
+        assert!(e.contains("needs webhooks.event.kind"), "{e}");
+        let e = err(&r("[webhooks.kinds]\ncreated = \"\"\n"));
+        assert!(e.contains("kinds.created"), "{e}");
+        let e = err(&r("[webhooks]\nid_header = \"bad header\"\n"));
+        assert!(e.contains("id_header"), "{e}");
+        let ok = r(
+            "id_field = \"documentId\"\nids = \"string\"\nalso_numeric_id = true\n\
+                    filters = [\"slug\"]\nupdate = \"put_partial\"\n\
+                    [auth]\nkind = \"login\"\nexpires = \"/data/expires\"\nexpires_unit = \"ms\"\n\
+                    body = { email = \"{username}\", password = \"{secret}\" }\n\
+                    [webhooks]\nheaders = { X-Event = \"{kind}\" }\nid_header = \"X-Delivery\"\n\
+                    event = { kind = \"/event\", record = \"/entry\", id = \"\" }\n",
+        );
+        Profile::parse(&ok).expect("a profile using every new key parses");
     }
 
     #[test]

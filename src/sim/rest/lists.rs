@@ -1,6 +1,7 @@
 //! REST simulator: lists — `GET {path}` and the optional search endpoint (the same parameters
-//! in a JSON body), with the since filter, the sort, equality filters on record fields, and
-//! every pagination style (offset, page, cursor, next_url, link, none) with its stop signals
+//! in a JSON body), with the since filter, the sort, equality filters on record fields (bare,
+//! or in Strapi's `filters[f][$eq]` and Directus's `filter[f][_eq]` forms, whose `$gte`/`_gte`
+//! on the maintained times filter by time), and every pagination style (offset, page, cursor, next_url, link, none) with its stop signals
 //! and the lies a profile can ask for (`has_more_lies`, `repeat_cursor`).
 
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -31,10 +32,48 @@ struct Ask {
     at: At,
     /// The cursor the request came with (repeated by `repeat_cursor`).
     token: Option<String>,
+    /// Changed at or after this.
     since: Option<DateTime<Utc>>,
+    /// Created at or after this.
+    created_since: Option<DateTime<Utc>>,
     sort: Sort,
-    /// Parameters not understood otherwise: equality filters if they name a record field.
-    rest: Vec<(String, String)>,
+    /// Equality filters.
+    equal: Vec<Equal>,
+}
+
+/// One equality filter: `field` rendered as text is `value`.
+struct Equal {
+    field: String,
+    value: String,
+    /// Applies even if no listed record has the field (else a parameter naming no field of a
+    /// listed record is not a filter).
+    strict: bool,
+}
+
+/// What a bracket-form filter parameter compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Gte,
+}
+
+/// The field and comparison of `filters[<field>][$eq|$gte]` or `filter[<field>][_eq|_gte]`.
+fn bracket(name: &str) -> Option<(&str, Op)> {
+    let rest = name
+        .strip_prefix("filters[")
+        .or_else(|| name.strip_prefix("filter["))?;
+    let (field, op) = rest.split_once("][")?;
+    let op = match op.strip_suffix(']')? {
+        "$eq" | "_eq" => Op::Eq,
+        "$gte" | "_gte" => Op::Gte,
+        _ => return None,
+    };
+    (!field.is_empty() && !field.contains(['[', ']'])).then_some((field, op))
+}
+
+/// The later of two optional times.
+fn later(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    Some(a.map_or(b, |a| a.max(b)))
 }
 
 /// The cursor for "after `key`", or for the start.
@@ -113,8 +152,11 @@ fn ask(
         }
         (_, Some(v)) => (read_token(v)?, Some(v.to_string())),
     };
-    let since = match spec.since_param.as_deref().and_then(|n| first(&params, n)) {
-        Some(v) => Some(parse_time(v, spec.timestamps).map_err(ApiError::bad_request)?),
+    let time = |name: &str, v: &str| {
+        parse_time(v, spec.timestamps).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+    };
+    let mut since = match spec.since_param.as_deref() {
+        Some(n) => first(&params, n).map(|v| time(n, v)).transpose()?,
         None => None,
     };
     let sort = match spec.sort_param.as_deref().and_then(|n| first(&params, n)) {
@@ -137,17 +179,44 @@ fn ask(
         ])
         .flatten()
         .collect();
-    let rest = params
-        .into_iter()
-        .filter(|(k, _)| !reserved.contains(&k.as_str()))
-        .collect();
+    let allowed = |f: &str| {
+        spec.filters
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|x| x == f))
+    };
+    let (mut created_since, mut equal) = (None, Vec::new());
+    for (k, v) in params {
+        if reserved.contains(&k.as_str()) {
+            continue;
+        }
+        match bracket(&k) {
+            Some((f, Op::Gte)) if f == spec.updated_at => since = later(since, time(&k, &v)?),
+            Some((f, Op::Gte)) if f == spec.created_at => {
+                created_since = later(created_since, time(&k, &v)?)
+            }
+            // other comparisons are not simulated: ignored
+            Some((_, Op::Gte)) => {}
+            Some((f, Op::Eq)) if allowed(f) => equal.push(Equal {
+                field: f.to_string(),
+                value: v,
+                strict: true,
+            }),
+            None if allowed(&k) => equal.push(Equal {
+                field: k,
+                value: v,
+                strict: spec.filters.is_some(),
+            }),
+            _ => {}
+        }
+    }
     Ok(Ask {
         size,
         at,
         token,
         since,
+        created_since,
         sort,
-        rest,
+        equal,
     })
 }
 
@@ -174,17 +243,23 @@ fn select(inner: &Inner, t: &Table, ask: &Ask) -> Page {
         .all()
         .into_iter()
         .filter(|r| ask.since.is_none_or(|s| r.changed_at() >= s))
+        .filter(|r| ask.created_since.is_none_or(|s| r.created >= s))
         .collect();
     let names_field = |k: &str| records.iter().any(|r| r.fields.contains_key(k));
-    let filters: Vec<&(String, String)> = ask.rest.iter().filter(|(k, _)| names_field(k)).collect();
+    let filters: Vec<&Equal> = ask
+        .equal
+        .iter()
+        .filter(|e| e.strict || names_field(&e.field))
+        .collect();
     let mut rows: Vec<((i64, i64), &super::store::Record)> = records
         .into_iter()
         .filter(|r| {
             filters.is_empty() || {
                 let v = t.render(r);
-                filters
-                    .iter()
-                    .all(|(k, want)| v.get(k).is_some_and(|x| super::wire::text(x) == *want))
+                filters.iter().all(|e| {
+                    v.get(&e.field)
+                        .is_some_and(|x| super::wire::text(x) == e.value)
+                })
             }
         })
         .map(|r| (t.key(r, ask.sort), r))
@@ -364,6 +439,32 @@ pub(crate) fn search(inner: &Inner, resource: &str, body: &[u8]) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bracket_filters_name_a_field_and_a_comparison() {
+        assert_eq!(bracket("filters[slug][$eq]"), Some(("slug", Op::Eq)));
+        assert_eq!(
+            bracket("filter[ticket_key][_eq]"),
+            Some(("ticket_key", Op::Eq))
+        );
+        assert_eq!(
+            bracket("filters[updatedAt][$gte]"),
+            Some(("updatedAt", Op::Gte))
+        );
+        assert_eq!(
+            bracket("filter[date_updated][_gte]"),
+            Some(("date_updated", Op::Gte))
+        );
+        for other in [
+            "filters[slug][$contains]",
+            "filter[_or][0][date_updated][_gte]",
+            "filters[][$eq]",
+            "slug",
+            "filters[slug]",
+        ] {
+            assert_eq!(bracket(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn cursors_round_trip() {

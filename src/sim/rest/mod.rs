@@ -11,6 +11,7 @@ pub mod cli;
 mod gate;
 mod lists;
 pub mod profile;
+mod profile_webhooks;
 mod records;
 mod store;
 mod webhooks;

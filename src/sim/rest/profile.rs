@@ -1,14 +1,19 @@
 //! REST simulator: the profile — the TOML file that shapes the simulated API's wire: how
 //! clients sign in, each resource's paths, ids, bodies, timestamps and pages (with the lies
-//! some apps' pages tell), and how webhooks are signed. Every key but
-//! `resources.<name>.path` has a default; unknown keys are refused. The checks are in
-//! `checks.rs`.
+//! some apps' pages tell), its filters and update style, and how webhooks are signed and
+//! shaped (`profile_webhooks.rs`). Every key but `resources.<name>.path` has a default;
+//! unknown keys are refused. The checks are in `checks.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub use super::profile_webhooks::{
+    Algorithm, Encoding, EventKinds, EventShape, Payload, Scheme, WebhookProfile,
+};
 
 /// The API secret (token, key, password or client secret) when neither the profile nor
 /// `--secret` names one.
@@ -85,6 +90,27 @@ pub struct AuthProfile {
     pub token: Option<String>,
     /// Lifetime of issued tokens on the sim clock (default `30m`).
     pub ttl: Option<String>,
+    /// `login`: the JSON body the login call takes, `{username}` and `{secret}` filled in
+    /// its strings; every value must match, other keys are ignored (default
+    /// `{ username = "{username}", password = "{secret}" }`; Directus:
+    /// `{ email = "{username}", password = "{secret}" }`).
+    pub body: Option<Value>,
+    /// `login`: the JSON pointer of the token's lifetime in the login answer (Directus:
+    /// `/data/expires`); unset: the answer does not say.
+    pub expires: Option<String>,
+    /// The unit of `expires`: `s` (default) or `ms`.
+    pub expires_unit: TimeUnit,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// Seconds.
+    #[default]
+    #[serde(rename = "s")]
+    Seconds,
+    /// Milliseconds.
+    #[serde(rename = "ms")]
+    Millis,
 }
 
 impl AuthProfile {
@@ -114,6 +140,15 @@ impl AuthProfile {
         }
     }
 
+    /// The login body with `{username}` and `{secret}` filled in.
+    pub fn login_body(&self) -> Value {
+        let template = self
+            .body
+            .clone()
+            .unwrap_or_else(|| json!({"username": "{username}", "password": "{secret}"}));
+        fill(&template, self.username(), self.secret())
+    }
+
     pub fn token_pointer(&self) -> &str {
         self.token.as_deref().unwrap_or("/token")
     }
@@ -123,6 +158,20 @@ impl AuthProfile {
             .as_deref()
             .and_then(|t| crate::config::parse_duration(t).ok())
             .unwrap_or(Duration::from_secs(30 * 60))
+    }
+}
+
+/// `template` with `{username}` and `{secret}` replaced in its strings.
+fn fill(template: &Value, user: &str, secret: &str) -> Value {
+    match template {
+        Value::String(s) => json!(s.replace("{username}", user).replace("{secret}", secret)),
+        Value::Array(a) => Value::Array(a.iter().map(|v| fill(v, user, secret)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), fill(v, user, secret)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -168,6 +217,9 @@ pub enum UpdateKind {
     Patch,
     /// `PUT` replaces the record; `PATCH` answers 405.
     Put,
+    /// `PUT` merges like `PATCH` does (Strapi 5's PUT updates only the fields sent); `PATCH`
+    /// answers 405.
+    PutPartial,
 }
 
 /// `[resources.<name>]`: one collection of records.
@@ -177,6 +229,12 @@ pub struct ResourceProfile {
     /// The collection (required): GET lists, POST creates, `{path}/{id}` is one record.
     pub path: String,
     pub ids: IdKind,
+    /// The field the record's id is kept and rendered under, which item paths
+    /// (`{path}/{id}`) name: GitHub's issue `number`, Strapi's `documentId` (default `id`).
+    pub id_field: String,
+    /// Also a numeric `id` (1, 2, 3… in creation order, never reused) beside `id_field`
+    /// (Strapi 5's `id` beside its `documentId`); needs `id_field` other than `id`.
+    pub also_numeric_id: bool,
     /// Integer ids: a create takes the lowest id freed by a hard delete.
     pub reuse_ids: bool,
     /// JSON pointer of the array in list answers (default `/data`; empty: a bare array).
@@ -202,6 +260,13 @@ pub struct ResourceProfile {
     pub since_param: Option<String>,
     /// List order: `updated_at` or `-updated_at`.
     pub sort_param: Option<String>,
+    /// The record fields a list can be filtered on by equality, as `?<field>=v` or in the
+    /// bracket forms `filters[<field>][$eq]=v` (Strapi) and `filter[<field>][_eq]=v`
+    /// (Directus); other parameters are ignored (GitHub's `state=all`). Unset: any parameter
+    /// naming a field of a listed record, and any bracket form. Whatever this says,
+    /// `filters[<f>][$gte]=t` and `filter[<f>][_gte]=t` on the `updated_at` field act like
+    /// `since_param`, on the `created_at` field keep records created at or after `t`.
+    pub filters: Option<Vec<String>>,
     /// POST endpoint taking the list parameters and filters in a JSON body.
     pub search_path: Option<String>,
     /// Fields every live record must have (not null): creates and replacements without them
@@ -217,6 +282,8 @@ impl Default for ResourceProfile {
         ResourceProfile {
             path: String::new(),
             ids: IdKind::default(),
+            id_field: "id".into(),
+            also_numeric_id: false,
             reuse_ids: false,
             records: "/data".into(),
             record: String::new(),
@@ -231,6 +298,7 @@ impl Default for ResourceProfile {
             update: UpdateKind::default(),
             since_param: None,
             sort_param: None,
+            filters: None,
             search_path: None,
             required: Vec::new(),
             unique: Vec::new(),
@@ -242,7 +310,14 @@ impl Default for ResourceProfile {
 impl ResourceProfile {
     /// The fields the sim maintains (ignored when clients send them).
     pub fn maintained(&self) -> Vec<&str> {
-        let mut out = vec!["id", self.created_at.as_str(), self.updated_at.as_str()];
+        let mut out = vec![
+            self.id_field.as_str(),
+            self.created_at.as_str(),
+            self.updated_at.as_str(),
+        ];
+        if self.also_numeric_id {
+            out.push("id");
+        }
         if self.delete == DeleteKind::Tombstone {
             out.push(self.tombstone.as_str());
         }
@@ -358,124 +433,6 @@ impl Pages {
     /// `next_url` style: where the next page's URL goes.
     pub fn next_pointer(&self) -> Option<&str> {
         (self.style == PageStyle::NextUrl).then(|| self.next.as_deref().unwrap_or("/next"))
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Scheme {
-    /// Unsigned.
-    None,
-    /// The secret itself in a header.
-    Secret,
-    /// An HMAC of a template (`{body}`, `{timestamp}`) in a header.
-    #[default]
-    Hmac,
-    /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
-    Standard,
-    /// An HS256 JWT carrying the body's SHA-256.
-    Jwt,
-}
-
-impl Scheme {
-    /// The profile's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::None => "none",
-            Scheme::Secret => "secret",
-            Scheme::Hmac => "hmac",
-            Scheme::Standard => "standard",
-            Scheme::Jwt => "jwt",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Algorithm {
-    #[default]
-    Sha256,
-    Sha512,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Encoding {
-    #[default]
-    Hex,
-    Base64,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Payload {
-    /// The whole record after the change (`{"id"}` after a hard delete).
-    #[default]
-    Record,
-    /// The id and only the fields that changed.
-    Changed,
-    /// Only the id.
-    Ids,
-}
-
-/// `[webhooks]`: how events are signed and what they carry.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct WebhookProfile {
-    pub scheme: Scheme,
-    /// `secret`: default `X-Webhook-Secret`; `hmac`: default `X-Signature`; `jwt`: default
-    /// `Authorization` (as `Bearer <jwt>`; other headers carry the bare token).
-    pub header: Option<String>,
-    pub algorithm: Algorithm,
-    pub encoding: Encoding,
-    /// Text before the signature (`sha256=`).
-    pub prefix: String,
-    /// The signed text: `{body}` is the raw body, `{timestamp}` the timestamp header's value.
-    pub signed: String,
-    /// Sent (Unix seconds on the sim clock) when set.
-    pub timestamp_header: Option<String>,
-    pub payload: Payload,
-    /// Default: `--webhook-secret`, else `whsec-sim` (`standard`: the spec's example key).
-    pub secret: Option<String>,
-    /// Deliveries in flight at once (1: strictly one after another, in order; apps that
-    /// promise no order send several side by side).
-    pub concurrency: usize,
-}
-
-impl Default for WebhookProfile {
-    fn default() -> Self {
-        WebhookProfile {
-            scheme: Scheme::default(),
-            header: None,
-            algorithm: Algorithm::default(),
-            encoding: Encoding::default(),
-            prefix: String::new(),
-            signed: "{body}".into(),
-            timestamp_header: None,
-            payload: Payload::default(),
-            secret: None,
-            concurrency: 1,
-        }
-    }
-}
-
-impl WebhookProfile {
-    /// The header carrying the secret, signature or token (none for `none` and `standard`).
-    pub fn header(&self) -> Option<&str> {
-        let default = match self.scheme {
-            Scheme::None | Scheme::Standard => return None,
-            Scheme::Secret => "X-Webhook-Secret",
-            Scheme::Hmac => "X-Signature",
-            Scheme::Jwt => "Authorization",
-        };
-        Some(self.header.as_deref().unwrap_or(default))
-    }
-
-    pub fn secret(&self) -> &str {
-        self.secret.as_deref().unwrap_or(match self.scheme {
-            Scheme::Standard => DEFAULT_STANDARD_SECRET,
-            _ => DEFAULT_WEBHOOK_SECRET,
-        })
     }
 }
 

@@ -1,5 +1,5 @@
-//! REST simulator: single records — get, create, update (PATCH merges or PUT replaces, as the
-//! profile says) and delete (hard or tombstone), with body wrapping, required and unique
+//! REST simulator: single records — get, create, update (PATCH merges, PUT replaces or PUT
+//! merges, as the profile says) and delete (hard or tombstone), with body wrapping, required and unique
 //! fields, the profile's missing-record status, and the webhook event of every change. API
 //! requests and in-app edits run the same operations here.
 
@@ -31,7 +31,7 @@ fn publish(inner: &Inner, data: &mut Data, resource: &str, change: Change) {
     data.events += 1;
     let n = data.events;
     if let Some(t) = data.tables.get(resource) {
-        let body = event(t, &change, n, inner.profile.webhooks.payload);
+        let body = event(t, &change, n, &inner.profile.webhooks);
         inner.hooks.enqueue([body]);
     }
 }
@@ -203,9 +203,9 @@ pub(crate) fn create(inner: &Inner, resource: &str, body: &[u8]) -> Response {
         let fields = body_fields(inner, resource, body)?;
         let record = insert(inner, resource, fields, true)?;
         let mut resp = record_answer(inner, resource, StatusCode::CREATED, record.clone());
-        let path = spec(inner, resource)?.path;
-        let id = super::wire::text(&record["id"]);
-        let location = format!("{}{}/{id}", inner.base_url, path.trim_end_matches('/'));
+        let s = spec(inner, resource)?;
+        let id = super::wire::text(&record[s.id_field.as_str()]);
+        let location = format!("{}{}/{id}", inner.base_url, s.path.trim_end_matches('/'));
         if let Ok(v) = location.parse() {
             resp.headers_mut().insert(header::LOCATION, v);
         }
@@ -213,7 +213,8 @@ pub(crate) fn create(inner: &Inner, resource: &str, body: &[u8]) -> Response {
     })())
 }
 
-/// `PATCH` or `PUT {path}/{id}`, whichever the profile's `update` takes (the other is 405).
+/// `PATCH` or `PUT {path}/{id}`, whichever the profile's `update` takes (the other is 405);
+/// PATCH and `put_partial`'s PUT merge, `put`'s PUT replaces.
 pub(crate) fn update(
     inner: &Inner,
     resource: &str,
@@ -226,8 +227,11 @@ pub(crate) fn update(
         let replace = match (kind, method) {
             (UpdateKind::Patch, &Method::PATCH) => false,
             (UpdateKind::Put, &Method::PUT) => true,
+            (UpdateKind::PutPartial, &Method::PUT) => false,
             (UpdateKind::Patch, _) => return Err(ApiError::method("GET, PATCH, DELETE")),
-            (UpdateKind::Put, _) => return Err(ApiError::method("GET, PUT, DELETE")),
+            (UpdateKind::Put | UpdateKind::PutPartial, _) => {
+                return Err(ApiError::method("GET, PUT, DELETE"))
+            }
         };
         let id = path_id(inner, resource, raw_id)?;
         let fields = body_fields(inner, resource, body)?;

@@ -1,7 +1,7 @@
 //! REST simulator: the records of each resource — ids (integers, reusable after a hard delete
 //! when the profile says so, or random 20-character strings), the maintained timestamps at the
-//! profile's precision, tombstones, required and unique fields, the rendering clients see and
-//! the orders lists walk.
+//! profile's precision, tombstones, required and unique fields, the rendering clients see (the
+//! id under the profile's `id_field`) and the orders lists walk.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -187,10 +187,14 @@ impl Table {
         render_time(t, self.spec.timestamps)
     }
 
-    /// The record as clients see it: its fields, id and maintained times.
+    /// The record as clients see it: its fields, id (under `id_field`, with the numeric `id`
+    /// beside it when asked) and maintained times.
     pub(crate) fn render(&self, r: &Record) -> Value {
         let mut m = r.fields.clone();
-        m.insert("id".into(), r.id.json());
+        if self.spec.also_numeric_id {
+            m.insert("id".into(), json!(r.seq));
+        }
+        m.insert(self.spec.id_field.clone(), r.id.json());
         m.insert(self.spec.created_at.clone(), self.time(r.created));
         let updated = r.updated.map(|t| self.time(t)).unwrap_or(Value::Null);
         m.insert(self.spec.updated_at.clone(), updated);
@@ -408,6 +412,28 @@ mod tests {
             Ok(1_714_564_800)
         );
         assert!(parse_time("yesterday", TimeFormat::Unix).is_err());
+    }
+
+    #[test]
+    fn ids_render_under_their_field_with_a_numeric_id_beside() {
+        let mut t = Table::new(
+            "r",
+            &spec("ids = \"string\"\nid_field = \"documentId\"\nalso_numeric_id = true"),
+        );
+        let now = Utc::now();
+        t.create(Map::new(), now);
+        let sent = fields(json!({"documentId": "mine", "id": 99, "title": "T"}));
+        let id = t.create(t.clean(sent), now);
+        let r = t.render(t.get(&id).expect("record"));
+        assert_eq!(r["documentId"], id.json());
+        assert_eq!(
+            (r["id"].clone(), r["title"].clone()),
+            (json!(2), json!("T"))
+        );
+        let mut plain = Table::new("r", &spec("id_field = \"number\""));
+        let n = plain.create(Map::new(), now);
+        let r = plain.render(plain.get(&n).expect("record"));
+        assert_eq!((r["number"].clone(), r.get("id")), (json!(1), None));
     }
 
     #[test]

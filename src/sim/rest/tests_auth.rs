@@ -1,6 +1,7 @@
 //! REST simulator: auth tests over HTTP — every kind accepts its credential and refuses a
 //! wrong or missing one; client-credentials and login tokens expire after `ttl` on the sim
-//! clock; the rate limit answers 429 with `Retry-After`.
+//! clock; a login body of the profile's keys and its answer's lifetime; the rate limit
+//! answers 429 with `Retry-After`.
 
 use std::time::Duration;
 
@@ -186,6 +187,43 @@ async fn login_sessions_work_until_their_ttl() {
     );
     sim.clock().advance(Duration::from_secs(31));
     refused(&bare.get("/a").await);
+}
+
+/// Directus-like: `{"email", "password"}` and the lifetime in milliseconds beside the token.
+const EMAIL_LOGIN: &str = r#"
+[auth]
+kind = "login"
+url = "/auth/login"
+username = "ferry@example.com"
+body = { email = "{username}", password = "{secret}" }
+token = "/data/access_token"
+expires = "/data/expires"
+expires_unit = "ms"
+ttl = "15m"
+
+[resources.a]
+path = "/a"
+"#;
+
+#[tokio::test]
+async fn login_bodies_take_the_profile_keys() {
+    let sim = start(EMAIL_LOGIN).await;
+    let c = Client::bare(&sim);
+    let old = json!({"username": "ferry@example.com", "password": "sim-secret"});
+    let a = c.post("/auth/login", &old).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("\"email\"")));
+    let wrong = json!({"email": "ferry@example.com", "password": "nope", "mode": "json"});
+    refused(&c.post("/auth/login", &wrong).await);
+    let ok = json!({"email": "ferry@example.com", "password": "sim-secret", "mode": "json"});
+    let a = c.post("/auth/login", &ok).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["data"]["expires"], 900_000);
+    let token = a.body["data"]["access_token"].as_str().expect("token");
+    let authed = Client::bare(&sim).header("Authorization", &format!("Bearer {token}"));
+    assert_eq!(authed.get("/a").await.status, 200);
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! REST simulator: list tests over HTTP — every pagination style walks each record exactly
 //! once, the stop-rule lies (`has_more_lies`, `repeat_cursor`), page sizes, the since filter
-//! (`>=`, at 1-second precision too), sorts, equality filters, the search endpoint and empty
-//! listings.
+//! (`>=`, at 1-second precision too), sorts, equality filters (bare, in bracket forms, or
+//! only on the profile's `filters`), the search endpoint and empty listings.
 
 use std::time::Duration;
 
@@ -447,6 +447,65 @@ async fn field_filters_search_and_sizes() {
         )
         .await;
     assert_eq!(ids(&found.body["data"]), vec![json!(7)]);
+}
+
+#[tokio::test]
+async fn bracket_filters_and_a_filter_list() {
+    let strapi = "[resources.a]\npath = \"/a\"\nupdated_at = \"updatedAt\"\n\
+                  created_at = \"createdAt\"\nfilters = [\"slug\"]\n";
+    let sim = start(strapi).await;
+    let c = Client::new(&sim);
+    for slug in ["one", "two", "three"] {
+        sim.insert("a", json!({"slug": slug, "state": "open"}));
+        sim.clock().advance(Duration::from_secs(10));
+    }
+    let found = c.get("/a?filters%5Bslug%5D%5B%24eq%5D=two").await;
+    assert_eq!(ids(&found.body["data"]), vec![json!(2)]);
+    let none = c.get("/a?filters[slug][$eq]=four").await;
+    assert_eq!(ids(&none.body["data"]), Vec::<Value>::new());
+    let not_listed = c.get("/a?state=all&slug=one&filters[state][$eq]=x").await;
+    assert_eq!(
+        ids(&not_listed.body["data"]),
+        vec![json!(1)],
+        "only slug filters"
+    );
+    let two = sim.records("a")[1]["updatedAt"]
+        .as_str()
+        .expect("time")
+        .to_string();
+    sim.edit("a", &json!(1), json!({"slug": "uno"}))
+        .expect("edited");
+    let since = c.get(&format!("/a?filters[updatedAt][$gte]={two}")).await;
+    assert_eq!(ids(&since.body["data"]), numbers(1..=3));
+    let born = c.get(&format!("/a?filters[createdAt][$gte]={two}")).await;
+    assert_eq!(ids(&born.body["data"]), numbers(2..=3));
+    assert_eq!(c.get("/a?filters[updatedAt][$gte]=soon").await.status, 400);
+    let ignored = c.get("/a?filters[slug][$contains]=t").await;
+    assert_eq!(
+        ids(&ignored.body["data"]).len(),
+        3,
+        "other comparisons are ignored"
+    );
+
+    let directus = "[resources.t]\npath = \"/t\"\nupdated_at = \"date_updated\"\n\
+                    null_updated_on_insert = true\n";
+    let sim = start(directus).await;
+    let c = Client::new(&sim);
+    for key in ["OPS-1", "OPS-2"] {
+        sim.insert("t", json!({"ticket_key": key}));
+    }
+    let found = c
+        .get("/t?filter[ticket_key][_eq]=OPS-2&meta=filter_count")
+        .await;
+    assert_eq!(ids(&found.body["data"]), vec![json!(2)]);
+    let nothing = c.get("/t?filter[not_a_field][_eq]=x").await;
+    assert_eq!(
+        ids(&nothing.body["data"]),
+        Vec::<Value>::new(),
+        "brackets always filter"
+    );
+    let bare = c.get("/t?not_a_field=x").await;
+    assert_eq!(ids(&bare.body["data"]), numbers(1..=2));
 }
 
 #[tokio::test]

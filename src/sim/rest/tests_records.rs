@@ -1,5 +1,6 @@
 //! REST simulator: record tests over HTTP — create/get/update/delete, PATCH merging
-//! and PUT replacing (the other method 405), wrapped bodies, maintained fields, required and
+//! and PUT replacing or merging (the other method 405), ids under their own field (with a
+//! numeric `id` beside), wrapped bodies, maintained fields, required and
 //! unique fields, tombstones, reused ids, null `updated_at` on insert, the missing-record
 //! status, injected faults and in-app edits.
 
@@ -197,6 +198,59 @@ async fn wrapped_bodies_put_replaces_and_tombstones_stay() {
         .await;
     assert_eq!(changed.body["meta"]["total"], 1);
     assert_eq!(sim.records("companies").len(), 1);
+}
+
+/// Strapi-like: `documentId` strings beside a numeric `id`, PUT merging the fields sent.
+const DOCUMENTS: &str = "[resources.article]\npath = \"/api/articles\"\nids = \"string\"\n\
+    id_field = \"documentId\"\nalso_numeric_id = true\nupdate = \"put_partial\"\n\
+    wrap = \"data\"\nrecord = \"/data\"\nrequired = [\"title\"]\n";
+
+#[tokio::test]
+async fn ids_under_their_own_field_and_put_merging() {
+    let sim = start(DOCUMENTS).await;
+    let c = Client::new(&sim);
+    let sent = json!({"data": {"title": "Hello", "slug": "hello", "id": 9, "documentId": "x"}});
+    let created = c.post("/api/articles", &sent).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let doc = created.body["data"].clone();
+    let document_id = doc["documentId"].as_str().expect("a string id").to_string();
+    assert_eq!((document_id.len(), &doc["id"]), (20, &json!(1)));
+    let item = format!("/api/articles/{document_id}");
+    assert_eq!(
+        created.header("location"),
+        Some(format!("{}{item}", sim.base_url()))
+    );
+    let merged = c.put(&item, &json!({"data": {"title": "Hello!"}})).await;
+    assert_eq!(merged.status, 200, "{}", merged.body);
+    let after = &merged.body["data"];
+    assert_eq!(
+        (&after["title"], &after["slug"]),
+        (&json!("Hello!"), &json!("hello"))
+    );
+    assert_eq!(
+        (&after["documentId"], &after["id"]),
+        (&doc["documentId"], &json!(1))
+    );
+    let nulled = c.put(&item, &json!({"data": {"title": null}})).await;
+    assert_eq!(nulled.status, 422, "a merge still keeps required fields");
+    let patch = c.patch(&item, &json!({"data": {"title": "x"}})).await;
+    assert_eq!(patch.status, 405);
+    assert!(patch.header("allow").is_some_and(|a| a.contains("PUT")));
+    assert_eq!(c.get(&item).await.body["data"]["title"], "Hello!");
+    assert_eq!(
+        c.get("/api/articles/1").await.status,
+        404,
+        "not by the numeric id"
+    );
+
+    let sim = start("[resources.issues]\npath = \"/issues\"\nid_field = \"number\"\n").await;
+    let c = Client::new(&sim);
+    let made = c.post("/issues", &json!({"title": "T", "number": 7})).await;
+    assert_eq!((made.status, &made.body["number"]), (201, &json!(1)));
+    assert!(made.body.get("id").is_none(), "{}", made.body);
+    assert_eq!(c.get("/issues/1").await.body["title"], "T");
+    let listed = c.get("/issues").await;
+    assert_eq!(listed.body["data"][0]["number"], 1);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! REST simulator: webhook tests — each signing scheme verified by an independent
 //! computation here (HMAC over a template, a static secret, Standard Webhooks, an HS256 JWT),
-//! the event body, the payload kinds, in-app edits sending events, and drops.
+//! the event body (the sim's own, or shaped as an app's by `[webhooks.event]` and `kinds`),
+//! extra headers and delivery ids, the payload kinds, in-app edits sending events, and drops.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -215,5 +216,126 @@ async fn unsigned_hooks_drops_and_a_late_url() {
         hooks[1].json()["id"],
         "evt_4",
         "events made without a URL are not sent"
+    );
+}
+
+/// GitHub-like: `{"action", "issue"}`, the event in a header, a delivery id.
+const GITHUB_LIKE: &str = r#"
+[resources.issues]
+path = "/issues"
+id_field = "number"
+[webhooks]
+header = "X-Hub-Signature-256"
+prefix = "sha256="
+id_header = "X-GitHub-Delivery"
+headers = { "X-GitHub-Event" = "issues" }
+event = { kind = "/action", record = "/issue", resource = "", id = "", time = "" }
+kinds = { created = "opened", updated = "edited", deleted = "deleted" }
+"#;
+
+/// Strapi-like: `{"event", "model", "entry", "createdAt"}`, `Bearer <secret>`, the event
+/// type in a header, a model name other than the resource's.
+const STRAPI_LIKE: &str = r#"
+[resources.article]
+path = "/articles"
+ids = "string"
+id_field = "documentId"
+also_numeric_id = true
+[webhooks]
+scheme = "secret"
+header = "Authorization"
+prefix = "Bearer "
+resource_value = "api::{resource}.{resource}"
+headers = { "X-Strapi-Event" = "{kind}" }
+event = { kind = "/event", resource = "/uid", record = "/entry", id = "", time = "/createdAt" }
+kinds = { created = "entry.create", updated = "entry.update", deleted = "entry.delete" }
+"#;
+
+/// Directus-like: `{"event", "collection", "payload", "keys"}`, creates naming their `key`.
+const DIRECTUS_LIKE: &str = r#"
+[resources.tickets]
+path = "/items/tickets"
+[webhooks]
+scheme = "secret"
+payload = "changed"
+event = { kind = "/event", resource = "/collection", record = "/payload", id = "", time = "", keys = "/keys", key = "/key" }
+kinds = { created = "{resource}.items.create", updated = "{resource}.items.update", deleted = "{resource}.items.delete" }
+"#;
+
+#[tokio::test]
+async fn event_bodies_and_headers_shaped_as_an_apps() {
+    let (sim, rx) = with_receiver(GITHUB_LIKE).await;
+    let i = sim.insert("issues", json!({"title": "Bug", "state": "open"}));
+    sim.edit("issues", &i["number"], json!({"state": "closed"}));
+    sim.delete("issues", &i["number"]);
+    let hooks = rx.wait(3).await;
+    let actions: Vec<Value> = hooks.iter().map(|h| h.json()["action"].clone()).collect();
+    assert_eq!(
+        actions,
+        [json!("opened"), json!("edited"), json!("deleted")]
+    );
+    let edited = hooks[1].json();
+    assert_eq!(edited["issue"]["state"], "closed");
+    assert_eq!(edited["issue"]["number"], 1);
+    assert_eq!(
+        hooks[2].json(),
+        json!({"action": "deleted", "issue": {"number": 1}})
+    );
+    let mut deliveries: Vec<String> = hooks
+        .iter()
+        .map(|h| h.header("x-github-delivery"))
+        .collect();
+    assert!(
+        deliveries.iter().all(|d| d.starts_with("msg_")),
+        "{deliveries:?}"
+    );
+    deliveries.dedup();
+    assert_eq!(deliveries.len(), 3, "one id per event");
+    for h in &hooks {
+        assert_eq!(h.header("x-github-event"), "issues");
+        let want = format!("sha256={}", hex::encode(hmac256(b"whsec-sim", &h.body)));
+        assert_eq!(h.header("x-hub-signature-256"), want);
+    }
+
+    let (sim, rx) = with_receiver(STRAPI_LIKE).await;
+    let a = sim.insert("article", json!({"title": "Hello"}));
+    sim.edit("article", &a["documentId"], json!({"title": "Hello!"}));
+    let hooks = rx.wait(2).await;
+    let e = hooks[1].json();
+    assert_eq!(
+        (&e["event"], &e["uid"]),
+        (&json!("entry.update"), &json!("api::article.article"))
+    );
+    assert_eq!(
+        (&e["entry"]["documentId"], &e["entry"]["id"]),
+        (&a["documentId"], &json!(1))
+    );
+    assert_eq!(e["createdAt"], e["entry"]["updated_at"]);
+    assert_eq!(hooks[1].header("x-strapi-event"), "entry.update");
+    assert_eq!(hooks[1].header("authorization"), "Bearer whsec-sim");
+
+    let (sim, rx) = with_receiver(DIRECTUS_LIKE).await;
+    let t = sim.insert("tickets", json!({"subject": "Disk full"}));
+    sim.edit("tickets", &t["id"], json!({"status": "pending"}));
+    sim.delete("tickets", &t["id"]);
+    let events: Vec<Value> = rx.wait(3).await.iter().map(Hook::json).collect();
+    assert_eq!(events[0]["event"], "tickets.items.create");
+    assert_eq!(
+        (&events[0]["key"], events[0].get("keys")),
+        (&json!(1), None)
+    );
+    assert_eq!(events[1]["event"], "tickets.items.update");
+    assert_eq!(
+        (&events[1]["keys"], &events[1]["collection"]),
+        (&json!([1]), &json!("tickets"))
+    );
+    assert_eq!(events[1]["payload"]["status"], "pending");
+    assert!(
+        events[1]["payload"].get("subject").is_none(),
+        "changed fields only"
+    );
+    assert_eq!(
+        (&events[2]["event"], &events[2]["keys"]),
+        (&json!("tickets.items.delete"), &json!([1]))
     );
 }

@@ -1,7 +1,8 @@
-//! REST simulator: webhooks — the event body (`evt_<n>`, `<resource>.<created|updated|
-//! deleted>`, the payload the profile asks for) and the signing schemes (a static secret, an
-//! HMAC of a template, Standard Webhooks, an HS256 JWT), one event per POST through the core
-//! sender.
+//! REST simulator: webhooks — the event body (`evt_<n>`, the change's type, the resource, the
+//! time and the payload the profile asks for, each where `[webhooks.event]` puts it), its
+//! headers (the profile's own, `{kind}` and `{resource}` filled from the body; a delivery id)
+//! and the signing schemes (a static secret, an HMAC of a template, Standard Webhooks, an
+//! HS256 JWT), one event per POST through the core sender.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -13,7 +14,7 @@ use sha2::{Digest, Sha256, Sha512};
 use super::checks::standard_key;
 use super::profile::{Algorithm, Encoding, Payload, Scheme, WebhookProfile};
 use super::store::{Id, Table};
-use super::wire::random_alnum;
+use super::wire::{put, random_alnum, text};
 use crate::sim::core::WebhookFormat;
 
 /// What happened to a record.
@@ -34,8 +35,8 @@ pub(crate) struct Change {
     pub after: Option<Value>,
 }
 
-/// The id plus every field whose value differs (removed ones as null).
-fn changed(id: Value, before: Option<&Value>, after: &Value) -> Value {
+/// The id (under `id_field`) plus every field whose value differs (removed ones as null).
+fn changed(id_field: &str, id: Value, before: Option<&Value>, after: &Value) -> Value {
     let empty = Map::new();
     let old = before.and_then(Value::as_object).unwrap_or(&empty);
     let new = after.as_object().unwrap_or(&empty);
@@ -48,30 +49,49 @@ fn changed(id: Value, before: Option<&Value>, after: &Value) -> Value {
     for k in old.keys().filter(|k| !new.contains_key(*k)) {
         out.insert(k.clone(), Value::Null);
     }
-    out.insert("id".into(), id);
+    out.insert(id_field.into(), id);
     Value::Object(out)
 }
 
-/// The event body of change number `n`.
-pub(crate) fn event(table: &Table, change: &Change, n: u64, payload: Payload) -> Value {
+/// The event body of change number `n`, shaped as `[webhooks]` says.
+pub(crate) fn event(table: &Table, change: &Change, n: u64, hooks: &WebhookProfile) -> Value {
     let kind = match change.kind {
-        ChangeKind::Created => "created",
-        ChangeKind::Updated => "updated",
-        ChangeKind::Deleted => "deleted",
+        ChangeKind::Created => &hooks.kinds.created,
+        ChangeKind::Updated => &hooks.kinds.updated,
+        ChangeKind::Deleted => &hooks.kinds.deleted,
     };
+    let named = |template: &str| json!(template.replace("{resource}", &table.name));
+    let id_field = table.spec.id_field.as_str();
     let id = change.id.json();
-    let data = match (payload, &change.after) {
-        (Payload::Ids, _) | (_, None) => json!({ "id": id }),
+    let data = match (hooks.payload, &change.after) {
+        (Payload::Ids, _) | (_, None) => json!({ id_field: id.clone() }),
         (Payload::Record, Some(after)) => after.clone(),
-        (Payload::Changed, Some(after)) => changed(id, change.before.as_ref(), after),
+        (Payload::Changed, Some(after)) => {
+            changed(id_field, id.clone(), change.before.as_ref(), after)
+        }
     };
-    json!({
-        "id": format!("evt_{n}"),
-        "type": format!("{}.{kind}", table.name),
-        "resource": table.name,
-        "occurred_at": table.time(change.at),
-        "data": data,
-    })
+    let shape = &hooks.event;
+    // a created event names its record by `key` when there is one, the others by `keys`
+    let (key, keys) = match (change.kind, shape.key.is_empty()) {
+        (ChangeKind::Created, false) => (shape.key.as_str(), ""),
+        _ => ("", shape.keys.as_str()),
+    };
+    let parts = [
+        (shape.id.as_str(), json!(format!("evt_{n}"))),
+        (shape.kind.as_str(), named(kind)),
+        (shape.resource.as_str(), named(&hooks.resource_value)),
+        (shape.time.as_str(), table.time(change.at)),
+        (key, id.clone()),
+        (keys, json!([id])),
+        (shape.record.as_str(), data),
+    ];
+    let mut body = json!({});
+    for (pointer, value) in parts {
+        if !pointer.is_empty() {
+            put(&mut body, pointer, value);
+        }
+    }
+    body
 }
 
 /// `HMAC(secret, text)` in the encoding asked for.
@@ -149,17 +169,37 @@ impl RestWebhooks {
         })
     }
 
-    /// `msg_<run>_<n>` for event `evt_<n>` (stable for one event).
-    fn message_id(&self, body: &[u8]) -> String {
-        let n = serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|v| {
-                v["id"]
-                    .as_str()
-                    .map(|s| s.trim_start_matches("evt_").to_string())
-            })
-            .unwrap_or_else(|| random_alnum(8));
+    /// `msg_<run>_<n>` for event `evt_<n>`; for a body without its event id, `msg_<run>_`
+    /// and the start of the body's SHA-256 (stable for one event, on every retry).
+    fn message_id(&self, event: &Value, body: &[u8]) -> String {
+        let id = event
+            .pointer(&self.profile.event.id)
+            .and_then(Value::as_str);
+        let n = match id.filter(|_| !self.profile.event.id.is_empty()) {
+            Some(id) => id.trim_start_matches("evt_").to_string(),
+            None => hex::encode(&Sha256::digest(body)[..10]),
+        };
         format!("msg_{}_{n}", self.run)
+    }
+
+    /// The profile's headers, `{kind}` and `{resource}` filled from the event.
+    fn own_headers(&self, event: &Value) -> Vec<(String, String)> {
+        let shape = &self.profile.event;
+        let part = |pointer: &str| match pointer {
+            "" => String::new(),
+            p => event.pointer(p).map(text).unwrap_or_default(),
+        };
+        let (kind, resource) = (part(&shape.kind), part(&shape.resource));
+        self.profile
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = value
+                    .replace("{kind}", &kind)
+                    .replace("{resource}", &resource);
+                (name.clone(), value)
+            })
+            .collect()
     }
 }
 
@@ -176,7 +216,12 @@ impl WebhookFormat for RestWebhooks {
     fn headers(&self, _url: &str, body: &[u8], now: DateTime<Utc>) -> Vec<(String, String)> {
         let p = &self.profile;
         let ts = now.timestamp();
+        let event: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let mut h = vec![("Content-Type".to_string(), "application/json".to_string())];
+        h.extend(self.own_headers(&event));
+        if let Some(name) = &p.id_header {
+            h.push((name.clone(), self.message_id(&event, body)));
+        }
         if let Some(name) = &p.timestamp_header {
             h.push((name.clone(), ts.to_string()));
         }
@@ -184,14 +229,14 @@ impl WebhookFormat for RestWebhooks {
         let header = p.header().unwrap_or_default().to_string();
         match p.scheme {
             Scheme::None => {}
-            Scheme::Secret => h.push((header, p.secret().to_string())),
+            Scheme::Secret => h.push((header, format!("{}{}", p.prefix, p.secret()))),
             Scheme::Hmac => {
                 let text = signed_text(&p.signed, body, &ts.to_string());
                 let sig = hmac_signature(p.algorithm, p.encoding, secret, &text);
                 h.push((header, format!("{}{sig}", p.prefix)));
             }
             Scheme::Standard => {
-                let id = self.message_id(body);
+                let id = self.message_id(&event, body);
                 let sig = standard_signature(&self.key, &id, ts, body);
                 h.push(("webhook-id".into(), id));
                 h.push(("webhook-timestamp".into(), ts.to_string()));
@@ -244,7 +289,7 @@ mod tests {
         let before = json!({"id": 1, "a": 1, "b": 2, "gone": true});
         let after = json!({"id": 1, "a": 1, "b": 3});
         assert_eq!(
-            changed(json!(1), Some(&before), &after),
+            changed("id", json!(1), Some(&before), &after),
             json!({"id": 1, "b": 3, "gone": null})
         );
     }
