@@ -141,6 +141,23 @@ pub async fn read_alone(
     }
 }
 
+/// [`read_alone`] of a listing that must hold exactly the simulator's `n` `noun`s: its
+/// seconds.
+pub async fn read_all(
+    config: &Config,
+    secrets: &HashMap<String, Secrets>,
+    n: usize,
+    noun: &str,
+) -> Result<f64, BenchError> {
+    let (secs, records, _) = read_alone(config, secrets).await?;
+    if records != n {
+        return Err(BenchError::Setup(format!(
+            "the listing has {records} {noun}, the simulator {n}"
+        )));
+    }
+    Ok(secs)
+}
+
 /// Starts the engine on `config` and waits until its one mapping has backfilled `rows` rows
 /// into `table`: the running engine, the seconds until `Engine::start` returned, and until the
 /// backfill was done.

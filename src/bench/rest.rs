@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::baseline::{
-    hubspot_backfill, hubspot_webhook_ingest, read_alone, report_backfill, timed_backfill,
+    hubspot_backfill, hubspot_webhook_ingest, read_all, report_backfill, timed_backfill,
     wait_count, Backfill, HUBSPOT_BUDGET, SECRET, TOKEN,
 };
 use super::{BenchError, Rig};
@@ -103,14 +103,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
             webhook_secret: Some(SECRET.into()),
         },
     )]);
-    let (read_secs, read_records, _) = read_alone(&config, &secrets).await?;
-    if read_records != n {
-        return Err(BenchError::Setup(format!(
-            "the listing has {read_records} records, the simulator {n}"
-        )));
-    }
-    // the read path alone spent budget: let the window pass before the timed run
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    let read_secs = read_all(&config, &secrets, n, "records").await?;
     sim.reset_stats();
     let (engine, start_secs, secs) =
         timed_backfill(&rig, &config, &secrets, "rest.contacts", n).await?;

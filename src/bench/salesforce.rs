@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::baseline::{
-    hubspot_backfill, ideal_rate, per, read_alone, report_backfill, route_list, timed_backfill,
+    hubspot_backfill, ideal_rate, per, read_all, report_backfill, route_list, timed_backfill,
     Backfill,
 };
 use super::{BenchError, Rig};
@@ -131,12 +131,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
             webhook_secret: None,
         },
     )]);
-    let (read_secs, read_records, _) = read_alone(&config, &secrets).await?;
-    if read_records != n {
-        return Err(BenchError::Setup(format!(
-            "the listing has {read_records} Contacts, the simulator {n}"
-        )));
-    }
+    let read_secs = read_all(&config, &secrets, n, "Contacts").await?;
     sim.reset_stats();
     let (engine, start_secs, secs) =
         timed_backfill(&rig, &config, &secrets, "crm.contacts", n).await?;

@@ -34,17 +34,7 @@ pub struct Signer {
 impl Signer {
     pub fn new(auth: Option<Auth>, secret: &str) -> Signer {
         Signer {
-            auth: auth.unwrap_or(Auth {
-                kind: AuthKind::Bearer,
-                name: None,
-                prefix: None,
-                username: None,
-                url: None,
-                scope: None,
-                body: None,
-                token: None,
-                ttl: None,
-            }),
+            auth: auth.unwrap_or_default(),
             secret: secret.to_string(),
             session: Mutex::new(None),
         }
@@ -128,8 +118,10 @@ impl Signer {
             .unwrap_or(DEFAULT_TTL)
     }
 
-    fn endpoint(&self, base: &str) -> String {
-        let url = self.auth.url.as_deref().unwrap_or("/oauth/token");
+    /// The sign-in call's URL: `auth.url` (`default` when unset) under `base`, or as given
+    /// when absolute.
+    fn endpoint(&self, base: &str, default: &str) -> String {
+        let url = self.auth.url.as_deref().unwrap_or(default);
         if url.starts_with("http://") || url.starts_with("https://") {
             url.to_string()
         } else {
@@ -150,13 +142,10 @@ impl Signer {
         if let Some(s) = &self.auth.scope {
             form.push(("scope", s.clone()));
         }
-        let body = form
-            .iter()
-            .map(|(k, v)| format!("{k}={}", crate::connectors::wire::encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let form: Vec<(String, String)> = form.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        let body = super::client::query_text(&form);
         let req = http
-            .post(self.endpoint(base))
+            .post(self.endpoint(base, "/oauth/token"))
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
@@ -187,12 +176,7 @@ impl Signer {
             ),
             None => serde_json::json!({"username": user, "password": self.secret}),
         };
-        let url = self.auth.url.as_deref().unwrap_or("/login");
-        let url = if url.starts_with("http") {
-            url.to_string()
-        } else {
-            format!("{base}{url}")
-        };
+        let url = self.endpoint(base, "/login");
         let req = http
             .post(url)
             .header(reqwest::header::ACCEPT, "application/json")

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 /// How requests are signed in. The secret (token, key, password or client secret) is read
 /// from the connection's `token_env`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
     #[serde(default)]
@@ -169,7 +169,7 @@ pub enum PageStyle {
 }
 
 /// How ferry asks for the records changed since its last poll.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Changes {
     #[serde(default)]
@@ -183,17 +183,6 @@ pub struct Changes {
     /// Extra query parameters of change polls (`{ sort = "-updated_at" }` for `newest_first`).
     #[serde(default)]
     pub query: BTreeMap<String, String>,
-}
-
-impl Default for Changes {
-    fn default() -> Self {
-        Changes {
-            style: ChangeStyle::default(),
-            param: None,
-            format: TimeFormat::default(),
-            query: BTreeMap::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

@@ -26,6 +26,16 @@ struct Cursor {
 }
 
 impl Cursor {
+    /// A pass from `since`, nothing read yet.
+    fn starting(since: DateTime<Utc>) -> Cursor {
+        Cursor {
+            since,
+            newest: None,
+            page: None,
+            began: None,
+        }
+    }
+
     fn text(&self) -> String {
         serde_json::to_string(self).expect("a cursor serializes")
     }
@@ -39,21 +49,10 @@ impl Rest {
         cursor: Option<&str>,
         start: FeedStart,
     ) -> Result<FeedPage, ConnectorError> {
-        let at = match cursor {
-            // a cursor from an older shape starts a pass from the feed's beginning
-            Some(t) => serde_json::from_str::<Cursor>(t).unwrap_or(Cursor {
-                since: start.at,
-                newest: None,
-                page: None,
-                began: None,
-            }),
-            None => Cursor {
-                since: start.at,
-                newest: None,
-                page: None,
-                began: None,
-            },
-        };
+        // no cursor, or one of an older shape: a pass from the feed's beginning
+        let at = cursor
+            .and_then(|t| serde_json::from_str::<Cursor>(t).ok())
+            .unwrap_or_else(|| Cursor::starting(start.at));
         let began = at.began.unwrap_or_else(Utc::now);
         let bound = at.since
             - chrono::TimeDelta::from_std(start.overlap).unwrap_or(chrono::TimeDelta::zero());
@@ -119,12 +118,7 @@ impl Rest {
             // least that far before the newest one, so the next pass reads it whatever the
             // overlap window
             let took = (Utc::now() - began).max(chrono::TimeDelta::zero());
-            Cursor {
-                since: newest.map_or(at.since, |n| (n - took).max(at.since)),
-                newest: None,
-                page: None,
-                began: None,
-            }
+            Cursor::starting(newest.map_or(at.since, |n| (n - took).max(at.since)))
         };
         Ok(FeedPage {
             records,
