@@ -44,3 +44,52 @@ begin
        for update of i skip locked;
 end
 $fn$;
+
+-- ferry.store_webhook_events(...): the events of several webhook deliveries stored in one
+-- transaction (the webhook server's group commit: deliveries that arrive while one commit is
+-- on its way to the disk wait for the next one, together). Element i of every array is one
+-- event; `p_deliveries[i]` numbers the delivery it came in. Returns, per delivery, how many of
+-- its events were stored: an event id seen before (ferry.seen_events, or earlier in the same
+-- call) is a replay and is dropped, even if its first delivery was applied long ago. Events
+-- are stored in array order, so the inbox keeps each delivery's order.
+create or replace function ferry.store_webhook_events(
+    p_connections text[], p_event_ids text[], p_objects text[], p_remote_ids text[],
+    p_kinds text[], p_payloads jsonb[], p_raws text[], p_deliveries integer[])
+returns table (delivery integer, stored bigint)
+language sql
+as $fn$
+    with e as (
+        select *
+          from unnest(p_connections, p_event_ids, p_objects, p_remote_ids, p_kinds, p_payloads,
+                      p_raws, p_deliveries)
+               with ordinality
+               as e(connection, event_id, remote_object, remote_id, kind, payload, raw, delivery, n)
+    ),
+    fresh as (
+        insert into ferry.seen_events (connection, event_id)
+        select distinct connection, event_id from e where event_id is not null
+        on conflict do nothing
+        returning connection, event_id
+    ),
+    chosen as (
+        select e.*
+          from e
+         where e.event_id is null
+            or e.n = (select min(d.n) from e d
+                       where d.connection = e.connection and d.event_id = e.event_id)
+               and exists (select 1 from fresh f
+                            where f.connection = e.connection and f.event_id = e.event_id)
+    ),
+    stored as (
+        insert into ferry.inbox (connection, event_id, remote_object, remote_id, kind, payload, raw)
+        select connection, event_id, remote_object, remote_id, kind, payload, raw
+          from chosen
+         order by n
+        on conflict (connection, event_id) where event_id is not null do nothing
+        returning 1
+    )
+    select d.delivery, count(c.n)
+      from (select distinct e.delivery from e) d
+      left join chosen c on c.delivery = d.delivery
+     group by d.delivery
+$fn$;

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod backfill;
 pub mod cadence;
 pub mod inbox;
+pub mod intake;
 pub mod poll;
 pub mod reconcile;
 pub mod screen;

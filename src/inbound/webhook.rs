@@ -1,7 +1,7 @@
 //! Inbound path, first hop: the HTTP server. `POST /webhooks/<connection>` verifies the
-//! app's signature, stores the events durably in ferry.inbox, then answers 2xx; bad or
-//! unsigned deliveries get 401/400 and store nothing. Also `/healthz` and `/metrics`
-//! (Prometheus text, see crate::metrics).
+//! app's signature, stores the events durably in ferry.inbox (one commit with the other
+//! deliveries waiting, see `intake`), then answers 2xx; bad or unsigned deliveries get 401/400
+//! and store nothing. Also `/healthz` and `/metrics` (Prometheus text, see crate::metrics).
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 
+use super::intake::{Incoming, Intake};
 use crate::connectors::{WebhookError, WebhookRequest};
 use crate::context::{Connections, Shared};
 use crate::hub::Hub;
@@ -25,6 +26,7 @@ struct AppState {
     connections: Connections,
     public_url: String,
     shared: Arc<Shared>,
+    intake: Intake,
 }
 
 pub async fn serve(
@@ -36,6 +38,7 @@ pub async fn serve(
 ) {
     let mut shutdown = shared.shutdown.subscribe();
     let state = AppState {
+        intake: Intake::start(hub.clone()),
         hub,
         connections,
         public_url,
@@ -156,50 +159,32 @@ async fn receive(
     if events.is_empty() {
         return (StatusCode::NO_CONTENT, String::new());
     }
-    let event_ids: Vec<Option<String>> = events.iter().map(|e| e.event_id.clone()).collect();
-    let objects: Vec<String> = events.iter().map(|e| e.object.clone()).collect();
-    let ids: Vec<String> = events.iter().map(|e| e.remote_id.clone()).collect();
-    let kinds: Vec<&str> = events
-        .iter()
-        .map(|e| if e.deleted { "deleted" } else { "changed" })
-        .collect();
     // an event PostgreSQL cannot hold as jsonb (a NUL character anywhere) is kept as the JSON
     // text it came as: stored all the same, never a 5xx for what the app sent
-    let (payloads, raws): (Vec<Option<serde_json::Value>>, Vec<Option<String>>) = events
-        .iter()
+    let count = events.len() as u64;
+    let incoming = events
+        .into_iter()
         .map(|e| {
-            if crate::inbound::screen::holds_nul(&e.raw) {
+            let (payload, raw) = if crate::inbound::screen::holds_nul(&e.raw) {
                 (None, Some(e.raw.to_string()))
             } else {
-                (Some(e.raw.clone()), None)
+                (Some(e.raw), None)
+            };
+            Incoming {
+                event_id: e.event_id,
+                object: e.object,
+                remote_id: e.remote_id,
+                kind: if e.deleted { "deleted" } else { "changed" },
+                payload,
+                raw,
             }
         })
-        .unzip();
-    let stored = async {
-        let client = st.hub.client().await?;
-        // an event id seen before (ferry.seen_events) is a replay: dropped, even if the first
-        // delivery was applied long ago
-        let stored = client
-            .execute(
-                "with fresh as (
-                     insert into ferry.seen_events (connection, event_id)
-                     select distinct $1, e from unnest($2::text[]) e where e is not null
-                     on conflict do nothing
-                     returning event_id)
-                 insert into ferry.inbox (connection, event_id, remote_object, remote_id, kind, payload, raw)
-                 select $1, e.* from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[])
-                                     as e(event_id, remote_object, remote_id, kind, payload, raw)
-                  where e.event_id is null or e.event_id in (select event_id from fresh)
-                 on conflict (connection, event_id) where event_id is not null do nothing",
-                &[&connection, &event_ids, &objects, &ids, &kinds, &payloads, &raws],
-            )
-            .await?;
-        Ok::<_, crate::hub::HubError>(stored)
-    }
-    .await;
+        .collect();
+    // stored with the other deliveries waiting (one commit for all), answered once durable
+    let stored = st.intake.store(&connection, incoming).await;
     match stored {
         Ok(stored) => {
-            let replayed = events.len() as u64 - stored;
+            let replayed = count - stored;
             crate::metrics::metrics()
                 .webhook(&connection, if stored > 0 { "stored" } else { "duplicate" });
             if replayed > 0 {
