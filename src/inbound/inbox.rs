@@ -228,9 +228,13 @@ async fn postpone_in_flight(
         .query(
             &client
                 .prepare_cached(
+                    // each event's link by the index (`offset 0` keeps the planner from a
+                    // scan of every link when the table's statistics are stale; see apply.sql)
                     "select l.mapping_id, l.remote_id
                        from unnest($1::integer[], $2::text[]) e(mapping_id, remote_id)
-                       join ferry.links l on l.mapping_id = e.mapping_id and l.remote_id = e.remote_id
+                      cross join lateral (select l.mapping_id, l.remote_id, l.row_key from ferry.links l
+                                           where l.mapping_id = e.mapping_id and l.remote_id = e.remote_id
+                                          offset 0) l
                       where ferry.mark_claimed(l.mapping_id, l.row_key)",
                 )
                 .await?,
