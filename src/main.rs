@@ -153,9 +153,13 @@ enum BenchWhat {
         /// App edits delivered by webhook (in both apps).
         #[arg(long, default_value_t = 2_000)]
         events: usize,
-        /// Deliveries the REST simulator has in flight at once (one event each).
+        /// Deliveries the REST simulator has in flight at once.
         #[arg(long, default_value_t = 8)]
         webhook_concurrency: usize,
+        /// Events per delivery (1: each event posted on its own, as most apps send; HubSpot's
+        /// simulator sends up to 100).
+        #[arg(long, default_value_t = 1)]
+        webhook_batch: usize,
     },
     /// The Salesforce preset: backfill vs HubSpot's, a write backlog through sObject
     /// Collections, and the daily allocation paced over two simulated days.
@@ -367,6 +371,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                     records,
                     events,
                     webhook_concurrency,
+                    webhook_batch,
                 },
         } => {
             let dir = bench_dir(cli.data_dir);
@@ -374,6 +379,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                 records,
                 events,
                 webhook_concurrency,
+                webhook_batch,
             };
             ferry::bench::rest::run(&dir, opts).await?;
         }

@@ -2,7 +2,8 @@
 //! sample cursor-paged profile (`src/sim/rest/profiles/cursor_bearer.toml`) — the backfill of
 //! N records under the HubSpot preset's budget (records/s, calls, records per call) next to
 //! the HubSpot preset's backfill of N contacts in the same run, then webhook ingest (app edits
-//! → one signed delivery each → inbox → fetch → rows, events/s) next to HubSpot's.
+//! → signed deliveries of one event each, or of `--webhook-batch` → inbox → fetch → rows,
+//! events/s) next to HubSpot's.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,17 +26,21 @@ pub struct Options {
     pub events: usize,
     /// Webhook deliveries the REST simulator has in flight at once.
     pub webhook_concurrency: usize,
+    /// Events per delivery.
+    pub webhook_batch: usize,
 }
 
 /// The sample profile with the bench's credentials and the HubSpot preset's budget.
-fn profile(concurrency: usize) -> Result<Profile, BenchError> {
+fn profile(concurrency: usize, batch: usize) -> Result<Profile, BenchError> {
     let mut p = Profile::parse(include_str!("../sim/rest/profiles/cursor_bearer.toml"))
         .map_err(BenchError::Setup)?;
     p.auth.secret = Some(TOKEN.into());
     p.webhooks.secret = Some(SECRET.into());
-    // one event a POST, `concurrency` POSTs side by side (GitHub's and Svix's senders do not
+    // `concurrency` POSTs side by side (GitHub's and Svix's senders do not
     // wait for one delivery before the next)
     p.webhooks.concurrency = concurrency;
+    // events per POST: 1 as those senders do; more as arrays (HubSpot sends up to 100)
+    p.webhooks.batch = batch;
     Ok(p)
 }
 
@@ -90,7 +95,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
 
     // ---- the REST backfill: cursor pages of 100 → rest.contacts ----
     let rig = Rig::start(data_dir, "ferry_bench_rest").await?;
-    let mut cfg = SimConfig::new(profile(opts.webhook_concurrency)?);
+    let mut cfg = SimConfig::new(profile(opts.webhook_concurrency, opts.webhook_batch)?);
     cfg.seed.insert("contacts".into(), n);
     let sim = RestSim::start(cfg)
         .await
@@ -124,7 +129,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
         &hubspot,
     );
 
-    // ---- webhook ingest: one edit per record in the app, one signed delivery each ----
+    // ---- webhook ingest: one edit per record in the app, one signed event each ----
     let m = opts.events.min(n);
     sim.set_webhook_url(Some(engine.webhook_url("rest")));
     let ids: Vec<serde_json::Value> = sim
@@ -139,11 +144,11 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
         let _ = sim.edit("contacts", id, json!({"phone": format!("wh-{id}")}));
     }
     // when the app had delivered every event (answered 2xx), and when the rows were there
-    let sent = sim.webhook_counts().delivered;
+    let sent = sim.webhook_counts().events_delivered;
     let mut delivered_secs = None;
     let probe = async {
         loop {
-            if sim.webhook_counts().delivered - sent >= m as u64 {
+            if sim.webhook_counts().events_delivered - sent >= m as u64 {
                 return t0.elapsed().as_secs_f64();
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -173,14 +178,18 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
     let hubspot_rate = hubspot_webhook_ingest(data_dir, m).await?;
     let ratio = rest_rate / hubspot_rate;
     println!(
-        "webhooks: REST {rest_rate:.0} events/s ({m} app edits → {} signed deliveries of one event, {} in flight, all answered in {delivered_secs:.2} s → rows in {rest_secs:.2} s); \
+        "webhooks: REST {rest_rate:.0} events/s ({m} app edits → {} signed deliveries of {}, {} in flight, all answered in {delivered_secs:.2} s → rows in {rest_secs:.2} s); \
          HubSpot preset {hubspot_rate:.0} events/s (the same edits, deliveries of ≤100 events); ratio {ratio:.3}",
         delivered.delivered,
+        match opts.webhook_batch {
+            0 | 1 => "one event".to_string(),
+            b => format!("≤{b} events"),
+        },
         opts.webhook_concurrency
     );
     println!(
         "{}",
-        json!({"bench": "rest.webhooks", "events": m, "events_per_s": rest_rate,
+        json!({"bench": "rest.webhooks", "events": m, "events_per_s": rest_rate, "batch": opts.webhook_batch, "concurrency": opts.webhook_concurrency,
                "deliveries": delivered.delivered, "delivered_seconds": delivered_secs, "seconds": rest_secs, "hubspot_events_per_s": hubspot_rate, "ratio": ratio})
     );
     Ok(())

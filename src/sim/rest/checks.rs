@@ -274,6 +274,12 @@ fn check_webhooks(w: &WebhookProfile) -> Result<(), String> {
     if w.scheme == Scheme::Standard {
         standard_key(w.secret())?;
     }
+    if !(1..=1000).contains(&w.batch) {
+        return Err(format!(
+            "webhooks.batch must be 1 to 1000 events a delivery (got {})",
+            w.batch
+        ));
+    }
     check_event_shape(w)
 }
 
@@ -360,6 +366,8 @@ mod tests {
         assert!(e.contains("whsec_"), "{e}");
         let e = err("[webhooks]\nsigned = \"{timestamp}.{body}\"\n[resources.a]\npath = \"/a\"\n");
         assert!(e.contains("timestamp_header"), "{e}");
+        let e = err("[webhooks]\nbatch = 0\n[resources.a]\npath = \"/a\"\n");
+        assert!(e.contains("webhooks.batch"), "{e}");
         let e = err("[resources.a]\npath = \"/a\"\nids = \"string\"\nreuse_ids = true\n");
         assert!(e.contains("reuse_ids"), "{e}");
     }

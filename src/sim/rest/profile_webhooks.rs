@@ -91,6 +91,10 @@ pub struct WebhookProfile {
     /// Deliveries in flight at once (1: strictly one after another, in order; apps that
     /// promise no order send several side by side).
     pub concurrency: usize,
+    /// Events per delivery: 1 sends each event as the body on its own (GitHub, Strapi,
+    /// Svix-based senders); more sends a JSON array of up to that many queued events (apps
+    /// that batch, as HubSpot does up to 100).
+    pub batch: usize,
     /// Where each part of an event goes in its body.
     pub event: EventShape,
     /// The event type of each change.
@@ -120,6 +124,7 @@ impl Default for WebhookProfile {
             payload: Payload::default(),
             secret: None,
             concurrency: 1,
+            batch: 1,
             event: EventShape::default(),
             kinds: EventKinds::default(),
             resource_value: "{resource}".into(),

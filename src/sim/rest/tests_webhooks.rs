@@ -339,3 +339,39 @@ async fn event_bodies_and_headers_shaped_as_an_apps() {
         (&json!("tickets.items.delete"), &json!([1]))
     );
 }
+
+#[tokio::test]
+async fn batched_deliveries_carry_arrays_of_queued_events() {
+    let rx = Receiver::start().await;
+    let url = rx.url.clone();
+    let sim = start_with(CURSOR_BEARER, move |cfg| {
+        cfg.profile.webhooks.batch = 3;
+        cfg.seed.insert("contacts".into(), 7);
+        cfg.webhook_url = Some(url);
+    })
+    .await;
+    for id in 1..=7 {
+        sim.edit("contacts", &json!(id), json!({"phone": format!("+{id}")}))
+            .expect("edit");
+    }
+    until("7 events delivered", || {
+        sim.webhook_counts().events_delivered == 7
+    })
+    .await;
+    let hooks = rx.wait(1).await;
+    let mut phones = vec![];
+    for h in &hooks {
+        let ts = h.header("x-timestamp");
+        let mut text = format!("{ts}.").into_bytes();
+        text.extend_from_slice(&h.body);
+        let want = format!("sha256={}", hex::encode(hmac256(b"whsec-sim", &text)));
+        assert_eq!(h.header("x-signature"), want, "the array body is signed");
+        let events = h.json();
+        let events = events.as_array().expect("a batch is a JSON array");
+        assert!((1..=3).contains(&events.len()), "{} events", events.len());
+        phones.extend(events.iter().map(|e| e["data"]["phone"].clone()));
+    }
+    let want: Vec<Value> = (1..=7).map(|id| json!(format!("+{id}"))).collect();
+    assert_eq!(phones, want, "every event once, in order");
+    assert!(hooks.len() < 7, "queued events share deliveries");
+}

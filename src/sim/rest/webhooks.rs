@@ -206,17 +206,31 @@ impl RestWebhooks {
 impl WebhookFormat for RestWebhooks {
     type Event = Value;
 
+    fn max_batch(&self) -> usize {
+        self.profile.batch.max(1)
+    }
+
     fn body(&self, events: &[Value], _attempt: u32) -> Vec<u8> {
-        events
-            .first()
-            .and_then(|e| serde_json::to_vec(e).ok())
-            .unwrap_or_default()
+        let body = if self.profile.batch > 1 {
+            serde_json::to_vec(events)
+        } else {
+            match events.first() {
+                Some(e) => serde_json::to_vec(e),
+                None => Ok(vec![]),
+            }
+        };
+        body.unwrap_or_default()
     }
 
     fn headers(&self, _url: &str, body: &[u8], now: DateTime<Utc>) -> Vec<(String, String)> {
         let p = &self.profile;
         let ts = now.timestamp();
-        let event: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        // a batch's headers name its first event (a delivery id of a batch hashes the body)
+        let event: Value = match serde_json::from_slice(body).unwrap_or(Value::Null) {
+            Value::Array(events) if events.len() > 1 => Value::Null,
+            Value::Array(mut events) => events.pop().unwrap_or(Value::Null),
+            event => event,
+        };
         let mut h = vec![("Content-Type".to_string(), "application/json".to_string())];
         h.extend(self.own_headers(&event));
         if let Some(name) = &p.id_header {
