@@ -160,6 +160,10 @@ enum BenchWhat {
         /// simulator sends up to 100).
         #[arg(long, default_value_t = 1)]
         webhook_batch: usize,
+        /// What the connection says the events carry: `records` (applied without a fetch when
+        /// safe) or `ids` (every event's record fetched).
+        #[arg(long, default_value = "records")]
+        webhook_carries: String,
     },
     /// The Salesforce preset: backfill vs HubSpot's, a write backlog through sObject
     /// Collections, and the daily allocation paced over two simulated days.
@@ -372,6 +376,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                     events,
                     webhook_concurrency,
                     webhook_batch,
+                    webhook_carries,
                 },
         } => {
             let dir = bench_dir(cli.data_dir);
@@ -380,6 +385,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                 events,
                 webhook_concurrency,
                 webhook_batch,
+                webhook_carries,
             };
             ferry::bench::rest::run(&dir, opts).await?;
         }

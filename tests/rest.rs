@@ -13,13 +13,20 @@ use std::time::Duration;
 use harness::parties::apps::HubSpotParty;
 use harness::parties::convergence::converge;
 use harness::parties::World;
-use harness::rest::{RestCtx, RestParty, PEOPLE};
+use harness::rest::{RestCtx, RestParty, Shape, PEOPLE, WEBHOOK_SECRET};
 use harness::{eventually, Sql};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_sync_both_ways() {
-    let ctx = RestCtx::start(5, r#"poll_interval = "1s""#, PEOPLE, false, false).await;
+    let ctx = RestCtx::start(
+        5,
+        r#"poll_interval = "1s""#,
+        PEOPLE,
+        false,
+        Shape::default(),
+    )
+    .await;
     let rows: i64 = ctx.one("select count(*) from crm.people").await;
     assert_eq!(rows, 5, "the backfill brought every person");
     ctx.quiesce().await;
@@ -113,7 +120,14 @@ async fn people_sync_both_ways() {
 /// precision, so a poll that saw a second's first edits must still find its last ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_webhooks_lost_the_poll_finds_every_edit_of_a_second() {
-    let ctx = RestCtx::start(30, r#"poll_interval = "1s""#, PEOPLE, false, false).await;
+    let ctx = RestCtx::start(
+        30,
+        r#"poll_interval = "1s""#,
+        PEOPLE,
+        false,
+        Shape::default(),
+    )
+    .await;
     ctx.quiesce().await;
     ctx.sim.set_webhook_url(None);
     let people = ctx.sim.records("people");
@@ -144,7 +158,14 @@ async fn with_webhooks_lost_the_poll_finds_every_edit_of_a_second() {
 /// commit leaves it) is found by its match key before it is sent again: one record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_whose_answer_was_lost_makes_one_record() {
-    let ctx = RestCtx::start(2, r#"poll_interval = "1s""#, PEOPLE, false, false).await;
+    let ctx = RestCtx::start(
+        2,
+        r#"poll_interval = "1s""#,
+        PEOPLE,
+        false,
+        Shape::default(),
+    )
+    .await;
     ctx.quiesce().await;
     ctx.sim.faults().set_rates(0.0, 0.0, 1.0);
     ctx.exec("insert into crm.people (name, email) values ('Lost Answer', 'lost@example.com')")
@@ -191,7 +212,10 @@ async fn an_id_reused_after_a_delete_never_attaches_a_new_record_to_an_old_row()
         "poll_interval = \"1s\"\nreconcile_interval = \"3s\"",
         PEOPLE,
         false,
-        true,
+        Shape {
+            reused_ids: true,
+            ..Shape::default()
+        },
     )
     .await;
     ctx.quiesce().await;
@@ -246,4 +270,89 @@ async fn an_id_reused_after_a_delete_never_attaches_a_new_record_to_an_old_row()
 async fn psql_hubspot_and_a_rest_app_converge_through_sigkills() {
     let w = World::start(HubSpotParty::start().await, RestParty::start().await).await;
     converge(w, ["hs", "re"]).await;
+}
+
+/// Posts one event as the app signs its deliveries.
+async fn deliver(ctx: &RestCtx, event: &Value) -> u16 {
+    use ferry::sim::rest::profile::{Algorithm, Encoding};
+    let body = event.to_string();
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let text = format!("{ts}.{body}");
+    let sig = ferry::sim::rest::hmac_signature(
+        Algorithm::Sha256,
+        Encoding::Hex,
+        WEBHOOK_SECRET.as_bytes(),
+        text.as_bytes(),
+    );
+    reqwest::Client::new()
+        .post(ctx.engine.as_ref().expect("engine").webhook_url("rest"))
+        .header("X-People-Timestamp", ts)
+        .header("X-People-Signature", format!("sha256={sig}"))
+        .body(body)
+        .send()
+        .await
+        .expect("ferry answers")
+        .status()
+        .as_u16()
+}
+
+/// Events that carry the whole record (`carries = "records"`) are applied without asking the
+/// app again when they are strictly newer than the state applied; a late delivery of an older
+/// state, or of one from the same (whole) second, is not applied: its record is fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_record_events_are_applied_without_a_fetch_unless_in_doubt() {
+    let shape = Shape {
+        whole_records: true,
+        ..Shape::default()
+    };
+    let engine = "poll_interval = \"0s\"\nreconcile_interval = \"0s\"";
+    let ctx = RestCtx::start(3, engine, PEOPLE, false, shape).await;
+    ctx.quiesce().await;
+    let gets = || ctx.calls("GET /v2/people/{id}");
+    let phone = || async {
+        ctx.one::<Option<String>>(
+            "select phone from crm.people where email = 'record1@example.com'",
+        )
+        .await
+    };
+    let before = gets();
+    let old = ctx.person("record1@example.com").expect("record1");
+    // the app's edit, seconds after the backfill's state: the event alone brings it
+    ctx.sim.clock().advance(Duration::from_secs(3));
+    let new = ctx
+        .sim
+        .edit("people", &old["id"], json!({"phone": "+111"}))
+        .expect("edited");
+    eventually(
+        "the carried record applied",
+        Duration::from_secs(10),
+        || async { (phone().await.as_deref() == Some("+111")).then_some(()) },
+    )
+    .await;
+    assert_eq!(gets(), before, "applied from the event, no fetch");
+
+    // late deliveries the app never sent in this order: the backfill's state, and a state of
+    // the current second that is not the app's — neither is applied, both records fetched
+    ctx.sim.set_webhook_url(None);
+    let event = |n: u32, record: &Value| {
+        json!({"id": format!("evt_late_{n}"), "type": "people.updated", "resource": "people",
+               "occurred_at": record["updated_at"], "data": record})
+    };
+    let mut same_second = new.clone();
+    same_second["phone"] = json!("+222");
+    assert_eq!(deliver(&ctx, &event(1, &old)).await, 204);
+    assert_eq!(deliver(&ctx, &event(2, &same_second)).await, 204);
+    eventually("both records fetched", Duration::from_secs(10), || async {
+        (gets() >= before + 2).then_some(())
+    })
+    .await;
+    ctx.quiesce().await;
+    assert_eq!(
+        phone().await.as_deref(),
+        Some("+111"),
+        "the app's state stands"
+    );
+    let letters: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
+    assert_eq!(letters, 0);
+    ctx.stop().await;
 }

@@ -123,14 +123,21 @@ begin
     -- So is a record read (its "read_at", the hub's clock when the read began) before a write
     -- of it was recorded: the read may show the app before that write, and the app's update
     -- time cannot tell (a write that changed nothing leaves the record's old time).
+    -- And a "strict" record (a state a webhook event carried, not read now) that is not
+    -- strictly newer than the state applied: in whole seconds an equal time may be an older
+    -- state. Its event is tried again, then by fetching the record.
     if p_defer_unknown then
         select coalesce(jsonb_agg(distinct l.remote_id), '[]') into deferred
-          from (select value ->> 'id' as id, (value ->> 'read_at')::timestamptz as read_at
+          from (select value ->> 'id' as id, (value ->> 'read_at')::timestamptz as read_at,
+                       coalesce((value ->> 'strict')::boolean, false) as strict,
+                       (value ->> 'updated_at')::timestamptz as updated_at
                   from jsonb_array_elements(p_records)) e
-         cross join lateral (select l.remote_id, l.row_key, l.written_at from ferry.links l
+         cross join lateral (select l.remote_id, l.row_key, l.written_at, l.remote_updated_at
+                               from ferry.links l
                               where l.mapping_id = p_mapping and l.remote_id = e.id
                              offset 0) l
-         where (l.written_at > e.read_at or ferry.mark_claimed(p_mapping, l.row_key));
+         where (l.written_at > e.read_at or ferry.mark_claimed(p_mapping, l.row_key)
+                or (e.strict and l.remote_updated_at >= e.updated_at));
         if deferred <> '[]' then
             p_records := coalesce((select jsonb_agg(e.value order by e.n)
                                      from jsonb_array_elements(p_records) with ordinality e(value, n)

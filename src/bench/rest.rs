@@ -28,6 +28,9 @@ pub struct Options {
     pub webhook_concurrency: usize,
     /// Events per delivery.
     pub webhook_batch: usize,
+    /// What the connection says its events carry (`records`: applied without a fetch when
+    /// safe; `ids`: every event's record fetched).
+    pub webhook_carries: String,
 }
 
 /// The sample profile with the bench's credentials and the HubSpot preset's budget.
@@ -45,7 +48,7 @@ fn profile(concurrency: usize, batch: usize) -> Result<Profile, BenchError> {
 }
 
 /// `rest.contacts` ↔ the simulator's contacts, told to ferry; polling and reconcile off.
-fn config(rig: &Rig, sim: &RestSim) -> Result<Config, BenchError> {
+fn config(rig: &Rig, sim: &RestSim, carries: &str) -> Result<Config, BenchError> {
     let text = format!(
         r#"
         [engine]
@@ -68,6 +71,7 @@ fn config(rig: &Rig, sim: &RestSim) -> Result<Config, BenchError> {
         prefix = "sha256="
         signed = "{{timestamp}}.{{body}}"
         timestamp_header = "X-Timestamp"
+        carries = "{carries}"
         [[mappings]]
         connection = "rest"
         object = "contacts"
@@ -81,6 +85,7 @@ fn config(rig: &Rig, sim: &RestSim) -> Result<Config, BenchError> {
         "#,
         db = rig.db,
         url = sim.base_url(),
+        carries = carries.escape_default(),
     );
     Ok(Config::parse(&text, "bench config")?)
 }
@@ -100,7 +105,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
     let sim = RestSim::start(cfg)
         .await
         .map_err(|e| BenchError::Setup(format!("REST simulator: {e}")))?;
-    let config = config(&rig, &sim)?;
+    let config = config(&rig, &sim, &opts.webhook_carries)?;
     let secrets = HashMap::from([(
         "rest".to_string(),
         Secrets {
@@ -178,18 +183,19 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
     let hubspot_rate = hubspot_webhook_ingest(data_dir, m).await?;
     let ratio = rest_rate / hubspot_rate;
     println!(
-        "webhooks: REST {rest_rate:.0} events/s ({m} app edits → {} signed deliveries of {}, {} in flight, all answered in {delivered_secs:.2} s → rows in {rest_secs:.2} s); \
+        "webhooks: REST {rest_rate:.0} events/s ({m} app edits → {} signed deliveries of {}, {} in flight, carries = {:?}, all answered in {delivered_secs:.2} s → rows in {rest_secs:.2} s); \
          HubSpot preset {hubspot_rate:.0} events/s (the same edits, deliveries of ≤100 events); ratio {ratio:.3}",
         delivered.delivered,
         match opts.webhook_batch {
             0 | 1 => "one event".to_string(),
             b => format!("≤{b} events"),
         },
-        opts.webhook_concurrency
+        opts.webhook_concurrency,
+        opts.webhook_carries
     );
     println!(
         "{}",
-        json!({"bench": "rest.webhooks", "events": m, "events_per_s": rest_rate, "batch": opts.webhook_batch, "concurrency": opts.webhook_concurrency,
+        json!({"bench": "rest.webhooks", "events": m, "events_per_s": rest_rate, "batch": opts.webhook_batch, "concurrency": opts.webhook_concurrency, "carries": opts.webhook_carries,
                "deliveries": delivered.delivered, "delivered_seconds": delivered_secs, "seconds": rest_secs, "hubspot_events_per_s": hubspot_rate, "ratio": ratio})
     );
     Ok(())

@@ -99,8 +99,9 @@ pub struct Capabilities {
     /// Writes run as asynchronous jobs the connector polls for per-item results (Zendesk's
     /// `job_status`): a write round mostly waits on the app, so its lane gets a worker more.
     pub async_writes: bool,
-    /// What the app's webhook events carry. The engine fetches the records of every event
-    /// today (an event may be older than the app's state, and deliveries come out of order).
+    /// What the app's webhook events carry. The engine fetches the records of events unless
+    /// they carry whole records it can apply safely (see [`Connector::event_record`]): an
+    /// event may be older than the app's state, and deliveries come out of order.
     pub webhook_payload: WebhookPayload,
 }
 
@@ -263,6 +264,21 @@ pub trait Connector: Send + Sync {
     ) -> Result<Vec<RemoteRecord>, ConnectorError>;
     /// Deletes (archives); a record already gone counts as success.
     async fn archive(&self, object: &str, ids: &[String]) -> Vec<Result<(), ConnectorError>>;
+    /// The record a stored webhook event (its [`ChangeEvent::raw`]) carries whole, read as
+    /// [`fetch`](Connector::fetch) would return it; None when the app's events do not carry
+    /// whole records (the default) or this one has none. The engine applies it instead of
+    /// fetching only when it is the record's one event of the round, on its first attempt,
+    /// its `updated_at` is strictly newer than the state applied, and no write of ferry's
+    /// was recorded after it; otherwise it fetches the record as for any event.
+    fn event_record(
+        &self,
+        object: &str,
+        event: &serde_json::Value,
+        properties: &[String],
+    ) -> Option<RemoteRecord> {
+        let _ = (object, event, properties);
+        None
+    }
     /// Verifies the delivery's signature and returns its events.
     fn parse_webhook(
         &self,

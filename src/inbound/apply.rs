@@ -94,7 +94,7 @@ pub fn stamp_read(records: &mut [Value], read_at: &str) {
 
 /// How much earlier than a snapshot's own time it counts as read: the app's clock and the
 /// hub's may disagree, and apps give their times in whole seconds.
-const SNAPSHOT_CLOCKS: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+pub const SNAPSHOT_CLOCKS: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 /// Marks records that are states as of their update time (a feed of event snapshots, see
 /// `FeedPage::snapshots`) as read then, less [`SNAPSHOT_CLOCKS`], instead of when the page was

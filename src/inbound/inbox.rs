@@ -1,7 +1,8 @@
 //! Inbound path, second hop: the inbox worker. Claims stored events (`ferry.claim_events`:
-//! advisory locks of its connection, no transaction open), fetches the current records (events
-//! carry only ids) from the app, and applies them in the transaction that removes the events,
-//! so an event is either applied and gone or still in the inbox.
+//! advisory locks of its connection, no transaction open), fetches the current records from
+//! the app (or takes the whole record an event carries, when that is safe), and applies them
+//! in the transaction that removes the events, so an event is either applied and gone or still
+//! in the inbox.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -9,8 +10,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::apply::{apply, deletion_json, log_refusals, read_clock, record_json, stamp_read};
-use crate::connectors::{Connector, ConnectorError};
+use super::apply::{
+    apply, deletion_json, log_refusals, read_clock, record_json, stamp_read, stamp_snapshots,
+    SNAPSHOT_CLOCKS,
+};
+use crate::connectors::{Connector, ConnectorError, RemoteRecord, WebhookPayload};
 use crate::context::{Connections, Shared};
 use crate::hub::catalog::Mapping;
 use crate::hub::{end_claims, Hub, HubError, STUCK_ROUND};
@@ -147,12 +151,16 @@ async fn claim_and_apply(
     );
     let read_at = read_clock(client).await?;
     let read_at = read_at.as_str();
-    let fetches = ready
-        .into_iter()
-        .map(|(mapping, connector, events)| async move {
-            let batch = fetch_group(&mapping, connector.as_ref(), &events, read_at).await;
+    let mut carried_by_group = Vec::with_capacity(ready.len());
+    for (mapping, connector, events) in &ready {
+        carried_by_group.push(carried(client, mapping, connector.as_ref(), events).await?);
+    }
+    let fetches = ready.into_iter().zip(carried_by_group).map(
+        |((mapping, connector, events), carried)| async move {
+            let batch = fetch_group(&mapping, connector.as_ref(), &events, carried, read_at).await;
             (mapping, events, batch)
-        });
+        },
+    );
     let mut fetched_groups = vec![];
     for (mapping, events, batch) in futures_util::future::join_all(fetches).await {
         match batch {
@@ -287,12 +295,97 @@ async fn settle(
     Ok(())
 }
 
+/// The records events carry whole that stand in for a fetch (see
+/// [`Connector::event_record`]): of a record whose one event of the round is on its first
+/// attempt and not a deletion, carrying the record with an update time strictly newer than
+/// the state applied (an equal time in whole seconds may be an older state) and later than
+/// any write of ferry's recorded for it, less the snapshot clock margin. A record the hub
+/// has no link for yet is fetched (its creation may be ferry's own write in flight).
+async fn carried(
+    client: &deadpool_postgres::Object,
+    mapping: &Mapping,
+    connector: &dyn Connector,
+    events: &[Event],
+) -> Result<HashMap<String, RemoteRecord>, HubError> {
+    if connector.capabilities().webhook_payload != WebhookPayload::Records {
+        return Ok(HashMap::new());
+    }
+    let mut per_record: HashMap<&str, usize> = HashMap::new();
+    for e in events {
+        *per_record.entry(e.remote_id.as_str()).or_default() += 1;
+    }
+    let candidates: Vec<i64> = events
+        .iter()
+        .filter(|e| e.attempts == 0 && !e.deleted && per_record[e.remote_id.as_str()] == 1)
+        .map(|e| e.id)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let remote_of: HashMap<i64, &str> = events
+        .iter()
+        .map(|e| (e.id, e.remote_id.as_str()))
+        .collect();
+    let properties = mapping.properties();
+    let mut records: HashMap<String, RemoteRecord> = HashMap::new();
+    let stored = client
+        .query(
+            &client
+                .prepare_cached("select id, payload from ferry.inbox where id = any($1) and payload is not null")
+                .await?,
+            &[&candidates],
+        )
+        .await?;
+    for row in stored {
+        let (id, payload): (i64, Value) = (row.get(0), row.get(1));
+        let Some(record) = connector.event_record(&mapping.object, &payload, &properties) else {
+            continue;
+        };
+        if record.updated_at.is_some()
+            && !record.archived
+            && remote_of.get(&id) == Some(&record.id.as_str())
+        {
+            records.insert(record.id.clone(), record);
+        }
+    }
+    if records.is_empty() {
+        return Ok(records);
+    }
+    let (ids, versions): (Vec<&str>, Vec<chrono::DateTime<chrono::Utc>>) = records
+        .values()
+        .filter_map(|r| Some((r.id.as_str(), r.updated_at?)))
+        .unzip();
+    let usable: HashSet<String> = client
+        .query(
+            &client
+                .prepare_cached(
+                    "select e.id
+                       from unnest($2::text[], $3::timestamptz[]) e(id, v)
+                      cross join lateral (select l.written_at, l.remote_updated_at from ferry.links l
+                                           where l.mapping_id = $1 and l.remote_id = e.id
+                                          offset 0) l
+                      where (l.remote_updated_at is null or l.remote_updated_at < e.v)
+                        and (l.written_at is null or l.written_at <= e.v - make_interval(secs => $4))",
+                )
+                .await?,
+            &[&mapping.id, &ids, &versions, &(SNAPSHOT_CLOCKS.num_seconds() as f64)],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    records.retain(|id, _| usable.contains(id));
+    Ok(records)
+}
+
 /// The records of one mapping's events as `ferry.apply` takes them: the changed ones as the
-/// app has them now, deletions (and records gone by the time we asked) as deletions.
+/// app has them now (or as their events carried them, see [`carried`]), deletions (and
+/// records gone by the time we asked) as deletions.
 async fn fetch_group(
     mapping: &Mapping,
     connector: &dyn Connector,
     events: &[Event],
+    carried: HashMap<String, RemoteRecord>,
     read_at: &str,
 ) -> Result<Vec<Value>, ConnectorError> {
     // the last event of a record decides whether it is a change or a deletion
@@ -302,7 +395,7 @@ async fn fetch_group(
     }
     let changed: Vec<String> = last
         .iter()
-        .filter(|(_, d)| !**d)
+        .filter(|(id, d)| !**d && !carried.contains_key(**id))
         .map(|(id, _)| id.to_string())
         .collect();
     let records = if changed.is_empty() {
@@ -312,7 +405,11 @@ async fn fetch_group(
             .fetch(&mapping.object, &changed, &mapping.properties())
             .await?
     };
-    let found: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    let found: HashSet<&str> = records
+        .iter()
+        .chain(carried.values())
+        .map(|r| r.id.as_str())
+        .collect();
     // the app's own word on each record's latest change, for ferry.history
     let mut source: HashMap<&str, &str> = HashMap::new();
     for e in events {
@@ -331,6 +428,23 @@ async fn fetch_group(
         })
         .collect();
     stamp_read(&mut batch, read_at);
+    // a carried record is a state as of its update time: read then (less the clock margin),
+    // and applied only while still strictly newer than the state applied (`strict`, checked
+    // again in ferry.apply under the record's lock; else its event is tried again, fetching)
+    let carried: Vec<&RemoteRecord> = carried.values().collect();
+    let mut states: Vec<Value> = carried.iter().map(|r| record_json(mapping, r)).collect();
+    stamp_read(&mut states, read_at);
+    for (rec, remote) in states.iter_mut().zip(&carried) {
+        if let Some(s) = source.get(remote.id.as_str()) {
+            rec["source"] = Value::String(s.to_string());
+        }
+        if rec.get("deleted") == Some(&Value::Bool(false)) {
+            rec["strict"] = Value::Bool(true);
+        }
+    }
+    let remotes: Vec<RemoteRecord> = carried.into_iter().cloned().collect();
+    stamp_snapshots(&mut states, &remotes);
+    batch.extend(states);
     // deleted, or gone by the time we asked (archived records are not returned)
     batch.extend(
         last.iter()

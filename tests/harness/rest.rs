@@ -19,9 +19,24 @@ use super::{backfilled, fresh_db, hubspot_activity, hubspot_beside, hubspot_secr
 pub const TOKEN: &str = "rest-token-e2e";
 pub const WEBHOOK_SECRET: &str = "rest-webhook-e2e";
 
-/// The app's wire shape as the simulator serves it; with `reused_ids` a new record takes the
-/// lowest id a deletion freed.
-pub fn profile(reused_ids: bool) -> Profile {
+/// Variants of the app's shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shape {
+    /// A new record takes the lowest id a deletion freed.
+    pub reused_ids: bool,
+    /// Webhook events carry the whole record (else changed fields only), and the connection
+    /// says so (`carries = "records"`).
+    pub whole_records: bool,
+}
+
+/// The app's wire shape as the simulator serves it.
+pub fn profile(shape: Shape) -> Profile {
+    let reused_ids = shape.reused_ids;
+    let payload = if shape.whole_records {
+        "record"
+    } else {
+        "changed"
+    };
     Profile::parse(&format!(
         r#"
         [auth]
@@ -50,7 +65,7 @@ pub fn profile(reused_ids: bool) -> Profile {
         signed = "{{timestamp}}.{{body}}"
         timestamp_header = "X-People-Timestamp"
         header = "X-People-Signature"
-        payload = "changed"
+        payload = "{payload}"
         secret = "{WEBHOOK_SECRET}"
         "#
     ))
@@ -63,8 +78,14 @@ pub fn connection(
     base_url: &str,
     token_env: &str,
     secret_env: &str,
-    reused_ids: bool,
+    shape: Shape,
 ) -> String {
+    let reused_ids = shape.reused_ids;
+    let carries = if shape.whole_records {
+        "records"
+    } else {
+        "changes"
+    };
     format!(
         r#"
         [connections.{name}]
@@ -89,6 +110,7 @@ pub fn connection(
         prefix = "sha256="
         signed = "{{timestamp}}.{{body}}"
         timestamp_header = "X-People-Timestamp"
+        carries = "{carries}"
         "#
     )
 }
@@ -109,8 +131,8 @@ fields = [
 ]
 "#;
 
-pub async fn sim(seed: usize, reused_ids: bool) -> RestSim {
-    let mut cfg = SimConfig::new(profile(reused_ids));
+pub async fn sim(seed: usize, shape: Shape) -> RestSim {
+    let mut cfg = SimConfig::new(profile(shape));
     cfg.seed.insert("people".into(), seed);
     RestSim::start(cfg).await.expect("rest simulator starts")
 }
@@ -125,18 +147,18 @@ pub struct RestCtx {
 
 impl RestCtx {
     /// `seed` people in the app; with `with_hubspot` a HubSpot connection beside (its
-    /// mappings are the caller's); `engine_lines` go in `[engine]`; `reused_ids` as in
+    /// mappings are the caller's); `engine_lines` go in `[engine]`; `shape` as in
     /// [`profile`].
     pub async fn start(
         seed: usize,
         engine_lines: &str,
         mappings: &str,
         with_hubspot: bool,
-        reused_ids: bool,
+        shape: Shape,
     ) -> RestCtx {
         let (db, url) = fresh_db().await;
         let hub = Hub::connect(&url).await.expect("hub connects");
-        let sim = sim(seed, reused_ids).await;
+        let sim = sim(seed, shape).await;
         let (hubspot, hubspot_connection) = hubspot_beside(with_hubspot).await;
         let text = format!(
             r#"
@@ -150,13 +172,7 @@ impl RestCtx {
             {hubspot_connection}
             {mappings}
             "#,
-            rest = connection(
-                "rest",
-                &sim.base_url(),
-                "UNUSED",
-                "UNUSED_SECRET",
-                reused_ids
-            ),
+            rest = connection("rest", &sim.base_url(), "UNUSED", "UNUSED_SECRET", shape),
         );
         let config = Config::parse(&text, "test config").expect("config parses");
         let secrets = HashMap::from([
@@ -230,7 +246,7 @@ pub struct RestParty(pub RestSim);
 
 impl RestParty {
     pub async fn start() -> Box<dyn Party> {
-        let mut cfg = SimConfig::new(profile(false));
+        let mut cfg = SimConfig::new(profile(Shape::default()));
         cfg.faults.lost_response_rate = 0.01;
         Box::new(RestParty(
             RestSim::start(cfg).await.expect("rest simulator starts"),
@@ -258,7 +274,7 @@ impl Party for RestParty {
                 &self.0.base_url(),
                 "TP_REST_TOKEN",
                 "TP_REST_SECRET",
-                false,
+                Shape::default(),
             ),
             PEOPLE.replace(
                 "  { column = \"city\",  property = \"address.city\" },\n",

@@ -288,6 +288,21 @@ pub struct Webhook {
     /// Event types (or suffixes after a `.`: `deleted`) that are deletions.
     #[serde(default = "default_delete_types")]
     pub deletes: Vec<String>,
+    /// What an event carries at the record's place (the object holding `id`): `ids`
+    /// (default) or `changes` — ferry fetches the record — or `records`, the whole record
+    /// after the change, which ferry applies without a fetch when that is safe.
+    #[serde(default)]
+    pub carries: Carries,
+}
+
+/// `webhook.carries`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Carries {
+    #[default]
+    Ids,
+    Changes,
+    Records,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

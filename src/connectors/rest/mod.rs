@@ -41,7 +41,7 @@ use super::{
     Written,
 };
 use client::Client;
-use config::{Resource, Webhook};
+use config::{Carries, Resource, Webhook};
 
 /// Writes of one batch sent side by side (each is its own call).
 const SIDE_BY_SIDE: usize = 10;
@@ -138,7 +138,11 @@ impl Connector for Rest {
             // by the match key (`find`) before it is sent again
             create_keys: &[],
             async_writes: false,
-            webhook_payload: WebhookPayload::Ids,
+            webhook_payload: match self.webhook.carries {
+                Carries::Ids => WebhookPayload::Ids,
+                Carries::Changes => WebhookPayload::ChangedFields,
+                Carries::Records => WebhookPayload::Records,
+            },
         }
     }
 
@@ -211,6 +215,16 @@ impl Connector for Rest {
             Ok(res) => self.delete_records(res, ids).await,
             Err(e) => ids.iter().map(|_| Err(e.clone())).collect(),
         }
+    }
+
+    fn event_record(
+        &self,
+        object: &str,
+        event: &serde_json::Value,
+        properties: &[String],
+    ) -> Option<RemoteRecord> {
+        let resource = self.resources.get(object)?;
+        webhook::carried_record(&self.webhook, resource, event, properties)
     }
 
     fn parse_webhook(

@@ -384,3 +384,29 @@ fn secrets_bodies_and_standard_event_ids() {
     let ids: Vec<_> = events.iter().map(|e| e.event_id.clone().unwrap()).collect();
     assert_eq!(ids, ["msg_1#0", "msg_1#1"]);
 }
+
+#[test]
+fn whole_records_are_read_from_events_only_when_configured() {
+    let res = &resources(&["contacts"])["contacts"];
+    let event = json!({"type": "contacts.updated",
+                       "data": {"id": 12, "updated_at": "2024-05-01T10:00:00Z",
+                                "email": "a@x.com", "address": {"city": "Oslo"}}});
+    let props = ["email".to_string(), "address.city".to_string()];
+    let config = |extra: &str| -> Webhook { toml::from_str(extra).expect("webhook config") };
+    let rec = super::webhook::carried_record(&config("carries = \"records\""), res, &event, &props)
+        .expect("a carried record");
+    assert_eq!(rec.id, "12");
+    assert_eq!(rec.updated_at.map(|t| t.timestamp()), Some(1_714_557_600));
+    assert_eq!(rec.properties["address.city"], json!("Oslo"));
+    assert!(!rec.archived);
+    for other in ["", "carries = \"ids\"", "carries = \"changes\""] {
+        assert!(super::webhook::carried_record(&config(other), res, &event, &props).is_none());
+    }
+    // an event whose id names no object (`/id` at the top) carries the event itself
+    let top = config("carries = \"records\"\nid = \"/id\"");
+    let flat = json!({"id": 7, "email": "b@x.com"});
+    assert_eq!(
+        super::webhook::carried_record(&top, res, &flat, &props).map(|r| r.id),
+        Some("7".into())
+    );
+}

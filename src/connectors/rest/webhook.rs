@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::config::{Resource, Webhook, WebhookScheme};
+use super::config::{Carries, Resource, Webhook, WebhookScheme};
 use super::record;
 use super::signature::{verify, STANDARD_ID};
-use crate::connectors::{ChangeEvent, WebhookError, WebhookRequest};
+use crate::connectors::{ChangeEvent, RemoteRecord, WebhookError, WebhookRequest};
 
 /// The default pointer to the record's id in an event.
 pub const DEFAULT_ID: &str = "/data/id";
@@ -90,10 +90,7 @@ fn change_event(
     let (name, resource) = resource_of(config, resources, event, kind)?;
     let id_pointer = config.id.as_deref().unwrap_or(DEFAULT_ID);
     let remote_id = event.pointer(id_pointer).and_then(record::id_text)?;
-    // the record is the object holding the id (`/data` for `/data/id`; the event for `/id`)
-    let holder = id_pointer
-        .rsplit_once('/')
-        .and_then(|(parent, _)| event.pointer(parent));
+    let holder = holder(config, event);
     let remote_id = match holder {
         Some(r) => record::identity(resource, r, remote_id),
         None => remote_id,
@@ -114,6 +111,32 @@ fn change_event(
         deleted,
         raw: event.clone(),
     })
+}
+
+/// The record in an event: the object holding the id (`/data` for `/data/id`; the event
+/// itself for `/id`).
+fn holder<'e>(config: &Webhook, event: &'e Value) -> Option<&'e Value> {
+    config
+        .id
+        .as_deref()
+        .unwrap_or(DEFAULT_ID)
+        .rsplit_once('/')
+        .and_then(|(parent, _)| event.pointer(parent))
+}
+
+/// The whole record a stored event carries, under `carries = "records"`: read as a listing's
+/// record is (its id, identity, update time and tombstone from the resource's settings).
+pub fn carried_record(
+    config: &Webhook,
+    resource: &Resource,
+    event: &Value,
+    properties: &[String],
+) -> Option<RemoteRecord> {
+    if config.carries != Carries::Records {
+        return None;
+    }
+    let record = holder(config, event).filter(|r| r.is_object())?;
+    record::read(resource, record, properties).ok()
 }
 
 /// The configured resource an event is about, if any.
