@@ -144,6 +144,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
         .map(|r| r["id"].clone())
         .collect();
     let c = rig.hub.client().await?;
+    let calls_before = sim.stats().requests;
     let t0 = Instant::now();
     for id in &ids {
         let _ = sim.edit("contacts", id, json!({"phone": format!("wh-{id}")}));
@@ -178,12 +179,14 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
     let rest_rate = m as f64 / rest_secs;
     let delivered_secs = delivered_secs.unwrap_or(rest_secs);
     let delivered = sim.webhook_counts();
+    // the app's records ferry asked for while the events came in
+    let fetches = sim.stats().requests - calls_before;
     engine.shutdown().await;
     sim.stop();
     let hubspot_rate = hubspot_webhook_ingest(data_dir, m).await?;
     let ratio = rest_rate / hubspot_rate;
     println!(
-        "webhooks: REST {rest_rate:.0} events/s ({m} app edits → {} signed deliveries of {}, {} in flight, carries = {:?}, all answered in {delivered_secs:.2} s → rows in {rest_secs:.2} s); \
+        "webhooks: REST {rest_rate:.0} events/s ({m} app edits → {} signed deliveries of {}, {} in flight, carries = {:?}, {fetches} records fetched, all answered in {delivered_secs:.2} s → rows in {rest_secs:.2} s); \
          HubSpot preset {hubspot_rate:.0} events/s (the same edits, deliveries of ≤100 events); ratio {ratio:.3}",
         delivered.delivered,
         match opts.webhook_batch {
@@ -195,7 +198,7 @@ pub async fn run(data_dir: &Path, opts: Options) -> Result<(), BenchError> {
     );
     println!(
         "{}",
-        json!({"bench": "rest.webhooks", "events": m, "events_per_s": rest_rate, "batch": opts.webhook_batch, "concurrency": opts.webhook_concurrency, "carries": opts.webhook_carries,
+        json!({"bench": "rest.webhooks", "events": m, "events_per_s": rest_rate, "batch": opts.webhook_batch, "concurrency": opts.webhook_concurrency, "carries": opts.webhook_carries, "fetches": fetches,
                "deliveries": delivered.delivered, "delivered_seconds": delivered_secs, "seconds": rest_secs, "hubspot_events_per_s": hubspot_rate, "ratio": ratio})
     );
     Ok(())
