@@ -99,9 +99,16 @@ fn resource(at: &str, r: &Resource) -> Result<(), String> {
     if pages.cursor_header.is_some() && pages.style != PageStyle::Cursor {
         return bad("pages.cursor_header is only for style = \"cursor\"".into());
     }
-    if r.changes.style == ChangeStyle::Filter && r.changes.param.is_none() {
+    if r.changes.style == ChangeStyle::Filter
+        && r.changes.param.is_none()
+        && !r
+            .changes
+            .query
+            .values()
+            .any(|v| v.contains(super::feed::SINCE))
+    {
         return bad(
-            "changes.style = \"filter\" needs changes.param (the query parameter taking the updated-since time)".into(),
+            "changes.style = \"filter\" needs changes.param (the query parameter taking the updated-since time) or a changes.query value holding {since}".into(),
         );
     }
     if !["PATCH", "PUT", "POST"].contains(&r.update.method.to_ascii_uppercase().as_str()) {
@@ -201,8 +208,12 @@ mod tests {
         );
         assert_eq!(
             check("[resources.people]\npath = \"/p\"\n[resources.people.changes]\nstyle = \"filter\"").unwrap_err(),
-            "connection `crm`, resource `people`: changes.style = \"filter\" needs changes.param (the query parameter taking the updated-since time)"
+            "connection `crm`, resource `people`: changes.style = \"filter\" needs changes.param (the query parameter taking the updated-since time) or a changes.query value holding {since}"
         );
+        assert!(check(
+            "[resources.people]\npath = \"/p\"\n[resources.people.changes]\nstyle = \"filter\"\nquery = { \"filter[_or][0][a][_gte]\" = \"{since}\" }"
+        )
+        .is_ok());
         assert_eq!(
             check("[auth]\nkind = \"basic\"\n[resources.people]\npath = \"/p\"").unwrap_err(),
             "connection `crm`: auth kind `basic` needs auth.username"

@@ -180,7 +180,9 @@ pub struct Changes {
     /// How the bound is written: `rfc3339` (default), `unix`, `unix_ms`.
     #[serde(default)]
     pub format: TimeFormat,
-    /// Extra query parameters of change polls (`{ sort = "-updated_at" }` for `newest_first`).
+    /// Extra query parameters of change polls (`{ sort = "-updated_at" }` for `newest_first`);
+    /// `{since}` in a value is the lower bound (for a filter that names it more than once,
+    /// as an `_or` of the update and creation times).
     #[serde(default)]
     pub query: BTreeMap<String, String>,
 }

@@ -11,6 +11,9 @@ use super::pages::{self, Position};
 use super::{record, Rest};
 use crate::connectors::{ConnectorError, FeedPage, FeedStart};
 
+/// In a `changes.query` value: the poll's lower bound, written as `changes.format` says.
+pub const SINCE: &str = "{since}";
+
 /// The feed's position: the watermark of the last finished pass, and within a pass the
 /// newest time read so far and where the listing stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,10 +63,12 @@ impl Rest {
         // bound's own second with that second, which a finer bound would pass over
         let bound = DateTime::from_timestamp(bound.timestamp(), 0).unwrap_or(bound);
         let changes = &res.changes;
+        let since = record::format_time(bound, changes.format);
+        // `{since}` in a value is the bound too (an `_or` of two fields, each its own parameter)
         let mut extra: Vec<(String, String)> = changes
             .query
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), v.replace(SINCE, &since)))
             .collect();
         match changes.style {
             ChangeStyle::None => {
@@ -75,11 +80,9 @@ impl Rest {
                 })
             }
             ChangeStyle::Filter => {
-                let param = changes
-                    .param
-                    .clone()
-                    .unwrap_or_else(|| "updated_since".into());
-                extra.push((param, record::format_time(bound, changes.format)));
+                if let Some(param) = &changes.param {
+                    extra.push((param.clone(), since));
+                }
             }
             ChangeStyle::NewestFirst => {}
         }

@@ -366,3 +366,63 @@ async fn the_change_filter_goes_in_a_search_body() {
     let (pages, _) = pass(c.as_ref(), "contacts", &[], Some(cursor), from).await;
     assert!(flat(&pages).len() <= 7, "only the newest changes again");
 }
+
+/// Directus-like: `date_updated` stays null until the first update and the app leaves such
+/// items out of a `date_updated >= t` filter; an `_or` naming `{since}` twice finds them.
+#[tokio::test]
+async fn an_or_filter_naming_since_twice_finds_items_never_updated() {
+    let profile = r#"
+[auth]
+kind = "none"
+[resources.items]
+path = "/items"
+records = "/data"
+timestamps = "rfc3339"
+updated_at = "date_updated"
+created_at = "date_created"
+null_updated_on_insert = true
+[resources.items.pages]
+style = "offset"
+"#;
+    let config = |changes: &str| {
+        format!(
+            "[resources.items]\npath = \"/items\"\nrecords = \"/data\"\n\
+             updated_at = \"date_updated\"\ncreated_at = \"date_created\"\n\
+             pages = {{ style = \"offset\", size = 50 }}\n[resources.items.changes]\n{changes}"
+        )
+    };
+    let sim = sim(profile, &[("items", 2)]).await;
+    let p = props(&["title"]);
+    let from = start(&sim, Duration::from_secs(60), NO_OVERLAP);
+    sim.clock().advance(Duration::from_secs(2));
+    sim.edit("items", &json!(1), json!({"title": "updated"}))
+        .expect("edited");
+    let new = sim.insert("items", json!({"title": "new"}));
+    assert!(new["date_updated"].is_null());
+
+    let updated_only = connect(
+        &sim,
+        &config("style = \"filter\"\nparam = \"filter[date_updated][_gte]\"\n"),
+    );
+    let (pages, _) = pass(updated_only.as_ref(), "items", &p, None, from).await;
+    assert_eq!(
+        ids(&flat(&pages)),
+        vec!["1"],
+        "the new item's null date_updated fails >="
+    );
+
+    let either = connect(
+        &sim,
+        &config(
+            "style = \"filter\"\nquery = { \"filter[_or][0][date_updated][_gte]\" = \"{since}\", \
+             \"filter[_or][1][date_created][_gte]\" = \"{since}\" }\n",
+        ),
+    );
+    let (pages, _) = pass(either.as_ref(), "items", &p, None, from).await;
+    let got = flat(&pages);
+    assert_eq!(ids(&got), vec!["1".to_string(), text(&new["id"])]);
+    assert!(
+        last(&got, &json!(2)).is_none(),
+        "the untouched seed stays behind"
+    );
+}

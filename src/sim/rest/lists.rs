@@ -36,6 +36,11 @@ struct Ask {
     since: Option<DateTime<Utc>>,
     /// Created at or after this.
     created_since: Option<DateTime<Utc>>,
+    /// A bracket-form `>=` on the update time (a null one never passes).
+    updated_since: Option<DateTime<Utc>>,
+    /// An "any of" group of `>=` comparisons: (on the update time — null before the first
+    /// update never passes — else on the creation time, the bound).
+    any_since: Vec<(bool, DateTime<Utc>)>,
     sort: Sort,
     /// Equality filters.
     equal: Vec<Equal>,
@@ -59,9 +64,25 @@ enum Op {
 
 /// The field and comparison of `filters[<field>][$eq|$gte]` or `filter[<field>][_eq|_gte]`.
 fn bracket(name: &str) -> Option<(&str, Op)> {
+    member(
+        name.strip_prefix("filters[")
+            .or_else(|| name.strip_prefix("filter["))?,
+    )
+}
+
+/// One member of an "any of" group: `filter[_or][<i>][<field>][_gte]` (Directus) or
+/// `filters[$or][<i>][<field>][$gte]` (Strapi).
+fn any_of(name: &str) -> Option<(&str, Op)> {
     let rest = name
-        .strip_prefix("filters[")
-        .or_else(|| name.strip_prefix("filter["))?;
+        .strip_prefix("filter[_or][")
+        .or_else(|| name.strip_prefix("filters[$or]["))?;
+    let (index, rest) = rest.split_once("][")?;
+    index.parse::<u32>().ok()?;
+    member(rest)
+}
+
+/// `<field>][<op>]`, what follows a filter's opening bracket.
+fn member(rest: &str) -> Option<(&str, Op)> {
     let (field, op) = rest.split_once("][")?;
     let op = match op.strip_suffix(']')? {
         "$eq" | "_eq" => Op::Eq,
@@ -184,13 +205,24 @@ fn ask(
             .as_ref()
             .is_none_or(|l| l.iter().any(|x| x == f))
     };
-    let (mut created_since, mut equal) = (None, Vec::new());
+    let (mut created_since, mut updated_since) = (None, None);
+    let (mut equal, mut any_since) = (Vec::new(), Vec::new());
     for (k, v) in params {
         if reserved.contains(&k.as_str()) {
             continue;
         }
+        if let Some((f, op)) = any_of(&k) {
+            // a `>=` on the update or creation time joins the group; others are not simulated
+            if op == Op::Gte && (f == spec.updated_at || f == spec.created_at) {
+                any_since.push((f == spec.updated_at, time(&k, &v)?));
+            }
+            continue;
+        }
         match bracket(&k) {
-            Some((f, Op::Gte)) if f == spec.updated_at => since = later(since, time(&k, &v)?),
+            // as the apps compare: a null update time (never updated) never passes
+            Some((f, Op::Gte)) if f == spec.updated_at => {
+                updated_since = later(updated_since, time(&k, &v)?)
+            }
             Some((f, Op::Gte)) if f == spec.created_at => {
                 created_since = later(created_since, time(&k, &v)?)
             }
@@ -215,6 +247,8 @@ fn ask(
         token,
         since,
         created_since,
+        updated_since,
+        any_since,
         sort,
         equal,
     })
@@ -244,6 +278,17 @@ fn select(inner: &Inner, t: &Table, ask: &Ask) -> Page {
         .into_iter()
         .filter(|r| ask.since.is_none_or(|s| r.changed_at() >= s))
         .filter(|r| ask.created_since.is_none_or(|s| r.created >= s))
+        .filter(|r| {
+            ask.updated_since
+                .is_none_or(|s| r.updated.is_some_and(|u| u >= s))
+        })
+        .filter(|r| {
+            ask.any_since.is_empty()
+                || ask.any_since.iter().any(|(updated, s)| match updated {
+                    true => r.updated.is_some_and(|u| u >= *s),
+                    false => r.created >= *s,
+                })
+        })
         .collect();
     let names_field = |k: &str| records.iter().any(|r| r.fields.contains_key(k));
     let filters: Vec<&Equal> = ask
@@ -464,6 +509,16 @@ mod tests {
         ] {
             assert_eq!(bracket(other), None, "{other}");
         }
+        assert_eq!(
+            any_of("filter[_or][0][date_updated][_gte]"),
+            Some(("date_updated", Op::Gte))
+        );
+        assert_eq!(
+            any_of("filters[$or][1][createdAt][$gte]"),
+            Some(("createdAt", Op::Gte))
+        );
+        assert_eq!(any_of("filter[_or][x][date_updated][_gte]"), None);
+        assert_eq!(any_of("filter[date_updated][_gte]"), None);
     }
 
     #[test]

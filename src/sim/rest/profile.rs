@@ -264,8 +264,11 @@ pub struct ResourceProfile {
     /// bracket forms `filters[<field>][$eq]=v` (Strapi) and `filter[<field>][_eq]=v`
     /// (Directus); other parameters are ignored (GitHub's `state=all`). Unset: any parameter
     /// naming a field of a listed record, and any bracket form. Whatever this says,
-    /// `filters[<f>][$gte]=t` and `filter[<f>][_gte]=t` on the `updated_at` field act like
-    /// `since_param`, on the `created_at` field keep records created at or after `t`.
+    /// `filters[<f>][$gte]=t` and `filter[<f>][_gte]=t` on the `updated_at` field keep
+    /// records updated at or after `t` (a null update time never passes, unlike
+    /// `since_param`), on the `created_at` field records created at or after `t`; an "any
+    /// of" group (`filter[_or][<i>][<f>][_gte]`, `filters[$or][<i>][<f>][$gte]`) keeps
+    /// records passing one of its members.
     pub filters: Option<Vec<String>>,
     /// POST endpoint taking the list parameters and filters in a JSON body.
     pub search_path: Option<String>,

@@ -488,7 +488,7 @@ async fn bracket_filters_and_a_filter_list() {
     );
 
     let directus = "[resources.t]\npath = \"/t\"\nupdated_at = \"date_updated\"\n\
-                    null_updated_on_insert = true\n";
+                    created_at = \"date_created\"\nnull_updated_on_insert = true\n";
     let sim = start(directus).await;
     let c = Client::new(&sim);
     for key in ["OPS-1", "OPS-2"] {
@@ -506,6 +506,31 @@ async fn bracket_filters_and_a_filter_list() {
     );
     let bare = c.get("/t?not_a_field=x").await;
     assert_eq!(ids(&bare.body["data"]), numbers(1..=2));
+
+    // an _or group: updated at or after t (a never-updated item's null date_updated never
+    // passes), or created at or after t
+    sim.clock().advance(Duration::from_secs(10));
+    let t = sim
+        .clock()
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    sim.edit("t", &json!(1), json!({"subject": "edited"}))
+        .expect("edited");
+    sim.insert("t", json!({"ticket_key": "OPS-3"}));
+    let updated = c
+        .get(&format!("/t?filter[_or][0][date_updated][_gte]={t}"))
+        .await;
+    assert_eq!(
+        ids(&updated.body["data"]),
+        vec![json!(1)],
+        "item 3 was never updated"
+    );
+    let either = c
+        .get(&format!(
+            "/t?filter[_or][0][date_updated][_gte]={t}&filter[_or][1][date_created][_gte]={t}"
+        ))
+        .await;
+    assert_eq!(ids(&either.body["data"]), vec![json!(1), json!(3)]);
 }
 
 #[tokio::test]
