@@ -155,12 +155,17 @@ fn webhook(at: &str, w: &Webhook, c: &ConnectionConfig) -> Result<(), String> {
     }
     for (key, p) in [
         ("resource_from", &w.resource_from),
-        ("id", &w.id),
         ("event_id", &w.event_id),
     ] {
         if let Some(p) = p {
             pointer(&format!("{at}.{key}"), p)?;
         }
+    }
+    for p in w.id.iter().flatten() {
+        pointer(&format!("{at}.id"), p)?;
+    }
+    if w.id.as_ref().is_some_and(Vec::is_empty) {
+        return bad("id must name at least one JSON pointer".into());
     }
     if !w.events.is_empty() {
         pointer(&format!("{at}.events"), &w.events)?;

@@ -276,8 +276,10 @@ pub struct Webhook {
     pub resource_from: Option<String>,
     /// The resource every event is about when the event does not say.
     pub resource: Option<String>,
-    /// A JSON pointer to the record's id in an event (default `/data/id`).
-    pub id: Option<String>,
+    /// A JSON pointer to the record's id in an event (default `/data/id`), or a list of them
+    /// tried in order (Directus: `["/keys", "/key"]`); an array there names several records.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub id: Option<Vec<String>>,
     /// A JSON pointer to the event's own id (replays are dropped by it); `webhook-id` is read
     /// under the Standard Webhooks scheme.
     pub event_id: Option<String>,
@@ -369,7 +371,29 @@ impl Resource {
     }
 }
 
+/// A string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(ps) => ps,
+    }))
+}
+
 impl Webhook {
+    /// Where an event's record id may be, in order.
+    pub fn id_pointers(&self) -> Vec<&str> {
+        match &self.id {
+            Some(ps) if !ps.is_empty() => ps.iter().map(String::as_str).collect(),
+            _ => vec![super::webhook::DEFAULT_ID],
+        }
+    }
+
     pub fn tolerance(&self) -> Duration {
         self.tolerance
             .as_deref()

@@ -330,6 +330,26 @@ fn routes_events_to_resources() {
     assert_eq!(deliver(config, &both, body), expected);
     // a delivery without events (a ping) carries nothing
     assert!(deliver("events = \"/events\"", &["contacts"], json!({"ping": true})).is_empty());
+    // Directus: ids in an array (`keys`, one event per item, each its own event id) or
+    // alone (`key`, of a create); pointers tried in order
+    let directus = r#"resource_from = "/collection"
+        id = ["/keys", "/key"]
+        kind = "/event"
+        event_id = "/uid"
+        deletes = ["delete"]"#;
+    let body = json!([
+        {"event": "contacts.items.update", "collection": "contacts", "keys": [7, "8"], "uid": "a"},
+        {"event": "contacts.items.create", "collection": "contacts", "key": 9, "uid": "b"},
+        {"event": "deals.items.delete", "collection": "deals", "keys": [3], "uid": "c"},
+        {"event": "deals.items.update", "collection": "deals", "keys": [], "uid": "d"},
+    ]);
+    let expected = [
+        "contacts/7 a#7",
+        "contacts/8 a#8",
+        "contacts/9 b",
+        "deals/3 deleted c",
+    ];
+    assert_eq!(deliver(directus, &both, body), expected);
 }
 
 #[test]

@@ -66,37 +66,32 @@ pub fn parse(
     Ok(events
         .iter()
         .enumerate()
-        .filter_map(|(i, event)| {
+        .flat_map(|(i, event)| {
             let delivery_id = delivery.map(|id| match many {
                 true => format!("{id}#{i}"),
                 false => id.to_string(),
             });
-            change_event(config, resources, event, delivery_id)
+            change_events(config, resources, event, delivery_id)
         })
         .collect())
 }
 
-/// One event as a change; None for an event of no configured resource or without a record id.
-fn change_event(
+/// One event as changes: one, or one per record when its id is an array (Directus' `keys`);
+/// none for an event of no configured resource or without a record id.
+fn change_events(
     config: &Webhook,
     resources: &BTreeMap<String, Resource>,
     event: &Value,
     delivery_id: Option<String>,
-) -> Option<ChangeEvent> {
+) -> Vec<ChangeEvent> {
     let kind = event
         .pointer(&config.kind)
         .and_then(Value::as_str)
         .unwrap_or("");
-    let (name, resource) = resource_of(config, resources, event, kind)?;
-    let id_pointer = config.id.as_deref().unwrap_or(DEFAULT_ID);
-    let remote_id = event.pointer(id_pointer).and_then(record::id_text)?;
-    let holder = holder(config, event);
-    let remote_id = match holder {
-        Some(r) => record::identity(resource, r, remote_id),
-        None => remote_id,
+    let Some((name, resource)) = resource_of(config, resources, event, kind) else {
+        return vec![];
     };
-    let deleted = config.deletes.iter().any(|d| is_type(kind, d))
-        || holder.is_some_and(|r| record::tombstoned(resource, r));
+    let deleted_kind = config.deletes.iter().any(|d| is_type(kind, d));
     let event_id = config
         .event_id
         .as_deref()
@@ -104,22 +99,63 @@ fn change_event(
         .and_then(record::id_text)
         .or(delivery_id)
         .or_else(|| event.pointer("/id").and_then(record::id_text));
-    Some(ChangeEvent {
+    let change = |remote_id: String, deleted: bool, event_id: Option<String>| ChangeEvent {
         event_id,
         object: name.clone(),
         remote_id,
         deleted,
         raw: event.clone(),
+    };
+    match id_at(config, event).map(|(v, _)| v) {
+        // several records: their ids alone (no record object to read an identity from; a
+        // resource with reused ids leaves them to the poll)
+        Some(Value::Array(ids)) if !resource.reused_ids => ids
+            .iter()
+            .filter_map(record::id_text)
+            .map(|id| {
+                let event_id = event_id.as_ref().map(|e| match ids.len() {
+                    1 => e.clone(),
+                    _ => format!("{e}#{id}"),
+                });
+                change(id, deleted_kind, event_id)
+            })
+            .collect(),
+        Some(Value::Array(_)) => vec![],
+        Some(v) => {
+            let Some(remote_id) = record::id_text(v) else {
+                return vec![];
+            };
+            let holder = holder(config, event);
+            let remote_id = match holder {
+                Some(r) => record::identity(resource, r, remote_id),
+                None => remote_id,
+            };
+            let deleted = deleted_kind || holder.is_some_and(|r| record::tombstoned(resource, r));
+            vec![change(remote_id, deleted, event_id)]
+        }
+        None => vec![],
+    }
+}
+
+/// The first of the configured id pointers the event has a value at (one id, or an array of
+/// them), and that pointer.
+fn id_at<'e>(config: &Webhook, event: &'e Value) -> Option<(&'e Value, String)> {
+    config.id_pointers().into_iter().find_map(|p| {
+        event
+            .pointer(p)
+            .filter(|v| !v.is_null())
+            .map(|v| (v, p.to_string()))
     })
 }
 
-/// The record in an event: the object holding the id (`/data` for `/data/id`; the event
-/// itself for `/id`).
+/// The record in an event: the object holding a single id (`/data` for `/data/id`; the event
+/// itself for `/id`); none when the id is an array.
 fn holder<'e>(config: &Webhook, event: &'e Value) -> Option<&'e Value> {
-    config
-        .id
-        .as_deref()
-        .unwrap_or(DEFAULT_ID)
+    let (id, pointer) = id_at(config, event)?;
+    if id.is_array() {
+        return None;
+    }
+    pointer
         .rsplit_once('/')
         .and_then(|(parent, _)| event.pointer(parent))
 }

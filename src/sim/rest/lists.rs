@@ -176,7 +176,7 @@ fn ask(
     let time = |name: &str, v: &str| {
         parse_time(v, spec.timestamps).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
     };
-    let mut since = match spec.since_param.as_deref() {
+    let since = match spec.since_param.as_deref() {
         Some(n) => first(&params, n).map(|v| time(n, v)).transpose()?,
         None => None,
     };
