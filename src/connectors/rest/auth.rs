@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::config::{Auth, AuthKind};
+use super::config::{Auth, AuthKind, ExpiresUnit};
 use crate::connectors::ConnectorError;
 
 /// A session renewed this long before the app's stated expiry.
@@ -110,6 +110,12 @@ impl Signer {
         Ok(token)
     }
 
+    /// How long the session of a sign-in answer lives, when the answer says.
+    fn lifetime(&self, answer: &Value) -> Option<Duration> {
+        let pointer = self.auth.expires.as_deref().unwrap_or("/expires_in");
+        expires(answer, pointer, self.auth.expires_unit)
+    }
+
     fn ttl(&self) -> Duration {
         self.auth
             .ttl
@@ -159,7 +165,7 @@ impl Signer {
             .ok_or_else(|| {
                 ConnectorError::Auth("the token endpoint's answer has no access_token".into())
             })?;
-        Ok((token.to_string(), expires_in(&answer)))
+        Ok((token.to_string(), self.lifetime(&answer)))
     }
 
     async fn login(
@@ -191,7 +197,7 @@ impl Signer {
                     "the login call's answer has no token at `{pointer}`"
                 ))
             })?;
-        Ok((token.to_string(), expires_in(&answer)))
+        Ok((token.to_string(), self.lifetime(&answer)))
     }
 }
 
@@ -222,13 +228,16 @@ async fn sign_in(req: reqwest::RequestBuilder, what: &str) -> Result<Value, Conn
         .map_err(|e| ConnectorError::Auth(format!("{what} answered no JSON: {e}")))
 }
 
-/// `expires_in` seconds, when the answer says.
-fn expires_in(answer: &Value) -> Option<Duration> {
-    answer
-        .get("expires_in")
+/// The session's lifetime at `pointer` in a sign-in answer, in `unit`, when it says.
+fn expires(answer: &Value, pointer: &str, unit: ExpiresUnit) -> Option<Duration> {
+    let n = answer
+        .pointer(pointer)
         .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
+        .filter(|n| n.is_finite() && *n > 0.0)?;
+    Some(Duration::from_secs_f64(match unit {
+        ExpiresUnit::Seconds => n,
+        ExpiresUnit::Milliseconds => n / 1000.0,
+    }))
 }
 
 /// The login body with `{username}` and `{secret}` replaced in its strings.
@@ -259,10 +268,20 @@ mod tests {
             fill(&t, "ann", "pw"),
             json!({"auth": {"identifier": "ann", "password": "pw"}, "n": 1})
         );
+        let s = ExpiresUnit::Seconds;
         assert_eq!(
-            expires_in(&json!({"expires_in": "3600"})),
+            expires(&json!({"expires_in": "3600"}), "/expires_in", s),
             Some(Duration::from_secs(3600))
         );
-        assert_eq!(expires_in(&json!({"expires_in": -1})), None);
+        assert_eq!(expires(&json!({"expires_in": -1}), "/expires_in", s), None);
+        // Directus: {"data": {"access_token", "expires": 900000}} in milliseconds
+        assert_eq!(
+            expires(
+                &json!({"data": {"expires": 900_000}}),
+                "/data/expires",
+                ExpiresUnit::Milliseconds
+            ),
+            Some(Duration::from_secs(900))
+        );
     }
 }

@@ -37,6 +37,9 @@ pub fn validate(name: &str, c: &ConnectionConfig) -> Result<(), String> {
         if let Some(p) = &a.token {
             pointer(&at("auth.token"), p)?;
         }
+        if let Some(p) = &a.expires {
+            pointer(&at("auth.expires"), p)?;
+        }
         if let Some(t) = &a.ttl {
             crate::config::parse_duration(t).map_err(|e| at(&format!("auth.ttl: {e}")))?;
         }

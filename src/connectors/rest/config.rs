@@ -36,6 +36,22 @@ pub struct Auth {
     /// `login`: how long a session lasts when the answer does not say (`expires_in`);
     /// default 30 minutes. The session is renewed on a 401 too.
     pub ttl: Option<String>,
+    /// `login` and `client_credentials`: a JSON pointer to the session's lifetime in the
+    /// answer (default `/expires_in`), in `expires_unit`.
+    pub expires: Option<String>,
+    /// `s` (default) or `ms` (Directus' `/data/expires`).
+    #[serde(default)]
+    pub expires_unit: ExpiresUnit,
+}
+
+/// `auth.expires_unit`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum ExpiresUnit {
+    #[default]
+    #[serde(rename = "s")]
+    Seconds,
+    #[serde(rename = "ms")]
+    Milliseconds,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
