@@ -19,14 +19,7 @@ use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_sync_both_ways() {
-    let ctx = RestCtx::start(
-        5,
-        r#"poll_interval = "1s""#,
-        PEOPLE,
-        false,
-        Shape::default(),
-    )
-    .await;
+    let ctx = RestCtx::people(5).await;
     let rows: i64 = ctx.one("select count(*) from crm.people").await;
     assert_eq!(rows, 5, "the backfill brought every person");
     ctx.quiesce().await;
@@ -120,14 +113,7 @@ async fn people_sync_both_ways() {
 /// precision, so a poll that saw a second's first edits must still find its last ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_webhooks_lost_the_poll_finds_every_edit_of_a_second() {
-    let ctx = RestCtx::start(
-        30,
-        r#"poll_interval = "1s""#,
-        PEOPLE,
-        false,
-        Shape::default(),
-    )
-    .await;
+    let ctx = RestCtx::people(30).await;
     ctx.quiesce().await;
     ctx.sim.set_webhook_url(None);
     let people = ctx.sim.records("people");
@@ -158,14 +144,7 @@ async fn with_webhooks_lost_the_poll_finds_every_edit_of_a_second() {
 /// commit leaves it) is found by its match key before it is sent again: one record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_whose_answer_was_lost_makes_one_record() {
-    let ctx = RestCtx::start(
-        2,
-        r#"poll_interval = "1s""#,
-        PEOPLE,
-        false,
-        Shape::default(),
-    )
-    .await;
+    let ctx = RestCtx::people(2).await;
     ctx.quiesce().await;
     ctx.sim.faults().set_rates(0.0, 0.0, 1.0);
     ctx.exec("insert into crm.people (name, email) values ('Lost Answer', 'lost@example.com')")

@@ -202,6 +202,18 @@ impl RestCtx {
         ctx
     }
 
+    /// `seed` people in the app alone, mapped by [`PEOPLE`], polled every second.
+    pub async fn people(seed: usize) -> RestCtx {
+        RestCtx::start(
+            seed,
+            r#"poll_interval = "1s""#,
+            PEOPLE,
+            false,
+            Shape::default(),
+        )
+        .await
+    }
+
     /// The live person with this email.
     pub fn person(&self, email: &str) -> Option<Value> {
         self.sim
