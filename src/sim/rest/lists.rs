@@ -92,6 +92,31 @@ fn member(rest: &str) -> Option<(&str, Op)> {
     (!field.is_empty() && !field.contains(['[', ']'])).then_some((field, op))
 }
 
+/// The rows at places `start..start + size` of `rows` sorted by their (distinct) keys, in
+/// order, and whether any come after them; `rows` is left partly reordered.
+fn window<'r, R>(
+    rows: &mut [((i64, i64), &'r R)],
+    start: usize,
+    size: usize,
+) -> (Vec<((i64, i64), &'r R)>, bool) {
+    let n = rows.len();
+    if start >= n || size == 0 {
+        return (Vec::new(), start < n);
+    }
+    let end = start.saturating_add(size).min(n);
+    if start > 0 {
+        rows.select_nth_unstable_by_key(start, |(k, _)| *k);
+    }
+    let rest = &mut rows[start..];
+    let len = end - start;
+    if len < rest.len() {
+        rest.select_nth_unstable_by_key(len, |(k, _)| *k);
+    }
+    let mut page = rest[..len].to_vec();
+    page.sort_unstable_by_key(|(k, _)| *k);
+    (page, end < n)
+}
+
 /// The later of two optional times.
 fn later(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> Option<DateTime<Utc>> {
     Some(a.map_or(b, |a| a.max(b)))
@@ -274,8 +299,7 @@ fn select(inner: &Inner, t: &Table, ask: &Ask) -> Page {
     }
     // keys first, values rendered only where a filter needs them and for the page itself
     let records: Vec<_> = t
-        .all()
-        .into_iter()
+        .each()
         .filter(|r| ask.since.is_none_or(|s| r.changed_at() >= s))
         .filter(|r| ask.created_since.is_none_or(|s| r.created >= s))
         .filter(|r| {
@@ -309,15 +333,16 @@ fn select(inner: &Inner, t: &Table, ask: &Ask) -> Page {
         })
         .map(|r| (t.key(r, ask.sort), r))
         .collect();
-    rows.sort_by_key(|(k, _)| *k);
     let total = rows.len();
-    let start = match ask.at {
-        At::Offset(o) => o.min(total),
-        At::After(key) => rows.partition_point(|(k, _)| *k <= key),
+    // the page alone put in order (a listing walked page by page would sort every record
+    // for each page: quadratic in the collection)
+    let (page, more) = match ask.at {
+        At::Offset(o) => window(&mut rows, o, ask.size),
+        At::After(key) => {
+            rows.retain(|(k, _)| *k > key);
+            window(&mut rows, 0, ask.size)
+        }
     };
-    let end = start.saturating_add(ask.size).min(total);
-    let page = &rows[start..end];
-    let more = end < total;
     let pages = &t.spec.pages;
     let last_key = page.last().map(|(k, _)| *k);
     let mut next = if more && pages.tokens() {
@@ -519,6 +544,35 @@ mod tests {
         );
         assert_eq!(any_of("filter[_or][x][date_updated][_gte]"), None);
         assert_eq!(any_of("filter[date_updated][_gte]"), None);
+    }
+
+    #[test]
+    fn a_window_is_that_slice_of_the_sorted_rows() {
+        let keys: Vec<(i64, i64)> = (0..57).map(|i| ((i * 37) % 57, -i)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        for (start, size) in [
+            (0, 10),
+            (5, 10),
+            (50, 10),
+            (56, 1),
+            (57, 3),
+            (80, 5),
+            (0, 100),
+            (3, 0),
+        ] {
+            let mut rows: Vec<((i64, i64), &())> = keys.iter().map(|k| (*k, &())).collect();
+            let (page, more) = window(&mut rows, start, size);
+            let got: Vec<(i64, i64)> = page.iter().map(|(k, _)| *k).collect();
+            let end = (start + size).min(57);
+            let want = if start < 57 {
+                sorted[start..end].to_vec()
+            } else {
+                vec![]
+            };
+            assert_eq!(got, want, "{start}+{size}");
+            assert_eq!(more, start < 57 && end < 57, "{start}+{size}");
+        }
     }
 
     #[test]

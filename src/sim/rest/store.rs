@@ -171,6 +171,11 @@ impl Table {
     }
 
     /// Every record (tombstones included), in id order.
+    /// Every record, in no particular order.
+    pub(crate) fn each(&self) -> impl Iterator<Item = &Record> {
+        self.records.values()
+    }
+
     pub(crate) fn all(&self) -> Vec<&Record> {
         let mut out: Vec<&Record> = self.records.values().collect();
         out.sort_by_key(|r| self.key(r, Sort::Id));
