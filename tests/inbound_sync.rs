@@ -8,8 +8,7 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use ferry::connectors::hubspot::signature::{sign_v3, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use harness::{eventually, props, Ctx, SECRET};
+use harness::{eventually, props, Ctx};
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,22 +133,6 @@ async fn reconcile_soft_deletes_remote_deletions_and_repairs_drift() {
     ctx.stop().await;
 }
 
-async fn post_signed(ctx: &Ctx, body: &str) -> u16 {
-    let url = ctx.engine().webhook_url("hubspot");
-    let now = chrono::Utc::now().timestamp_millis().to_string();
-    let sig = sign_v3(SECRET.as_bytes(), "POST", &url, body.as_bytes(), &now);
-    reqwest::Client::new()
-        .post(url)
-        .header(SIGNATURE_HEADER, sig)
-        .header(TIMESTAMP_HEADER, now)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("ferry answers")
-        .status()
-        .as_u16()
-}
-
 fn change_event(event_id: u64, object_id: &str) -> String {
     json!([{"eventId": event_id, "subscriptionType": "contact.propertyChange", "objectId": object_id.parse::<u64>().unwrap(),
             "propertyName": "phone", "occurredAt": 1, "attemptNumber": 0}])
@@ -177,7 +160,7 @@ async fn a_replayed_event_is_applied_once() {
     ctx.sim
         .app_update("contacts", &x, props(&[("phone", "+1000")]))
         .unwrap();
-    assert_eq!(post_signed(&ctx, &change_event(77, &x)).await, 204);
+    assert_eq!(ctx.post_signed(&change_event(77, &x)).await, 204);
     eventually("first delivery applied", Duration::from_secs(5), || async {
         let p: String = ctx
             .one(&format!(
@@ -193,7 +176,7 @@ async fn a_replayed_event_is_applied_once() {
         .app_update("contacts", &x, props(&[("phone", "+2000")]))
         .unwrap();
     assert_eq!(
-        post_signed(&ctx, &change_event(77, &x)).await,
+        ctx.post_signed(&change_event(77, &x)).await,
         204,
         "a replay is acknowledged (and dropped)"
     );
@@ -202,7 +185,7 @@ async fn a_replayed_event_is_applied_once() {
     ctx.sim
         .app_update("contacts", &y, props(&[("phone", "+3000")]))
         .unwrap();
-    assert_eq!(post_signed(&ctx, &change_event(78, &y)).await, 204);
+    assert_eq!(ctx.post_signed(&change_event(78, &y)).await, 204);
     eventually("fresh event applied", Duration::from_secs(5), || async {
         let p: String = ctx
             .one(&format!(

@@ -121,18 +121,6 @@ async fn malformed_body_is_400() {
     ctx.stop().await;
 }
 
-async fn post_signed(ctx: &Ctx, body: &str) -> u16 {
-    let url = ctx.engine().webhook_url("hubspot");
-    let now = chrono::Utc::now().timestamp_millis().to_string();
-    let sig = sign_v3(SECRET.as_bytes(), "POST", &url, body.as_bytes(), &now);
-    post(
-        ctx,
-        body,
-        &[(SIGNATURE_HEADER, sig), (TIMESTAMP_HEADER, now)],
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_one_event_deliveries_are_all_stored_and_applied_once() {
     let ctx = Ctx::start(40).await;
@@ -156,7 +144,7 @@ async fn concurrent_one_event_deliveries_are_all_stored_and_applied_once() {
     let deliveries = (0..ids.len()).chain(0..ids.len()).map(|i| {
         let body = body(i);
         let ctx = &ctx;
-        async move { post_signed(ctx, &body).await }
+        async move { ctx.post_signed(&body).await }
     });
     let answers = futures_util::future::join_all(deliveries).await;
     assert!(answers.iter().all(|s| *s == 204), "{answers:?}");

@@ -306,9 +306,9 @@ async fn carried(
     mapping: &Mapping,
     connector: &dyn Connector,
     events: &[Event],
-) -> Result<HashMap<String, RemoteRecord>, HubError> {
+) -> Result<Vec<RemoteRecord>, HubError> {
     if connector.capabilities().webhook_payload != WebhookPayload::Records {
-        return Ok(HashMap::new());
+        return Ok(vec![]);
     }
     let mut per_record: HashMap<&str, usize> = HashMap::new();
     for e in events {
@@ -320,7 +320,7 @@ async fn carried(
         .map(|e| e.id)
         .collect();
     if candidates.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(vec![]);
     }
     let remote_of: HashMap<i64, &str> = events
         .iter()
@@ -349,7 +349,7 @@ async fn carried(
         }
     }
     if records.is_empty() {
-        return Ok(records);
+        return Ok(vec![]);
     }
     let (ids, versions): (Vec<&str>, Vec<chrono::DateTime<chrono::Utc>>) = records
         .values()
@@ -375,7 +375,7 @@ async fn carried(
         .map(|r| r.get(0))
         .collect();
     records.retain(|id, _| usable.contains(id));
-    Ok(records)
+    Ok(records.into_values().collect())
 }
 
 /// The records of one mapping's events as `ferry.apply` takes them: the changed ones as the
@@ -385,9 +385,10 @@ async fn fetch_group(
     mapping: &Mapping,
     connector: &dyn Connector,
     events: &[Event],
-    carried: HashMap<String, RemoteRecord>,
+    carried: Vec<RemoteRecord>,
     read_at: &str,
 ) -> Result<Vec<Value>, ConnectorError> {
+    let carried_ids: HashSet<&str> = carried.iter().map(|r| r.id.as_str()).collect();
     // the last event of a record decides whether it is a change or a deletion
     let mut last: HashMap<&str, bool> = HashMap::new();
     for e in events {
@@ -395,7 +396,7 @@ async fn fetch_group(
     }
     let changed: Vec<String> = last
         .iter()
-        .filter(|(id, d)| !**d && !carried.contains_key(**id))
+        .filter(|(id, d)| !**d && !carried_ids.contains(**id))
         .map(|(id, _)| id.to_string())
         .collect();
     let records = if changed.is_empty() {
@@ -407,7 +408,7 @@ async fn fetch_group(
     };
     let found: HashSet<&str> = records
         .iter()
-        .chain(carried.values())
+        .chain(&carried)
         .map(|r| r.id.as_str())
         .collect();
     // the app's own word on each record's latest change, for ferry.history
@@ -431,7 +432,6 @@ async fn fetch_group(
     // a carried record is a state as of its update time: read then (less the clock margin),
     // and applied only while still strictly newer than the state applied (`strict`, checked
     // again in ferry.apply under the record's lock; else its event is tried again, fetching)
-    let carried: Vec<&RemoteRecord> = carried.values().collect();
     let mut states: Vec<Value> = carried.iter().map(|r| record_json(mapping, r)).collect();
     stamp_read(&mut states, read_at);
     for (rec, remote) in states.iter_mut().zip(&carried) {
@@ -442,8 +442,7 @@ async fn fetch_group(
             rec["strict"] = Value::Bool(true);
         }
     }
-    let remotes: Vec<RemoteRecord> = carried.into_iter().cloned().collect();
-    stamp_snapshots(&mut states, &remotes);
+    stamp_snapshots(&mut states, &carried);
     batch.extend(states);
     // deleted, or gone by the time we asked (archived records are not returned)
     batch.extend(

@@ -11,18 +11,13 @@
 //! as a replay, across deliveries of the same batch too; each delivery's events keep their
 //! order in the inbox.
 
-use std::sync::Arc;
-
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::{Hub, HubError};
 
 /// Events one transaction takes at most (a delivery is never split).
 const BATCH_EVENTS: usize = 5000;
-/// Writers: while one commit waits for the disk, the next batch is on its way (PostgreSQL
-/// flushes the WAL of commits that wait together once).
-const WRITERS: usize = 3;
-/// Deliveries waiting for the writers before a new one waits for room.
+/// Deliveries waiting for the writer before a new one waits for room.
 const QUEUE: usize = 1024;
 
 /// One event as ferry.inbox stores it.
@@ -61,10 +56,7 @@ pub struct Intake {
 impl Intake {
     pub fn start(hub: Hub) -> Intake {
         let (queue, deliveries) = mpsc::channel(QUEUE);
-        let deliveries = Arc::new(Mutex::new(deliveries));
-        for _ in 0..WRITERS {
-            tokio::spawn(write(hub.clone(), deliveries.clone()));
-        }
+        tokio::spawn(write(hub, deliveries));
         Intake { queue }
     }
 
@@ -84,30 +76,23 @@ impl Intake {
     }
 }
 
-async fn write(hub: Hub, deliveries: Arc<Mutex<mpsc::Receiver<Delivery>>>) {
-    loop {
-        let batch = {
-            let mut deliveries = deliveries.lock().await;
-            let Some(first) = deliveries.recv().await else {
-                return;
-            };
-            let mut events = first.events.len();
-            let mut batch = vec![first];
-            while events < BATCH_EVENTS {
-                match deliveries.try_recv() {
-                    Ok(next) => {
-                        events += next.events.len();
-                        batch.push(next);
-                    }
-                    Err(_) => break,
+async fn write(hub: Hub, mut deliveries: mpsc::Receiver<Delivery>) {
+    while let Some(first) = deliveries.recv().await {
+        let mut events = first.events.len();
+        let mut batch = vec![first];
+        while events < BATCH_EVENTS {
+            match deliveries.try_recv() {
+                Ok(next) => {
+                    events += next.events.len();
+                    batch.push(next);
                 }
+                Err(_) => break,
             }
-            batch
-        };
+        }
         match store_batch(&hub, &batch).await {
             Ok(stored) => {
-                for (i, delivery) in batch.into_iter().enumerate() {
-                    let _ = delivery.answer.send(Ok(stored[i]));
+                for (delivery, stored) in batch.into_iter().zip(stored) {
+                    let _ = delivery.answer.send(Ok(stored));
                 }
             }
             Err(e) => {

@@ -364,6 +364,25 @@ impl Ctx {
         .await;
     }
 
+    /// Posts `body` to the HubSpot webhook endpoint signed as HubSpot signs (v3, now);
+    /// the answer's status.
+    pub async fn post_signed(&self, body: &str) -> u16 {
+        use ferry::connectors::hubspot::signature::{sign_v3, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+        let url = self.engine().webhook_url("hubspot");
+        let now = chrono::Utc::now().timestamp_millis().to_string();
+        let sig = sign_v3(SECRET.as_bytes(), "POST", &url, body.as_bytes(), &now);
+        reqwest::Client::new()
+            .post(url)
+            .header(SIGNATURE_HEADER, sig)
+            .header(TIMESTAMP_HEADER, now)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("ferry answers")
+            .status()
+            .as_u16()
+    }
+
     // The hub's SQL helpers as Ctx's own methods, so a test using Ctx needs no `use Sql`.
 
     pub async fn exec(&self, sql: &str) -> u64 {
