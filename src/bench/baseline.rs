@@ -248,14 +248,22 @@ pub async fn wait_count(
 }
 
 /// The same-run baseline of webhook ingest: `n` contacts edited in HubSpot's simulator, its
-/// signed deliveries (≤100 events each) into the hub; events/s.
-pub async fn hubspot_webhook_ingest(data_dir: &Path, n: usize) -> Result<f64, BenchError> {
+/// signed deliveries of at most `batch` events (HubSpot's own: 100), `concurrency` in flight
+/// (HubSpot's own: 1), into the hub; events/s.
+pub async fn hubspot_webhook_ingest(
+    data_dir: &Path,
+    n: usize,
+    batch: usize,
+    concurrency: usize,
+) -> Result<f64, BenchError> {
     let rig = Rig::start(data_dir, "ferry_bench_hubspot_webhooks").await?;
     let sim = HubSpotSim::start(
         HubSpotConfig {
             token: TOKEN.into(),
             webhook_secret: SECRET.into(),
             seed_contacts: n,
+            webhook_batch: batch,
+            webhook_concurrency: concurrency,
             ..HubSpotConfig::default()
         },
         "127.0.0.1:0".parse().expect("static address"),

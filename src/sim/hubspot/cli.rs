@@ -23,6 +23,12 @@ pub struct Args {
     /// Webhook signing secret (the app's client secret).
     #[arg(long, env = "FERRY_SIM_WEBHOOK_SECRET", default_value = "sim-secret")]
     webhook_secret: String,
+    /// Events a webhook delivery holds at most (HubSpot's 100; 1 = one event a delivery).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=100))]
+    webhook_batch: u16,
+    /// Webhook deliveries in flight at once (the app's concurrency limit).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    webhook_concurrency: u16,
     /// Rate limit as REQUESTS/SECONDSs, e.g. 190/10s, or `none`.
     #[arg(long, default_value = "none")]
     rate_limit: String,
@@ -37,6 +43,8 @@ impl Args {
             token: self.token,
             webhook_url: self.webhook_url,
             webhook_secret: self.webhook_secret,
+            webhook_batch: usize::from(self.webhook_batch),
+            webhook_concurrency: usize::from(self.webhook_concurrency),
             rate_limit: limit_arg(&self.rate_limit)?,
             seed_contacts: self.seed,
             latency: self.faults.latency(),

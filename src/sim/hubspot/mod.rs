@@ -48,6 +48,11 @@ pub struct SimConfig {
     pub webhook_url: Option<String>,
     /// App client secret used for v3 signatures.
     pub webhook_secret: String,
+    /// Events a delivery holds at most: HubSpot's 100 (larger values are cut to it); fewer
+    /// reproduce a sender that does not batch (1: one event a delivery).
+    pub webhook_batch: usize,
+    /// Deliveries in flight at once (the app's "concurrency limit" setting; 1 = one at a time).
+    pub webhook_concurrency: usize,
     /// Rolling-window limit over all API requests, e.g. `Some((190, 10s))`; None = unlimited.
     pub rate_limit: Option<(u32, Duration)>,
     /// Contacts created at start (deterministic fake data, `contact{n}@example.com`).
@@ -70,6 +75,8 @@ impl Default for SimConfig {
             token: "sim-token".into(),
             webhook_url: None,
             webhook_secret: "sim-secret".into(),
+            webhook_batch: webhooks::MAX_BATCH,
+            webhook_concurrency: 1,
             rate_limit: None,
             seed_contacts: 0,
             latency: Duration::ZERO,
@@ -244,9 +251,9 @@ impl HubSpotSim {
             sink.clear();
         }
         let hooks = WebhookSender::new(
-            HubSpotWebhooks::new(cfg.webhook_secret),
+            HubSpotWebhooks::new(cfg.webhook_secret).batches_of(cfg.webhook_batch),
             cfg.webhook_url,
-            webhooks::delivery_policy(),
+            webhooks::delivery_policy(cfg.webhook_concurrency),
             clock.clone(),
             faults.clone(),
         )?;

@@ -21,6 +21,12 @@ struct Receiver {
     bad_signatures: AtomicU64,
     /// Requests still to answer with 503 before accepting.
     fail_next: AtomicU64,
+    /// Events of each accepted delivery.
+    deliveries: Mutex<Vec<usize>>,
+    /// Deliveries being answered now, and the most at once (each is held `hold`).
+    in_flight: AtomicU64,
+    most_in_flight: AtomicU64,
+    hold: Duration,
 }
 
 async fn hook(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -46,6 +52,12 @@ async fn hook(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) 
     }
     match serde_json::from_slice::<Vec<Value>>(&body) {
         Ok(events) => {
+            let now = rx.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+            rx.most_in_flight.fetch_max(now, Ordering::AcqRel);
+            // a receiver slow to answer: the sender's later deliveries go out meanwhile
+            tokio::time::sleep(rx.hold).await;
+            rx.in_flight.fetch_sub(1, Ordering::AcqRel);
+            lock(&rx.deliveries).push(events.len());
             lock(&rx.events).extend(events);
             StatusCode::OK
         }
@@ -54,6 +66,10 @@ async fn hook(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) 
 }
 
 async fn receiver(secret: &str, fail_first: u64) -> Arc<Receiver> {
+    slow_receiver(secret, fail_first, Duration::ZERO).await
+}
+
+async fn slow_receiver(secret: &str, fail_first: u64, hold: Duration) -> Arc<Receiver> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -64,6 +80,10 @@ async fn receiver(secret: &str, fail_first: u64) -> Arc<Receiver> {
         events: Mutex::new(Vec::new()),
         bad_signatures: AtomicU64::new(0),
         fail_next: AtomicU64::new(fail_first),
+        deliveries: Mutex::new(Vec::new()),
+        in_flight: AtomicU64::new(0),
+        most_in_flight: AtomicU64::new(0),
+        hold,
     });
     let app = axum::Router::new()
         .route("/webhooks/hubspot", axum::routing::post(hook))
@@ -95,6 +115,52 @@ async fn sim_with(rx: &Receiver) -> HubSpotSim {
         ..SimConfig::default()
     })
     .await
+}
+
+#[tokio::test]
+async fn deliveries_take_the_batch_and_concurrency_knobs() {
+    let rx = slow_receiver("shh", 0, Duration::from_millis(30)).await;
+    let sim = start(SimConfig {
+        webhook_url: Some(rx.url.clone()),
+        webhook_secret: rx.secret.clone(),
+        seed_contacts: 12,
+        webhook_batch: 1,
+        webhook_concurrency: 4,
+        ..SimConfig::default()
+    })
+    .await;
+    let ids: Vec<String> = sim.records("contacts").into_iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 12);
+    for id in &ids {
+        sim.app_update("contacts", id, props(json!({"city": "Bern"})))
+            .expect("updated");
+    }
+    let events = wait_for(&rx, 12).await;
+    assert_eq!(events.len(), 12, "{events:?}");
+    assert_eq!(rx.bad_signatures.load(Ordering::Relaxed), 0);
+    let deliveries = lock(&rx.deliveries).clone();
+    assert_eq!(deliveries, vec![1; 12], "one event a delivery");
+    let most = rx.most_in_flight.load(Ordering::Acquire);
+    assert!(
+        (2..=4).contains(&most),
+        "up to four deliveries at once, {most} seen"
+    );
+    sim.shutdown();
+
+    // HubSpot's own shape: one delivery at a time, up to 100 events each
+    let rx = slow_receiver("shh", 0, Duration::from_millis(30)).await;
+    let sim = sim_with(&rx).await;
+    for n in 0..150 {
+        sim.app_create("deals", props(json!({"dealname": format!("d{n}")})))
+            .expect("deal");
+    }
+    let events = wait_for(&rx, 150).await;
+    assert_eq!(events.len(), 150);
+    let deliveries = lock(&rx.deliveries).clone();
+    assert!(deliveries.iter().all(|n| *n <= 100), "{deliveries:?}");
+    assert!(deliveries.len() < 150, "batched: {deliveries:?}");
+    assert_eq!(rx.most_in_flight.load(Ordering::Acquire), 1);
+    sim.shutdown();
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use crate::sim::core::{DeliveryPolicy, WebhookFormat};
 
 pub(crate) const PORTAL_ID: u64 = 62515;
 pub(crate) const APP_ID: u64 = 1_160_452;
-const MAX_BATCH: usize = 100;
+pub(crate) const MAX_BATCH: usize = 100;
 const BACKOFF_MS: [u64; 3] = [50, 200, 1000];
 
 /// Who made a change: the API (a connector) or a user in the HubSpot UI.
@@ -49,8 +49,9 @@ pub(crate) struct Event {
 }
 
 /// How HubSpot delivers: retried after 50 ms, 200 ms and 1 s unless the receiver answered a
-/// 4xx that will not change; events made while the drop knob is on are lost.
-pub(crate) fn delivery_policy() -> DeliveryPolicy {
+/// 4xx that will not change; events made while the drop knob is on are lost; `concurrency`
+/// deliveries in flight at once.
+pub(crate) fn delivery_policy(concurrency: usize) -> DeliveryPolicy {
     DeliveryPolicy {
         retries: BACKOFF_MS
             .iter()
@@ -59,7 +60,7 @@ pub(crate) fn delivery_policy() -> DeliveryPolicy {
         timeout: Duration::from_secs(5),
         no_retry_statuses: vec![400, 401, 403, 404, 405],
         drop_when_queued: true,
-        concurrency: 1,
+        concurrency: concurrency.max(1),
     }
 }
 
@@ -67,6 +68,8 @@ pub(crate) fn delivery_policy() -> DeliveryPolicy {
 pub(crate) struct HubSpotWebhooks {
     secret: String,
     next_event_id: AtomicU64,
+    /// Events a delivery holds at most (1..=100).
+    batch: usize,
 }
 
 impl HubSpotWebhooks {
@@ -77,7 +80,14 @@ impl HubSpotWebhooks {
         HubSpotWebhooks {
             secret,
             next_event_id: AtomicU64::new(base),
+            batch: MAX_BATCH,
         }
+    }
+
+    /// At most `batch` events a delivery (1..=100).
+    pub(crate) fn batches_of(mut self, batch: usize) -> HubSpotWebhooks {
+        self.batch = batch.clamp(1, MAX_BATCH);
+        self
     }
 
     /// The events of `changes`, in order. Ids are consumed even when the events are then
@@ -129,7 +139,7 @@ impl WebhookFormat for HubSpotWebhooks {
     type Event = Event;
 
     fn max_batch(&self) -> usize {
-        MAX_BATCH
+        self.batch
     }
 
     /// The batch with every event's `attemptNumber` set to this attempt.
