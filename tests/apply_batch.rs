@@ -66,7 +66,8 @@ async fn plain_updates_conflicts_and_repeats_in_one_batch() {
     );
     assert_eq!(outcome["errors"], json!([]), "{outcome}");
 
-    let rows: Vec<(i64, Option<String>, Option<String>, Option<String>)> = {
+    type Row = (i64, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Row> = {
         let c = ctx.hub.client().await.unwrap();
         c.query(
             "select id, phone, company, firstname from hubspot.contacts where id <= 4 order by id",

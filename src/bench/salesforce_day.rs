@@ -138,7 +138,7 @@ pub async fn run(daily_limit: u32) -> Result<(), BenchError> {
         }
         slot_silence = slot_silence.max(now.saturating_sub(last_call));
         max_usage = max_usage.max(sim.stats().api_usage);
-        if (step + 1) * STEP % SLOT == 0 {
+        if ((step + 1) * STEP).is_multiple_of(SLOT) {
             let calls = log.calls.lock().expect("log");
             let from = (step + 1) * STEP - SLOT;
             let ferry_slot = calls

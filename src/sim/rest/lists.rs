@@ -92,13 +92,16 @@ fn member(rest: &str) -> Option<(&str, Op)> {
     (!field.is_empty() && !field.contains(['[', ']'])).then_some((field, op))
 }
 
+/// A record under its listing key.
+type Keyed<'r, R> = ((i64, i64), &'r R);
+
 /// The rows at places `start..start + size` of `rows` sorted by their (distinct) keys, in
 /// order, and whether any come after them; `rows` is left partly reordered.
 fn window<'r, R>(
-    rows: &mut [((i64, i64), &'r R)],
+    rows: &mut [Keyed<'r, R>],
     start: usize,
     size: usize,
-) -> (Vec<((i64, i64), &'r R)>, bool) {
+) -> (Vec<Keyed<'r, R>>, bool) {
     let n = rows.len();
     if start >= n || size == 0 {
         return (Vec::new(), start < n);
