@@ -114,6 +114,22 @@ fn resource(at: &str, r: &Resource) -> Result<(), String> {
             "changes.style = \"filter\" needs changes.param (the query parameter taking the updated-since time) or a changes.query value holding {since}".into(),
         );
     }
+    if let Some(d) = &r.deletions {
+        if !d.path.starts_with('/') {
+            return bad(format!("deletions.path `{}` must start with /", d.path));
+        }
+        if let Some(p) = &d.records {
+            if !p.is_empty() {
+                pointer(&format!("{at}: deletions.records"), p)?;
+            }
+        }
+        if r.changes.style == ChangeStyle::None {
+            return bad("deletions are read by the change polls: set changes.style too".into());
+        }
+        if r.reused_ids {
+            return bad("deletions cannot be told apart under reused_ids (an entry names an id, not which record had it): use a tombstone (`deleted`) or the reconcile's sweep".into());
+        }
+    }
     if !["PATCH", "PUT", "POST"].contains(&r.update.method.to_ascii_uppercase().as_str()) {
         return bad(format!(
             "update.method `{}` must be PATCH, PUT or POST",
@@ -197,6 +213,32 @@ mod tests {
         );
         let c: ConnectionConfig = toml::from_str(&toml).map_err(|e| e.to_string())?;
         validate("crm", &c)
+    }
+
+    #[test]
+    fn deletions_feeds_are_checked() {
+        let feed = "[resources.people]\npath = \"/p\"\n[resources.people.changes]\nstyle = \"filter\"\nparam = \"since\"\n";
+        assert!(check(&format!(
+            "{feed}[resources.people.deletions]\npath = \"/deleted\""
+        ))
+        .is_ok());
+        assert_eq!(
+            check(&format!(
+                "{feed}[resources.people.deletions]\npath = \"deleted\""
+            ))
+            .unwrap_err(),
+            "connection `crm`, resource `people`: deletions.path `deleted` must start with /"
+        );
+        assert_eq!(
+            check("[resources.people]\npath = \"/p\"\n[resources.people.deletions]\npath = \"/deleted\"").unwrap_err(),
+            "connection `crm`, resource `people`: deletions are read by the change polls: set changes.style too"
+        );
+        assert!(check(&format!(
+            "{}[resources.people.deletions]\npath = \"/deleted\"",
+            feed.replace("path = \"/p\"\n", "path = \"/p\"\nreused_ids = true\n")
+        ))
+        .unwrap_err()
+        .contains("cannot be told apart under reused_ids"));
     }
 
     #[test]

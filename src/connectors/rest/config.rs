@@ -107,6 +107,9 @@ pub struct Resource {
     pub query: BTreeMap<String, String>,
     /// Property path of a tombstone: a record where it is true or a time is a deletion.
     pub deleted: Option<String>,
+    /// A deleted-records feed: a listing of the records deleted since a time, read by each
+    /// change poll after the changed records.
+    pub deletions: Option<Deletions>,
     #[serde(default)]
     pub pages: Pages,
     #[serde(default)]
@@ -250,6 +253,27 @@ impl Default for Update {
 }
 
 /// Finding records by a property: `GET {path}?{param}={value}` answering a list.
+/// `[resources.<name>.deletions]`: where the app lists what was deleted (Zoho's
+/// `/Leads/deleted`, a `/deleted_contacts` log). Paged like the resource's listing.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Deletions {
+    /// The listing (`/deleted_contacts`).
+    pub path: String,
+    /// JSON pointer to the entries in its answer (default: the resource's `records`).
+    pub records: Option<String>,
+    /// Property path of the deleted record's id in an entry (default `id`).
+    #[serde(default = "default_id")]
+    pub id: String,
+    /// Property path of when it was deleted (default `deleted_at`); entries without one are
+    /// applied all the same.
+    #[serde(default = "default_deleted_at")]
+    pub at: String,
+    /// The query parameter taking the lower bound, as `changes.format` writes it (default:
+    /// `changes.param`; neither: every entry at every poll).
+    pub param: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Find {
@@ -420,6 +444,9 @@ impl Webhook {
 
 fn default_id() -> String {
     "id".into()
+}
+fn default_deleted_at() -> String {
+    "deleted_at".into()
 }
 fn default_updated_at() -> String {
     "updated_at".into()

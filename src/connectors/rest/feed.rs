@@ -1,15 +1,16 @@
 //! REST connector, inbound edge: the change feed — a listing filtered on updated-at `>=` a
 //! watermark less the overlap window, or a newest-first listing read until it reaches records
-//! older than that — with the watermark and the page position in one opaque cursor that moves
-//! past a pass only when its last page is applied.
+//! older than that — then the resource's deleted-records feed when it has one, with the
+//! watermark and the page position in one opaque cursor that moves past a pass only when its
+//! last page is applied.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::config::{ChangeStyle, Resource};
+use super::config::{ChangeStyle, Deletions, Resource};
 use super::pages::{self, Position};
 use super::{record, Rest};
-use crate::connectors::{ConnectorError, FeedPage, FeedStart};
+use crate::connectors::{path, ConnectorError, FeedPage, FeedStart, RemoteRecord};
 
 /// In a `changes.query` value: the poll's lower bound, written as `changes.format` says.
 pub const SINCE: &str = "{since}";
@@ -26,6 +27,9 @@ struct Cursor {
     /// When this pass read its first page (ferry's clock).
     #[serde(default)]
     began: Option<DateTime<Utc>>,
+    /// The pass is reading the deleted-records feed (`page` is a position in it).
+    #[serde(default)]
+    deletions: bool,
 }
 
 impl Cursor {
@@ -36,6 +40,7 @@ impl Cursor {
             newest: None,
             page: None,
             began: None,
+            deletions: false,
         }
     }
 
@@ -70,6 +75,11 @@ impl Rest {
             .iter()
             .map(|(k, v)| (k.clone(), v.replace(SINCE, &since)))
             .collect();
+        if at.deletions {
+            if let Some(d) = &res.deletions {
+                return self.deletions_page(res, d, at, began, &since).await;
+            }
+        }
         match changes.style {
             ChangeStyle::None => {
                 return Ok(FeedPage {
@@ -114,14 +124,79 @@ impl Rest {
                 newest,
                 page: read.after,
                 began: Some(began),
+                deletions: false,
+            }
+        } else if res.deletions.is_some() {
+            // the changed records are read: the deleted ones next, from the same bound
+            Cursor {
+                since: at.since,
+                newest,
+                page: None,
+                began: Some(began),
+                deletions: true,
             }
         } else {
-            // the pass is over: the next one starts at the newest change it saw, less the
-            // pass's own length — a record edited after its page was read carries a time at
-            // least that far before the newest one, so the next pass reads it whatever the
-            // overlap window
-            let took = (Utc::now() - began).max(chrono::TimeDelta::zero());
-            Cursor::starting(newest.map_or(at.since, |n| (n - took).max(at.since)))
+            pass_over(&at, newest, began)
+        };
+        Ok(FeedPage {
+            records,
+            more: more || cursor.deletions,
+            cursor: cursor.text(),
+            snapshots: false,
+        })
+    }
+
+    /// One page of the deleted-records feed: each entry a deletion of the record it names.
+    async fn deletions_page(
+        &self,
+        res: &Resource,
+        d: &Deletions,
+        at: Cursor,
+        began: DateTime<Utc>,
+        since: &str,
+    ) -> Result<FeedPage, ConnectorError> {
+        // the resource's paging, on the feed's path and pointers
+        let mut log = res.clone();
+        log.path = d.path.clone();
+        log.list_path = None;
+        log.query.clear();
+        if let Some(p) = &d.records {
+            log.records = p.clone();
+        }
+        let extra: Vec<(String, String)> = d
+            .param
+            .as_ref()
+            .or(res.changes.param.as_ref())
+            .map(|p| vec![(p.clone(), since.to_string())])
+            .unwrap_or_default();
+        let position = at.page.clone().unwrap_or_default();
+        let read = pages::read(&self.client, &self.name, &log, &extra, &position).await?;
+        let mut newest = at.newest;
+        let mut records = Vec::with_capacity(read.records.len());
+        for entry in &read.records {
+            let Some(id) = path::get(entry, &d.id).and_then(record::id_text) else {
+                tracing::warn!(connection = %self.name, resource = %res.path, "a deleted-records entry without an id was skipped");
+                continue;
+            };
+            let when = path::get(entry, &d.at).and_then(record::parse_time);
+            newest = newest.max(when);
+            records.push(RemoteRecord {
+                id,
+                updated_at: when,
+                properties: Default::default(),
+                archived: true,
+            });
+        }
+        let more = read.after.is_some();
+        let cursor = if more {
+            Cursor {
+                page: read.after,
+                newest,
+                began: Some(began),
+                ..at
+            }
+        } else {
+            pass_over(&at, newest, began)
         };
         Ok(FeedPage {
             records,
@@ -130,4 +205,12 @@ impl Rest {
             snapshots: false,
         })
     }
+}
+
+/// The next pass, once this one is over: it starts at the newest change it saw, less the
+/// pass's own length — a record edited after its page was read carries a time at least that
+/// far before the newest one, so the next pass reads it whatever the overlap window.
+fn pass_over(at: &Cursor, newest: Option<DateTime<Utc>>, began: DateTime<Utc>) -> Cursor {
+    let took = (Utc::now() - began).max(chrono::TimeDelta::zero());
+    Cursor::starting(newest.map_or(at.since, |n| (n - took).max(at.since)))
 }

@@ -2,7 +2,8 @@
 //! 1-second precision (`>=`: same-second edits found on the next poll), the overlap window
 //! under edits made while a pass pages (records may repeat, none is missed), a watermark that
 //! moves only when a pass ends, records whose updated_at is null found by created_at, a
-//! newest-first listing read until it reaches older records, and tombstones as archived.
+//! newest-first listing read until it reaches older records, tombstones as archived, and a
+//! deleted-records feed read after the changed records.
 
 use std::time::Duration;
 
@@ -424,5 +425,91 @@ style = "offset"
     assert!(
         last(&got, &json!(2)).is_none(),
         "the untouched seed stays behind"
+    );
+}
+
+const DELETED_LOG_SIM: &str = r#"
+[auth]
+kind = "none"
+
+[resources.people]
+path = "/people"
+timestamps = "rfc3339_seconds"
+since_param = "updated_since"
+deleted_log = "deleted_people"
+[resources.people.pages]
+style = "cursor"
+has_more = "/has_more"
+
+[resources.deleted_people]
+path = "/deleted_people"
+timestamps = "rfc3339_seconds"
+since_param = "updated_since"
+[resources.deleted_people.pages]
+style = "cursor"
+has_more = "/has_more"
+"#;
+
+const DELETIONS_FEED: &str = r#"
+[resources.people]
+path = "/people"
+records = "/data"
+[resources.people.pages]
+size = 5
+has_more = "/has_more"
+[resources.people.changes]
+style = "filter"
+param = "updated_since"
+[resources.people.deletions]
+path = "/deleted_people"
+id = "record_id"
+"#;
+
+#[tokio::test]
+async fn a_deleted_records_feed_brings_deletions_after_the_changes() {
+    let sim = sim(DELETED_LOG_SIM, &[("people", 12)]).await;
+    let c = connect(&sim, DELETIONS_FEED);
+    let p = props(&["name"]);
+    let all = sim.records("people");
+    let from = start(&sim, Duration::from_secs(60), Duration::from_secs(1));
+    assert!(sim.delete("people", &all[0]["id"]));
+    let (pages, cursor) = pass(c.as_ref(), "people", &p, None, from).await;
+    let got = flat(&pages);
+    let gone = last(&got, &all[0]["id"]).expect("the deletion is in the first pass");
+    assert!(gone.archived && gone.updated_at.is_some(), "{gone:?}");
+    assert!(gone.properties.is_empty());
+    assert_eq!(ids(&got), [text(&all[0]["id"])], "nothing else changed");
+
+    // an edit moves the watermark past the first deletion
+    sim.clock().advance(Duration::from_secs(10));
+    sim.edit("people", &all[1]["id"], json!({"name": "Renamed"}))
+        .expect("edited");
+    let (_, cursor) = pass(c.as_ref(), "people", &p, Some(cursor), from).await;
+    let (pages, cursor) = pass(c.as_ref(), "people", &p, Some(cursor), from).await;
+    assert!(
+        last(&flat(&pages), &all[0]["id"]).is_none(),
+        "a deletion before the bound is not listed again"
+    );
+
+    // seven deletions: two pages of the deleted-records feed
+    sim.clock().advance(Duration::from_secs(2));
+    for r in &all[2..9] {
+        assert!(sim.delete("people", &r["id"]));
+    }
+    let (pages, _) = pass(c.as_ref(), "people", &p, Some(cursor), from).await;
+    let got = flat(&pages);
+    let mut deleted: Vec<String> = got
+        .iter()
+        .filter(|r| r.archived)
+        .map(|r| r.id.clone())
+        .collect();
+    deleted.sort();
+    let mut want: Vec<String> = all[2..9].iter().map(|r| text(&r["id"])).collect();
+    want.sort();
+    assert_eq!(deleted, want);
+    assert!(pages.len() >= 3, "a changes page and two deletions pages");
+    assert!(
+        got.iter().all(|r| !r.archived || r.updated_at.is_some()),
+        "each deletion carries its time"
     );
 }

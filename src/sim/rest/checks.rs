@@ -69,6 +69,13 @@ impl Profile {
         self.rate_limit().map_err(|e| format!("rate_limit: {e}"))?;
         for (name, r) in &self.resources {
             check_resource(name, r)?;
+            if let Some(log) = &r.deleted_log {
+                if log == name || !self.resources.contains_key(log) {
+                    return Err(format!(
+                        "resources.{name}.deleted_log: `{log}` must name another resource of the profile"
+                    ));
+                }
+            }
             for p in std::iter::once(&r.path).chain(r.search_path.iter()) {
                 if !paths.insert(p.trim_end_matches('/').to_string()) {
                     return Err(format!("resources.{name}: path `{p}` is used twice"));

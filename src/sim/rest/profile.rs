@@ -255,6 +255,10 @@ pub struct ResourceProfile {
     pub delete: DeleteKind,
     /// The tombstone field (default `deleted_at`).
     pub tombstone: String,
+    /// A deleted-records feed: each hard delete also adds `{"record_id": <id>, "deleted_at":
+    /// <time>}` to this other resource (list it with its `since_param` for the deletions
+    /// since a time, as Zoho's `/deleted` or an audit log serves them).
+    pub deleted_log: Option<String>,
     pub update: UpdateKind,
     /// List filter: changed at or after the value (in the resource's time format).
     pub since_param: Option<String>,
@@ -298,6 +302,7 @@ impl Default for ResourceProfile {
             missing_status: 404,
             delete: DeleteKind::default(),
             tombstone: "deleted_at".into(),
+            deleted_log: None,
             update: UpdateKind::default(),
             since_param: None,
             sort_param: None,

@@ -118,6 +118,15 @@ pub(crate) fn remove(inner: &Inner, resource: &str, id: &Id) -> Result<(), ApiEr
         .get(id)
         .and_then(|r| r.deleted)
         .unwrap_or_else(|| t.stamp(now));
+    let logged = (after.is_none())
+        .then(|| t.spec.deleted_log.clone())
+        .flatten()
+        .map(|log| {
+            (
+                log,
+                serde_json::json!({"record_id": id.json(), "deleted_at": t.time(at)}),
+            )
+        });
     let change = Change {
         kind: ChangeKind::Deleted,
         id: id.clone(),
@@ -126,6 +135,12 @@ pub(crate) fn remove(inner: &Inner, resource: &str, id: &Id) -> Result<(), ApiEr
         after,
     };
     publish(inner, &mut data, resource, change);
+    // the deleted-records feed's entry (no event of its own)
+    if let Some((log, Value::Object(entry))) = logged {
+        if let Some(l) = data.tables.get_mut(&log) {
+            l.create(entry, now);
+        }
+    }
     Ok(())
 }
 
