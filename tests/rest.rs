@@ -3,8 +3,9 @@
 //! an updated-since filter, HMAC webhooks with changed fields only). Backfill; a hub edit sent
 //! as one PATCH of the changed (nested) fields; a hub insert created and its id written back;
 //! app edits and deletes arriving by webhook; with webhooks lost, the updated-since poll finds
-//! every edit made within one second; a create whose answer was lost makes one record; and
-//! the three-party run with HubSpot through one table under SIGKILLs.
+//! every edit made within one second; deletions by the app's deleted-records feed, a mass
+//! delete held by the fuse until released; a create whose answer was lost makes one record;
+//! and the three-party run with HubSpot through one table under SIGKILLs.
 
 mod harness;
 
@@ -184,6 +185,70 @@ async fn a_create_whose_answer_was_lost_makes_one_record() {
 /// deletion's webhook lost, the new record still becomes a new hub row, never lands on the old
 /// one, and the reconcile removes the old row; a hub edit of the old row is not written to
 /// the new record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_come_by_the_deleted_records_feed_and_pass_the_fuse() {
+    let mapping = PEOPLE.replace(
+        "delete_fuse = { enabled = false }",
+        r#"delete_fuse = { rows = 3, share = 0.1, window = "10m" }"#,
+    );
+    let ctx = RestCtx::start(
+        30,
+        r#"poll_interval = "1s""#,
+        &mapping,
+        false,
+        Shape {
+            deleted_log: true,
+            ..Shape::default()
+        },
+    )
+    .await;
+    ctx.quiesce().await;
+    // no webhooks and no reconcile: the deleted-records feed alone brings deletions
+    ctx.sim.set_webhook_url(None);
+    let people = ctx.sim.records("people");
+    let rows = |n: i64| {
+        let ctx = &ctx;
+        move || async move {
+            let have: i64 = ctx.one("select count(*) from crm.people").await;
+            (have == n).then_some(())
+        }
+    };
+    assert!(ctx.sim.delete("people", &people[0]["id"]));
+    eventually("one deletion applied", Duration::from_secs(20), rows(29)).await;
+    let tombstones: i64 = ctx.one("select count(*) from ferry.tombstones").await;
+    assert_eq!(tombstones, 1);
+
+    // ten at once: past 3 rows and a tenth of the 29 linked ones, held for an operator
+    for p in &people[1..11] {
+        assert!(ctx.sim.delete("people", &p["id"]));
+    }
+    eventually("the mass delete held", Duration::from_secs(20), || async {
+        let held: i64 = ctx
+            .one("select count(*) from ferry.deletes_held where side = 'app'")
+            .await;
+        let have: i64 = ctx.one("select count(*) from crm.people").await;
+        // a poll may have caught the first few alone (allowed); the rest wait, rows kept
+        (held >= 7 && held + (29 - have) == 10).then_some(())
+    })
+    .await;
+    let said: String = ctx.one("select ferry.release_deletes('rest.people')").await;
+    assert!(said.contains("deleted"), "{said}");
+    eventually(
+        "released and carried out",
+        Duration::from_secs(20),
+        rows(19),
+    )
+    .await;
+    let held: i64 = ctx.one("select count(*) from ferry.deletes_held").await;
+    assert_eq!(held, 0);
+    assert_eq!(
+        ctx.sim.records("people").len(),
+        19,
+        "the app keeps the rest"
+    );
+    ctx.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_reused_after_a_delete_never_attaches_a_new_record_to_an_old_row() {
     let ctx = RestCtx::start(

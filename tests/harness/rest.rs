@@ -27,11 +27,19 @@ pub struct Shape {
     /// Webhook events carry the whole record (else changed fields only), and the connection
     /// says so (`carries = "records"`).
     pub whole_records: bool,
+    /// The app lists its deleted people at `/v2/deleted_people` and the connection reads it
+    /// (`deletions`).
+    pub deleted_log: bool,
 }
 
 /// The app's wire shape as the simulator serves it.
 pub fn profile(shape: Shape) -> Profile {
     let reused_ids = shape.reused_ids;
+    let deleted_log = if shape.deleted_log {
+        r#"deleted_log = "deleted_people""#
+    } else {
+        ""
+    };
     let payload = if shape.whole_records {
         "record"
     } else {
@@ -51,8 +59,23 @@ pub fn profile(shape: Shape) -> Profile {
         timestamps = "rfc3339_seconds"
         since_param = "updated_since"
         reuse_ids = {reused_ids}
+        {deleted_log}
 
         [resources.people.pages]
+        style = "cursor"
+        cursor = "/meta/next"
+        has_more = "/meta/has_more"
+        default_size = 20
+        max_size = 100
+
+        [resources.deleted_people]
+        path = "/v2/deleted_people"
+        ids = "integer"
+        records = "/data"
+        timestamps = "rfc3339_seconds"
+        since_param = "updated_since"
+
+        [resources.deleted_people.pages]
         style = "cursor"
         cursor = "/meta/next"
         has_more = "/meta/has_more"
@@ -81,6 +104,11 @@ pub fn connection(
     shape: Shape,
 ) -> String {
     let reused_ids = shape.reused_ids;
+    let deletions = if shape.deleted_log {
+        r#"deletions = { path = "/v2/deleted_people", id = "record_id" }"#
+    } else {
+        ""
+    };
     let carries = if shape.whole_records {
         "records"
     } else {
@@ -103,6 +131,7 @@ pub fn connection(
         reused_ids = {reused_ids}
         pages = {{ style = "cursor", cursor = "/meta/next", has_more = "/meta/has_more", size = 100 }}
         changes = {{ style = "filter", param = "updated_since" }}
+        {deletions}
 
         [connections.{name}.webhook]
         scheme = "hmac"
