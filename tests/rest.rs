@@ -163,6 +163,44 @@ async fn with_webhooks_lost_the_poll_finds_every_edit_of_a_second() {
     ctx.stop().await;
 }
 
+/// With polling and the reconcile off, an app edit reaches the hub by its webhook alone: the
+/// event names the changed fields, ferry fetches the record and applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_field_events_alone_bring_app_edits() {
+    let ctx = RestCtx::start(
+        5,
+        "poll_interval = \"0s\"\nreconcile_interval = \"0s\"",
+        PEOPLE,
+        false,
+        Shape::default(),
+    )
+    .await;
+    ctx.quiesce().await;
+    let gets = ctx.calls("GET /v2/people/{id}");
+    let p = ctx.person("record3@example.com").expect("record3");
+    ctx.sim
+        .edit("people", &p["id"], json!({"phone": "+41 44 000 00 03"}))
+        .expect("edited");
+    eventually("the edit in the hub", Duration::from_secs(20), || async {
+        ctx.opt::<String>(
+            "select phone from crm.people where email = 'record3@example.com' and phone = '+41 44 000 00 03'",
+        )
+        .await
+    })
+    .await;
+    assert!(
+        ctx.calls("GET /v2/people/{id}") > gets,
+        "the record fetched: its event carried the changed fields only"
+    );
+    let polled: i64 = ctx
+        .one("select coalesce(sum(poll_records), 0)::bigint from ferry.mapping_progress")
+        .await;
+    assert_eq!(polled, 0, "no poll ran");
+    let failed: i64 = ctx.one("select count(*) from ferry.dead_letters").await;
+    assert_eq!(failed, 0);
+    ctx.stop().await;
+}
+
 /// A create the app made but whose answer was lost (as a SIGKILL between the call and the
 /// commit leaves it) is found by its match key before it is sent again: one record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
