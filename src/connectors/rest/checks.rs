@@ -216,6 +216,80 @@ mod tests {
     }
 
     #[test]
+    fn every_other_mistake_in_one_sentence() {
+        let people = "[resources.people]\npath = \"/p\"\n";
+        let cases: &[(String, &str)] = &[
+            (
+                format!("{people}item_path = \"/p/one\""),
+                "resource `people`: item_path `/p/one` must contain {id}",
+            ),
+            (
+                format!("{people}[resources.people.pages]\nsize = 0"),
+                "resource `people`: pages.size must be at least 1",
+            ),
+            (
+                format!("{people}[resources.people.pages]\nmax_pages = 0"),
+                "resource `people`: pages.max_pages must be at least 1",
+            ),
+            (
+                format!("{people}[resources.people.pages]\nstyle = \"cursor\"\ncursor_in_body = true"),
+                "resource `people`: pages.cursor_in_body sends a POST, which to the collection would create a record: set list_path (the search endpoint)",
+            ),
+            (
+                format!("{people}[resources.people.pages]\nstyle = \"offset\"\ncursor_header = \"X-Next\""),
+                "resource `people`: pages.cursor_header is only for style = \"cursor\"",
+            ),
+            (
+                format!("{people}[resources.people.pages]\nhas_more = \"more\""),
+                "resource `people`: pages.has_more = `more` must be a JSON pointer starting with / (e.g. /more)",
+            ),
+            (
+                format!("{people}[resources.people.update]\nmethod = \"DELETE\""),
+                "resource `people`: update.method `DELETE` must be PATCH, PUT or POST",
+            ),
+            (
+                format!("{people}gone = [200]"),
+                "resource `people`: gone = 200 is not an HTTP error status",
+            ),
+            (
+                format!("{people}find = {{ property = \"\" }}"),
+                "resource `people`: find.property must name a property",
+            ),
+            (
+                format!("[auth]\nkind = \"client_credentials\"\nusername = \"id\"\n{people}"),
+                "connection `crm`: auth kind `client_credentials` needs auth.url (the token endpoint)",
+            ),
+            (
+                format!("[auth]\nkind = \"login\"\n{people}"),
+                "connection `crm`: auth kind `login` needs auth.url (the login call's path)",
+            ),
+            (
+                format!("[auth]\nkind = \"login\"\nurl = \"/login\"\ntoken = \"token\"\n{people}"),
+                "connection `crm`: auth.token = `token` must be a JSON pointer starting with / (e.g. /token)",
+            ),
+            (
+                format!("webhook_secret_env = \"S\"\n{people}[webhook]\nscheme = \"hmac\"\nheader = \"X-Sig\"\nsigned = \"{{timestamp}}.{{body}}\""),
+                "connection `crm`: webhook: signed names {timestamp} but timestamp_header is not set",
+            ),
+            (
+                format!("webhook_secret_env = \"S\"\n{people}[webhook]\nscheme = \"secret\"\nheader = \"X-Token\"\nresource = \"tickets\""),
+                "connection `crm`: webhook: resource `tickets` is not one of the connection's resources",
+            ),
+            (
+                format!("webhook_secret_env = \"S\"\n{people}[webhook]\nscheme = \"secret\"\nheader = \"X-Token\"\nid = []"),
+                "connection `crm`: webhook: id must name at least one JSON pointer",
+            ),
+        ];
+        for (toml, want) in cases {
+            let got = check(toml).expect_err(toml);
+            assert!(
+                got.ends_with(want),
+                "{toml}\n  said: {got}\n  want: …{want}"
+            );
+        }
+    }
+
+    #[test]
     fn deletions_feeds_are_checked() {
         let feed = "[resources.people]\npath = \"/p\"\n[resources.people.changes]\nstyle = \"filter\"\nparam = \"since\"\n";
         assert!(check(&format!(
