@@ -40,6 +40,36 @@ fn the_examples_load_as_shipped() {
     }
 }
 
+/// The line-by-line walkthrough of docs/rest.md, its TOML blocks put together, is the Strapi
+/// example as shipped (but for `base_url`: the walkthrough's is Strapi's own).
+#[test]
+fn the_docs_walkthrough_is_the_strapi_example() {
+    let doc = include_str!("../docs/rest.md");
+    let start = doc
+        .find("## A complete example, line by line")
+        .expect("the walkthrough");
+    let end = start + doc[start..].find("## Signing in").expect("its end");
+    let blocks: Vec<&str> = doc[start..end]
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert!(blocks.len() >= 10, "{} blocks", blocks.len());
+    let walkthrough =
+        Config::parse(&blocks.concat(), "docs/rest.md").expect("the walkthrough parses");
+    let shipped = Config::parse(STRAPI_CONFIG, "strapi").expect("the example parses");
+    let mut doc_connection = walkthrough.connections["strapi"].clone();
+    doc_connection.base_url = shipped.connections["strapi"].base_url.clone();
+    assert_eq!(
+        format!("{doc_connection:?}"),
+        format!("{:?}", shipped.connections["strapi"])
+    );
+    assert_eq!(
+        format!("{:?}", walkthrough.mappings),
+        format!("{:?}", shipped.mappings)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_issues_sync_both_ways() {
     let ex = Example::start("github", GITHUB_PROFILE, GITHUB_CONFIG, |sim| {
