@@ -310,6 +310,33 @@ mod tests {
             "bad email"
         );
         assert_eq!(message(br#"{"errors": [{"message": "taken"}]}"#), "taken");
+        assert_eq!(
+            message(br#"{"message": "Validation Failed", "errors": []}"#),
+            "Validation Failed"
+        );
+        assert_eq!(
+            message(br#"{"error": "invalid_client", "error_description": "bad id"}"#),
+            "bad id"
+        );
+        assert_eq!(message(br#"{"error": "not allowed"}"#), "not allowed");
+        assert_eq!(
+            message(br#"{"errors": [{"detail": "email taken"}]}"#),
+            "email taken"
+        );
+        assert_eq!(
+            message(br#"{"errors": ["name is required"]}"#),
+            "name is required"
+        );
+        assert_eq!(
+            message(br#"{"type": "about:blank", "title": "Bad Request", "detail": "no name"}"#),
+            "no name"
+        );
+        assert_eq!(
+            message(br#"{"type": "about:blank", "title": "Conflict"}"#),
+            "Conflict"
+        );
+        assert_eq!(message(b""), "no message");
+        assert_eq!(message(&[b'x'; 1000]).len(), 300, "a long body is cut");
         assert_eq!(message(b"<html>oops</html>"), "<html>oops</html>");
         assert_eq!(
             origin("https://a.example:8443/v1/x?y"),
@@ -330,7 +357,12 @@ mod tests {
             ConnectorError::RateLimited { .. }
         ));
         assert!(matches!(r(503).classify(), ConnectorError::Transient(_)));
-        assert!(matches!(r(409).classify(), ConnectorError::Transient(_)));
+        for retried in [408, 409, 423, 425, 500, 502, 504] {
+            assert!(
+                matches!(r(retried).classify(), ConnectorError::Transient(_)),
+                "{retried}"
+            );
+        }
         assert!(matches!(r(401).classify(), ConnectorError::Auth(_)));
         assert!(matches!(
             r(422).classify(),
