@@ -428,19 +428,12 @@ style = "offset"
     );
 }
 
-const DELETED_LOG_SIM: &str = r#"
-[auth]
-kind = "none"
-
-[resources.people]
-path = "/people"
-timestamps = "rfc3339_seconds"
-since_param = "updated_since"
-deleted_log = "deleted_people"
-[resources.people.pages]
-style = "cursor"
-has_more = "/has_more"
-
+/// [`FEED_SIM`] whose hard deletes are listed at `/deleted_people`.
+fn deleted_log_sim() -> String {
+    FEED_SIM.replace(
+        "sort_param = \"sort\"\n",
+        "sort_param = \"sort\"\ndeleted_log = \"deleted_people\"\n",
+    ) + r#"
 [resources.deleted_people]
 path = "/deleted_people"
 timestamps = "rfc3339_seconds"
@@ -448,27 +441,18 @@ since_param = "updated_since"
 [resources.deleted_people.pages]
 style = "cursor"
 has_more = "/has_more"
-"#;
+"#
+}
 
-const DELETIONS_FEED: &str = r#"
-[resources.people]
-path = "/people"
-records = "/data"
-[resources.people.pages]
-size = 5
-has_more = "/has_more"
-[resources.people.changes]
-style = "filter"
-param = "updated_since"
-[resources.people.deletions]
-path = "/deleted_people"
-id = "record_id"
-"#;
+/// [`FEED`] reading that list after the changed records.
+fn deletions_feed() -> String {
+    format!("{FEED}[resources.people.deletions]\npath = \"/deleted_people\"\nid = \"record_id\"\n")
+}
 
 #[tokio::test]
 async fn a_deleted_records_feed_brings_deletions_after_the_changes() {
-    let sim = sim(DELETED_LOG_SIM, &[("people", 12)]).await;
-    let c = connect(&sim, DELETIONS_FEED);
+    let sim = sim(&deleted_log_sim(), &[("people", 12)]).await;
+    let c = connect(&sim, &deletions_feed());
     let p = props(&["name"]);
     let all = sim.records("people");
     let from = start(&sim, Duration::from_secs(60), Duration::from_secs(1));
