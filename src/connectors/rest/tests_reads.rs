@@ -34,6 +34,11 @@ pages = { style = "cursor", param = "after", cursor_header = "X-Next-Cursor" }
 path = "/search"
 search_path = "/search/query"
 pages = { style = "cursor" }
+[resources.hsearch]
+path = "/hsearch"
+records = ""
+search_path = "/hsearch/query"
+pages = { style = "cursor", param = "after", cursor_header = "X-Next-Cursor" }
 [resources.next]
 path = "/next"
 pages = { style = "next_url", next = "/links/next" }
@@ -68,6 +73,10 @@ path = "/search"
 list_path = "/search/query"
 records = "/data"
 pages = { style = "cursor", cursor_in_body = true, size = 5 }
+[resources.hsearch]
+path = "/hsearch"
+list_path = "/hsearch/query"
+pages = { style = "cursor", param = "after", cursor_header = "X-Next-Cursor", cursor_in_body = true, size = 5 }
 [resources.next]
 path = "/next"
 records = "/data"
@@ -81,8 +90,9 @@ records = "/data"
 pages = { style = "none" }
 "#;
 
-const NAMES: [&str; 8] = [
-    "offset", "page", "cursor", "header", "search", "next", "link", "none",
+/// `hsearch`: a cursor read from a header and sent in the JSON body of a search.
+const NAMES: [&str; 9] = [
+    "offset", "page", "cursor", "header", "search", "hsearch", "next", "link", "none",
 ];
 
 /// Walks every style over `n` seeded records: each id once, in order, with its values.
@@ -116,6 +126,8 @@ async fn every_style_reads(n: usize) {
         "the search endpoint was used"
     );
     assert!(stats.route("POST /search/query") >= 4);
+    assert!(stats.route("POST /hsearch/query") >= 4);
+    assert_eq!(stats.route("GET /hsearch"), 0);
     assert_eq!(stats.status(400), 0, "{stats:?}");
 }
 
