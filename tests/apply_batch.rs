@@ -146,3 +146,74 @@ async fn a_value_the_table_refuses_fails_only_its_record() {
     assert_eq!(phones[2].as_deref(), Some("+3-good"));
     ctx.stop().await;
 }
+
+/// A record refused before SQL as a whole (its app id holds a NUL: see inbound/screen.rs),
+/// sent with its id escaped, refuses only itself, in an apply and in a backfill page alike:
+/// one dead letter, however often it comes again; the others apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_refused_before_sql_is_one_dead_letter() {
+    let (ctx, ids) = hub_of_five().await;
+    let refused = json!({"id": "9\\u0000x", "refused": "the id holds a NUL character"});
+    for n in 0..2 {
+        let outcome = apply(
+            &ctx,
+            json!([
+                refused,
+                record(&ids[1], json!({"phone": format!("+1-fine{n}")}))
+            ]),
+        )
+        .await;
+        assert_eq!(outcome["updated"], json!(1), "{outcome}");
+        assert_eq!(outcome["inserted"], json!(0), "{outcome}");
+        assert_eq!(outcome["errors"][0]["id"], json!("9\\u0000x"), "{outcome}");
+    }
+    // a backfill page: staged as merge_page stages it, merged by ferry.backfill_merge
+    let c = ctx.hub.client().await.unwrap();
+    c.batch_execute(
+        "begin;
+         create temp table if not exists ferry_stage (remote_id text, updated_at timestamptz, rec jsonb) on commit delete rows",
+    )
+    .await
+    .unwrap();
+    let fresh = json!({"id": "new-1", "updated_at": null, "deleted": false,
+                       "values": {"email": "new-1@example.com", "phone": "+9"}});
+    for (id, rec) in [("9\\u0000x", &refused), ("new-1", &fresh)] {
+        c.execute(
+            "insert into pg_temp.ferry_stage (remote_id, rec) values ($1, $2)",
+            &[&id, rec],
+        )
+        .await
+        .unwrap();
+    }
+    let merged: Value = c
+        .query_one("select ferry.backfill_merge(1)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    c.batch_execute("commit").await.unwrap();
+    assert_eq!(merged["inserted"], json!(1), "{merged}");
+    let letters: Vec<(String, i32)> = {
+        let rows = c
+            .query(
+                "select remote_id, times from ferry.dead_letters where direction = 'inbound'",
+                &[],
+            )
+            .await
+            .unwrap();
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    };
+    assert_eq!(
+        letters,
+        vec![("9\\u0000x".to_string(), 3)],
+        "one letter, seen three times"
+    );
+    let phone: String = ctx
+        .one("select phone from hubspot.contacts where id = 1")
+        .await;
+    assert_eq!(phone, "+1-fine1");
+    let new: i64 = ctx
+        .one("select count(*) from hubspot.contacts where email = 'new-1@example.com'")
+        .await;
+    assert_eq!(new, 1);
+    ctx.stop().await;
+}

@@ -7,6 +7,8 @@
 --   renewed at every attempt; one untouched for 10 minutes no longer counts),
 --   unknown remote ids are returned in "deferred" instead of inserted: they may be the echo
 --   of a create whose link is not committed yet.
+--   A record may carry "refused": why it was refused whole before SQL (its id holds a NUL; its
+--   "id" is then shown escaped): it is only reported, in "errors".
 --   A record may carry "faults": [{"field","type","value","error"}], values set aside before SQL
 --   (inbound/screen.rs); a value the column cannot hold is set aside here the same way. Either
 --   refuses only that field: the record's other fields apply, the field keeps its hub value and
@@ -273,6 +275,11 @@ begin
         matched := false;
         rec_hist := '[]';
         rec_origin := origin || coalesce(' (' || (rec ->> 'source') || ')', '');
+        -- refused before SQL as a whole (an id PostgreSQL cannot hold: inbound/screen.rs)
+        if rec ? 'refused' then
+            errors := errors || jsonb_build_object('id', rid, 'error', rec ->> 'refused');
+            continue;
+        end if;
         begin
             select row_key, base, remote_updated_at into l_key, l_base, l_updated
               from ferry.links where mapping_id = p_mapping and remote_id = rid

@@ -133,7 +133,7 @@ begin
             execute format(
                 'with cand as materialized (
                      select s.remote_id, s.updated_at, s.rec,
-                            (not coalesce((s.rec ->> ''deleted'')::boolean, false) and not s.rec ? ''faults''
+                            (not coalesce((s.rec ->> ''deleted'')::boolean, false) and not s.rec ? ''faults'' and not s.rec ? ''refused''
                              %10$s %8$s %9$s) as fresh
                        from pg_temp.ferry_stage s)
                  , src as materialized (

@@ -41,6 +41,10 @@ pub struct ApplyOutcome {
 /// A value PostgreSQL cannot store is left out of `values` and listed in `faults` instead
 /// (see [`screen`]).
 pub fn record_json(mapping: &Mapping, r: &RemoteRecord) -> Value {
+    if let Some(reason) = screen::id_refusal(&r.id) {
+        // refuses only itself: one dead letter under the id shown escaped
+        return json!({"id": screen::shown_id(&r.id), "refused": reason});
+    }
     if r.archived {
         return json!({"id": r.id, "deleted": true});
     }
@@ -132,7 +136,7 @@ struct StagedRecord<'a> {
 impl Serialize for StagedRecord<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let r = self.record;
-        if !r.archived && has_refusals(self.mapping, r) {
+        if screen::id_refusal(&r.id).is_some() || (!r.archived && has_refusals(self.mapping, r)) {
             // rare: the record with its faults, through the JSON tree
             return record_json(self.mapping, r).serialize(serializer);
         }
@@ -239,7 +243,11 @@ pub async fn merge_page(
     for r in records {
         writer
             .as_mut()
-            .write(&[&r.id, &r.updated_at, &StagedRecord { mapping, record: r }])
+            .write(&[
+                &screen::shown_id(&r.id).as_ref(),
+                &r.updated_at,
+                &StagedRecord { mapping, record: r },
+            ])
             .await?;
     }
     writer.finish().await?;
@@ -364,7 +372,25 @@ mod tests {
                 properties: props(&[("p_city", Some("Oslo"))]),
                 archived: true,
             },
+            // an id PostgreSQL cannot hold: refused whole, shown escaped, live or deleted
+            RemoteRecord {
+                id: "4\u{0}x".into(),
+                updated_at: None,
+                properties: props(&[("p_city", Some("Oslo"))]),
+                archived: false,
+            },
+            RemoteRecord {
+                id: "5\u{0}".into(),
+                updated_at: None,
+                properties: props(&[]),
+                archived: true,
+            },
         ];
+        assert_eq!(
+            record_json(&m, &records[3]),
+            json!({"id": "4\\u0000x", "refused": screen::id_refusal("\0").unwrap()})
+        );
+        assert!(!screen::holds_nul(&record_json(&m, &records[4])));
         for r in &records {
             let staged = serde_json::to_value(StagedRecord {
                 mapping: &m,

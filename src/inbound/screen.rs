@@ -33,6 +33,23 @@ pub fn refusal(value: &str) -> Option<String> {
     }
 }
 
+/// Why a record's id cannot be stored (then the record is refused whole, and said under
+/// [`shown_id`]).
+pub fn id_refusal(id: &str) -> Option<String> {
+    id.contains('\0').then(|| {
+        "the app's id for the record holds a NUL character (U+0000), which PostgreSQL cannot store: the record is skipped".into()
+    })
+}
+
+/// An id as ferry can store and show it: NUL written `\u0000`.
+pub fn shown_id(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.contains('\0') {
+        std::borrow::Cow::Owned(id.replace('\0', "\\u0000"))
+    } else {
+        std::borrow::Cow::Borrowed(id)
+    }
+}
+
 /// Why a typed remote value cannot be stored: a string as [`refusal`] says; an array or object
 /// holding a NUL anywhere, or over [`MAX_VALUE_BYTES`] as JSON text.
 pub fn value_refusal(value: &Value) -> Option<String> {
