@@ -43,7 +43,7 @@ pub enum HubError {
     Refused(String),
     #[error("hub migration failed: {0}")]
     Migrate(String),
-    #[error("hub pool: {0}")]
+    #[error("hub pool: {}", chain(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     /// A statement failed; retry with backoff if the server went away, else it is a bug or bad config.
     #[error("hub query failed: {}", chain(.0))]
@@ -230,6 +230,25 @@ pub async fn end_claims(client: deadpool_postgres::Object, round_ok: bool) {
 
 #[cfg(test)]
 mod tests {
+    /// A pooled connection that cannot be made says why, not only "error connecting" (the
+    /// driver keeps the reason — refused, TLS, the server's own message — in its source).
+    #[tokio::test]
+    async fn pool_errors_carry_their_cause() {
+        let mut config = tokio_postgres::Config::new();
+        config.host("127.0.0.1").port(1).user("ferry");
+        let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(1)
+            .build()
+            .expect("pool");
+        let e = pool.get().await.err().expect("nothing listens on port 1");
+        let text = super::HubError::from(e).to_string();
+        assert!(
+            text.starts_with("hub pool: Error occurred while creating a new object: error connecting to server: "),
+            "{text}"
+        );
+    }
+
     #[test]
     fn redacts_password() {
         assert_eq!(
