@@ -56,10 +56,11 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// A private hub for one benchmark: embedded PostgreSQL (or FERRY_DATABASE_URL's server) and a
 /// fresh database.
 pub struct Rig {
-    _pg: Option<EmbeddedPg>,
     pub hub: Hub,
     pub url: String,
     pub db: String,
+    /// Last, so it stops after the pool closed its connections (fields drop in order).
+    _pg: Option<EmbeddedPg>,
 }
 
 impl Rig {
