@@ -23,6 +23,9 @@ const CLAIM: i32 = 1000;
 /// Retry delay for events held back while a write of the same mapping is in flight.
 const DEFER_MS: f64 = 100.0;
 const IN_FLIGHT: &str = "held back while a write of this mapping to the app is in flight";
+/// Why the record an event carried was held back: it was not newer than the state applied, or
+/// a write was in flight (its next attempt fetches the record).
+const NOT_NEWER: &str = "the record the event carried was held back (not newer than the hub's state, or a write to the app was in flight): fetched next time";
 
 /// How long webhook event ids are remembered to drop replays: well beyond the 5-minute
 /// signature tolerance, after which a replay is refused for its timestamp anyway.
@@ -155,6 +158,11 @@ async fn claim_and_apply(
     for (mapping, connector, events) in &ready {
         carried_by_group.push(carried(client, mapping, connector.as_ref(), events).await?);
     }
+    let carried_ids: HashSet<(i32, String)> = ready
+        .iter()
+        .zip(&carried_by_group)
+        .flat_map(|((mapping, _, _), carried)| carried.iter().map(|r| (mapping.id, r.id.clone())))
+        .collect();
     let fetches = ready.into_iter().zip(carried_by_group).map(
         |((mapping, connector, events), carried)| async move {
             let batch = fetch_group(&mapping, connector.as_ref(), &events, carried, read_at).await;
@@ -193,7 +201,12 @@ async fn claim_and_apply(
         let (mut group_done, mut group_retry) = (vec![], vec![]);
         for e in &events {
             if deferred.contains(e.remote_id.as_str()) {
-                group_retry.push((e.id, DEFER_MS, IN_FLIGHT.to_string()));
+                let why = if carried_ids.contains(&(mapping.id, e.remote_id.clone())) {
+                    NOT_NEWER
+                } else {
+                    IN_FLIGHT
+                };
+                group_retry.push((e.id, DEFER_MS, why.to_string()));
             } else {
                 group_done.push(e.id);
             }
