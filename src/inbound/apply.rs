@@ -43,7 +43,7 @@ pub struct ApplyOutcome {
 pub fn record_json(mapping: &Mapping, r: &RemoteRecord) -> Value {
     if let Some(reason) = screen::id_refusal(&r.id) {
         // refuses only itself: one dead letter under the id shown escaped
-        return json!({"id": screen::shown_id(&r.id), "refused": reason});
+        return json!({"id": screen::printable(&r.id), "refused": reason});
     }
     if r.archived {
         return json!({"id": r.id, "deleted": true});
@@ -244,7 +244,7 @@ pub async fn merge_page(
         writer
             .as_mut()
             .write(&[
-                &screen::shown_id(&r.id).as_ref(),
+                &screen::printable(&r.id).as_ref(),
                 &r.updated_at,
                 &StagedRecord { mapping, record: r },
             ])

@@ -158,21 +158,25 @@ async fn claim_and_apply(
     for (mapping, connector, events) in &ready {
         carried_by_group.push(carried(client, mapping, connector.as_ref(), events).await?);
     }
-    let carried_ids: HashSet<(i32, String)> = ready
-        .iter()
-        .zip(&carried_by_group)
-        .flat_map(|((mapping, _, _), carried)| carried.iter().map(|r| (mapping.id, r.id.clone())))
-        .collect();
     let fetches = ready.into_iter().zip(carried_by_group).map(
         |((mapping, connector, events), carried)| async move {
-            let batch = fetch_group(&mapping, connector.as_ref(), &events, carried, read_at).await;
-            (mapping, events, batch)
+            let carried_ids: HashSet<String> = carried.iter().map(|r| r.id.clone()).collect();
+            let batch = fetch_group(
+                &mapping,
+                connector.as_ref(),
+                &events,
+                carried,
+                &carried_ids,
+                read_at,
+            )
+            .await;
+            (mapping, events, carried_ids, batch)
         },
     );
     let mut fetched_groups = vec![];
-    for (mapping, events, batch) in futures_util::future::join_all(fetches).await {
+    for (mapping, events, carried_ids, batch) in futures_util::future::join_all(fetches).await {
         match batch {
-            Ok(batch) => fetched_groups.push((mapping, events, batch)),
+            Ok(batch) => fetched_groups.push((mapping, events, carried_ids, batch)),
             Err(e) => {
                 tracing::warn!(mapping = %mapping.name, error = %e, "fetching changed records failed");
                 for ev in &events {
@@ -193,7 +197,7 @@ async fn claim_and_apply(
     // another round) taking them in key order could close a circle in which PostgreSQL cancels
     // a waiter — possibly a person's own update in psql
     let mut applied = 0;
-    for (mapping, events, batch) in fetched_groups {
+    for (mapping, events, carried_ids, batch) in fetched_groups {
         let tx = client.transaction().await?;
         let outcome = apply(&*tx, mapping.id, batch, true, "webhook").await?;
         log_refusals(&mapping, &outcome);
@@ -201,7 +205,7 @@ async fn claim_and_apply(
         let (mut group_done, mut group_retry) = (vec![], vec![]);
         for e in &events {
             if deferred.contains(e.remote_id.as_str()) {
-                let why = if carried_ids.contains(&(mapping.id, e.remote_id.clone())) {
+                let why = if carried_ids.contains(&e.remote_id) {
                     NOT_NEWER
                 } else {
                     IN_FLIGHT
@@ -399,9 +403,9 @@ async fn fetch_group(
     connector: &dyn Connector,
     events: &[Event],
     carried: Vec<RemoteRecord>,
+    carried_ids: &HashSet<String>,
     read_at: &str,
 ) -> Result<Vec<Value>, ConnectorError> {
-    let carried_ids: HashSet<&str> = carried.iter().map(|r| r.id.as_str()).collect();
     // the last event of a record decides whether it is a change or a deletion
     let mut last: HashMap<&str, bool> = HashMap::new();
     for e in events {

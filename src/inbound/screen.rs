@@ -34,19 +34,19 @@ pub fn refusal(value: &str) -> Option<String> {
 }
 
 /// Why a record's id cannot be stored (then the record is refused whole, and said under
-/// [`shown_id`]).
+/// [`printable`]).
 pub fn id_refusal(id: &str) -> Option<String> {
     id.contains('\0').then(|| {
         "the app's id for the record holds a NUL character (U+0000), which PostgreSQL cannot store: the record is skipped".into()
     })
 }
 
-/// An id as ferry can store and show it: NUL written `\u0000`.
-pub fn shown_id(id: &str) -> std::borrow::Cow<'_, str> {
-    if id.contains('\0') {
-        std::borrow::Cow::Owned(id.replace('\0', "\\u0000"))
+/// A text as ferry can store and show it: NUL written `\u0000`.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\\u0000"))
     } else {
-        std::borrow::Cow::Borrowed(id)
+        std::borrow::Cow::Borrowed(text)
     }
 }
 
@@ -82,20 +82,11 @@ pub fn fault(field: &Field, value: &Value, reason: String) -> Value {
     })
 }
 
-/// The start of a value, printable: NUL shown as `\u0000`, cut after [`PREVIEW_CHARS`].
+/// The start of a value, printable: NUL shown as `\u0000` (as [`printable`]), cut after
+/// [`PREVIEW_CHARS`].
 pub fn preview(value: &str) -> String {
-    let mut out: String = value
-        .chars()
-        .take(PREVIEW_CHARS)
-        .flat_map(|c| {
-            let shown: Vec<char> = if c == '\0' {
-                "\\u0000".chars().collect()
-            } else {
-                vec![c]
-            };
-            shown
-        })
-        .collect();
+    let start: String = value.chars().take(PREVIEW_CHARS).collect();
+    let mut out = printable(&start).into_owned();
     if value.chars().nth(PREVIEW_CHARS).is_some() {
         out.push('…');
     }
